@@ -1,0 +1,258 @@
+// Plain float64 TypeScript of every kernel: the oracle the product backends are tested against, and the
+// backend gradcheck runs on. Clarity over speed; every kernel mirrors the Backend contract literally.
+import {
+  type Backend, type BinaryOp, type DType, type MatmulArgs, type MemoryStats, type RandomArgs,
+  type ReduceOp, type Storage, type UnaryOp, type View, KernelError, sizeOf,
+} from '../backend.js';
+import { mix32, normalAt, uniformAt } from '../rng.js';
+
+class RefStorage implements Storage {
+  readonly backend = 'reference' as const;
+  disposed = false;
+  constructor(readonly dtype: DType, readonly size: number, readonly data: Float64Array) {}
+}
+
+export function unaryRef(op: UnaryOp, x: number, s: number): number {
+  switch (op) {
+    case 'neg': return -x;
+    case 'exp': return Math.exp(x);
+    case 'log': return Math.log(x);
+    case 'sqrt': return Math.sqrt(x);
+    case 'rsqrt': return 1 / Math.sqrt(x);
+    case 'relu': return x > 0 ? x : 0;
+    case 'silu': return x / (1 + Math.exp(-x));
+    case 'sigmoid': return 1 / (1 + Math.exp(-x));
+    case 'tanh': return Math.tanh(x);
+    case 'abs': return Math.abs(x);
+    case 'square': return x * x;
+    case 'reciprocal': return 1 / x;
+    case 'powScalar': return Math.pow(x, s);
+    case 'mulScalar': return x * s;
+    case 'addScalar': return x + s;
+    case 'reluGrad': return x > 0 ? 1 : 0;
+    case 'siluGrad': {
+      const sg = 1 / (1 + Math.exp(-x));
+      return sg * (1 + x * (1 - sg));
+    }
+    case 'sign': return x > 0 ? 1 : x < 0 ? -1 : 0;
+  }
+}
+
+export function binaryRef(op: BinaryOp, a: number, b: number): number {
+  switch (op) {
+    case 'add': return a + b;
+    case 'sub': return a - b;
+    case 'mul': return a * b;
+    case 'div': return a / b;
+    case 'max': return Math.max(a, b);
+    case 'min': return Math.min(a, b);
+    case 'pow': return Math.pow(a, b);
+    case 'eq': return a === b ? 1 : 0;
+    case 'ne': return a !== b ? 1 : 0;
+    case 'lt': return a < b ? 1 : 0;
+    case 'le': return a <= b ? 1 : 0;
+    case 'gt': return a > b ? 1 : 0;
+    case 'ge': return a >= b ? 1 : 0;
+  }
+}
+
+/** Calls fn(outIndex, offsets...) for each element of `shape`, walking the views' strides. */
+function forEachStrided(shape: readonly number[], views: readonly View[], fn: (i: number, offs: number[]) => void): void {
+  const n = sizeOf(shape);
+  const rank = shape.length;
+  const idx = new Array<number>(rank).fill(0);
+  const offs = views.map((v) => v.offset);
+  for (let i = 0; i < n; i++) {
+    fn(i, offs);
+    for (let d = rank - 1; d >= 0; d--) {
+      idx[d]++;
+      for (let v = 0; v < views.length; v++) offs[v] += views[v].strides[d];
+      if (idx[d] < shape[d]) break;
+      for (let v = 0; v < views.length; v++) offs[v] -= views[v].strides[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+export class ReferenceBackend implements Backend {
+  readonly name = 'reference' as const;
+  private live = 0;
+  private peak = 0;
+  private buffers = 0;
+
+  describe(): Record<string, unknown> {
+    return { precision: 'float64', purpose: 'test oracle' };
+  }
+
+  private s(x: Storage, kernel: string): RefStorage {
+    if (!(x instanceof RefStorage)) throw new KernelError(kernel, 'storage belongs to another backend');
+    if (x.disposed) throw new KernelError(kernel, 'storage was freed');
+    return x;
+  }
+
+  alloc(dtype: DType, size: number): Storage {
+    this.live += size * 4;
+    this.buffers++;
+    this.peak = Math.max(this.peak, this.live);
+    return new RefStorage(dtype, size, new Float64Array(size));
+  }
+
+  upload(dtype: DType, data: ArrayLike<number>): Storage {
+    const s = this.alloc(dtype, data.length) as RefStorage;
+    if (dtype === 'int32') for (let i = 0; i < data.length; i++) s.data[i] = Math.trunc(data[i]) | 0;
+    else s.data.set(data);
+    return s;
+  }
+
+  async read(x: Storage): Promise<Float64Array | Int32Array> {
+    const s = this.s(x, 'read');
+    return s.dtype === 'int32' ? Int32Array.from(s.data) : s.data.slice();
+  }
+
+  free(x: Storage): void {
+    const s = this.s(x, 'free');
+    s.disposed = true;
+    this.live -= s.size * 4;
+    this.buffers--;
+  }
+
+  memory(): MemoryStats {
+    return { liveBytes: this.live, peakBytes: this.peak, liveBuffers: this.buffers };
+  }
+
+  async sync(): Promise<void> {}
+  destroy(): void {}
+
+  private store(out: RefStorage, i: number, v: number): void {
+    out.data[i] = out.dtype === 'int32' ? Math.trunc(v) | 0 : v;
+  }
+
+  fill(out: Storage, value: number): void {
+    const o = this.s(out, 'fill');
+    for (let i = 0; i < o.size; i++) this.store(o, i, value);
+  }
+
+  arange(out: Storage, start: number, step: number): void {
+    const o = this.s(out, 'arange');
+    for (let i = 0; i < o.size; i++) this.store(o, i, start + i * step);
+  }
+
+  random(out: Storage, args: RandomArgs): void {
+    const o = this.s(out, 'random');
+    const key = mix32(args.seed);
+    for (let i = 0; i < o.size; i++) {
+      o.data[i] = args.kind === 'uniform'
+        ? args.a + (args.b - args.a) * uniformAt(key, i)
+        : args.a + args.b * normalAt(key, i);
+    }
+  }
+
+  cast(x: Storage, out: Storage): void {
+    const a = this.s(x, 'cast');
+    const o = this.s(out, 'cast');
+    for (let i = 0; i < o.size; i++) this.store(o, i, a.data[i]);
+  }
+
+  unary(op: UnaryOp, x: Storage, xView: View, out: Storage, shape: readonly number[], scalar: number): void {
+    const a = this.s(x, `unary.${op}`).data;
+    const o = this.s(out, `unary.${op}`);
+    forEachStrided(shape, [xView], (i, [ia]) => this.store(o, i, unaryRef(op, a[ia], scalar)));
+  }
+
+  binary(op: BinaryOp, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[]): void {
+    const da = this.s(a, `binary.${op}`).data;
+    const db = this.s(b, `binary.${op}`).data;
+    const o = this.s(out, `binary.${op}`);
+    forEachStrided(shape, [aView, bView], (i, [ia, ib]) => this.store(o, i, binaryRef(op, da[ia], db[ib])));
+  }
+
+  where(cond: Storage, cView: View, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[]): void {
+    const dc = this.s(cond, 'where').data;
+    const da = this.s(a, 'where').data;
+    const db = this.s(b, 'where').data;
+    const o = this.s(out, 'where');
+    forEachStrided(shape, [cView, aView, bView], (i, [ic, ia, ib]) => this.store(o, i, dc[ic] !== 0 ? da[ia] : db[ib]));
+  }
+
+  copy(x: Storage, xView: View, out: Storage, outOffset: number, shape: readonly number[]): void {
+    const a = this.s(x, 'copy').data;
+    const o = this.s(out, 'copy');
+    forEachStrided(shape, [xView], (i, [ia]) => this.store(o, outOffset + i, a[ia]));
+  }
+
+  reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
+    const a = this.s(x, `reduce.${op}`).data;
+    const o = this.s(out, `reduce.${op}`);
+    for (let p = 0; p < outer; p++) {
+      for (let q = 0; q < inner; q++) {
+        let acc = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
+        for (let r = 0; r < len; r++) {
+          const v = a[(p * len + r) * inner + q];
+          acc = op === 'sum' ? acc + v : op === 'max' ? Math.max(acc, v) : Math.min(acc, v);
+        }
+        this.store(o, p * inner + q, acc);
+      }
+    }
+  }
+
+  matmul(a: Storage, b: Storage, out: Storage, g: MatmulArgs): void {
+    const da = this.s(a, 'matmul').data;
+    const db = this.s(b, 'matmul').data;
+    const o = this.s(out, 'matmul').data;
+    const { m, n, k } = g;
+    for (let bt = 0; bt < g.batch; bt++) {
+      const oa = bt * g.strideA;
+      const ob = bt * g.strideB;
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let acc = 0;
+          for (let p = 0; p < k; p++) {
+            const av = g.transA ? da[oa + p * m + i] : da[oa + i * k + p];
+            const bv = g.transB ? db[ob + j * k + p] : db[ob + p * n + j];
+            acc += av * bv;
+          }
+          o[(bt * m + i) * n + j] = acc;
+        }
+      }
+    }
+  }
+
+  softmax(x: Storage, out: Storage, rows: number, cols: number, log: boolean): void {
+    const a = this.s(x, 'softmax').data;
+    const o = this.s(out, 'softmax').data;
+    for (let r = 0; r < rows; r++) {
+      let mx = -Infinity;
+      for (let c = 0; c < cols; c++) mx = Math.max(mx, a[r * cols + c]);
+      let sum = 0;
+      for (let c = 0; c < cols; c++) sum += Math.exp(a[r * cols + c] - mx);
+      const lse = mx + Math.log(sum);
+      for (let c = 0; c < cols; c++) {
+        o[r * cols + c] = log ? a[r * cols + c] - lse : Math.exp(a[r * cols + c] - lse);
+      }
+    }
+  }
+
+  gather(table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
+    const t = this.s(table, 'gather');
+    const id = this.s(ids, 'gather').data;
+    const o = this.s(out, 'gather');
+    const rows = t.size / rowLen;
+    for (let r = 0; r < nIds; r++) {
+      const row = id[r];
+      if (row < 0 || row >= rows) throw new KernelError('gather', `index ${row} out of range [0, ${rows})`);
+      for (let c = 0; c < rowLen; c++) this.store(o, r * rowLen + c, t.data[row * rowLen + c]);
+    }
+  }
+
+  scatterAdd(src: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
+    const sr = this.s(src, 'scatterAdd').data;
+    const id = this.s(ids, 'scatterAdd').data;
+    const o = this.s(out, 'scatterAdd');
+    const rows = o.size / rowLen;
+    for (let r = 0; r < nIds; r++) {
+      const row = id[r];
+      if (row < 0 || row >= rows) throw new KernelError('scatterAdd', `index ${row} out of range [0, ${rows})`);
+      for (let c = 0; c < rowLen; c++) o.data[row * rowLen + c] += sr[r * rowLen + c];
+    }
+  }
+}

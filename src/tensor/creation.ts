@@ -1,0 +1,81 @@
+// Tensor creation: from host data, constants, ranges and seeded random numbers.
+import type { DType } from '../backend/backend.js';
+import { getBackend } from './engine.js';
+import { empty, checkInputs, record } from './record.js';
+import { Tensor, checkDType, checkShape } from './tensor.js';
+import { shapeStr } from './shape.js';
+
+type HostData = ArrayLike<number> | number;
+
+/** A tensor from host numbers; `shape` defaults to [data.length] (or [] for a scalar). */
+export function tensor(data: HostData | readonly HostData[], shape?: readonly number[], dtype: DType | string = 'float32'): Tensor {
+  const dt = checkDType(dtype);
+  const flat = flatten(data);
+  const s = checkShape(shape ?? (typeof data === 'number' ? [] : [flat.length]));
+  let n = 1;
+  for (const d of s) n *= d;
+  if (n !== flat.length) throw new RangeError(`tensor: ${flat.length} values do not fill shape ${shapeStr(s)} (${n} elements)`);
+  for (let i = 0; i < flat.length; i++) {
+    if (dt === 'int32' && !Number.isInteger(flat[i])) throw new TypeError(`tensor: int32 data has a non-integer value ${flat[i]} at index ${i}`);
+  }
+  const backend = getBackend();
+  return Tensor.fromStorage(backend.upload(dt, flat), s, dt, backend);
+}
+
+function flatten(data: HostData | readonly HostData[]): ArrayLike<number> {
+  if (typeof data === 'number') return [data];
+  if (Array.isArray(data) && data.some((d) => typeof d !== 'number')) {
+    const out: number[] = [];
+    for (const d of data as readonly HostData[]) {
+      const f = flatten(d);
+      for (let i = 0; i < f.length; i++) out.push(f[i]);
+    }
+    return out;
+  }
+  return data as ArrayLike<number>;
+}
+
+export function full(shape: readonly number[], value: number, dtype: DType | string = 'float32'): Tensor {
+  const out = empty(checkShape(shape), checkDType(dtype));
+  getBackend().fill(out.storage, value);
+  return out;
+}
+
+export const zeros = (shape: readonly number[], dtype: DType | string = 'float32') => full(shape, 0, dtype);
+export const ones = (shape: readonly number[], dtype: DType | string = 'float32') => full(shape, 1, dtype);
+export const zerosLike = (t: Tensor) => full(t.shape, 0, t.dtype);
+export const onesLike = (t: Tensor) => full(t.shape, 1, t.dtype);
+
+/** [start, start+step, …) with n = ceil((end-start)/step) elements. */
+export function arange(start: number, end?: number, step = 1, dtype: DType | string = 'float32'): Tensor {
+  if (end === undefined) [start, end] = [0, start];
+  if (step === 0) throw new RangeError('arange: step must be non-zero');
+  const n = Math.max(0, Math.ceil((end - start) / step));
+  const out = empty([n], checkDType(dtype));
+  getBackend().arange(out.storage, start, step);
+  return out;
+}
+
+/** Seeded uniform numbers in [low, high): the same seed gives the same numbers on every backend. */
+export function randUniform(shape: readonly number[], seed: number, low = 0, high = 1): Tensor {
+  const out = empty(checkShape(shape));
+  getBackend().random(out.storage, { kind: 'uniform', seed: seed >>> 0, a: low, b: high });
+  return out;
+}
+
+/** Seeded normal numbers N(mean, std²). */
+export function randNormal(shape: readonly number[], seed: number, mean = 0, std = 1): Tensor {
+  const out = empty(checkShape(shape));
+  getBackend().random(out.storage, { kind: 'normal', seed: seed >>> 0, a: mean, b: std });
+  return out;
+}
+
+/** Converts dtype (float32 → int32 truncates toward zero). Differentiable float→float only (identity). */
+export function cast(x: Tensor, dtype: DType | string): Tensor {
+  const dt = checkDType(dtype);
+  checkInputs('cast', [x], null);
+  const out = empty(x.shape, dt);
+  getBackend().cast(x.storage, out.storage);
+  if (dt !== 'float32' || x.dtype !== 'float32') return out;
+  return record('cast', [x], out, [], (g) => [cast(g, 'float32')]);
+}

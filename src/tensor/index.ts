@@ -1,0 +1,11 @@
+// The tensor API in one import.
+export { Tensor, isTensor } from './tensor.js';
+export { setBackend, getBackend, hasBackend, noGrad, tidy, keep, isGradEnabled } from './engine.js';
+export * from './creation.js';
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './layout.js';
+export * from './linalg.js';
+export * from './nn_ops.js';
+export { backward } from '../autograd/backward.js';
+export { gradcheck } from '../autograd/gradcheck.js';

@@ -1,0 +1,174 @@
+// Layout ops: reshape (shares storage), broadcastTo, permute/transpose, slice and concat (strided copies).
+import { type View, contiguousStrides } from '../backend/backend.js';
+import { getBackend } from './engine.js';
+import { checkInputs, empty, record } from './record.js';
+import { broadcastShapes, broadcastView, normAxis, sameShape, shapeStr } from './shape.js';
+import { Tensor, checkShape } from './tensor.js';
+import { sumToShape } from './reduce.js';
+import { zeros } from './creation.js';
+
+/** Same data, new shape (one dimension may be -1). Shares storage: no copy. */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  checkInputs('reshape', [x], null);
+  const known = shape.filter((d) => d !== -1);
+  const holes = shape.length - known.length;
+  let prod = 1;
+  for (const d of known) prod *= d;
+  let resolved = [...shape];
+  if (holes > 1) throw new RangeError(`reshape: at most one -1 allowed in ${shapeStr(shape)}`);
+  if (holes === 1) {
+    if (prod === 0 || x.size % prod !== 0) throw new RangeError(`reshape: cannot infer -1 in ${shapeStr(shape)} for ${x.size} elements`);
+    resolved = shape.map((d) => (d === -1 ? x.size / prod : d));
+  }
+  checkShape(resolved);
+  if (resolved.reduce((a, b) => a * b, 1) !== x.size) {
+    throw new RangeError(`reshape: cannot reshape ${shapeStr(x.shape)} (${x.size} elements) to ${shapeStr(resolved)}`);
+  }
+  const out = new Tensor(x.data.retain(), resolved, x.dtype);
+  return record('reshape', [x], out, [], (g) => [reshape(g, x.shape)]);
+}
+
+/** Copies a strided view of x into a new contiguous tensor of `shape`. No autograd. */
+export function copyView(x: Tensor, view: View, shape: readonly number[]): Tensor {
+  const out = empty(shape, x.dtype);
+  getBackend().copy(x.storage, view, out.storage, 0, shape);
+  return out;
+}
+
+/** Materialises x broadcast to `shape`. No autograd. */
+export function broadcastToRaw(x: Tensor, shape: readonly number[]): Tensor {
+  checkInputs('broadcastTo', [x], null);
+  const s = broadcastShapes('broadcastTo', x.shape, shape);
+  if (!sameShape(s, shape)) throw new RangeError(`broadcastTo: ${shapeStr(x.shape)} cannot be broadcast to ${shapeStr(shape)}`);
+  return copyView(x, broadcastView(x.shape, shape), shape);
+}
+
+export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
+  const out = broadcastToRaw(x, shape);
+  return record('broadcastTo', [x], out, [], (g) => {
+    const r = sumToShape(g, x.shape);
+    // backward() frees g after the rule, so never hand g itself back.
+    return [r === g ? copyView(g, { strides: contiguousStrides(g.shape), offset: 0 }, g.shape) : r];
+  });
+}
+
+/** Reorders axes: out.shape[i] = x.shape[perm[i]]. */
+export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  checkInputs('permute', [x], null);
+  if (perm.length !== x.rank || new Set(perm.map((p) => normAxis('permute', p, x.rank))).size !== x.rank) {
+    throw new RangeError(`permute: [${perm.join(', ')}] is not a permutation of the ${x.rank} axes of ${shapeStr(x.shape)}`);
+  }
+  const p = perm.map((a) => normAxis('permute', a, x.rank));
+  const strides = contiguousStrides(x.shape);
+  const shape = p.map((a) => x.shape[a]);
+  const out = copyView(x, { strides: p.map((a) => strides[a]), offset: 0 }, shape);
+  const inverse = new Array<number>(p.length);
+  p.forEach((a, i) => { inverse[a] = i; });
+  return record('permute', [x], out, [], (g) => [permute(g, inverse)]);
+}
+
+/** Swaps two axes (default: the last two). */
+export function transpose(x: Tensor, a = -2, b = -1): Tensor {
+  const perm = x.shape.map((_, i) => i);
+  const ia = normAxis('transpose', a, x.rank);
+  const ib = normAxis('transpose', b, x.rank);
+  [perm[ia], perm[ib]] = [perm[ib], perm[ia]];
+  return permute(x, perm);
+}
+
+/** x[begin[i] : begin[i] + size[i]] on every axis (size -1 = to the end). */
+export function slice(x: Tensor, begin: readonly number[], size?: readonly number[]): Tensor {
+  checkInputs('slice', [x], null);
+  if (begin.length > x.rank || (size && size.length !== begin.length)) {
+    throw new RangeError(`slice: begin [${begin.join(', ')}]${size ? ` / size [${size.join(', ')}]` : ''} do not fit ${shapeStr(x.shape)}`);
+  }
+  const b = x.shape.map((_, i) => begin[i] ?? 0);
+  const s = x.shape.map((d, i) => (size?.[i] === undefined || size[i] === -1 ? d - b[i] : size[i]));
+  for (let i = 0; i < x.rank; i++) {
+    if (b[i] < 0 || s[i] < 0 || b[i] + s[i] > x.shape[i]) {
+      throw new RangeError(`slice: begin [${b.join(', ')}] size [${s.join(', ')}] is out of bounds for ${shapeStr(x.shape)}`);
+    }
+  }
+  const strides = contiguousStrides(x.shape);
+  const offset = b.reduce((acc, bi, i) => acc + bi * strides[i], 0);
+  const out = copyView(x, { strides, offset }, s);
+  return record('slice', [x], out, [], (g) => [padInto(g, x.shape, b)]);
+}
+
+/** A zero tensor of `shape` with g written at `begin` (the slice gradient): one concat per padded axis. */
+function padInto(g: Tensor, shape: readonly number[], begin: readonly number[]): Tensor {
+  let cur = g;
+  for (let axis = 0; axis < shape.length; axis++) {
+    const before = begin[axis];
+    const after = shape[axis] - before - cur.shape[axis];
+    if (before === 0 && after === 0) continue;
+    const parts: Tensor[] = [];
+    const zeroShape = (n: number) => cur.shape.map((d, i) => (i === axis ? n : d));
+    if (before > 0) parts.push(zeros(zeroShape(before)));
+    parts.push(cur);
+    if (after > 0) parts.push(zeros(zeroShape(after)));
+    const next = concatRaw(parts, axis);
+    for (const p of parts) if (p !== g) p.dispose();
+    cur = next;
+  }
+  return cur === g ? copyView(g, { strides: contiguousStrides(g.shape), offset: 0 }, g.shape) : cur;
+}
+
+function concatRaw(xs: readonly Tensor[], axis: number): Tensor {
+  const first = xs[0];
+  const shape = [...first.shape];
+  shape[axis] = xs.reduce((acc, t) => acc + t.shape[axis], 0);
+  const backend = getBackend();
+  // Concat along axis 0 is a sequence of contiguous block copies; other axes go through an axis-first
+  // layout (strided reads are free) and one permute back.
+  const perm = [axis, ...shape.map((_, i) => i).filter((i) => i !== axis)];
+  const permShape = perm.map((a) => shape[a]);
+  const tmp = axis === 0 ? empty(shape, first.dtype) : empty(permShape, first.dtype);
+  let offset = 0;
+  for (const t of xs) {
+    const strides = contiguousStrides(t.shape);
+    const tShape = perm.map((a) => t.shape[a]);
+    backend.copy(t.storage, { strides: perm.map((a) => strides[a]), offset: 0 }, tmp.storage, offset, tShape);
+    offset += t.size;
+  }
+  if (axis === 0) return tmp;
+  const tStrides = contiguousStrides(permShape);
+  const inverse = new Array<number>(perm.length);
+  perm.forEach((a, i) => { inverse[a] = i; });
+  const out = copyView(tmp, { strides: inverse.map((i) => tStrides[i]), offset: 0 }, shape);
+  tmp.dispose();
+  return out;
+}
+
+/** Joins tensors along an axis; all other dimensions must match. */
+export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new RangeError('concat: needs at least one tensor');
+  checkInputs('concat', xs, null);
+  const rank = xs[0].rank;
+  const a = normAxis('concat', axis, rank);
+  for (const t of xs) {
+    if (t.dtype !== xs[0].dtype) throw new TypeError(`concat: mixed dtypes ${xs[0].dtype} and ${t.dtype}`);
+    if (t.rank !== rank || t.shape.some((d, i) => i !== a && d !== xs[0].shape[i])) {
+      throw new RangeError(`concat: shapes ${shapeStr(xs[0].shape)} and ${shapeStr(t.shape)} differ outside axis ${a}`);
+    }
+  }
+  const out = concatRaw(xs, a);
+  const offsets: number[] = [];
+  let o = 0;
+  for (const t of xs) { offsets.push(o); o += t.shape[a]; }
+  return record('concat', xs, out, [], (g, _s, needs) => xs.map((t, i) => {
+    if (!needs[i]) return null;
+    const begin = g.shape.map((_, d) => (d === a ? offsets[i] : 0));
+    const size = g.shape.map((d, dd) => (dd === a ? t.shape[a] : d));
+    const strides = contiguousStrides(g.shape);
+    return copyView(g, { strides, offset: begin.reduce((acc, bi, d) => acc + bi * strides[d], 0) }, size);
+  }));
+}
+
+/** Inserts a size-1 axis. */
+export function unsqueeze(x: Tensor, axis: number): Tensor {
+  const a = axis < 0 ? axis + x.rank + 1 : axis;
+  const shape = [...x.shape];
+  shape.splice(a, 0, 1);
+  return reshape(x, shape);
+}

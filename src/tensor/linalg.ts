@@ -1,0 +1,78 @@
+// Batched matmul with transposed operands read in place (no copies) and broadcast batch dims.
+import { getBackend } from './engine.js';
+import { checkInputs, empty, record } from './record.js';
+import { broadcastShapes, shapeStr } from './shape.js';
+import type { Tensor } from './tensor.js';
+import { broadcastToRaw, reshape } from './layout.js';
+import { sumToShape } from './reduce.js';
+
+export interface MatmulOptions {
+  /** Read a as its transpose over the last two axes (a stored [..., k, m]). */
+  transA?: boolean;
+  /** Read b as its transpose over the last two axes (b stored [..., n, k]). */
+  transB?: boolean;
+}
+
+/** opA(a) @ opB(b) over the last two axes; leading axes broadcast. */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const transA = !!opts.transA;
+  const transB = !!opts.transB;
+  checkInputs('matmul', [a, b]);
+  if (a.rank < 2 || b.rank < 2) {
+    throw new RangeError(`matmul: operands must have rank ≥ 2, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
+  }
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const m = transA ? ac : ar;
+  const k = transA ? ar : ac;
+  const kb = transB ? bc : br;
+  const n = transB ? br : bc;
+  if (k !== kb) {
+    throw new RangeError(`matmul: inner dimensions differ: ${shapeStr(a.shape)}${transA ? 'ᵀ' : ''} @ ${shapeStr(b.shape)}${transB ? 'ᵀ' : ''} (${k} vs ${kb})`);
+  }
+  const batchA = a.shape.slice(0, -2);
+  const batchB = b.shape.slice(0, -2);
+  const batchShape = broadcastShapes('matmul', batchA, batchB);
+  const batch = batchShape.reduce((x, y) => x * y, 1);
+  const prodA = batchA.reduce((x, y) => x * y, 1);
+  const prodB = batchB.reduce((x, y) => x * y, 1);
+  // The kernel broadcasts a whole operand (stride 0) or walks both in step; anything else is expanded first.
+  const ea = prodA === batch || prodA === 1 ? a : broadcastToRaw(a, [...batchShape, ar, ac]);
+  const eb = prodB === batch || prodB === 1 ? b : broadcastToRaw(b, [...batchShape, br, bc]);
+  const out = empty([...batchShape, m, n]);
+  getBackend().matmul(ea.storage, eb.storage, out.storage, {
+    batch, m, n, k, transA, transB,
+    strideA: ea.size === ar * ac ? 0 : ar * ac,
+    strideB: eb.size === br * bc ? 0 : br * bc,
+  });
+  if (ea !== a) ea.dispose();
+  if (eb !== b) eb.dispose();
+  return record('matmul', [a, b], out, [a, b], (g, [sa, sb], needs) => {
+    let ga: Tensor | null = null;
+    let gb: Tensor | null = null;
+    if (needs[0]) {
+      // dA = dC·opB(B)ᵀ, laid out like A.
+      ga = transA ? matmul(sb, g, { transA: transB, transB: true }) : matmul(g, sb, { transB: !transB });
+      ga = foldBatch(ga, sa.shape);
+    }
+    if (needs[1]) {
+      // dB = opA(A)ᵀ·dC, laid out like B.
+      gb = transB ? matmul(g, sa, { transA: true, transB: transA }) : matmul(sa, g, { transA: !transA });
+      gb = foldBatch(gb, sb.shape);
+    }
+    return [ga, gb];
+  });
+}
+
+/** Sums a batched gradient over batch axes its operand was broadcast along. */
+function foldBatch(g: Tensor, shape: readonly number[]): Tensor {
+  if (g.rank === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const r = sumToShape(g, shape);
+  if (r !== g) g.dispose();
+  if (r.rank !== shape.length) {
+    const rr = reshape(r, shape);
+    r.dispose();
+    return rr;
+  }
+  return r;
+}

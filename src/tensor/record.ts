@@ -1,0 +1,38 @@
+// Attaches autograd nodes to op outputs and allocates outputs on the active backend.
+import type { DType } from '../backend/backend.js';
+import { type BackwardRule, GradNode } from '../autograd/node.js';
+import { getBackend, isGradEnabled } from './engine.js';
+import { Tensor } from './tensor.js';
+import { shapeStr } from './shape.js';
+
+/** A fresh, uninitialised tensor on the active backend (every kernel writes its whole output). */
+export function empty(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+  const backend = getBackend();
+  let size = 1;
+  for (const d of shape) size *= d;
+  return Tensor.fromStorage(backend.alloc(dtype, size), shape, dtype, backend);
+}
+
+/** Checks that inputs are alive, on the active backend and of an accepted dtype. */
+export function checkInputs(op: string, inputs: readonly Tensor[], dtype: DType | null = 'float32'): void {
+  const backend = getBackend();
+  for (const t of inputs) {
+    t.assertAlive(op);
+    if (t.backend !== backend) {
+      throw new Error(`${op}: tensor ${shapeStr(t.shape)} lives on backend '${t.backend.name}' but the active backend is '${backend.name}'`);
+    }
+    if (dtype && t.dtype !== dtype) {
+      throw new TypeError(`${op}: expected ${dtype} input, got ${t.dtype} tensor ${shapeStr(t.shape)} (cast it first)`);
+    }
+  }
+}
+
+/**
+ * Records `out = op(inputs)` for backward when grad mode is on and some input tracks gradients.
+ * `saved` are the tensors the rule reads (kept alive by the node); the rule receives them in order.
+ */
+export function record(op: string, inputs: readonly Tensor[], out: Tensor, saved: readonly Tensor[], rule: BackwardRule): Tensor {
+  if (!isGradEnabled() || !inputs.some((t) => t.tracksGrad)) return out;
+  out.gradFn = new GradNode(op, inputs, inputs.map((t) => t.gradFn), saved, rule);
+  return out;
+}
