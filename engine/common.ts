@@ -1,0 +1,84 @@
+// Shared helpers for the kernels: strided-view parameter blocks and SIMD math.
+//
+// Strided kernels receive a pointer `p` to an i32 parameter block written by the host:
+//   p[0] = rank (1..6), p[1 + d] = shape[d], p[8 + 8 * v + d] = strides of view v (elements).
+// View base pointers already include the view offset. Work ranges index the contiguous output.
+
+// Per-instance (per-thread) scratch results of rowOffsets(); globals are private to each instance.
+export let gOff0: i32 = 0;
+export let gOff1: i32 = 0;
+export let gOff2: i32 = 0;
+
+@inline export function pRank(p: usize): i32 { return load<i32>(p); }
+@inline export function pShape(p: usize, d: i32): i32 { return load<i32>(p + (<usize>(1 + d) << 2)); }
+@inline export function pStride(p: usize, v: i32, d: i32): i32 { return load<i32>(p + (<usize>(8 + 8 * v + d) << 2)); }
+
+/** Element offsets of the first element of `row` (all dims but the last) for `nv` views. */
+@inline export function rowOffsets(p: usize, nv: i32, rank: i32, row: i32): void {
+  let o0 = 0, o1 = 0, o2 = 0;
+  for (let d = rank - 2; d >= 0; d--) {
+    const sz = pShape(p, d);
+    const idx = row % sz;
+    row = row / sz;
+    o0 += idx * pStride(p, 0, d);
+    if (nv > 1) o1 += idx * pStride(p, 1, d);
+    if (nv > 2) o2 += idx * pStride(p, 2, d);
+  }
+  gOff0 = o0; gOff1 = o1; gOff2 = o2;
+}
+
+// ---- SIMD exp (Cephes expf polynomial, ~1-2 ulp) ----
+@inline export function expV(x: v128): v128 {
+  const hi = f32x4.splat(88.3762626647949);
+  const lo = f32x4.splat(-88.3762626647949);
+  const big = f32x4.gt(x, f32x4.splat(88.72283));
+  const small = f32x4.lt(x, f32x4.splat(-103.97208));
+  let v = f32x4.min(f32x4.max(x, lo), hi);
+  let fx = f32x4.floor(f32x4.add(f32x4.mul(v, f32x4.splat(1.44269504088896341)), f32x4.splat(0.5)));
+  v = f32x4.sub(v, f32x4.mul(fx, f32x4.splat(0.693359375)));
+  v = f32x4.sub(v, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
+  const z = f32x4.mul(v, v);
+  let y = f32x4.splat(1.9875691500e-4);
+  y = f32x4.add(f32x4.mul(y, v), f32x4.splat(1.3981999507e-3));
+  y = f32x4.add(f32x4.mul(y, v), f32x4.splat(8.3334519073e-3));
+  y = f32x4.add(f32x4.mul(y, v), f32x4.splat(4.1665795894e-2));
+  y = f32x4.add(f32x4.mul(y, v), f32x4.splat(1.6666665459e-1));
+  y = f32x4.add(f32x4.mul(y, v), f32x4.splat(5.0000001201e-1));
+  y = f32x4.add(f32x4.add(f32x4.mul(y, z), v), f32x4.splat(1.0));
+  const n = i32x4.trunc_sat_f32x4_s(fx);
+  const n1 = i32x4.shr_s(n, 1);
+  const n2 = i32x4.sub(n, n1);
+  const p1 = i32x4.shl(i32x4.add(n1, i32x4.splat(127)), 23);
+  const p2 = i32x4.shl(i32x4.add(n2, i32x4.splat(127)), 23);
+  y = f32x4.mul(f32x4.mul(y, p1), p2);
+  y = v128.bitselect(f32x4.splat(Infinity), y, big);
+  y = v128.andnot(y, small);
+  return y;
+}
+
+/** SIMD tanh (Cephes tanhf: odd polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1) above). */
+@inline export function tanhV(x: v128): v128 {
+  const ax = f32x4.abs(x);
+  const e = expV(f32x4.add(ax, ax));
+  const one = f32x4.splat(1);
+  let big = f32x4.sub(one, f32x4.div(f32x4.splat(2), f32x4.add(e, one)));
+  big = v128.or(big, v128.and(x, i32x4.splat(0x80000000))); // copy the sign of x
+  const z = f32x4.mul(x, x);
+  let p = f32x4.splat(-5.70498872745e-3);
+  p = f32x4.add(f32x4.mul(p, z), f32x4.splat(2.06390887954e-2));
+  p = f32x4.add(f32x4.mul(p, z), f32x4.splat(-5.37397155531e-2));
+  p = f32x4.add(f32x4.mul(p, z), f32x4.splat(1.33314422036e-1));
+  p = f32x4.add(f32x4.mul(p, z), f32x4.splat(-3.33332819422e-1));
+  const small = f32x4.add(f32x4.mul(f32x4.mul(p, z), x), x);
+  return v128.bitselect(big, small, f32x4.ge(ax, f32x4.splat(0.625)));
+}
+
+@inline export function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+@inline export function hmax(v: v128): f32 {
+  return Mathf.max(Mathf.max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), Mathf.max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
+}
+@inline export function hmin(v: v128): f32 {
+  return Mathf.min(Mathf.min(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), Mathf.min(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
+}

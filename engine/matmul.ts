@@ -1,0 +1,331 @@
+// Batched matmul: out[bt] (m x n) = opA(a[bt]) (m x k) * opB(b[bt]) (k x n), out contiguous.
+// Goto/BLIS-style: B is packed into KC x NR panels, A into MR x KC panels (both in a per-thread scratch
+// area), and an MR x NR register-blocked f32x4 micro-kernel accumulates over KC. Transposed operands are
+// handled by the packing routines; nothing is materialised outside the scratch area.
+
+export const MR: i32 = 4;
+export const NR: i32 = 8;
+const KC: i32 = 256;
+const MC: i32 = 128;
+const NC: i32 = 2048;
+
+/** Bytes of scratch one thread needs. */
+export function matmul_scratch_bytes(): i32 { return (KC * NC + MC * KC + MR * NR + 64) * 4; }
+export function matmul_mr(): i32 { return MR; }
+export function matmul_nr(): i32 { return NR; }
+
+/** Reads four rows of four floats (row pitch ld bytes) and stores them transposed (row pitch dstPitch bytes). */
+@inline function transpose4x4(src: usize, ld: usize, dst: usize, dstPitch: usize): void {
+  const r0 = v128.load(src);
+  const r1 = v128.load(src + ld);
+  const r2 = v128.load(src + 2 * ld);
+  const r3 = v128.load(src + 3 * ld);
+  const t01l = i32x4.shuffle(r0, r1, 0, 4, 1, 5);
+  const t23l = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
+  const t01h = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const t23h = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(dst, i64x2.shuffle(t01l, t23l, 0, 2));
+  v128.store(dst + dstPitch, i64x2.shuffle(t01l, t23l, 1, 3));
+  v128.store(dst + 2 * dstPitch, i64x2.shuffle(t01h, t23h, 0, 2));
+  v128.store(dst + 3 * dstPitch, i64x2.shuffle(t01h, t23h, 1, 3));
+}
+
+// B(p, j) = transB ? b[j * k + p] : b[p * n + j]; packs rows [pc, pc+kc), cols [jc, jc+nc) into NR-wide panels.
+function packB(b: usize, transB: i32, n: i32, k: i32, pc: i32, kc: i32, jc: i32, nc: i32, bp: usize): void {
+  const zero = f32x4.splat(0);
+  for (let jp = 0; jp < nc; jp += NR) {
+    const nr = min(NR, nc - jp);
+    let dst = bp + (<usize>jp * <usize>kc << 2);
+    if (!transB) {
+      let src = b + ((<usize>pc * <usize>n + <usize>(jc + jp)) << 2);
+      const ld = <usize>n << 2;
+      if (nr == NR) {
+        for (let p = 0; p < kc; p++) {
+          v128.store(dst, v128.load(src));
+          v128.store(dst, v128.load(src, 16), 16);
+          src += ld; dst += NR << 2;
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          v128.store(dst, zero);
+          v128.store(dst, zero, 16);
+          for (let jj = 0; jj < nr; jj++) store<f32>(dst + (<usize>jj << 2), load<f32>(src + (<usize>jj << 2)));
+          src += ld; dst += NR << 2;
+        }
+      }
+    } else {
+      if (nr < NR) {
+        for (let p = 0; p < kc; p++) {
+          v128.store(dst + (<usize>p * NR << 2), zero);
+          v128.store(dst + (<usize>p * NR << 2), zero, 16);
+        }
+      }
+      const ldk = <usize>k << 2;
+      let j = 0;
+      if (nr == NR) {
+        // 4x4 transposes: columns jj..jj+3, rows p..p+3
+        for (; j < NR; j += 4) {
+          const s0 = b + ((<usize>(jc + jp + j) * <usize>k + <usize>pc) << 2);
+          let p = 0;
+          for (; p + 4 <= kc; p += 4) {
+            // rows of the source are B(p..p+3, j+i); the panel wants B(p+q, j..j+3)
+            transpose4x4(s0 + (<usize>p << 2), ldk, dst + ((<usize>p * NR + <usize>j) << 2), NR * 4);
+          }
+          for (; p < kc; p++) {
+            for (let jj = 0; jj < 4; jj++) {
+              store<f32>(dst + ((<usize>p * NR + <usize>(j + jj)) << 2), load<f32>(s0 + <usize>jj * ldk + (<usize>p << 2)));
+            }
+          }
+        }
+      } else {
+        for (let jj = 0; jj < nr; jj++) {
+          const src = b + ((<usize>(jc + jp + jj) * <usize>k + <usize>pc) << 2);
+          for (let p = 0; p < kc; p++) store<f32>(dst + ((<usize>p * NR + <usize>jj) << 2), load<f32>(src + (<usize>p << 2)));
+        }
+      }
+    }
+  }
+}
+
+// A(i, p) = transA ? a[p * m + i] : a[i * k + p]; packs rows [ic, ic+mc), cols [pc, pc+kc) into MR-tall panels.
+function packA(a: usize, transA: i32, m: i32, k: i32, ic: i32, mc: i32, pc: i32, kc: i32, ap: usize): void {
+  for (let ip = 0; ip < mc; ip += MR) {
+    const mr = min(MR, mc - ip);
+    const dst = ap + (<usize>ip * <usize>kc << 2);
+    if (transA) {
+      const ld = <usize>m << 2;
+      let src = a + ((<usize>pc * <usize>m + <usize>(ic + ip)) << 2);
+      if (mr == MR) {
+        for (let p = 0; p < kc; p++) { v128.store(dst + (<usize>p * MR << 2), v128.load(src)); src += ld; }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          for (let ii = 0; ii < MR; ii++) store<f32>(dst + ((<usize>p * MR + <usize>ii) << 2), ii < mr ? load<f32>(src + (<usize>ii << 2)) : 0);
+          src += ld;
+        }
+      }
+    } else {
+      const ldk = <usize>k << 2;
+      const s0 = a + ((<usize>(ic + ip) * <usize>k + <usize>pc) << 2);
+      if (mr == MR) {
+        let p = 0;
+        for (; p + 4 <= kc; p += 4) {
+          transpose4x4(s0 + (<usize>p << 2), ldk, dst + (<usize>p * MR << 2), MR * 4);
+        }
+        for (; p < kc; p++) {
+          for (let ii = 0; ii < MR; ii++) store<f32>(dst + ((<usize>p * MR + <usize>ii) << 2), load<f32>(s0 + <usize>ii * ldk + (<usize>p << 2)));
+        }
+      } else {
+        for (let ii = 0; ii < MR; ii++) {
+          const src = s0 + <usize>ii * ldk;
+          for (let p = 0; p < kc; p++) store<f32>(dst + ((<usize>p * MR + <usize>ii) << 2), ii < mr ? load<f32>(src + (<usize>p << 2)) : 0);
+        }
+      }
+    }
+  }
+}
+
+/** MR x NR micro-kernel: C (row stride ldc bytes) (+)= Ap(MR x kc) * Bp(kc x NR). */
+@inline function micro(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, acc: bool, mr: i32, nr: i32, tmp: usize): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  for (let p = 0; p < kc; p++) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    let av = v128.load32_splat(ap);
+    c00 = f32x4.add(c00, f32x4.mul(av, b0));
+    c01 = f32x4.add(c01, f32x4.mul(av, b1));
+    av = v128.load32_splat(ap, 4);
+    c10 = f32x4.add(c10, f32x4.mul(av, b0));
+    c11 = f32x4.add(c11, f32x4.mul(av, b1));
+    av = v128.load32_splat(ap, 8);
+    c20 = f32x4.add(c20, f32x4.mul(av, b0));
+    c21 = f32x4.add(c21, f32x4.mul(av, b1));
+    av = v128.load32_splat(ap, 12);
+    c30 = f32x4.add(c30, f32x4.mul(av, b0));
+    c31 = f32x4.add(c31, f32x4.mul(av, b1));
+    ap += MR << 2;
+    bp += NR << 2;
+  }
+  if (mr == MR && nr == NR) {
+    if (acc) {
+      c00 = f32x4.add(c00, v128.load(c)); c01 = f32x4.add(c01, v128.load(c, 16));
+      c10 = f32x4.add(c10, v128.load(c + ldc)); c11 = f32x4.add(c11, v128.load(c + ldc, 16));
+      c20 = f32x4.add(c20, v128.load(c + 2 * ldc)); c21 = f32x4.add(c21, v128.load(c + 2 * ldc, 16));
+      c30 = f32x4.add(c30, v128.load(c + 3 * ldc)); c31 = f32x4.add(c31, v128.load(c + 3 * ldc, 16));
+    }
+    v128.store(c, c00); v128.store(c, c01, 16);
+    v128.store(c + ldc, c10); v128.store(c + ldc, c11, 16);
+    v128.store(c + 2 * ldc, c20); v128.store(c + 2 * ldc, c21, 16);
+    v128.store(c + 3 * ldc, c30); v128.store(c + 3 * ldc, c31, 16);
+  } else {
+    v128.store(tmp, c00); v128.store(tmp, c01, 16);
+    v128.store(tmp, c10, 32); v128.store(tmp, c11, 48);
+    v128.store(tmp, c20, 64); v128.store(tmp, c21, 80);
+    v128.store(tmp, c30, 96); v128.store(tmp, c31, 112);
+    for (let i = 0; i < mr; i++) {
+      const cr = c + <usize>i * ldc;
+      const tr = tmp + (<usize>(i * NR) << 2);
+      for (let j = 0; j < nr; j++) {
+        const v = load<f32>(tr + (<usize>j << 2));
+        store<f32>(cr + (<usize>j << 2), acc ? load<f32>(cr + (<usize>j << 2)) + v : v);
+      }
+    }
+  }
+}
+
+/**
+ * Single-row product (m == 1, decode-style GEMV): c[j] = sum_p A(0, p) * B(p, j) for j in [c0, c1), no packing.
+ * a: the row's first element; as: bytes between consecutive p of A.
+ */
+function gemv(a: usize, as: usize, b: usize, transB: i32, n: i32, k: i32, c: usize, c0: i32, c1: i32): void {
+  const z = f32x4.splat(0);
+  if (!transB) {
+    // Stream B row by row (contiguous, TLB friendly) into the output slice, four rows of B at a time.
+    const ldb = <usize>n << 2;
+    const cc = c + (<usize>c0 << 2);
+    const w = c1 - c0;
+    memory.fill(cc, 0, <usize>w << 2);
+    let p = 0;
+    for (; p < k; p += 4) {
+      const rows = min(4, k - p);
+      const r0 = b + <usize>p * ldb + (<usize>c0 << 2);
+      const a0 = load<f32>(a + <usize>p * as);
+      const a1: f32 = rows > 1 ? load<f32>(a + <usize>(p + 1) * as) : 0;
+      const a2: f32 = rows > 2 ? load<f32>(a + <usize>(p + 2) * as) : 0;
+      const a3: f32 = rows > 3 ? load<f32>(a + <usize>(p + 3) * as) : 0;
+      const r1 = rows > 1 ? r0 + ldb : r0;
+      const r2 = rows > 2 ? r0 + 2 * ldb : r0;
+      const r3 = rows > 3 ? r0 + 3 * ldb : r0;
+      const v0 = f32x4.splat(a0), v1 = f32x4.splat(a1), v2 = f32x4.splat(a2), v3 = f32x4.splat(a3);
+      let j = 0;
+      for (; j + 8 <= w; j += 8) {
+        const off = <usize>j << 2;
+        let x = v128.load(cc + off);
+        let y = v128.load(cc + off, 16);
+        x = f32x4.add(x, f32x4.add(f32x4.add(f32x4.mul(v0, v128.load(r0 + off)), f32x4.mul(v1, v128.load(r1 + off))),
+          f32x4.add(f32x4.mul(v2, v128.load(r2 + off)), f32x4.mul(v3, v128.load(r3 + off)))));
+        y = f32x4.add(y, f32x4.add(f32x4.add(f32x4.mul(v0, v128.load(r0 + off, 16)), f32x4.mul(v1, v128.load(r1 + off, 16))),
+          f32x4.add(f32x4.mul(v2, v128.load(r2 + off, 16)), f32x4.mul(v3, v128.load(r3 + off, 16)))));
+        v128.store(cc + off, x);
+        v128.store(cc + off, y, 16);
+      }
+      for (; j < w; j++) {
+        const off = <usize>j << 2;
+        store<f32>(cc + off, load<f32>(cc + off) + ((a0 * load<f32>(r0 + off) + a1 * load<f32>(r1 + off)) +
+          (a2 * load<f32>(r2 + off) + a3 * load<f32>(r3 + off))));
+      }
+    }
+    return;
+  }
+  // B stored [n, k]: dot products of the A row with rows of B; A must be contiguous here.
+  const ldk = <usize>k << 2;
+  let j = c0;
+  for (; j + 4 <= c1; j += 4) {
+    const b0 = b + <usize>j * ldk;
+    let acc0 = z, acc1 = z, acc2 = z, acc3 = z;
+    let p = 0;
+    for (; p + 4 <= k; p += 4) {
+      const off = <usize>p << 2;
+      const av = v128.load(a + off);
+      acc0 = f32x4.add(acc0, f32x4.mul(av, v128.load(b0 + off)));
+      acc1 = f32x4.add(acc1, f32x4.mul(av, v128.load(b0 + ldk + off)));
+      acc2 = f32x4.add(acc2, f32x4.mul(av, v128.load(b0 + 2 * ldk + off)));
+      acc3 = f32x4.add(acc3, f32x4.mul(av, v128.load(b0 + 3 * ldk + off)));
+    }
+    // transpose-add the four accumulators into one vector of four sums
+    const t01l = i32x4.shuffle(acc0, acc1, 0, 4, 1, 5);
+    const t23l = i32x4.shuffle(acc2, acc3, 0, 4, 1, 5);
+    const t01h = i32x4.shuffle(acc0, acc1, 2, 6, 3, 7);
+    const t23h = i32x4.shuffle(acc2, acc3, 2, 6, 3, 7);
+    let sum = f32x4.add(
+      f32x4.add(i64x2.shuffle(t01l, t23l, 0, 2), i64x2.shuffle(t01l, t23l, 1, 3)),
+      f32x4.add(i64x2.shuffle(t01h, t23h, 0, 2), i64x2.shuffle(t01h, t23h, 1, 3)));
+    if (p < k) {
+      let r0: f32 = 0, r1: f32 = 0, r2: f32 = 0, r3: f32 = 0;
+      for (; p < k; p++) {
+        const off = <usize>p << 2;
+        const av = load<f32>(a + off);
+        r0 += av * load<f32>(b0 + off);
+        r1 += av * load<f32>(b0 + ldk + off);
+        r2 += av * load<f32>(b0 + 2 * ldk + off);
+        r3 += av * load<f32>(b0 + 3 * ldk + off);
+      }
+      sum = f32x4.add(sum, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(r0), 1, r1), 2, r2), 3, r3));
+    }
+    v128.store(c + (<usize>j << 2), sum);
+  }
+  for (; j < c1; j++) {
+    const b0 = b + <usize>j * ldk;
+    let acc = z;
+    let p = 0;
+    for (; p + 4 <= k; p += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>p << 2)), v128.load(b0 + (<usize>p << 2))));
+    let r: f32 = 0;
+    for (; p < k; p++) r += load<f32>(a + (<usize>p << 2)) * load<f32>(b0 + (<usize>p << 2));
+    store<f32>(c + (<usize>j << 2), (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3)) + r);
+  }
+}
+
+function gebp(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32, transB: i32,
+  r0: i32, r1: i32, c0: i32, c1: i32, scratch: usize): void {
+  const ldc = <usize>n << 2;
+  if (k == 0) {
+    for (let i = r0; i < r1; i++) memory.fill(c + <usize>i * ldc + (<usize>c0 << 2), 0, <usize>(c1 - c0) << 2);
+    return;
+  }
+  if (m == 1) {
+    // A(0, p) = a[p] whether or not A is transposed (m == 1)
+    gemv(a, 4, b, transB, n, k, c, c0, c1);
+    return;
+  }
+  const bp = scratch;
+  const ap = scratch + (<usize>KC * <usize>NC << 2);
+  const tmp = ap + (<usize>MC * <usize>KC << 2);
+  for (let jc = c0; jc < c1; jc += NC) {
+    const nc = min(NC, c1 - jc);
+    for (let pc = 0; pc < k; pc += KC) {
+      const kc = min(KC, k - pc);
+      packB(b, transB, n, k, pc, kc, jc, nc, bp);
+      for (let ic = r0; ic < r1; ic += MC) {
+        const mc = min(MC, r1 - ic);
+        packA(a, transA, m, k, ic, mc, pc, kc, ap);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const nr = min(NR, nc - jr);
+          const bpp = bp + (<usize>jr * <usize>kc << 2);
+          for (let ir = 0; ir < mc; ir += MR) {
+            const mr = min(MR, mc - ir);
+            micro(ap + (<usize>ir * <usize>kc << 2), bpp, kc, c + <usize>(ic + ir) * ldc + (<usize>(jc + jr) << 2), ldc,
+              pc > 0, mr, nr, tmp);
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * mode 0: [s, e) ranges over the flattened batch * m output rows; mode 1: [s, e) ranges over the n output
+ * columns (every batch and row). scratch: this thread's scratch area (matmul_scratch_bytes()).
+ */
+export function matmul(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32, k: i32, transA: i32, transB: i32,
+  strideA: i32, strideB: i32, mode: i32, scratch: usize, s: i32, e: i32): void {
+  const mn = <usize>m * <usize>n;
+  if (mode == 0) {
+    if (s >= e) return;
+    const bt0 = s / m;
+    const bt1 = (e - 1) / m;
+    for (let bt = bt0; bt <= bt1; bt++) {
+      const r0 = max(s - bt * m, 0);
+      const r1 = min(e - bt * m, m);
+      gebp(a + (<usize>bt * <usize>strideA << 2), b + (<usize>bt * <usize>strideB << 2), out + (<usize>bt * mn << 2),
+        m, n, k, transA, transB, r0, r1, 0, n, scratch);
+    }
+  } else {
+    if (s >= e) return;
+    for (let bt = 0; bt < batch; bt++) {
+      gebp(a + (<usize>bt * <usize>strideA << 2), b + (<usize>bt * <usize>strideB << 2), out + (<usize>bt * mn << 2),
+        m, n, k, transA, transB, 0, m, s, e, scratch);
+    }
+  }
+}

@@ -1,0 +1,535 @@
+// WASM backend: the AssemblyScript engine (engine/*.ts, SIMD) on one shared WebAssembly.Memory, a
+// size-class arena that owns every allocation, and an optional worker pool that splits each kernel's
+// work range across threads. Platform-neutral: Node supplies workers through node_workers.ts, browsers
+// through browser_workers.ts (cross-origin isolated pages only; otherwise one thread).
+import {
+  type Backend, type BinaryOp, type DType, type MatmulArgs, type MemoryStats, type RandomArgs, type ReduceOp,
+  type Storage, type UnaryOp, type View, BINARY_CODE, KernelError, MAX_RANK, REDUCE_CODE, UNARY_CODE, coalesce, sizeOf,
+} from '../backend.js';
+import { mix32 } from '../rng.js';
+import { browserThreadsAvailable, browserWorkerFactory } from './browser_workers.js';
+import { ENGINE_WASM_BASE64 } from './engine_wasm.gen.js';
+import { CONTROL_BYTES, type KernelFn, ThreadPool, type WorkerFactory } from './thread_pool.js';
+
+export type { WorkerFactory } from './thread_pool.js';
+
+export interface WasmBackendOptions {
+  /** Threads including the calling one (default: navigator.hardwareConcurrency, else 1). */
+  threads?: number;
+  /** Starts workers; default: Web Workers in cross-origin-isolated browsers, none elsewhere. */
+  workerFactory?: WorkerFactory;
+  /** The engine is built with 128-bit SIMD; `false` is rejected (no scalar build exists). */
+  simd?: boolean;
+  /** Initial memory in bytes (default 16 MiB); it grows on demand. */
+  initialMemoryBytes?: number;
+}
+
+const PAGE = 65536;
+const MAX_PAGES = 65536; // 4 GiB, the import's declared maximum
+const KERNELS = [
+  'fill32', 'arange_f32', 'arange_i32', 'cast_f32_i32', 'cast_i32_f32', 'unary', 'binary', 'where', 'copy32',
+  'reduce', 'matmul', 'softmax', 'gather', 'scatter_add', 'random_uniform', 'random_normal', 'random_bits',
+] as const;
+type KernelName = (typeof KERNELS)[number];
+const KID = Object.fromEntries(KERNELS.map((k, i) => [k, i])) as Record<KernelName, number>;
+
+/** Elements per thread below which a kernel runs on the calling thread only. */
+const MIN_PAR_ELEMS = 16384;
+/** Flops below which matmul runs on the calling thread only. */
+const MIN_PAR_FLOPS = 2 * 64 * 64 * 64;
+const PARAM_BYTE = 2560; // strided-view parameter block inside the control block
+
+function decodeBase64(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** Rewrites the memory import of a shared-memory module to unshared (for contexts without SharedArrayBuffer). */
+export function unshareMemoryImport(bytes: Uint8Array): Uint8Array {
+  const b = bytes.slice();
+  let pos = 8;
+  const leb = (): number => {
+    let result = 0, shift = 0, byte: number;
+    do { byte = b[pos++]; result += (byte & 0x7f) * 2 ** shift; shift += 7; } while (byte & 0x80);
+    return result;
+  };
+  while (pos < b.length) {
+    const id = b[pos++];
+    const size = leb();
+    const end = pos + size;
+    if (id === 2) {
+      const count = leb();
+      for (let i = 0; i < count; i++) {
+        const modLen = leb();
+        pos += modLen; // module name
+        const fieldLen = leb();
+        pos += fieldLen; // field name
+        const kind = b[pos++];
+        if (kind === 0) leb();
+        else if (kind === 1) { pos++; const f = b[pos++]; leb(); if (f & 1) leb(); }
+        else if (kind === 3) pos += 2;
+        else if (kind === 2) {
+          const flags = b[pos];
+          b[pos++] = flags & ~2;
+          leb(); if (flags & 1) leb();
+        } else throw new Error(`unexpected import kind ${kind}`);
+      }
+      return b;
+    }
+    pos = end;
+  }
+  return b;
+}
+
+class WasmStorage implements Storage {
+  readonly backend = 'wasm' as const;
+  freed = false;
+  constructor(readonly owner: WasmBackend, readonly dtype: DType, readonly size: number, public ptr: number, readonly cls: number) {}
+}
+
+/** Size-class free lists over a bump pointer; 16-byte aligned blocks, classes at most 25% larger than asked. */
+class Arena {
+  private readonly lists = new Map<number, number[]>();
+  /** Bytes at or above this address have never been handed out (fresh memory is zero). */
+  fresh: number;
+  constructor(public top: number, private readonly grow: (endByte: number) => void) {
+    this.fresh = top;
+  }
+
+  static classOf(bytes: number): number {
+    if (bytes <= 1024) return Math.max(16, Math.ceil(bytes / 16) * 16);
+    const step = 2 ** (Math.floor(Math.log2(bytes)) - 2);
+    return Math.ceil(bytes / step) * step;
+  }
+
+  alloc(cls: number): number {
+    const list = this.lists.get(cls);
+    if (list && list.length > 0) return list.pop()!;
+    const ptr = this.top;
+    this.grow(ptr + cls);
+    this.top = ptr + cls;
+    return ptr;
+  }
+
+  /** Marks [ptr, end) handed out; returns the prefix of it that may hold stale data. */
+  dirtyEnd(ptr: number, end: number): number {
+    const stale = Math.min(end, Math.max(ptr, this.fresh));
+    this.fresh = Math.max(this.fresh, end);
+    return stale;
+  }
+
+  release(ptr: number, cls: number): void {
+    if (ptr + cls === this.top) { this.top = ptr; return; }
+    let list = this.lists.get(cls);
+    if (!list) this.lists.set(cls, (list = []));
+    list.push(ptr);
+  }
+}
+
+interface EngineExports {
+  heap_base(): number;
+  matmul_scratch_bytes(): number;
+  matmul_mr(): number;
+  matmul_nr(): number;
+}
+
+export class WasmBackend implements Backend {
+  readonly name = 'wasm' as const;
+  private f32!: Float32Array;
+  private i32!: Int32Array;
+  private u32!: Uint32Array;
+  private readonly arena: Arena;
+  private readonly ctrl: number;
+  private live = 0;
+  private peak = 0;
+  private buffers = 0;
+  private scratch = 0;
+  private readonly scratchStride: number;
+  private readonly mr: number;
+  private readonly nr: number;
+  private destroyed = false;
+  private readonly bits = new DataView(new ArrayBuffer(4));
+
+  /** @internal use createWasmBackend */
+  constructor(
+    private readonly mem: WebAssembly.Memory,
+    private readonly fns: KernelFn[],
+    exports: EngineExports,
+    private pool: ThreadPool | null,
+    private readonly info: { shared: boolean; workerKind: string | null; requestedThreads: number },
+    ctrl: number,
+  ) {
+    this.refreshViews();
+    this.ctrl = ctrl;
+    this.arena = new Arena(ctrl + CONTROL_BYTES, (end) => this.ensureBytes(end));
+    this.scratchStride = Math.ceil(exports.matmul_scratch_bytes() / 64) * 64;
+    this.mr = exports.matmul_mr();
+    this.nr = exports.matmul_nr();
+  }
+
+  get threads(): number {
+    return this.pool ? this.pool.threads : 1;
+  }
+
+  private refreshViews(): void {
+    const buf = this.mem.buffer;
+    this.f32 = new Float32Array(buf);
+    this.i32 = new Int32Array(buf);
+    this.u32 = new Uint32Array(buf);
+  }
+
+  private ensureBytes(end: number): void {
+    const cur = this.mem.buffer.byteLength;
+    if (end <= cur) return;
+    const want = Math.max(end, cur + Math.floor(cur / 4));
+    let pages = Math.ceil((want - cur) / PAGE);
+    const maxPages = MAX_PAGES - cur / PAGE;
+    if (Math.ceil((end - cur) / PAGE) > maxPages) throw new KernelError('alloc', `out of memory: need ${end} bytes`);
+    pages = Math.min(pages, maxPages);
+    try {
+      this.mem.grow(pages);
+    } catch (e) {
+      throw new KernelError('alloc', `memory.grow(${pages} pages) failed: ${(e as Error).message}`);
+    }
+    this.refreshViews();
+  }
+
+  describe(): Record<string, unknown> {
+    const g = globalThis as { crossOriginIsolated?: boolean };
+    return {
+      backend: 'wasm',
+      simd: true,
+      threads: this.threads,
+      requestedThreads: this.info.requestedThreads,
+      workers: this.info.workerKind,
+      sharedMemory: this.info.shared,
+      crossOriginIsolated: g.crossOriginIsolated,
+      memoryBytes: this.mem.buffer.byteLength,
+    };
+  }
+
+  // ------------------------------------------------------------------ storage
+
+  private s(x: Storage, kernel: string): WasmStorage {
+    if (this.destroyed) throw new KernelError(kernel, 'backend was destroyed');
+    if (!(x instanceof WasmStorage) || x.owner !== this) throw new KernelError(kernel, 'storage belongs to another backend');
+    if (x.freed) throw new KernelError(kernel, 'storage was freed');
+    return x;
+  }
+
+  private f(x: Storage, kernel: string): WasmStorage {
+    const s = this.s(x, kernel);
+    if (s.dtype !== 'float32') throw new KernelError(kernel, `expects float32 storage, got ${s.dtype}`);
+    return s;
+  }
+
+  alloc(dtype: DType, size: number): Storage {
+    if (this.destroyed) throw new KernelError('alloc', 'backend was destroyed');
+    if (!Number.isInteger(size) || size < 0) throw new KernelError('alloc', `invalid size ${size}`);
+    const cls = size === 0 ? 0 : Arena.classOf(size * 4);
+    const ptr = cls === 0 ? this.arena.top : this.arena.alloc(cls);
+    if (size > 0) {
+      // Storages start zeroed like the reference's; only recycled bytes need clearing.
+      const stale = this.arena.dirtyEnd(ptr, ptr + size * 4);
+      if (stale > ptr) this.u32.fill(0, ptr >> 2, stale >> 2);
+    }
+    this.live += size * 4;
+    this.buffers++;
+    this.peak = Math.max(this.peak, this.live);
+    return new WasmStorage(this, dtype, size, ptr, cls);
+  }
+
+  upload(dtype: DType, data: ArrayLike<number>): Storage {
+    const s = this.alloc(dtype, data.length) as WasmStorage;
+    if (dtype === 'int32') this.i32.set(data, s.ptr >> 2);
+    else this.f32.set(data, s.ptr >> 2);
+    return s;
+  }
+
+  async read(x: Storage): Promise<Float32Array | Int32Array> {
+    return this.readSync(x, 'read');
+  }
+
+  /** Synchronous copy of a storage's contents (the WASM backend never needs to wait). */
+  readSync(x: Storage, kernel = 'readSync'): Float32Array | Int32Array {
+    const s = this.s(x, kernel);
+    const i = s.ptr >> 2;
+    return s.dtype === 'int32' ? this.i32.slice(i, i + s.size) : this.f32.slice(i, i + s.size);
+  }
+
+  free(x: Storage): void {
+    const s = this.s(x, 'free');
+    s.freed = true;
+    if (s.cls > 0) this.arena.release(s.ptr, s.cls);
+    s.ptr = -1;
+    this.live -= s.size * 4;
+    this.buffers--;
+  }
+
+  memory(): MemoryStats {
+    return { liveBytes: this.live, peakBytes: this.peak, liveBuffers: this.buffers };
+  }
+
+  async sync(): Promise<void> {}
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.pool?.destroy();
+    this.pool = null;
+  }
+
+  // ------------------------------------------------------------------ dispatch
+
+  /** Runs a kernel over [0, work) on `parts` threads (1: calling thread only). */
+  private exec(kernel: string, name: KernelName, args: number[], work: number, parts: number,
+    opts: { align?: number; scratchSlot?: number } = {}): void {
+    if (work <= 0) return;
+    const id = KID[name];
+    try {
+      if (parts <= 1 || !this.pool) this.fns[id](...args, 0, work);
+      else this.pool.run(kernel, id, args, work, parts, { ...opts, scratchStride: this.scratchStride });
+    } catch (e) {
+      if (e instanceof KernelError) throw e;
+      throw new KernelError(kernel, (e as Error).message ?? String(e));
+    }
+  }
+
+  /** Threads worth using for `elems` units of elementwise-like work. */
+  private partsFor(elems: number, units: number): number {
+    if (!this.pool || elems < MIN_PAR_ELEMS) return 1;
+    return Math.max(1, Math.min(this.pool.threads, Math.floor(elems / (MIN_PAR_ELEMS / 2)), units));
+  }
+
+  private checkView(kernel: string, s: WasmStorage, v: View, shape: readonly number[], n: number): void {
+    if (n === 0) return;
+    if (v.strides.length !== shape.length) throw new KernelError(kernel, 'view rank does not match shape');
+    let max = v.offset;
+    for (let d = 0; d < shape.length; d++) {
+      const st = v.strides[d];
+      if (!Number.isInteger(st) || st < 0) throw new KernelError(kernel, `invalid stride ${st}`);
+      max += (shape[d] - 1) * st;
+    }
+    if (!Number.isInteger(v.offset) || v.offset < 0 || max >= s.size) {
+      throw new KernelError(kernel, `view reaches element ${max} of a storage of ${s.size}`);
+    }
+  }
+
+  /** Coalesces and writes the strided parameter block; returns its address and the element count. */
+  private params(kernel: string, shape: readonly number[], views: readonly View[], stores: WasmStorage[], out: WasmStorage, outOffset = 0): { p: number; n: number; offs: number[] } {
+    if (shape.length > MAX_RANK) throw new KernelError(kernel, `rank ${shape.length} exceeds ${MAX_RANK}`);
+    const n = sizeOf(shape);
+    for (let i = 0; i < views.length; i++) this.checkView(kernel, stores[i], views[i], shape, n);
+    if (outOffset + n > out.size) throw new KernelError(kernel, `output of ${out.size} elements cannot hold ${outOffset + n}`);
+    const c = coalesce(shape, views);
+    const p = this.ctrl + PARAM_BYTE;
+    const I = this.i32;
+    const base = p >> 2;
+    I[base] = c.shape.length;
+    for (let d = 0; d < c.shape.length; d++) I[base + 1 + d] = c.shape[d];
+    for (let v = 0; v < c.views.length; v++) for (let d = 0; d < c.shape.length; d++) I[base + 8 + 8 * v + d] = c.views[v].strides[d];
+    return { p, n, offs: views.map((v) => v.offset) };
+  }
+
+  // ------------------------------------------------------------------ kernels
+
+  fill(out: Storage, value: number): void {
+    const o = this.s(out, 'fill');
+    let bits: number;
+    if (o.dtype === 'int32') bits = Math.trunc(value) | 0;
+    else { this.bits.setFloat32(0, value, true); bits = this.bits.getInt32(0, true); }
+    this.exec('fill', 'fill32', [o.ptr, bits], o.size, this.partsFor(o.size, o.size));
+  }
+
+  arange(out: Storage, start: number, step: number): void {
+    const o = this.s(out, 'arange');
+    this.exec('arange', o.dtype === 'int32' ? 'arange_i32' : 'arange_f32', [o.ptr, start, step], o.size, this.partsFor(o.size, o.size));
+  }
+
+  random(out: Storage, args: RandomArgs): void {
+    const o = this.f(out, 'random');
+    const key = mix32(args.seed);
+    const kind = args.kind === 'uniform' ? 'random_uniform' : 'random_normal';
+    this.exec(`random.${args.kind}`, kind, [o.ptr, key, args.a, args.b], o.size, this.partsFor(o.size * 8, o.size));
+  }
+
+  /** Raw random words bits(i) (testing aid: must equal rng.ts randomBits). */
+  randomBits(out: Storage, seed: number): void {
+    const o = this.s(out, 'randomBits');
+    this.exec('randomBits', 'random_bits', [o.ptr, mix32(seed)], o.size, this.partsFor(o.size * 4, o.size));
+  }
+
+  cast(x: Storage, out: Storage): void {
+    const a = this.s(x, 'cast');
+    const o = this.s(out, 'cast');
+    if (a.size < o.size) throw new KernelError('cast', `input of ${a.size} elements is shorter than output ${o.size}`);
+    const parts = this.partsFor(o.size, o.size);
+    if (a.dtype === o.dtype) {
+      if (a !== o) this.u32.copyWithin(o.ptr >> 2, a.ptr >> 2, (a.ptr >> 2) + o.size);
+    } else if (a.dtype === 'float32') this.exec('cast', 'cast_f32_i32', [a.ptr, o.ptr], o.size, parts);
+    else this.exec('cast', 'cast_i32_f32', [a.ptr, o.ptr], o.size, parts);
+  }
+
+  unary(op: UnaryOp, x: Storage, xView: View, out: Storage, shape: readonly number[], scalar: number): void {
+    const k = `unary.${op}`;
+    const a = this.f(x, k);
+    const o = this.f(out, k);
+    const code = UNARY_CODE[op];
+    if (code === undefined) throw new KernelError(k, 'unknown op');
+    const { p, n, offs } = this.params(k, shape, [xView], [a], o);
+    const heavy = code === 1 || code === 2 || code === 6 || code === 7 || code === 8 || code === 12 || code === 16;
+    this.exec(k, 'unary', [code, a.ptr + 4 * offs[0], o.ptr, scalar, p], n, this.partsFor(heavy ? n * 4 : n, n), { align: 16 });
+  }
+
+  binary(op: BinaryOp, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[]): void {
+    const k = `binary.${op}`;
+    const sa = this.f(a, k);
+    const sb = this.f(b, k);
+    const o = this.f(out, k);
+    const code = BINARY_CODE[op];
+    if (code === undefined) throw new KernelError(k, 'unknown op');
+    const { p, n, offs } = this.params(k, shape, [aView, bView], [sa, sb], o);
+    this.exec(k, 'binary', [code, sa.ptr + 4 * offs[0], sb.ptr + 4 * offs[1], o.ptr, p], n,
+      this.partsFor(code === 6 ? n * 4 : n, n), { align: 16 });
+  }
+
+  where(cond: Storage, cView: View, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[]): void {
+    const sc = this.s(cond, 'where');
+    const sa = this.f(a, 'where');
+    const sb = this.f(b, 'where');
+    const o = this.f(out, 'where');
+    const { p, n, offs } = this.params('where', shape, [cView, aView, bView], [sc, sa, sb], o);
+    this.exec('where', 'where', [sc.ptr + 4 * offs[0], sa.ptr + 4 * offs[1], sb.ptr + 4 * offs[2], o.ptr, p], n,
+      this.partsFor(n, n), { align: 16 });
+  }
+
+  copy(x: Storage, xView: View, out: Storage, outOffset: number, shape: readonly number[]): void {
+    const a = this.s(x, 'copy');
+    const o = this.s(out, 'copy');
+    if (!Number.isInteger(outOffset) || outOffset < 0) throw new KernelError('copy', `invalid outOffset ${outOffset}`);
+    const { p, n, offs } = this.params('copy', shape, [xView], [a], o, outOffset);
+    this.exec('copy', 'copy32', [a.ptr + 4 * offs[0], o.ptr + 4 * outOffset, p], n, this.partsFor(n, n), { align: 16 });
+  }
+
+  reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
+    const k = `reduce.${op}`;
+    const a = this.f(x, k);
+    const o = this.f(out, k);
+    if (outer * len * inner > a.size) throw new KernelError(k, `input of ${a.size} elements is shorter than ${outer}x${len}x${inner}`);
+    if (outer * inner > o.size) throw new KernelError(k, `output of ${o.size} elements is shorter than ${outer}x${inner}`);
+    const work = outer * inner;
+    const total = outer * Math.max(len, 1) * inner;
+    this.exec(k, 'reduce', [REDUCE_CODE[op], a.ptr, o.ptr, len, inner], work, this.partsFor(total, work), { align: inner > 1 ? 16 : 1 });
+  }
+
+  matmul(a: Storage, b: Storage, out: Storage, g: MatmulArgs): void {
+    const sa = this.f(a, 'matmul');
+    const sb = this.f(b, 'matmul');
+    const o = this.f(out, 'matmul');
+    const { batch, m, n, k } = g;
+    if (batch <= 0 || m <= 0 || n <= 0) return;
+    const needA = (batch - 1) * g.strideA + m * k;
+    const needB = (batch - 1) * g.strideB + k * n;
+    if (needA > sa.size) throw new KernelError('matmul', `a has ${sa.size} elements, needs ${needA}`);
+    if (needB > sb.size) throw new KernelError('matmul', `b has ${sb.size} elements, needs ${needB}`);
+    if (batch * m * n > o.size) throw new KernelError('matmul', `out has ${o.size} elements, needs ${batch * m * n}`);
+    this.ensureScratch();
+    const flops = 2 * batch * m * n * k;
+    const t = this.pool && flops >= MIN_PAR_FLOPS ? this.pool.threads : 1;
+    const rows = batch * m;
+    let mode = 0, work = rows, align = this.mr, parts = 1;
+    if (t > 1) {
+      if (rows >= t * this.mr * 2) parts = Math.min(t, Math.ceil(rows / this.mr));
+      else if (n >= t * this.nr * 2) { mode = 1; work = n; align = this.nr; parts = Math.min(t, Math.ceil(n / this.nr)); }
+    }
+    const args = [sa.ptr, sb.ptr, o.ptr, batch, m, n, k, g.transA ? 1 : 0, g.transB ? 1 : 0, g.strideA, g.strideB, mode, this.scratch];
+    this.exec('matmul', 'matmul', args, work, parts, { align, scratchSlot: 12 });
+  }
+
+  private ensureScratch(): void {
+    if (this.scratch) return;
+    const bytes = this.scratchStride * this.threads + 64;
+    const cls = Arena.classOf(bytes);
+    const base = this.arena.alloc(cls);
+    this.arena.dirtyEnd(base, base + cls);
+    this.scratch = Math.ceil(base / 64) * 64;
+  }
+
+  softmax(x: Storage, out: Storage, rows: number, cols: number, log: boolean): void {
+    const a = this.f(x, 'softmax');
+    const o = this.f(out, 'softmax');
+    if (rows * cols > a.size || rows * cols > o.size) throw new KernelError('softmax', `storages shorter than ${rows}x${cols}`);
+    this.exec('softmax', 'softmax', [a.ptr, o.ptr, cols, log ? 1 : 0], rows, this.partsFor(rows * cols * 4, rows));
+  }
+
+  private checkIds(kernel: string, ids: WasmStorage, nIds: number, rows: number): void {
+    if (ids.dtype !== 'int32') throw new KernelError(kernel, 'ids must be int32');
+    if (nIds > ids.size) throw new KernelError(kernel, `ids has ${ids.size} elements, needs ${nIds}`);
+    const base = ids.ptr >> 2;
+    for (let r = 0; r < nIds; r++) {
+      const row = this.i32[base + r];
+      if (row < 0 || row >= rows) throw new KernelError(kernel, `index ${row} out of range [0, ${rows})`);
+    }
+  }
+
+  gather(table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
+    const t = this.f(table, 'gather');
+    const id = this.s(ids, 'gather');
+    const o = this.f(out, 'gather');
+    if (nIds * rowLen > o.size) throw new KernelError('gather', `out has ${o.size} elements, needs ${nIds * rowLen}`);
+    if (rowLen <= 0) return;
+    this.checkIds('gather', id, nIds, Math.floor(t.size / rowLen));
+    this.exec('gather', 'gather', [t.ptr, id.ptr, o.ptr, rowLen], nIds, this.partsFor(nIds * rowLen, nIds));
+  }
+
+  scatterAdd(src: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
+    const sr = this.f(src, 'scatterAdd');
+    const id = this.s(ids, 'scatterAdd');
+    const o = this.f(out, 'scatterAdd');
+    if (nIds * rowLen > sr.size) throw new KernelError('scatterAdd', `src has ${sr.size} elements, needs ${nIds * rowLen}`);
+    if (rowLen <= 0) return;
+    this.checkIds('scatterAdd', id, nIds, Math.floor(o.size / rowLen));
+    this.exec('scatterAdd', 'scatter_add', [sr.ptr, id.ptr, o.ptr, nIds, rowLen], rowLen,
+      this.partsFor(nIds * rowLen, Math.floor(rowLen / 16)), { align: 16 });
+  }
+}
+
+/** Instantiates the engine, the shared memory and (optionally) the worker pool. */
+export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
+  if (opts.simd === false) throw new Error('wasm backend: the engine is built with 128-bit SIMD only');
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  const requested = Math.max(1, Math.floor(opts.threads ?? nav?.hardwareConcurrency ?? 1));
+  let factory = opts.workerFactory;
+  if (!factory && requested > 1 && browserThreadsAvailable()) factory = browserWorkerFactory();
+
+  let bytes = decodeBase64(ENGINE_WASM_BASE64);
+  const initial = Math.max(64, Math.ceil((opts.initialMemoryBytes ?? 16 << 20) / PAGE));
+  let memory: WebAssembly.Memory;
+  let shared = typeof SharedArrayBuffer !== 'undefined';
+  try {
+    if (!shared) throw new Error('no SharedArrayBuffer');
+    memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
+  } catch {
+    shared = false;
+    bytes = unshareMemoryImport(bytes);
+    memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES });
+  }
+  const module = await WebAssembly.compile(bytes as BufferSource);
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const ex = instance.exports as unknown as EngineExports & Record<string, KernelFn>;
+  const fns = KERNELS.map((k) => {
+    const fn = ex[k];
+    if (typeof fn !== 'function') throw new Error(`wasm engine lacks kernel ${k}`);
+    return fn;
+  });
+  const ctrl = Math.ceil(ex.heap_base() / PAGE) * PAGE;
+  if (ctrl + CONTROL_BYTES > memory.buffer.byteLength) memory.grow(1);
+  let pool: ThreadPool | null = null;
+  const threads = shared && factory ? requested : 1;
+  if (threads > 1) {
+    pool = await ThreadPool.create({ module, memory, ctrl, names: [...KERNELS], fns, threads, factory });
+  }
+  return new WasmBackend(memory, fns, ex, pool, { shared, workerKind: pool ? factory!.kind : null, requestedThreads: requested }, ctrl);
+}
