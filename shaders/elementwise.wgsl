@@ -1,0 +1,209 @@
+// Elementwise kernels: fill, arange, cast, unary, binary, where, copy.
+// Templated by the host before compilation: __WG__ (workgroup size), __OP__ (unary/binary op code,
+// UNARY_CODE / BINARY_CODE order in src/backend/backend.ts).
+// Strided views: element i of the output shape reads offset + sum(idx[d] * stride[d]) for up to 8 dims
+// (MAX_RANK = 6). Work items past 65535 workgroups use a 2-D grid; the linear id is rebuilt here.
+
+struct Params {
+  n: u32,
+  rank: u32,
+  outOffset: u32,
+  flag: u32,      // fill: value bits; arange: mode; cast: mode; where: cond is int32
+  scalar: f32,    // unary scalar / arange start
+  scalar2: f32,   // arange step
+  istart: i32,    // arange int start
+  istep: i32,     // arange int step
+  shape: array<vec4<u32>, 2>,
+  strides: array<vec4<u32>, 6>,  // view v, dim d: strides[2v + d/4][d%4]
+  offsets: vec4<u32>,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> outF: array<f32>;
+@group(0) @binding(1) var<storage, read_write> outU: array<u32>;
+@group(0) @binding(2) var<storage, read> xF: array<f32>;
+@group(0) @binding(2) var<storage, read> xU: array<u32>;
+@group(0) @binding(3) var<storage, read> yF: array<f32>;
+@group(0) @binding(4) var<storage, read> zF: array<f32>;
+
+const WG: u32 = __WG__u;
+const OP: u32 = __OP__u;
+
+fn linearId(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
+fn stride(v: u32, d: u32) -> u32 {
+  return P.strides[2u * v + d / 4u][d % 4u];
+}
+
+// Offsets of element i in the (up to) three input views.
+fn viewOffsets(i: u32) -> vec3<u32> {
+  if (P.rank == 1u) {
+    return P.offsets.xyz + i * vec3<u32>(stride(0u, 0u), stride(1u, 0u), stride(2u, 0u));
+  }
+  var rem = i;
+  var o = P.offsets.xyz;
+  for (var d = i32(P.rank) - 1; d >= 0; d--) {
+    let du = u32(d);
+    let s = P.shape[du / 4u][du % 4u];
+    let idx = rem % s;
+    rem = rem / s;
+    o += idx * vec3<u32>(stride(0u, du), stride(1u, du), stride(2u, du));
+  }
+  return o;
+}
+
+fn nan() -> f32 {
+  return bitcast<f32>(0x7fc00000u + P.n * 0u);
+}
+
+fn sigmoid(x: f32) -> f32 {
+  return 1.0 / (1.0 + exp(-x));
+}
+
+fn safeTanh(x: f32) -> f32 {
+  let e = exp(-2.0 * abs(x));
+  let t = (1.0 - e) / (1.0 + e);
+  return select(-t, t, x >= 0.0);
+}
+
+// Math.pow semantics for the cases WGSL pow leaves undefined (negative base, zero base, zero exponent).
+fn powf(a: f32, b: f32) -> f32 {
+  if (b == 0.0) { return 1.0; }
+  if (a == 0.0) {
+    if (b > 0.0) { return 0.0; }
+    return 1.0 / a;
+  }
+  if (a < 0.0) {
+    if (floor(b) != b) { return nan(); }
+    let r = pow(-a, b);
+    let half = b * 0.5;
+    return select(r, -r, floor(half) != half);
+  }
+  return pow(a, b);
+}
+
+fn unaryOp(x: f32, s: f32) -> f32 {
+  switch OP {
+    case 0u: { return -x; }
+    case 1u: { return exp(x); }
+    case 2u: { return log(x); }
+    case 3u: { return sqrt(x); }
+    case 4u: { return 1.0 / sqrt(x); }
+    case 5u: { return select(0.0, x, x > 0.0); }
+    case 6u: { return x * sigmoid(x); }
+    case 7u: { return sigmoid(x); }
+    case 8u: { return safeTanh(x); }
+    case 9u: { return abs(x); }
+    case 10u: { return x * x; }
+    case 11u: { return 1.0 / x; }
+    case 12u: { return powf(x, s); }
+    case 13u: { return x * s; }
+    case 14u: { return x + s; }
+    case 15u: { return select(0.0, 1.0, x > 0.0); }
+    case 16u: { let sg = sigmoid(x); return sg * (1.0 + x * (1.0 - sg)); }
+    case 17u: { return select(select(0.0, -1.0, x < 0.0), 1.0, x > 0.0); }
+    default: { return nan(); }
+  }
+}
+
+fn binaryOp(a: f32, b: f32) -> f32 {
+  switch OP {
+    case 0u: { return a + b; }
+    case 1u: { return a - b; }
+    case 2u: { return a * b; }
+    case 3u: { return a / b; }
+    case 4u: { return max(a, b); }
+    case 5u: { return min(a, b); }
+    case 6u: { return powf(a, b); }
+    case 7u: { return select(0.0, 1.0, a == b); }
+    case 8u: { return select(0.0, 1.0, a != b); }
+    case 9u: { return select(0.0, 1.0, a < b); }
+    case 10u: { return select(0.0, 1.0, a <= b); }
+    case 11u: { return select(0.0, 1.0, a > b); }
+    case 12u: { return select(0.0, 1.0, a >= b); }
+    default: { return nan(); }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i >= P.n) { return; }
+  outU[i] = P.flag;
+}
+
+// flag 0: float32 out; 1: int32 out with integral start/step (exact i32 math); 2: int32 out, truncated.
+@compute @workgroup_size(WG)
+fn arange(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i >= P.n) { return; }
+  if (P.flag == 1u) {
+    outU[i] = bitcast<u32>(P.istart + i32(i) * P.istep);
+  } else {
+    let v = P.scalar + f32(i) * P.scalar2;
+    if (P.flag == 0u) {
+      outU[i] = bitcast<u32>(v);
+    } else {
+      outU[i] = bitcast<u32>(i32(trunc(v)));
+    }
+  }
+}
+
+// flag 0: float32 -> int32 (truncate toward zero); 1: int32 -> float32; 2: same dtype (raw words).
+@compute @workgroup_size(WG)
+fn cast_dtype(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i >= P.n) { return; }
+  let w = xU[i];
+  if (P.flag == 0u) {
+    outU[i] = bitcast<u32>(i32(bitcast<f32>(w)));
+  } else if (P.flag == 1u) {
+    outU[i] = bitcast<u32>(f32(bitcast<i32>(w)));
+  } else {
+    outU[i] = w;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i >= P.n) { return; }
+  let o = viewOffsets(i);
+  outF[i] = unaryOp(xF[o.x], P.scalar);
+}
+
+@compute @workgroup_size(WG)
+fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i >= P.n) { return; }
+  let o = viewOffsets(i);
+  outF[i] = binaryOp(xF[o.x], yF[o.y]);
+}
+
+// cond is read as raw words: float32 nonzero ignores the sign bit (-0 is false); int32 any bit.
+@compute @workgroup_size(WG)
+fn where_(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i >= P.n) { return; }
+  let o = viewOffsets(i);
+  var c = xU[o.x];
+  if (P.flag == 0u) { c = c & 0x7fffffffu; }
+  outF[i] = select(zF[o.z], yF[o.y], c != 0u);
+}
+
+@compute @workgroup_size(WG)
+fn copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i >= P.n) { return; }
+  let o = viewOffsets(i);
+  outU[P.outOffset + i] = xU[o.x];
+}

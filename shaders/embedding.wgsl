@@ -1,0 +1,47 @@
+// Embedding kernels. gather: out[r, c] = table[ids[r], c], one invocation per output element
+// (out-of-range ids write NaN). scatter_add: out[ids[r], c] += src[r, c], one invocation per column c
+// looping over r in order, so duplicate ids accumulate deterministically without float atomics
+// (out-of-range ids are skipped).
+
+struct Params {
+  nIds: u32,
+  rowLen: u32,
+  rows: u32,    // rows of table (gather) / out (scatter_add)
+  total: u32,   // gather: nIds * rowLen; scatter_add: rowLen
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> outF: array<f32>;
+@group(0) @binding(2) var<storage, read> srcF: array<f32>;
+@group(0) @binding(3) var<storage, read> ids: array<i32>;
+
+const WG: u32 = __WG__u;
+
+@compute @workgroup_size(WG)
+fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  if (i >= P.total) { return; }
+  let r = i / P.rowLen;
+  let c = i % P.rowLen;
+  let id = ids[r];
+  if (id < 0 || u32(id) >= P.rows) {
+    outF[i] = bitcast<f32>(0x7fc00000u + P.total * 0u);
+    return;
+  }
+  outF[i] = srcF[u32(id) * P.rowLen + c];
+}
+
+@compute @workgroup_size(WG)
+fn scatter_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let c = (wid.y * nwg.x + wid.x) * WG + lid;
+  if (c >= P.rowLen) { return; }
+  for (var r = 0u; r < P.nIds; r++) {
+    let id = ids[r];
+    if (id >= 0 && u32(id) < P.rows) {
+      let o = u32(id) * P.rowLen + c;
+      outF[o] = outF[o] + srcF[r * P.rowLen + c];
+    }
+  }
+}
