@@ -68,9 +68,9 @@ export const div = (a: Operand, b: Operand) => binary('div', a, b, (g, _sa, sb, 
 ]);
 export const maximum = (a: Operand, b: Operand) => binary('max', a, b, (g, sa, sb, _o, n) => minMaxGrad(g, sa, sb, 'ge', n));
 export const minimum = (a: Operand, b: Operand) => binary('min', a, b, (g, sa, sb, _o, n) => minMaxGrad(g, sa, sb, 'le', n));
-/** a ** b elementwise (a > 0 where b is fractional). Gradient flows to a only when b does not require grad. */
+/** a ** b elementwise (a > 0 where b is fractional or requires grad, since d/db uses log a). */
 export const pow = (a: Operand, b: Operand) => binary('pow', a, b, (g, sa, sb, so, n) => [
-  n[0] ? free2(binaryRaw('sub', sb, one()), (bm1) => free2(binaryRaw('pow', sa, bm1), (p) => free2(binaryRaw('mul', p, sb), (d) => binaryRaw('mul', g, d)))) : null,
+  n[0] ? free2(unaryRaw('addScalar', sb, -1), (bm1) => free2(binaryRaw('pow', sa, bm1), (p) => free2(binaryRaw('mul', p, sb), (d) => binaryRaw('mul', g, d)))) : null,
   n[1] ? free2(unaryRaw('log', sa), (la) => free2(binaryRaw('mul', so, la), (d) => binaryRaw('mul', g, d))) : null,
 ]);
 
@@ -80,10 +80,6 @@ export const lt = (a: Operand, b: Operand) => binary('lt', a, b);
 export const le = (a: Operand, b: Operand) => binary('le', a, b);
 export const gt = (a: Operand, b: Operand) => binary('gt', a, b);
 export const ge = (a: Operand, b: Operand) => binary('ge', a, b);
-
-function one(): Tensor {
-  return full([], 1);
-}
 
 function copyOf(g: Tensor): Tensor {
   return unaryRaw('mulScalar', g, 1);
