@@ -283,14 +283,17 @@ for (const cfg of configs) {
     });
 
     it('matmul: transposes, batch strides, broadcast, odd and large-K shapes (every kernel variant)', async () => {
-      // The default kernel for this adapter ('direct' on llvmpipe: scalar and vec4 paths), plus 'tiled'.
-      const tiled = await cfg.open({ matmul: { kind: 'tiled' } });
-      const direct = await cfg.open({ matmul: { kind: 'direct', TM: 4, WX: 8 } });
+      // The default kernel for this adapter (on llvmpipe 'subgroups' or 'direct', each with its scalar
+      // fallback for unaligned shapes), plus every other variant.
+      const variants = await Promise.all([
+        cfg.open({ matmul: { kind: 'tiled' } }),
+        cfg.open({ matmul: { kind: 'direct', TM: 4, WX: 8 } }),
+        cfg.open({ matmul: { kind: 'subgroups', TM: 24, WX: 8 } }),
+      ]);
       try {
-        for (const gpu of [p.gpu, tiled, direct]) await checkMatmul({ gpu, ref: p.ref });
+        for (const gpu of [p.gpu, ...variants]) await checkMatmul({ gpu, ref: p.ref });
       } finally {
-        tiled.destroy();
-        direct.destroy();
+        for (const v of variants) v.destroy();
       }
     });
 
@@ -306,6 +309,7 @@ for (const cfg of configs) {
         { m: 67, n: 132, k: 36 },
         { m: 9, n: 13, k: 20 },
         { m: 5, n: 8, k: 1532 },
+        { m: 41, n: 36, k: 52 }, // vec4-aligned k and n, rows past one 16- and 24-row block
       ];
       for (const c of cases) {
         for (const transA of [false, true]) {
