@@ -3,6 +3,10 @@
 // never knows which one it talks to. Kernels are enqueue-style and synchronous to call; only `read` is
 // asynchronous, so GPU backends can batch dispatches and read back without blocking.
 
+import type { ModelKernels } from './model_kernels.js';
+
+export type { AdamWArgs, AttentionArgs, ModelKernels, RopeArgs } from './model_kernels.js';
+
 export type DType = 'float32' | 'int32';
 export const DTYPES: readonly DType[] = ['float32', 'int32'];
 export const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, int32: 4 };
@@ -76,7 +80,7 @@ export interface MemoryStats {
   liveBuffers: number;
 }
 
-export interface Backend {
+export interface Backend extends ModelKernels {
   readonly name: BackendName;
   /** Human-readable detail of what runs the kernels (adapter, threads, SIMD). */
   describe(): Record<string, unknown>;

@@ -7,5 +7,6 @@ export * from './reduce.js';
 export * from './layout.js';
 export * from './linalg.js';
 export * from './nn_ops.js';
+export * from './model_ops.js';
 export { backward } from '../autograd/backward.js';
 export { gradcheck } from '../autograd/gradcheck.js';

@@ -1,10 +1,14 @@
 // Plain float64 TypeScript of every kernel: the oracle the product backends are tested against, and the
 // backend gradcheck runs on. Clarity over speed; every kernel mirrors the Backend contract literally.
 import {
-  type Backend, type BinaryOp, type DType, type MatmulArgs, type MemoryStats, type RandomArgs,
-  type ReduceOp, type Storage, type UnaryOp, type View, KernelError, sizeOf,
+  type AdamWArgs, type AttentionArgs, type Backend, type BinaryOp, type DType, type MatmulArgs, type MemoryStats,
+  type RandomArgs, type ReduceOp, type RopeArgs, type Storage, type UnaryOp, type View, KernelError, sizeOf,
 } from '../backend.js';
 import { mix32, normalAt, uniformAt } from '../rng.js';
+import {
+  adamwRef, attentionBackwardRef, attentionRef, logSoftmaxGatherBackwardRef, logSoftmaxGatherRef, rmsNormBackwardRef,
+  rmsNormRef, ropeRef, sumSquaresRef, swigluBackwardRef, swigluRef,
+} from './model_kernels_ref.js';
 
 class RefStorage implements Storage {
   readonly backend = 'reference' as const;
@@ -254,5 +258,97 @@ export class ReferenceBackend implements Backend {
       if (row < 0 || row >= rows) throw new KernelError('scatterAdd', `index ${row} out of range [0, ${rows})`);
       for (let c = 0; c < rowLen; c++) o.data[row * rowLen + c] += sr[r * rowLen + c];
     }
+  }
+
+  // ---------------------------------------------------------------- fused model kernels (model_kernels.ts)
+
+  /** The float64 arrays of storages, each checked to hold at least `min` elements. */
+  private arrays(kernel: string, pairs: [Storage, number][]): Float64Array[] {
+    return pairs.map(([x, min]) => {
+      const st = this.s(x, kernel);
+      if (st.size < min) throw new KernelError(kernel, `storage of ${st.size} elements, needs ${min}`);
+      return st.data;
+    });
+  }
+
+  writeView(x: Storage, xView: View, out: Storage, outView: View, shape: readonly number[]): void {
+    const a = this.s(x, 'writeView').data;
+    const o = this.s(out, 'writeView');
+    forEachStrided(shape, [xView, outView], (_i, [ia, io]) => this.store(o, io, a[ia]));
+  }
+
+  attention(q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, a: AttentionArgs): void {
+    const qn = a.batch * a.heads * a.tq * a.headDim;
+    const kn = a.batch * a.kvHeads * a.kvStride * a.headDim;
+    const [dq, dk, dv, dout, dlse] = this.arrays('attention', [[q, qn], [k, kn], [v, kn], [out, qn], [lse, qn / a.headDim]]);
+    attentionRef(dq, dk, dv, keyStart ? this.arrays('attention', [[keyStart, a.batch]])[0] : null, dout, dlse, a);
+  }
+
+  attentionBackward(
+    q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, gOut: Storage,
+    gq: Storage, gk: Storage, gv: Storage, a: AttentionArgs,
+  ): void {
+    if (a.kvStride !== a.tk) throw new KernelError('attentionBackward', `kvStride ${a.kvStride} must equal tk ${a.tk}`);
+    const qn = a.batch * a.heads * a.tq * a.headDim;
+    const kn = a.batch * a.kvHeads * a.tk * a.headDim;
+    const [dq, dk, dv, dout, dlse, dg, dgq, dgk, dgv] = this.arrays('attentionBackward', [
+      [q, qn], [k, kn], [v, kn], [out, qn], [lse, qn / a.headDim], [gOut, qn], [gq, qn], [gk, kn], [gv, kn],
+    ]);
+    const ks = keyStart ? this.arrays('attentionBackward', [[keyStart, a.batch]])[0] : null;
+    attentionBackwardRef(dq, dk, dv, ks, dout, dlse, dg, dgq, dgk, dgv, a);
+  }
+
+  logSoftmaxGather(logits: Storage, targets: Storage, logp: Storage, entropy: Storage, lse: Storage, rows: number, cols: number): void {
+    const [x, t, lp, en, ls] = this.arrays('logSoftmaxGather', [[logits, rows * cols], [targets, rows], [logp, rows], [entropy, rows], [lse, rows]]);
+    logSoftmaxGatherRef(x, t, lp, en, ls, rows, cols);
+  }
+
+  logSoftmaxGatherBackward(
+    logits: Storage, targets: Storage, lse: Storage, entropy: Storage, gLogp: Storage, gEntropy: Storage,
+    gLogits: Storage, rows: number, cols: number,
+  ): void {
+    const [x, t, ls, en, gl, ge, gx] = this.arrays('logSoftmaxGatherBackward', [
+      [logits, rows * cols], [targets, rows], [lse, rows], [entropy, rows], [gLogp, rows], [gEntropy, rows], [gLogits, rows * cols],
+    ]);
+    logSoftmaxGatherBackwardRef(x, t, ls, en, gl, ge, gx, rows, cols);
+  }
+
+  rmsNorm(x: Storage, weight: Storage, out: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {
+    const [dx, w, o, r] = this.arrays('rmsNorm', [[x, rows * cols], [weight, cols], [out, rows * cols], [rstd, rows]]);
+    rmsNormRef(dx, w, o, r, rows, cols, eps);
+  }
+
+  rmsNormBackward(x: Storage, weight: Storage, rstd: Storage, gOut: Storage, gx: Storage, gWeight: Storage, rows: number, cols: number): void {
+    const [dx, w, r, g, gdx, gw] = this.arrays('rmsNormBackward', [
+      [x, rows * cols], [weight, cols], [rstd, rows], [gOut, rows * cols], [gx, rows * cols], [gWeight, cols],
+    ]);
+    rmsNormBackwardRef(dx, w, r, g, gdx, gw, rows, cols);
+  }
+
+  rope(x: Storage, positions: Storage, out: Storage, a: RopeArgs): void {
+    if (a.headDim % 2 !== 0) throw new KernelError('rope', `headDim ${a.headDim} must be even`);
+    const n = a.batch * a.t * a.heads * a.headDim;
+    const [dx, pos, o] = this.arrays('rope', [[x, n], [positions, a.batch * a.t], [out, n]]);
+    ropeRef(dx, pos, o, a);
+  }
+
+  swiglu(gate: Storage, up: Storage, out: Storage, n: number): void {
+    const [g, u, o] = this.arrays('swiglu', [[gate, n], [up, n], [out, n]]);
+    swigluRef(g, u, o, n);
+  }
+
+  swigluBackward(gate: Storage, up: Storage, gOut: Storage, gGate: Storage, gUp: Storage, n: number): void {
+    const [g, u, go, gg, gu] = this.arrays('swigluBackward', [[gate, n], [up, n], [gOut, n], [gGate, n], [gUp, n]]);
+    swigluBackwardRef(g, u, go, gg, gu, n);
+  }
+
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, a: AdamWArgs, n: number): void {
+    const [p, g, dm, dv, sc] = this.arrays('adamw', [[param, n], [grad, n], [m, n], [v, n], [scale, 1]]);
+    adamwRef(p, g, dm, dv, sc, a, n);
+  }
+
+  sumSquares(x: Storage, out: Storage, n: number, accumulate: boolean): void {
+    const [dx, o] = this.arrays('sumSquares', [[x, n], [out, 1]]);
+    sumSquaresRef(dx, o, n, accumulate);
   }
 }

@@ -1,0 +1,197 @@
+// Float64 reference of the fused transformer kernels (contract: ../model_kernels.ts). Literal loops over
+// plain arrays, written for obviousness: the product backends are tested against these.
+import type { AdamWArgs, AttentionArgs, RopeArgs } from '../model_kernels.js';
+
+type F = Float64Array;
+
+/** Index of the kv head read by query head h. */
+function kvHeadOf(h: number, a: AttentionArgs): number {
+  return Math.floor(h / (a.heads / a.kvHeads));
+}
+
+/** Whether key j is visible to query row i of sequence b. */
+function visible(a: AttentionArgs, keyStart: F | null, b: number, i: number, j: number): boolean {
+  if (j >= a.tk) return false;
+  if (keyStart && j < keyStart[b]) return false;
+  return !a.causal || j <= a.qOffset + i;
+}
+
+/** Scaled scores s_ij of one query row against every key row (−Infinity where not visible). */
+function scoresOf(q: F, k: F, keyStart: F | null, a: AttentionArgs, b: number, h: number, i: number): F {
+  const D = a.headDim;
+  const qo = ((b * a.heads + h) * a.tq + i) * D;
+  const kBase = (b * a.kvHeads + kvHeadOf(h, a)) * a.kvStride * D;
+  const s = new Float64Array(a.tk).fill(-Infinity);
+  for (let j = 0; j < a.tk; j++) {
+    if (!visible(a, keyStart, b, i, j)) continue;
+    let dot = 0;
+    for (let d = 0; d < D; d++) dot += q[qo + d] * k[kBase + j * D + d];
+    s[j] = a.scale * dot;
+  }
+  return s;
+}
+
+function logSumExp(s: F): number {
+  let mx = -Infinity;
+  for (const v of s) mx = Math.max(mx, v);
+  if (mx === -Infinity) return Infinity; // no visible key
+  let sum = 0;
+  for (const v of s) sum += Math.exp(v - mx);
+  return mx + Math.log(sum);
+}
+
+export function attentionRef(q: F, k: F, v: F, keyStart: F | null, out: F, lse: F, a: AttentionArgs): void {
+  const D = a.headDim;
+  for (let b = 0; b < a.batch; b++) {
+    for (let h = 0; h < a.heads; h++) {
+      const vBase = (b * a.kvHeads + kvHeadOf(h, a)) * a.kvStride * D;
+      for (let i = 0; i < a.tq; i++) {
+        const s = scoresOf(q, k, keyStart, a, b, h, i);
+        const l = logSumExp(s);
+        const row = (b * a.heads + h) * a.tq + i;
+        lse[row] = l;
+        for (let d = 0; d < D; d++) {
+          let acc = 0;
+          if (l !== Infinity) for (let j = 0; j < a.tk; j++) acc += Math.exp(s[j] - l) * v[vBase + j * D + d];
+          out[row * D + d] = acc;
+        }
+      }
+    }
+  }
+}
+
+export function attentionBackwardRef(
+  q: F, k: F, v: F, keyStart: F | null, out: F, lse: F, gOut: F, gq: F, gk: F, gv: F, a: AttentionArgs,
+): void {
+  const D = a.headDim;
+  gq.fill(0);
+  gk.fill(0);
+  gv.fill(0);
+  for (let b = 0; b < a.batch; b++) {
+    for (let h = 0; h < a.heads; h++) {
+      const kvBase = (b * a.kvHeads + kvHeadOf(h, a)) * a.tk * D;
+      for (let i = 0; i < a.tq; i++) {
+        const row = (b * a.heads + h) * a.tq + i;
+        const s = scoresOf(q, k, keyStart, a, b, h, i);
+        let dRow = 0;
+        for (let d = 0; d < D; d++) dRow += gOut[row * D + d] * out[row * D + d];
+        for (let j = 0; j < a.tk; j++) {
+          const p = Math.exp(s[j] - lse[row]);
+          if (!(p > 0)) continue;
+          let gp = 0;
+          for (let d = 0; d < D; d++) gp += gOut[row * D + d] * v[kvBase + j * D + d];
+          const dS = p * (gp - dRow);
+          for (let d = 0; d < D; d++) {
+            gq[row * D + d] += a.scale * dS * k[kvBase + j * D + d];
+            gk[kvBase + j * D + d] += a.scale * dS * q[row * D + d];
+            gv[kvBase + j * D + d] += p * gOut[row * D + d];
+          }
+        }
+      }
+    }
+  }
+}
+
+export function logSoftmaxGatherRef(x: F, targets: F, logp: F, entropy: F, lse: F, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * cols, (r + 1) * cols);
+    const l = logSumExp(row);
+    let px = 0;
+    for (let c = 0; c < cols; c++) px += Math.exp(row[c] - l) * row[c];
+    const t = targets[r];
+    lse[r] = l;
+    logp[r] = t >= 0 && t < cols ? row[t] - l : 0;
+    entropy[r] = l - px;
+  }
+}
+
+export function logSoftmaxGatherBackwardRef(
+  x: F, targets: F, lse: F, entropy: F, gLogp: F, gEntropy: F, gx: F, rows: number, cols: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const t = targets[r];
+    const gl = t >= 0 && t < cols ? gLogp[r] : 0;
+    for (let c = 0; c < cols; c++) {
+      const xc = x[r * cols + c];
+      const p = Math.exp(xc - lse[r]);
+      gx[r * cols + c] = gl * ((c === t ? 1 : 0) - p) - gEntropy[r] * p * (xc - lse[r] + entropy[r]);
+    }
+  }
+}
+
+export function rmsNormRef(x: F, w: F, out: F, rstd: F, rows: number, cols: number, eps: number): void {
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let c = 0; c < cols; c++) ss += x[r * cols + c] ** 2;
+    const rs = 1 / Math.sqrt(ss / cols + eps);
+    rstd[r] = rs;
+    for (let c = 0; c < cols; c++) out[r * cols + c] = x[r * cols + c] * rs * w[c];
+  }
+}
+
+export function rmsNormBackwardRef(x: F, w: F, rstd: F, g: F, gx: F, gw: F, rows: number, cols: number): void {
+  gw.fill(0);
+  for (let r = 0; r < rows; r++) {
+    const rs = rstd[r];
+    let dot = 0;
+    for (let c = 0; c < cols; c++) dot += g[r * cols + c] * w[c] * x[r * cols + c];
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c;
+      gx[i] = rs * w[c] * g[i] - x[i] * rs ** 3 * dot / cols;
+      gw[c] += g[i] * x[i] * rs;
+    }
+  }
+}
+
+export function ropeRef(x: F, positions: F, out: F, a: RopeArgs): void {
+  const half = a.headDim / 2;
+  for (let b = 0; b < a.batch; b++) {
+    for (let t = 0; t < a.t; t++) {
+      const pos = positions[b * a.t + t];
+      for (let h = 0; h < a.heads; h++) {
+        const base = ((b * a.t + t) * a.heads + h) * a.headDim;
+        for (let j = 0; j < half; j++) {
+          const ang = (a.inverse ? -1 : 1) * pos * Math.pow(a.theta, (-2 * j) / a.headDim);
+          const c = Math.cos(ang);
+          const s = Math.sin(ang);
+          const x1 = x[base + j];
+          const x2 = x[base + j + half];
+          out[base + j] = x1 * c - x2 * s;
+          out[base + j + half] = x2 * c + x1 * s;
+        }
+      }
+    }
+  }
+}
+
+const sigmoid = (g: number): number => 1 / (1 + Math.exp(-g));
+
+export function swigluRef(gate: F, up: F, out: F, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = gate[i] * sigmoid(gate[i]) * up[i];
+}
+
+export function swigluBackwardRef(gate: F, up: F, gOut: F, gGate: F, gUp: F, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const g = gate[i];
+    const sg = sigmoid(g);
+    gGate[i] = gOut[i] * up[i] * sg * (1 + g * (1 - sg));
+    gUp[i] = gOut[i] * g * sg;
+  }
+}
+
+export function adamwRef(p: F, grad: F, m: F, v: F, scale: F, a: AdamWArgs, n: number): void {
+  const bc1 = 1 - Math.pow(a.beta1, a.step);
+  const bc2 = 1 - Math.pow(a.beta2, a.step);
+  for (let i = 0; i < n; i++) {
+    const g = grad[i] * scale[0];
+    m[i] = a.beta1 * m[i] + (1 - a.beta1) * g;
+    v[i] = a.beta2 * v[i] + (1 - a.beta2) * g * g;
+    p[i] = p[i] * (1 - a.lr * a.weightDecay) - (a.lr * (m[i] / bc1)) / (Math.sqrt(v[i] / bc2) + a.eps);
+  }
+}
+
+export function sumSquaresRef(x: F, out: F, n: number, accumulate: boolean): void {
+  let s = accumulate ? out[0] : 0;
+  for (let i = 0; i < n; i++) s += x[i] * x[i];
+  out[0] = s;
+}
