@@ -1,4 +1,4 @@
-// Elementwise kernels: fill, arange, cast, unary, binary, where, copy.
+// Elementwise kernels: fill, arange, cast, unary, binary, where, copy, write_view.
 // Templated by the host before compilation: __WG__ (workgroup size), __OP__ (unary/binary op code,
 // UNARY_CODE / BINARY_CODE order in src/backend/backend.ts).
 // Strided views: element i of the output shape reads offset + sum(idx[d] * stride[d]) for up to 8 dims
@@ -206,4 +206,15 @@ fn copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (i >= P.n) { return; }
   let o = viewOffsets(i);
   outU[P.outOffset + i] = xU[o.x];
+}
+
+// write_view: out[view 1 (i)] = x[view 0 (i)] (raw words): a strided write such as new keys into a KV cache;
+// elements of out outside the view are left alone.
+@compute @workgroup_size(WG)
+fn write_view(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i >= P.n) { return; }
+  let o = viewOffsets(i);
+  outU[o.y] = xU[o.x];
 }

@@ -7,45 +7,12 @@ import {
   BINARY_OPS, KernelError, UNARY_OPS, contiguousStrides, contiguousView, sizeOf,
 } from '../src/backend/backend.js';
 import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import { mix32, uniformAt } from '../src/backend/rng.js';
 import {
   type WebGPUBackend, type WebGPUBackendOptions, createWebGPUBackend, expandTemplate, isSoftwareAdapter,
 } from '../src/backend/webgpu/webgpu_backend.js';
 import { requestNodeAdapter } from '../src/backend/webgpu/node_gpu.js';
+import { type Pair, expectClose, maxAbs, rand, up } from './support/gpu_pair.js';
 
-// Deterministic float32 test data.
-function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  const out = new Float32Array(n);
-  const key = mix32(seed);
-  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * uniformAt(key, i);
-  return out;
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) if (Number.isFinite(a[i])) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
-
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string, rtol = 1e-4, atolScale?: number): void {
-  expect(got.length, `${what}: length`).toBe(want.length);
-  const scale = atolScale ?? Math.max(1, maxAbs(want));
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i];
-    const w = want[i];
-    if (Number.isNaN(w)) { expect(Number.isNaN(g), `${what}[${i}]: want NaN got ${g}`).toBe(true); continue; }
-    if (!Number.isFinite(w)) { expect(g, `${what}[${i}]`).toBe(w); continue; }
-    const tol = rtol * Math.max(Math.abs(w), scale * 1e-2) + rtol * 1e-2 * scale;
-    if (!(Math.abs(g - w) <= tol)) throw new Error(`${what}[${i}]: got ${g}, want ${w} (tol ${tol.toExponential(2)})`);
-  }
-}
-
-interface Pair { gpu: WebGPUBackend; ref: ReferenceBackend }
-
-/** Uploads the same data to both backends. */
-function up(p: Pair, dtype: DType, data: ArrayLike<number>): [Storage, Storage] {
-  return [p.gpu.upload(dtype, data), p.ref.upload(dtype, data)];
-}
 
 async function readBoth(p: Pair, g: Storage, r: Storage): Promise<[Float32Array | Int32Array, Float64Array | Int32Array]> {
   const a = await p.gpu.read(g) as Float32Array | Int32Array;
@@ -284,11 +251,14 @@ for (const cfg of configs) {
 
     it('matmul: transposes, batch strides, broadcast, odd and large-K shapes (every kernel variant)', async () => {
       // The default kernel for this adapter (on llvmpipe 'subgroups' or 'direct', each with its scalar
-      // fallback for unaligned shapes), plus every other variant.
+      // fallback for unaligned shapes, and the small-output kernel for few rows or columns), plus every
+      // other variant.
+      // The forced variants keep few-row / few-column products too (small: false); the default backend
+      // sends those to the small-output kernel.
       const variants = await Promise.all([
-        cfg.open({ matmul: { kind: 'tiled' } }),
-        cfg.open({ matmul: { kind: 'direct', TM: 4, WX: 8 } }),
-        cfg.open({ matmul: { kind: 'subgroups', TM: 24, WX: 8 } }),
+        cfg.open({ matmul: { kind: 'tiled', small: false } }),
+        cfg.open({ matmul: { kind: 'direct', TM: 4, WX: 8, small: false } }),
+        cfg.open({ matmul: { kind: 'subgroups', TM: 24, WX: 8, small: false } }),
       ]);
       try {
         for (const gpu of [p.gpu, ...variants]) await checkMatmul({ gpu, ref: p.ref });
@@ -310,6 +280,17 @@ for (const cfg of configs) {
         { m: 9, n: 13, k: 20 },
         { m: 5, n: 8, k: 1532 },
         { m: 41, n: 36, k: 52 }, // vec4-aligned k and n, rows past one 16- and 24-row block
+        // Small-output path (matmul_small.wgsl): GEMV / decode rows, split-K, tiny n as the swapped problem.
+        { m: 1, n: 257, k: 1024 },
+        { m: 3, n: 64, k: 4096 },
+        { m: 1, n: 1, k: 5000 },
+        { m: 2, n: 1000, k: 64 },
+        { m: 8, n: 33, k: 40 },
+        { m: 1, n: 45, k: 128 },
+        { m: 300, n: 1, k: 515 },
+        { m: 37, n: 3, k: 1024 },
+        { m: 50, n: 2, k: 64 },
+        { m: 16, n: 12, k: 999 },
       ];
       for (const c of cases) {
         for (const transA of [false, true]) {

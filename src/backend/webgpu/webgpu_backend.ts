@@ -9,12 +9,16 @@
 // into buffers that no pending work can reference (freed buffers come back only after their last submit
 // completes), so queue.writeBuffer never overtakes encoded work.
 import {
-  type Backend, type BinaryOp, type DType, type MatmulArgs, type MemoryStats, type RandomArgs,
-  type ReduceOp, type Storage, type UnaryOp, type View,
+  type AdamWArgs, type AttentionArgs, type Backend, type BinaryOp, type DType, type MatmulArgs, type MemoryStats,
+  type RandomArgs, type ReduceOp, type RopeArgs, type Storage, type UnaryOp, type View,
   BINARY_CODE, KernelError, UNARY_CODE, coalesce, sizeOf,
 } from '../backend.js';
 import { mix32 } from '../rng.js';
+import { attention, attentionBackward } from './attention_webgpu.js';
 import { BufferPool, sizeClass } from './buffer_pool.js';
+import type { KernelHost, KernelVariants } from './kernel_host.js';
+import { matmulSmall, smallMatmulProblem } from './matmul_small_webgpu.js';
+import * as mk from './model_kernels_webgpu.js';
 import { WGSL } from './shaders.gen.js';
 
 // Numeric GPUBufferUsage / GPUMapMode flags (globals are not guaranteed under Node).
@@ -38,6 +42,8 @@ export interface WebGPUBackendOptions {
   batchDispatches?: number;
   /** Overrides the matmul kernel choice (tuning, tests). */
   matmul?: Partial<MatmulConfig>;
+  /** Overrides the choice between kernel variants of the model kernels (tests, tuning). */
+  variants?: KernelVariants;
   /** Upper bound of bytes kept in the free pool (default 512 MiB). */
   maxPooledBytes?: number;
   /** Informational: how the adapter was obtained (Dawn flags, 'navigator.gpu'). */
@@ -68,20 +74,25 @@ export function isSoftwareAdapter(info: AdapterInfoLike): boolean {
 /**
  * WGSL templating: `__NAME__` becomes tpl.NAME (0 when absent); a block between `//#unroll v COUNT` and
  * `//#end` is repeated for v = 0 … COUNT-1 (COUNT a number or a tpl name) with `{v}` replaced by the index
- * (`{v/N}` and `{v%N}` by its quotient and remainder).
+ * (`{v/N}` and `{v%N}` by its quotient and remainder, N a number or a tpl name). Blocks nest: the innermost
+ * expand first, leaving the outer variables' `{…}` for the outer expansion.
  */
 export function expandTemplate(src: string, tpl: Record<string, number>): string {
-  const unrolled = src.replace(/^\/\/#unroll (\w+) (\w+)\n([\s\S]*?)^\/\/#end\n/gm, (_, v: string, count: string, body: string) => {
-    const n = /^\d+$/.test(count) ? Number(count) : (tpl[count] ?? 0);
+  const value = (token: string): number => (/^\d+$/.test(token) ? Number(token) : (tpl[token] ?? 0));
+  const innermost = /^\/\/#unroll (\w+) (\w+)\n((?:(?!\/\/#unroll )[\s\S])*?)^\/\/#end\n/m;
+  let text = src;
+  for (let m = innermost.exec(text); m; m = innermost.exec(text)) {
+    const [whole, v, count, body] = m;
+    const n = value(count);
+    const index = new RegExp(`\\{${v}(?:([/%])(\\w+))?\\}`, 'g');
     let out = '';
-    const index = new RegExp(`\\{${v}(?:([/%])(\\d+))?\\}`, 'g');
     for (let i = 0; i < n; i++) {
       out += body.replace(index, (_m, op: string | undefined, d: string | undefined) =>
-        String(op === '/' ? Math.floor(i / Number(d)) : op === '%' ? i % Number(d) : i));
+        String(op === '/' ? Math.floor(i / value(d!)) : op === '%' ? i % value(d!) : i));
     }
-    return out;
-  });
-  return unrolled.replace(/__([A-Z][A-Z0-9_]*)__/g, (_, name: string) => String(tpl[name] ?? 0));
+    text = text.slice(0, m.index) + out + text.slice(m.index + whole.length);
+  }
+  return text.replace(/__([A-Z][A-Z0-9_]*)__/g, (_, name: string) => String(tpl[name] ?? 0));
 }
 
 class WebGPUStorage implements Storage {
@@ -117,6 +128,9 @@ export interface MatmulConfig {
    * to the scalar 'direct' kernel where their alignment conditions do not hold.
    */
   kind: 'tiled' | 'direct' | 'subgroups';
+  /** Few-row (m ≤ 8 on CPU rasterisers, ≤ 16 on GPUs) and few-column (n ≤ 4) products take the split-K
+   *  small-output kernel (matmul_small.wgsl); false keeps them on `kind` (default true). */
+  small?: boolean;
   WX: number;
   WY: number;
   TM: number;
@@ -199,6 +213,7 @@ export class WebGPUBackend implements Backend {
   private live = 0;
   private peak = 0;
   private liveCount = 0;
+  private constantBytes = 0;
   private dispatches = 0;
   private submits = 0;
 
@@ -208,6 +223,10 @@ export class WebGPUBackend implements Backend {
   private lostInfo: { reason: string; message: string } | null = null;
   private destroyed = false;
   private readonly kernelNames = new Set<string>();
+  private readonly subgroupMaxSize: number;
+  private readonly variants: KernelVariants;
+  /** The narrow view of this backend that the kernel launcher modules work through. */
+  private readonly host: KernelHost;
 
   constructor(adapter: GPUAdapter, device: GPUDevice, opts: WebGPUBackendOptions = {}) {
     this.dev = device;
@@ -221,7 +240,10 @@ export class WebGPUBackend implements Backend {
       description: ai?.description ?? '', isFallbackAdapter: fb,
     };
     this.features = [...adapter.features].map(String).sort();
-    this.subgroupMinSize = device.features.has('subgroups') ? (ai as GPUAdapterInfo & { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0 : 0;
+    const sg = ai as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number } | undefined;
+    this.subgroupMinSize = device.features.has('subgroups') ? sg?.subgroupMinSize ?? 0 : 0;
+    this.subgroupMaxSize = device.features.has('subgroups') ? sg?.subgroupMaxSize ?? 0 : 0;
+    this.variants = { ...opts.variants };
     const adapterLevel = (adapter as GPUAdapter & { featureLevel?: string }).featureLevel;
     this.featureLevel = opts.featureLevel
       ?? (adapterLevel === 'compatibility' || adapterLevel === 'core' ? adapterLevel
@@ -242,6 +264,7 @@ export class WebGPUBackend implements Backend {
     this.wg = 2 ** Math.floor(Math.log2(maxWg));
     this.matmulCfg = { ...this.pickMatmulConfig(), ...opts.matmul };
     this.batchDispatches = Math.max(1, Math.min(opts.batchDispatches ?? 24, 256));
+    this.host = this.makeHost();
 
     this.storagePool = new BufferPool(device, USAGE_STORAGE | USAGE_COPY_SRC | USAGE_COPY_DST, 'storage', opts.maxPooledBytes);
     this.stagingPool = new BufferPool(device, USAGE_MAP_READ | USAGE_COPY_DST, 'readback', 64 * 1024 * 1024);
@@ -271,6 +294,15 @@ export class WebGPUBackend implements Backend {
       limits: { ...this.limits },
       workgroupSize: this.wg,
       matmulTile: { ...this.matmulCfg },
+      // Model kernels: attention 'subgroups' (barrier-free, subgroupBroadcast; head dims % 4 == 0) on CPU
+      // rasterisers with a fixed subgroup size, else 'tiled' (workgroup memory); row reductions per invocation
+      // ('rows') on CPU rasterisers, per workgroup ('tree') elsewhere.
+      modelKernels: {
+        attention: this.variants.attention
+          ?? (isSoftwareAdapter(this.info) && this.subgroupMinSize >= 4 && this.subgroupMinSize === this.subgroupMaxSize ? 'subgroups' : 'tiled'),
+        rowReduce: this.variants.rowReduce ?? (isSoftwareAdapter(this.info) ? 'rows' : 'tree'),
+        subgroupSize: this.subgroupMinSize === this.subgroupMaxSize ? this.subgroupMinSize : [this.subgroupMinSize, this.subgroupMaxSize],
+      },
       source: this.source,
     };
   }
@@ -284,7 +316,7 @@ export class WebGPUBackend implements Backend {
     return {
       dispatches: this.dispatches, submits: this.submits, pipelines: this.pipelines.size,
       buffersCreated: this.storagePool.created, buffersReused: this.storagePool.reused,
-      pooledBytes: this.storagePool.bytes, uniformArenas: this.arenaPool.length,
+      pooledBytes: this.storagePool.bytes, uniformArenas: this.arenaPool.length, constantBytes: this.constantBytes,
     };
   }
 
@@ -369,6 +401,18 @@ export class WebGPUBackend implements Backend {
       // A fresh or pool-returned buffer is referenced by no pending work, so this write cannot overtake any.
       this.device.queue.writeBuffer(s.buffer, 0, arr.buffer, arr.byteOffset, arr.byteLength);
     }
+    return s;
+  }
+
+  /**
+   * A buffer the backend itself keeps for its lifetime (lookup tables): kept out of the user-visible live
+   * counts, so leak checks see only tensors; its bytes show in stats().constantBytes.
+   */
+  private uploadConstant(dtype: DType, data: ArrayLike<number>): Storage {
+    const s = this.upload(dtype, data);
+    this.live -= s.size * 4;
+    this.liveCount--;
+    this.constantBytes += s.size * 4;
     return s;
   }
 
@@ -770,6 +814,11 @@ export class WebGPUBackend implements Backend {
     if (batch * m * n === 0) return;
     if (o.size < batch * m * n) throw new KernelError(k, `output has ${o.size} elements, needs ${batch * m * n}`);
     const cfg = this.matmulCfg;
+    const small = cfg.small === false ? null : smallMatmulProblem(this.host, g);
+    if (small) {
+      this.aliasGuard(o, [sa, sb], (ob) => matmulSmall(this.host, k, sa, sb, ob, g, small));
+      return;
+    }
     // The vec4 variants need every vec4 read aligned and in bounds.
     const vec4 = cfg.kind !== 'tiled' && g.k % 4 === 0 && g.strideA % 4 === 0 && g.strideB % 4 === 0 && (g.transB || n % 4 === 0);
     const subgroups = cfg.kind === 'subgroups' && this.subgroupMinSize >= 8 && cfg.TM % 8 === 0;
@@ -835,6 +884,85 @@ export class WebGPUBackend implements Backend {
     const rows = Math.floor(o.size / rowLen);
     this.launch(k, pe, (s) => { s.u[0] = nIds; s.u[1] = rowLen; s.u[2] = rows; s.u[3] = rowLen; },
       [o.buffer, sr.buffer, id.buffer], this.groups1d(rowLen, k));
+  }
+
+  // ---------------------------------------------------------------- model kernels (launchers in separate modules)
+
+  writeView(x: Storage, xView: View, out: Storage, outView: View, shape: readonly number[]): void {
+    mk.writeView(this.host, x, xView, out, outView, shape);
+  }
+
+  attention(q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, args: AttentionArgs): void {
+    attention(this.host, q, k, v, keyStart, out, lse, args);
+  }
+
+  attentionBackward(
+    q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, gOut: Storage,
+    gq: Storage, gk: Storage, gv: Storage, args: AttentionArgs,
+  ): void {
+    attentionBackward(this.host, q, k, v, keyStart, out, lse, gOut, gq, gk, gv, args);
+  }
+
+  logSoftmaxGather(logits: Storage, targets: Storage, logp: Storage, entropy: Storage, lse: Storage, rows: number, cols: number): void {
+    mk.logSoftmaxGather(this.host, logits, targets, logp, entropy, lse, rows, cols);
+  }
+
+  logSoftmaxGatherBackward(
+    logits: Storage, targets: Storage, lse: Storage, entropy: Storage, gLogp: Storage, gEntropy: Storage,
+    gLogits: Storage, rows: number, cols: number,
+  ): void {
+    mk.logSoftmaxGatherBackward(this.host, logits, targets, lse, entropy, gLogp, gEntropy, gLogits, rows, cols);
+  }
+
+  rmsNorm(x: Storage, weight: Storage, out: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {
+    mk.rmsNorm(this.host, x, weight, out, rstd, rows, cols, eps);
+  }
+
+  rmsNormBackward(x: Storage, weight: Storage, rstd: Storage, gOut: Storage, gx: Storage, gWeight: Storage, rows: number, cols: number): void {
+    mk.rmsNormBackward(this.host, x, weight, rstd, gOut, gx, gWeight, rows, cols);
+  }
+
+  rope(x: Storage, positions: Storage, out: Storage, args: RopeArgs): void {
+    mk.rope(this.host, x, positions, out, args);
+  }
+
+  swiglu(gate: Storage, up: Storage, out: Storage, n: number): void {
+    mk.swiglu(this.host, gate, up, out, n);
+  }
+
+  swigluBackward(gate: Storage, up: Storage, gOut: Storage, gGate: Storage, gUp: Storage, n: number): void {
+    mk.swigluBackward(this.host, gate, up, gOut, gGate, gUp, n);
+  }
+
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {
+    mk.adamw(this.host, param, grad, m, v, scale, args, n);
+  }
+
+  sumSquares(x: Storage, out: Storage, n: number, accumulate: boolean): void {
+    mk.sumSquares(this.host, x, out, n, accumulate);
+  }
+
+  private makeHost(): KernelHost {
+    const fixedSubgroup = this.subgroupMinSize > 0 && this.subgroupMinSize === this.subgroupMaxSize ? this.subgroupMinSize : 0;
+    return {
+      wg: this.wg,
+      maxInvocations: Math.min(this.limits.maxComputeInvocationsPerWorkgroup, this.limits.maxComputeWorkgroupSizeX),
+      maxWorkgroupsPerDim: this.limits.maxComputeWorkgroupsPerDimension,
+      maxWorkgroupStorage: this.limits.maxComputeWorkgroupStorageSize,
+      software: isSoftwareAdapter(this.info),
+      fixedSubgroupSize: fixedSubgroup,
+      variants: this.variants,
+      kernel: (name) => this.kernel(name),
+      st: (x, kernel) => this.st(x, kernel),
+      pipeline: (family, entry, tpl, kernel) => this.pipeline(family, entry, tpl, kernel),
+      launch: (kernel, pe, fill, buffers, groups) => this.launch(kernel, pe, fill, buffers, groups),
+      groups1d: (n, kernel, wg) => this.groups1d(n, kernel, wg),
+      stridedParams: (kernel, shape, views) => this.stridedParams(kernel, shape, views),
+      alloc: (dtype, size) => this.alloc(dtype, size),
+      upload: (dtype, data) => this.upload(dtype, data),
+      uploadConstant: (dtype, data) => this.uploadConstant(dtype, data),
+      free: (x) => this.free(x),
+    };
   }
 
   /**
