@@ -343,3 +343,34 @@ export function copy32(x: usize, out: usize, p: usize, s: i32, e: i32): void {
     i += n; row++; col = 0;
   }
 }
+
+// ---------------------------------------------------------------- write view (strided source and destination)
+
+/**
+ * out[outView(i)] = x[xView(i)] (raw 32-bit words); view 0 of the parameter block is x, view 1 is out.
+ * Work range [s, e) over the logical index; the host guarantees the out view never maps two indices to one word.
+ */
+export function write_view32(x: usize, out: usize, p: usize, s: i32, e: i32): void {
+  const rank = pRank(p);
+  const rowLen = pShape(p, rank - 1);
+  const sx = pStride(p, 0, rank - 1);
+  const so = pStride(p, 1, rank - 1);
+  let row = s / rowLen;
+  let col = s % rowLen;
+  let i = s;
+  while (i < e) {
+    const n = min(rowLen - col, e - i);
+    rowOffsets(p, 2, rank, row);
+    const src = x + (<usize>(gOff0 + col * sx) << 2);
+    const dst = out + (<usize>(gOff1 + col * so) << 2);
+    if (sx == 1 && so == 1) {
+      // inline: runs are short (a KV-cache row is headDim words) and memory.copy is an out-of-line call
+      let j = 0;
+      for (; j + 4 <= n; j += 4) v128.store(dst + (<usize>j << 2), v128.load(src + (<usize>j << 2)));
+      for (; j < n; j++) store<i32>(dst + (<usize>j << 2), load<i32>(src + (<usize>j << 2)));
+    } else {
+      for (let j = 0; j < n; j++) store<i32>(dst + (<usize>(j * so) << 2), load<i32>(src + (<usize>(j * sx) << 2)));
+    }
+    i += n; row++; col = 0;
+  }
+}

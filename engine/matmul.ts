@@ -2,6 +2,11 @@
 // Goto/BLIS-style: B is packed into KC x NR panels, A into MR x KC panels (both in a per-thread scratch
 // area), and an MR x NR register-blocked f32x4 micro-kernel accumulates over KC. Transposed operands are
 // handled by the packing routines; nothing is materialised outside the scratch area.
+// Small m (decode: [1..16, d] times a weight) streams B in place, never packed. With transB (weights stored
+// [n, k]) threads split the output columns (mode 2): each reads its own rows of B. Without transB, threads
+// split k instead (matmul_ksplit + matmul_ksplit_sum): each streams whole rows of B.
+import { zeroFloats } from './common';
+import { dotRows } from './tiles';
 
 export const MR: i32 = 4;
 export const NR: i32 = 8;
@@ -13,6 +18,12 @@ const NC: i32 = 2048;
 export function matmul_scratch_bytes(): i32 { return (KC * NC + MC * KC + MR * NR + 64) * 4; }
 export function matmul_mr(): i32 { return MR; }
 export function matmul_nr(): i32 { return NR; }
+/** Rows per batch up to which the host picks the skinny path (mode 2). */
+export const SKINNY_M: i32 = 16;
+/** Output columns per mode-2 work item. */
+export const SKINNY_NB: i32 = 8;
+export function matmul_skinny_m(): i32 { return SKINNY_M; }
+export function matmul_skinny_nb(): i32 { return SKINNY_NB; }
 
 /** Reads four rows of four floats (row pitch ld bytes) and stores them transposed (row pitch dstPitch bytes). */
 @inline function transpose4x4(src: usize, ld: usize, dst: usize, dstPitch: usize): void {
@@ -186,7 +197,7 @@ function gemv(a: usize, as: usize, b: usize, transB: i32, n: i32, k: i32, c: usi
     const ldb = <usize>n << 2;
     const cc = c + (<usize>c0 << 2);
     const w = c1 - c0;
-    memory.fill(cc, 0, <usize>w << 2);
+    zeroFloats(cc, w);
     let p = 0;
     for (; p < k; p += 4) {
       const rows = min(4, k - p);
@@ -267,11 +278,53 @@ function gemv(a: usize, as: usize, b: usize, transB: i32, n: i32, k: i32, c: usi
   }
 }
 
+/**
+ * Two-row product without transB: rows i0 and i0 + 1 of C (c0r, c1r, columns [c0, c1)) = A rows (a0, a1; as bytes
+ * between consecutive p) times B [k, n]. Like gemv, B is streamed row by row, four rows at a time, so its rows
+ * never compete for one L1 set (unpacked tiles of power-of-two-wide B rows do) and no packing is needed.
+ */
+function gemvPair(a0: usize, a1: usize, as: usize, b: usize, n: i32, k: i32, c0r: usize, c1r: usize, c0: i32, c1: i32): void {
+  const ldb = <usize>n << 2;
+  const w = c1 - c0;
+  const o0 = c0r + (<usize>c0 << 2), o1 = c1r + (<usize>c0 << 2);
+  zeroFloats(o0, w);
+  zeroFloats(o1, w);
+  for (let p = 0; p < k; p += 4) {
+    const rows = min(4, k - p);
+    const r0 = b + <usize>p * ldb + (<usize>c0 << 2);
+    const r1 = rows > 1 ? r0 + ldb : r0;
+    const r2 = rows > 2 ? r0 + 2 * ldb : r0;
+    const r3 = rows > 3 ? r0 + 3 * ldb : r0;
+    const pa = <usize>p * as;
+    const x0 = load<f32>(a0 + pa), y0 = load<f32>(a1 + pa);
+    const x1: f32 = rows > 1 ? load<f32>(a0 + pa + as) : 0, y1: f32 = rows > 1 ? load<f32>(a1 + pa + as) : 0;
+    const x2: f32 = rows > 2 ? load<f32>(a0 + pa + 2 * as) : 0, y2: f32 = rows > 2 ? load<f32>(a1 + pa + 2 * as) : 0;
+    const x3: f32 = rows > 3 ? load<f32>(a0 + pa + 3 * as) : 0, y3: f32 = rows > 3 ? load<f32>(a1 + pa + 3 * as) : 0;
+    const u0 = f32x4.splat(x0), u1 = f32x4.splat(x1), u2 = f32x4.splat(x2), u3 = f32x4.splat(x3);
+    const v0 = f32x4.splat(y0), v1 = f32x4.splat(y1), v2 = f32x4.splat(y2), v3 = f32x4.splat(y3);
+    let j = 0;
+    for (; j + 4 <= w; j += 4) {
+      const off = <usize>j << 2;
+      const b0 = v128.load(r0 + off), b1 = v128.load(r1 + off), b2 = v128.load(r2 + off), b3 = v128.load(r3 + off);
+      v128.store(o0 + off, f32x4.add(v128.load(o0 + off), f32x4.add(
+        f32x4.add(f32x4.mul(u0, b0), f32x4.mul(u1, b1)), f32x4.add(f32x4.mul(u2, b2), f32x4.mul(u3, b3)))));
+      v128.store(o1 + off, f32x4.add(v128.load(o1 + off), f32x4.add(
+        f32x4.add(f32x4.mul(v0, b0), f32x4.mul(v1, b1)), f32x4.add(f32x4.mul(v2, b2), f32x4.mul(v3, b3)))));
+    }
+    for (; j < w; j++) {
+      const off = <usize>j << 2;
+      const b0 = load<f32>(r0 + off), b1 = load<f32>(r1 + off), b2 = load<f32>(r2 + off), b3 = load<f32>(r3 + off);
+      store<f32>(o0 + off, load<f32>(o0 + off) + ((x0 * b0 + x1 * b1) + (x2 * b2 + x3 * b3)));
+      store<f32>(o1 + off, load<f32>(o1 + off) + ((y0 * b0 + y1 * b1) + (y2 * b2 + y3 * b3)));
+    }
+  }
+}
+
 function gebp(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32, transB: i32,
   r0: i32, r1: i32, c0: i32, c1: i32, scratch: usize): void {
   const ldc = <usize>n << 2;
   if (k == 0) {
-    for (let i = r0; i < r1; i++) memory.fill(c + <usize>i * ldc + (<usize>c0 << 2), 0, <usize>(c1 - c0) << 2);
+    for (let i = r0; i < r1; i++) zeroFloats(c + <usize>i * ldc + (<usize>c0 << 2), c1 - c0);
     return;
   }
   if (m == 1) {
@@ -305,12 +358,110 @@ function gebp(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32,
 }
 
 /**
+ * Skinny product for small m: columns [c0, c1) of out = opA(a) · opB(b), B read in place.
+ * transB: dot products of A rows with B rows (A rows packed contiguous first when transA).
+ * !transB (batched products; single ones go to matmul_ksplit): B is streamed row by row for each pair of A rows
+ * (the host sends m ≥ 8 of these to the packed GEBP path instead).
+ */
+function skinny(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32, transB: i32, c0: i32, c1: i32,
+  scratch: usize, scratchBytes: usize): void {
+  const ldc = <usize>n << 2;
+  const w = c1 - c0;
+  if (k == 0 || m == 1) {
+    gebp(a, b, c, m, n, k, transA, transB, 0, m, c0, c1, scratch);
+    return;
+  }
+  const ldk = <usize>k << 2;
+  if (transB) {
+    let ar = a;
+    if (transA) {
+      // A stored [k, m]: gather its rows (m·k floats); if they do not fit, the packed path takes over
+      if (<usize>m * ldk > scratchBytes) {
+        gebp(a, b, c, m, n, k, transA, transB, 0, m, c0, c1, scratch);
+        return;
+      }
+      ar = scratch;
+      for (let i = 0; i < m; i++) {
+        const dst = ar + <usize>i * ldk;
+        for (let p = 0; p < k; p++) store<f32>(dst + (<usize>p << 2), load<f32>(a + ((<usize>p * <usize>m + <usize>i) << 2)));
+      }
+    }
+    dotRows(ar, ldk, m, b + <usize>c0 * ldk, ldk, w, k, c + (<usize>c0 << 2), ldc);
+    return;
+  }
+  skinnyRows(a, transA ? 4 : <usize>k << 2, transA ? <usize>m << 2 : 4, m, k, b, n, c, c0, c1);
+}
+
+/**
+ * C[0..m)[c0..c1) = A·B over k rows of B without transB, B streamed row by row: row pairs by gemvPair, an odd
+ * last row by gemv. A(i, p) sits at a + i·rowStep + p·as (bytes).
+ */
+function skinnyRows(a: usize, rowStep: usize, as: usize, m: i32, k: i32, b: usize, n: i32, c: usize, c0: i32, c1: i32): void {
+  const ldc = <usize>n << 2;
+  let i = 0;
+  for (; i + 2 <= m; i += 2) {
+    const ai = a + <usize>i * rowStep;
+    gemvPair(ai, ai + rowStep, as, b, n, k, c + <usize>i * ldc, c + <usize>(i + 1) * ldc, c0, c1);
+  }
+  if (i < m) gemv(a + <usize>i * rowStep, as, b, 0, n, k, c + <usize>i * ldc, c0, c1);
+}
+
+/**
+ * Small-m product without transB, split over k: chunk q of kch rows of B writes the partial product
+ * partials[q] = A[:, chunk] · B[chunk, :] over all n columns. Each thread streams whole, contiguous rows of B;
+ * splitting the columns instead had both cores streaming interleaved halves of the same rows, which ran no
+ * faster than one core. Work range [s, e) over chunks; matmul_ksplit_sum adds the partials in chunk order.
+ */
+export function matmul_ksplit(a: usize, b: usize, partials: usize, m: i32, n: i32, k: i32, transA: i32, kch: i32, s: i32, e: i32): void {
+  const mn = <usize>m * <usize>n;
+  for (let q = s; q < e; q++) {
+    const p0 = q * kch;
+    const rows = min(kch, k - p0);
+    const aq = transA ? a + ((<usize>p0 * <usize>m) << 2) : a + (<usize>p0 << 2);
+    skinnyRows(aq, transA ? 4 : <usize>k << 2, transA ? <usize>m << 2 : 4, m, rows, b + ((<usize>p0 * <usize>n) << 2), n,
+      partials + ((<usize>q * mn) << 2), 0, n);
+  }
+}
+
+/** out[i] = Σ_q partials[q][i] in chunk order (q = 0 first), for i in [s, e) of the m·n outputs. */
+export function matmul_ksplit_sum(partials: usize, out: usize, chunks: i32, mn: i32, s: i32, e: i32): void {
+  const stride = <usize>mn << 2;
+  let i = s;
+  for (; i + 4 <= e; i += 4) {
+    const off = <usize>i << 2;
+    let acc = v128.load(partials + off);
+    for (let q = 1; q < chunks; q++) acc = f32x4.add(acc, v128.load(partials + <usize>q * stride + off));
+    v128.store(out + off, acc);
+  }
+  for (; i < e; i++) {
+    const off = <usize>i << 2;
+    let acc = load<f32>(partials + off);
+    for (let q = 1; q < chunks; q++) acc += load<f32>(partials + <usize>q * stride + off);
+    store<f32>(out + off, acc);
+  }
+}
+
+/**
  * mode 0: [s, e) ranges over the flattened batch * m output rows; mode 1: [s, e) ranges over the n output
- * columns (every batch and row). scratch: this thread's scratch area (matmul_scratch_bytes()).
+ * columns (every batch and row); mode 2 (skinny, m ≤ SKINNY_M): [s, e) ranges over batch · ceil(n / SKINNY_NB)
+ * column blocks, batch-major. scratch: this thread's scratch area (matmul_scratch_bytes()).
  */
 export function matmul(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32, k: i32, transA: i32, transB: i32,
   strideA: i32, strideB: i32, mode: i32, scratch: usize, s: i32, e: i32): void {
   const mn = <usize>m * <usize>n;
+  if (mode == 2) {
+    const blocks = (n + SKINNY_NB - 1) / SKINNY_NB;
+    let i = s;
+    while (i < e) {
+      const bt = i / blocks;
+      const jb = i - bt * blocks;
+      const jbEnd = min(blocks, jb + (e - i));
+      skinny(a + (<usize>bt * <usize>strideA << 2), b + (<usize>bt * <usize>strideB << 2), out + (<usize>bt * mn << 2),
+        m, n, k, transA, transB, jb * SKINNY_NB, min(n, jbEnd * SKINNY_NB), scratch, <usize>matmul_scratch_bytes());
+      i += jbEnd - jb;
+    }
+    return;
+  }
   if (mode == 0) {
     if (s >= e) return;
     const bt0 = s / m;

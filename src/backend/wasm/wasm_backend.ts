@@ -3,12 +3,14 @@
 // work range across threads. Platform-neutral: Node supplies workers through node_workers.ts, browsers
 // through browser_workers.ts (cross-origin isolated pages only; otherwise one thread).
 import {
-  type Backend, type BinaryOp, type DType, type MatmulArgs, type MemoryStats, type RandomArgs, type ReduceOp,
-  type Storage, type UnaryOp, type View, BINARY_CODE, KernelError, MAX_RANK, REDUCE_CODE, UNARY_CODE, coalesce, sizeOf,
+  type AdamWArgs, type AttentionArgs, type Backend, type BinaryOp, type DType, type MatmulArgs, type MemoryStats,
+  type RandomArgs, type ReduceOp, type RopeArgs, type Storage, type UnaryOp, type View, BINARY_CODE, KernelError, MAX_RANK,
+  REDUCE_CODE, UNARY_CODE, coalesce, sizeOf,
 } from '../backend.js';
 import { mix32 } from '../rng.js';
 import { browserThreadsAvailable, browserWorkerFactory } from './browser_workers.js';
 import { ENGINE_WASM_BASE64 } from './engine_wasm.gen.js';
+import { MODEL_KERNELS, WasmModelKernels } from './model_kernels_wasm.js';
 import { CONTROL_BYTES, type KernelFn, ThreadPool, type WorkerFactory } from './thread_pool.js';
 
 export type { WorkerFactory } from './thread_pool.js';
@@ -29,6 +31,7 @@ const MAX_PAGES = 65536; // 4 GiB, the import's declared maximum
 const KERNELS = [
   'fill32', 'arange_f32', 'arange_i32', 'cast_f32_i32', 'cast_i32_f32', 'unary', 'binary', 'where', 'copy32',
   'reduce', 'matmul', 'softmax', 'gather', 'scatter_add', 'random_uniform', 'random_normal', 'random_bits',
+  'write_view32', 'matmul_ksplit', 'matmul_ksplit_sum', ...MODEL_KERNELS,
 ] as const;
 type KernelName = (typeof KERNELS)[number];
 const KID = Object.fromEntries(KERNELS.map((k, i) => [k, i])) as Record<KernelName, number>;
@@ -38,6 +41,7 @@ const MIN_PAR_ELEMS = 16384;
 /** Flops below which matmul runs on the calling thread only. */
 const MIN_PAR_FLOPS = 2 * 64 * 64 * 64;
 const PARAM_BYTE = 2560; // strided-view parameter block inside the control block
+const MODEL_PARAM_BYTE = 3072; // model-kernel parameter block (engine/attention.ts) inside the control block
 
 function decodeBase64(b64: string): Uint8Array {
   const bin = atob(b64);
@@ -133,6 +137,12 @@ interface EngineExports {
   matmul_scratch_bytes(): number;
   matmul_mr(): number;
   matmul_nr(): number;
+  matmul_skinny_m(): number;
+  matmul_skinny_nb(): number;
+  tiles_ch(): number;
+  attention_bq(): number;
+  attention_bkv(): number;
+  sum_squares_chunk(): number;
 }
 
 export class WasmBackend implements Backend {
@@ -149,6 +159,9 @@ export class WasmBackend implements Backend {
   private readonly scratchStride: number;
   private readonly mr: number;
   private readonly nr: number;
+  private readonly skinnyM: number;
+  private readonly skinnyNb: number;
+  private readonly model: WasmModelKernels;
   private destroyed = false;
   private readonly bits = new DataView(new ArrayBuffer(4));
 
@@ -167,6 +180,33 @@ export class WasmBackend implements Backend {
     this.scratchStride = Math.ceil(exports.matmul_scratch_bytes() / 64) * 64;
     this.mr = exports.matmul_mr();
     this.nr = exports.matmul_nr();
+    this.skinnyM = exports.matmul_skinny_m();
+    this.skinnyNb = exports.matmul_skinny_nb();
+    this.model = new WasmModelKernels({
+      threads: () => this.threads,
+      addr: (x, kernel, dtype, minSize, what) => {
+        const st = this.s(x, kernel);
+        if (st.dtype !== dtype) throw new KernelError(kernel, `${what} must be ${dtype}, got ${st.dtype}`);
+        if (st.size < minSize) throw new KernelError(kernel, `${what} has ${st.size} elements, needs ${minSize}`);
+        return st.ptr;
+      },
+      exec: (kernel, name, args, work, parts, opts) => this.exec(kernel, name, args, work, parts, opts),
+      scratch: () => { this.ensureScratch(); return { base: this.scratch, stride: this.scratchStride }; },
+      paramBlock: ctrl + MODEL_PARAM_BYTE,
+      temp: (bytes) => this.temp(bytes),
+      i32: () => this.i32,
+      f32: () => this.f32,
+      blocks: { ch: exports.tiles_ch(), bq: exports.attention_bq(), bkv: exports.attention_bkv(), sqChunk: exports.sum_squares_chunk() },
+    });
+  }
+
+  /** An internal arena block (contents undefined), e.g. per-call partial sums shared by the threads. */
+  private temp(bytes: number): { ptr: number; release(): void } {
+    const cls = Arena.classOf(Math.max(16, bytes));
+    const ptr = this.arena.alloc(cls);
+    this.arena.dirtyEnd(ptr, ptr + cls);
+    let live = true;
+    return { ptr, release: () => { if (live) { live = false; this.arena.release(ptr, cls); } } };
   }
 
   get threads(): number {
@@ -317,12 +357,15 @@ export class WasmBackend implements Backend {
     }
   }
 
-  /** Coalesces and writes the strided parameter block; returns its address and the element count. */
-  private params(kernel: string, shape: readonly number[], views: readonly View[], stores: WasmStorage[], out: WasmStorage, outOffset = 0): { p: number; n: number; offs: number[] } {
+  /**
+   * Coalesces and writes the strided parameter block; returns its address and the element count.
+   * out: the contiguous output (checked to hold outOffset + n elements), or null when it is one of the views.
+   */
+  private params(kernel: string, shape: readonly number[], views: readonly View[], stores: WasmStorage[], out: WasmStorage | null, outOffset = 0): { p: number; n: number; offs: number[] } {
     if (shape.length > MAX_RANK) throw new KernelError(kernel, `rank ${shape.length} exceeds ${MAX_RANK}`);
     const n = sizeOf(shape);
     for (let i = 0; i < views.length; i++) this.checkView(kernel, stores[i], views[i], shape, n);
-    if (outOffset + n > out.size) throw new KernelError(kernel, `output of ${out.size} elements cannot hold ${outOffset + n}`);
+    if (out && outOffset + n > out.size) throw new KernelError(kernel, `output of ${out.size} elements cannot hold ${outOffset + n}`);
     const c = coalesce(shape, views);
     const p = this.ctrl + PARAM_BYTE;
     const I = this.i32;
@@ -413,6 +456,13 @@ export class WasmBackend implements Backend {
     this.exec('copy', 'copy32', [a.ptr + 4 * offs[0], o.ptr + 4 * outOffset, p], n, this.partsFor(n, n), { align: 16 });
   }
 
+  writeView(x: Storage, xView: View, out: Storage, outView: View, shape: readonly number[]): void {
+    const a = this.s(x, 'writeView');
+    const o = this.s(out, 'writeView');
+    const { p, n, offs } = this.params('writeView', shape, [xView, outView], [a, o], null);
+    this.exec('writeView', 'write_view32', [a.ptr + 4 * offs[0], o.ptr + 4 * offs[1], p], n, this.partsFor(n, n), { align: 16 });
+  }
+
   reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
     const k = `reduce.${op}`;
     const a = this.f(x, k);
@@ -438,14 +488,48 @@ export class WasmBackend implements Backend {
     this.ensureScratch();
     const flops = 2 * batch * m * n * k;
     const t = this.pool && flops >= MIN_PAR_FLOPS ? this.pool.threads : 1;
+    if (batch === 1 && !g.transB && m <= this.skinnyM && k > 0) {
+      this.matmulSplitK(sa, sb, o, m, n, k, g.transA, t);
+      return;
+    }
     const rows = batch * m;
     let mode = 0, work = rows, align = this.mr, parts = 1;
-    if (t > 1) {
+    // Skinny (decode-style) products stream B in place and split batch × column blocks over threads. Batched
+    // ones without transB from 8 rows on are left to the packed path (unpacked, power-of-two-wide B rows
+    // collide in L1).
+    if (m <= this.skinnyM && (g.transB || m < 8)) {
+      mode = 2;
+      work = batch * Math.ceil(n / this.skinnyNb);
+      align = 1;
+      parts = Math.min(t, work);
+    } else if (t > 1) {
       if (rows >= t * this.mr * 2) parts = Math.min(t, Math.ceil(rows / this.mr));
       else if (n >= t * this.nr * 2) { mode = 1; work = n; align = this.nr; parts = Math.min(t, Math.ceil(n / this.nr)); }
     }
     const args = [sa.ptr, sb.ptr, o.ptr, batch, m, n, k, g.transA ? 1 : 0, g.transB ? 1 : 0, g.strideA, g.strideB, mode, this.scratch];
     this.exec('matmul', 'matmul', args, work, parts, { align, scratchSlot: 12 });
+  }
+
+  /**
+   * Small-m product without transB (decode against a [k, n] weight): fixed k-chunks, chosen from the shape only,
+   * each write a partial [m, n] while streaming whole rows of B; a second pass adds them in chunk order. Results
+   * are the same for any thread count.
+   */
+  private matmulSplitK(a: WasmStorage, b: WasmStorage, o: WasmStorage, m: number, n: number, k: number, transA: boolean, t: number): void {
+    const kch = Math.ceil(Math.max(256, k / 8) / 4) * 4;
+    const chunks = Math.ceil(k / kch);
+    const mn = m * n;
+    if (chunks === 1) {
+      this.exec('matmul', 'matmul_ksplit', [a.ptr, b.ptr, o.ptr, m, n, k, transA ? 1 : 0, kch], 1, 1);
+      return;
+    }
+    const partials = this.temp(chunks * mn * 4);
+    try {
+      this.exec('matmul', 'matmul_ksplit', [a.ptr, b.ptr, partials.ptr, m, n, k, transA ? 1 : 0, kch], chunks, Math.min(t, chunks));
+      this.exec('matmul', 'matmul_ksplit_sum', [partials.ptr, o.ptr, chunks, mn], mn, this.partsFor(chunks * mn, mn >> 2), { align: 4 });
+    } finally {
+      partials.release();
+    }
   }
 
   private ensureScratch(): void {
@@ -462,6 +546,54 @@ export class WasmBackend implements Backend {
     const o = this.f(out, 'softmax');
     if (rows * cols > a.size || rows * cols > o.size) throw new KernelError('softmax', `storages shorter than ${rows}x${cols}`);
     this.exec('softmax', 'softmax', [a.ptr, o.ptr, cols, log ? 1 : 0], rows, this.partsFor(rows * cols * 4, rows));
+  }
+
+  // ------------------------------------------------------------------ model kernels (model_kernels_wasm.ts)
+
+  attention(q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, args: AttentionArgs): void {
+    this.model.attention(q, k, v, keyStart, out, lse, args);
+  }
+
+  attentionBackward(q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, gOut: Storage,
+    gq: Storage, gk: Storage, gv: Storage, args: AttentionArgs): void {
+    this.model.attentionBackward(q, k, v, keyStart, out, lse, gOut, gq, gk, gv, args);
+  }
+
+  logSoftmaxGather(logits: Storage, targets: Storage, logp: Storage, entropy: Storage, lse: Storage, rows: number, cols: number): void {
+    this.model.logSoftmaxGather(logits, targets, logp, entropy, lse, rows, cols);
+  }
+
+  logSoftmaxGatherBackward(logits: Storage, targets: Storage, lse: Storage, entropy: Storage, gLogp: Storage, gEntropy: Storage,
+    gLogits: Storage, rows: number, cols: number): void {
+    this.model.logSoftmaxGatherBackward(logits, targets, lse, entropy, gLogp, gEntropy, gLogits, rows, cols);
+  }
+
+  rmsNorm(x: Storage, weight: Storage, out: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {
+    this.model.rmsNorm(x, weight, out, rstd, rows, cols, eps);
+  }
+
+  rmsNormBackward(x: Storage, weight: Storage, rstd: Storage, gOut: Storage, gx: Storage, gWeight: Storage, rows: number, cols: number): void {
+    this.model.rmsNormBackward(x, weight, rstd, gOut, gx, gWeight, rows, cols);
+  }
+
+  rope(x: Storage, positions: Storage, out: Storage, args: RopeArgs): void {
+    this.model.rope(x, positions, out, args);
+  }
+
+  swiglu(gate: Storage, up: Storage, out: Storage, n: number): void {
+    this.model.swiglu(gate, up, out, n);
+  }
+
+  swigluBackward(gate: Storage, up: Storage, gOut: Storage, gGate: Storage, gUp: Storage, n: number): void {
+    this.model.swigluBackward(gate, up, gOut, gGate, gUp, n);
+  }
+
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {
+    this.model.adamw(param, grad, m, v, scale, args, n);
+  }
+
+  sumSquares(x: Storage, out: Storage, n: number, accumulate: boolean): void {
+    this.model.sumSquares(x, out, n, accumulate);
   }
 
   private checkIds(kernel: string, ids: WasmStorage, nIds: number, rows: number): void {
