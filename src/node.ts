@@ -36,3 +36,5 @@ export async function initEngine(opts: InitOptions = {}): Promise<Selection> {
   setBackend(selection.backend);
   return selection;
 }
+
+export { loadCheckpoint, saveCheckpoint, writeFileAtomic } from './io/node_files.js';

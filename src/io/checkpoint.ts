@@ -1,0 +1,98 @@
+// Model weights ↔ safetensors bytes and config ↔ Hugging Face config.json (Llama / Qwen2 layout).
+// Byte-level only; the Node adapter (node_checkpoint.ts) does the atomic file writes.
+import * as T from '../tensor/index.js';
+import { type ModelConfig, resolveModelConfig } from '../nn/config.js';
+import { TransformerLM } from '../nn/transformer.js';
+import { type NamedArray, SafetensorsError, decodeSafetensors, encodeSafetensors } from './safetensors.js';
+
+/** Hugging Face config.json fields for our config (model_type llama). */
+export function toHfConfig(c: ModelConfig): Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    vocab_size: c.vocabSize,
+    hidden_size: c.dModel,
+    intermediate_size: c.ffnDim,
+    num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads,
+    num_key_value_heads: c.nKvHeads,
+    max_position_embeddings: c.maxSeqLen,
+    rope_theta: c.ropeTheta,
+    rms_norm_eps: c.normEps,
+    tie_word_embeddings: c.tieEmbeddings,
+    hidden_act: 'silu',
+    torch_dtype: 'float32',
+    initializer_range: c.initStd,
+  };
+}
+
+/** Our config from a Hugging Face config.json (llama / qwen2 / mistral field names). */
+export function fromHfConfig(j: Record<string, unknown>): ModelConfig {
+  const num = (k: string) => j[k] as number;
+  const heads = num('num_attention_heads');
+  return resolveModelConfig({
+    vocabSize: num('vocab_size'),
+    dModel: num('hidden_size'),
+    ffnDim: num('intermediate_size'),
+    nLayers: num('num_hidden_layers'),
+    nHeads: heads,
+    nKvHeads: (j.num_key_value_heads as number | undefined) ?? heads,
+    maxSeqLen: num('max_position_embeddings'),
+    ropeTheta: (j.rope_theta as number | undefined) ?? 10000,
+    normEps: (j.rms_norm_eps as number | undefined) ?? 1e-6,
+    tieEmbeddings: (j.tie_word_embeddings as boolean | undefined) ?? false,
+    initStd: (j.initializer_range as number | undefined) ?? 0.02,
+  });
+}
+
+/** The model's weights as safetensors bytes (F32), in parameter order. */
+export async function encodeModel(model: TransformerLM, metadata: Record<string, string> = {}): Promise<Uint8Array> {
+  const arrays = new Map<string, NamedArray>();
+  for (const [name, t] of model.params) {
+    const data = await t.read();
+    arrays.set(name, { shape: t.shape, data: data instanceof Float32Array ? data : Float32Array.from(data) });
+  }
+  return encodeSafetensors(arrays, { format: 'pt', ...metadata });
+}
+
+/**
+ * Replaces the model's weights with those in `bytes`. Every parameter must be present with its exact shape;
+ * unknown tensors are rejected (both name the tensor). Nothing changes unless all checks pass.
+ */
+export function loadModelWeights(model: TransformerLM, bytes: Uint8Array): Record<string, string> {
+  const { tensors, metadata } = decodeSafetensors(bytes);
+  const expected = model.parameterShapes();
+  const problems: string[] = [];
+  for (const [name, shape] of expected) {
+    const t = tensors.get(name);
+    if (!t) problems.push(`missing tensor '${name}' [${shape.join(', ')}]`);
+    else if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      problems.push(`tensor '${name}' has shape [${t.shape.join(', ')}], the model expects [${shape.join(', ')}]`);
+    } else if (t.data instanceof Int32Array) problems.push(`tensor '${name}' is integer, expected floating point`);
+    else if (t.data.some((v) => !Number.isFinite(v))) problems.push(`tensor '${name}' contains NaN or Inf`);
+  }
+  for (const name of tensors.keys()) {
+    if (!expected.has(name) && !name.endsWith('rotary_emb.inv_freq')) problems.push(`unexpected tensor '${name}' (not a parameter of this model)`);
+  }
+  if (problems.length) throw new SafetensorsError(`checkpoint does not fit the model:\n  - ${problems.join('\n  - ')}`);
+  for (const [name, old] of model.params) {
+    const t = tensors.get(name)!;
+    const fresh = T.keep(T.tensor(t.data, t.shape).requireGrad());
+    fresh.name = name;
+    model.params.set(name, fresh);
+    old.dispose();
+  }
+  return metadata;
+}
+
+/** A model built from a Hugging Face config.json object and safetensors bytes. */
+export function modelFromCheckpoint(config: Record<string, unknown>, weights: Uint8Array): TransformerLM {
+  const model = new TransformerLM(fromHfConfig(config));
+  try {
+    loadModelWeights(model, weights);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}

@@ -1,0 +1,126 @@
+// AdamW over named parameters with the fused backend kernel, and global gradient-norm clipping that never
+// reads back: the norm and the clip factor stay on the device and feed the kernel's `scale` input.
+import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/index.js';
+
+export interface AdamWOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Clip the global L2 norm of all gradients to this value (0 or absent: no clipping). */
+  maxGradNorm?: number;
+  /** Parameters exempt from weight decay (default: 1-D tensors, i.e. norm weights). */
+  noDecay?: (name: string, t: Tensor) => boolean;
+}
+
+export interface StepResult {
+  /** Global gradient norm before clipping: a 1-element device tensor (read it with the step's other scalars). */
+  gradNorm: Tensor;
+}
+
+export class AdamW {
+  private readonly m = new Map<string, Tensor>();
+  private readonly v = new Map<string, Tensor>();
+  private steps = 0;
+  readonly opts: Required<Omit<AdamWOptions, 'noDecay'>> & Pick<AdamWOptions, 'noDecay'>;
+
+  constructor(private readonly params: Map<string, Tensor>, opts: AdamWOptions) {
+    this.opts = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 0, ...opts };
+    const o = this.opts;
+    const problems: string[] = [];
+    if (!(o.lr >= 0)) problems.push(`lr must be ≥ 0, got ${o.lr}`);
+    if (!(o.beta1 >= 0 && o.beta1 < 1)) problems.push(`beta1 must be in [0, 1), got ${o.beta1}`);
+    if (!(o.beta2 >= 0 && o.beta2 < 1)) problems.push(`beta2 must be in [0, 1), got ${o.beta2}`);
+    if (!(o.eps > 0)) problems.push(`eps must be > 0, got ${o.eps}`);
+    if (!(o.weightDecay >= 0)) problems.push(`weightDecay must be ≥ 0, got ${o.weightDecay}`);
+    if (!(o.maxGradNorm >= 0)) problems.push(`maxGradNorm must be ≥ 0, got ${o.maxGradNorm}`);
+    if (problems.length) throw new RangeError(`AdamW: ${problems.join('; ')}`);
+  }
+
+  /** Completed steps (the bias-correction count). */
+  get stepCount(): number {
+    return this.steps;
+  }
+
+  /** Global L2 norm of the gradients present, as a 1-element device tensor. */
+  gradNorm(): Tensor {
+    const ss = T.zeros([1]);
+    const backend = T.getBackend();
+    for (const p of this.params.values()) if (p.grad) backend.sumSquares(p.grad.storage, ss.storage, p.grad.size, true);
+    const norm = T.sqrt(ss);
+    ss.dispose();
+    return norm;
+  }
+
+  /**
+   * Applies one update to every parameter that has a gradient, then frees the gradients (zero_grad).
+   * `lr` overrides the configured rate for this step (schedules).
+   */
+  step(lr = this.opts.lr): StepResult {
+    const o = this.opts;
+    this.steps++;
+    const gradNorm = T.noGrad(() => this.gradNorm());
+    const scale = T.noGrad(() => T.tidy(() => o.maxGradNorm > 0
+      ? T.minimum(T.div(o.maxGradNorm, T.addScalar(gradNorm, 1e-6)), 1)
+      : T.ones([1])));
+    const backend = T.getBackend();
+    const noDecay = o.noDecay ?? ((_n: string, t: Tensor) => t.rank < 2);
+    for (const [name, p] of this.params) {
+      if (!p.grad) continue;
+      if (!this.m.has(name)) {
+        this.m.set(name, T.keep(T.zeros(p.shape)));
+        this.v.set(name, T.keep(T.zeros(p.shape)));
+      }
+      backend.adamw(p.storage, p.grad.storage, this.m.get(name)!.storage, this.v.get(name)!.storage, scale.storage, {
+        lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: noDecay(name, p) ? 0 : o.weightDecay, step: this.steps,
+      }, p.size);
+      p.grad.dispose();
+      p.grad = null;
+    }
+    scale.dispose();
+    return { gradNorm };
+  }
+
+  /** Frees gradients without updating (skipped steps, e.g. a non-finite loss). */
+  zeroGrad(): void {
+    for (const p of this.params.values()) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  /** Moment tensors by parameter name (checkpointing): `name.exp_avg`, `name.exp_avg_sq`. */
+  state(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name, m] of this.m) {
+      out.set(`${name}.exp_avg`, m);
+      out.set(`${name}.exp_avg_sq`, this.v.get(name)!);
+    }
+    return out;
+  }
+
+  /** Restores moments and the step count saved from state(). */
+  loadState(state: Map<string, Tensor>, steps: number): void {
+    this.disposeState();
+    for (const name of this.params.keys()) {
+      const m = state.get(`${name}.exp_avg`);
+      const v = state.get(`${name}.exp_avg_sq`);
+      if (!m || !v) continue;
+      this.m.set(name, T.keep(m));
+      this.v.set(name, T.keep(v));
+    }
+    this.steps = steps;
+  }
+
+  private disposeState(): void {
+    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+
+  dispose(): void {
+    this.disposeState();
+  }
+}

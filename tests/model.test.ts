@@ -1,0 +1,196 @@
+// The policy model on the float64 reference: config validation, KV-cache consistency with the full
+// forward, gradient check of a whole tiny model, generation, safetensors checkpoints.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
+import * as T from '../src/tensor/index.js';
+import type { Tensor } from '../src/tensor/index.js';
+import { ConfigError, resolveModelConfig } from '../src/nn/config.js';
+import { TransformerLM } from '../src/nn/transformer.js';
+import { generate } from '../src/nn/generate.js';
+import { sampleToken } from '../src/nn/sampling.js';
+import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors.js';
+import { encodeModel, fromHfConfig, loadModelWeights, toHfConfig } from '../src/io/checkpoint.js';
+
+const backend = new ReferenceBackend();
+beforeAll(() => T.setBackend(backend));
+
+const tiny = { vocabSize: 7, dModel: 8, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 12, maxSeqLen: 16, initStd: 0.5 };
+let model: TransformerLM;
+beforeAll(() => { model = new TransformerLM(tiny, 3); });
+afterAll(() => model.dispose());
+
+const ids = (rows: number[][]) => T.tensor(rows.flat(), [rows.length, rows[0].length], 'int32');
+
+async function rowsOf(t: Tensor): Promise<number[]> {
+  const a = await t.toArray();
+  t.dispose();
+  return a;
+}
+
+describe('config', () => {
+  it('lists every problem at once', () => {
+    let err: unknown;
+    try {
+      resolveModelConfig({ dModel: 30, nHeads: 4, nKvHeads: 3, vocabSize: 0, bogus: 1 });
+    } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(ConfigError);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(/unknown key 'bogus'/);
+    expect(msg).toMatch(/vocabSize must be a positive integer, got 0/);
+    expect(msg).toMatch(/dModel 30 must be divisible by nHeads 4/);
+    expect(msg).toMatch(/nHeads 4 must be a multiple of nKvHeads 3/);
+  });
+  it('round-trips through the Hugging Face config.json fields', () => {
+    expect(fromHfConfig(toHfConfig(model.config))).toEqual(model.config);
+  });
+});
+
+describe('forward', () => {
+  it('prefill + decode with the KV cache equals the full forward', async () => {
+    const seq = [1, 4, 2, 6, 0, 3];
+    const x = ids([seq]);
+    const full = await rowsOf(T.noGrad(() => model.forward(x)));
+    x.dispose();
+    const V = tiny.vocabSize;
+    const cache = model.newCache(1);
+    const pre = ids([seq.slice(0, 3)]);
+    const got = (await rowsOf(T.noGrad(() => model.forward(pre, { cache }))));
+    pre.dispose();
+    expect(got.length).toBe(3 * V);
+    got.forEach((v, i) => expect(v).toBeCloseTo(full[i], 10));
+    for (let t = 3; t < seq.length; t++) {
+      const step = ids([[seq[t]]]);
+      const row = await rowsOf(T.noGrad(() => model.forward(step, { cache })));
+      step.dispose();
+      row.forEach((v, i) => expect(v, `position ${t}`).toBeCloseTo(full[t * V + i], 10));
+    }
+    expect(cache.length).toBe(seq.length);
+    cache.dispose();
+  });
+
+  it('left padding with keyStart and shifted positions leaves the real tokens unchanged', async () => {
+    const alone = ids([[5, 1, 2]]);
+    const want = await rowsOf(T.noGrad(() => model.forward(alone)));
+    alone.dispose();
+    const padded = ids([[0, 0, 5, 1, 2], [3, 3, 4, 1, 0]]);
+    const pos = T.tensor([0, 0, 0, 1, 2, 0, 1, 2, 3, 4], [2, 5], 'int32');
+    const ks = T.tensor([2, 0], [2], 'int32');
+    const got = await rowsOf(T.noGrad(() => model.forward(padded, { positions: pos, keyStart: ks })));
+    const V = tiny.vocabSize;
+    for (let i = 0; i < 3 * V; i++) expect(got[2 * V + i]).toBeCloseTo(want[i], 10);
+    for (const t of [padded, pos, ks]) t.dispose();
+  });
+
+  it('gradcheck of the token loss through the whole model (every parameter)', async () => {
+    const names = [...model.params.keys()];
+    const inputs = [...model.params.values()];
+    const x = ids([[1, 2, 3, 4], [6, 5, 0, 1]]);
+    const targets = T.tensor([2, 3, 4, -1, 5, 0, 1, 2], [8], 'int32');
+    const r = await T.gradcheck((...ps) => {
+      ps.forEach((p, i) => model.params.set(names[i], p));
+      const logits = model.forward(x);
+      const { logp, entropy } = T.logSoftmaxGather(T.reshape(logits, [8, tiny.vocabSize]), targets);
+      return T.add(T.mean(logp), T.mulScalar(T.mean(entropy), 0.1));
+    }, inputs, { rtol: 1e-4, atol: 1e-7 });
+    names.forEach((n, i) => model.params.set(n, inputs[i]));
+    x.dispose();
+    targets.dispose();
+    expect(r.ok, JSON.stringify(r.worst)).toBe(true);
+  });
+});
+
+describe('generation', () => {
+  const prompts = [[1, 2], [3, 4, 5, 6], [2]];
+  it('is reproducible for a seed and returns per-token log-probs of the policy', async () => {
+    const a = await generate(model, prompts, { maxNewTokens: 5, seed: 11 });
+    const b = await generate(model, prompts, { maxNewTokens: 5, seed: 11 });
+    expect(b).toEqual(a);
+    const c = await generate(model, prompts, { maxNewTokens: 5, seed: 12 });
+    expect(c.tokens).not.toEqual(a.tokens);
+    // Log-probs agree with a full forward over prompt + generated tokens.
+    const seq = [...prompts[1], ...a.tokens[1]];
+    const x = ids([seq]);
+    const lp = T.noGrad(() => T.logSoftmax(model.forward(x)));
+    const rows = await rowsOf(lp);
+    x.dispose();
+    a.tokens[1].forEach((tok, j) => {
+      const t = prompts[1].length - 1 + j;
+      expect(a.logprobs[1][j]).toBeCloseTo(rows[t * tiny.vocabSize + tok], 9);
+    });
+    expect(a.truncated).toEqual([true, true, true]);
+  });
+
+  it('greedy decoding matches argmax of the full forward; stop tokens end a sequence', async () => {
+    const g = await generate(model, [[1, 2, 3]], { maxNewTokens: 4, temperature: 0 });
+    let seq = [1, 2, 3];
+    for (const tok of g.tokens[0]) {
+      const x = ids([seq]);
+      const rows = await rowsOf(T.noGrad(() => model.forward(x)));
+      x.dispose();
+      const last = rows.slice(-tiny.vocabSize);
+      expect(tok).toBe(last.indexOf(Math.max(...last)));
+      seq = [...seq, tok];
+    }
+    const stop = g.tokens[0][1];
+    const s = await generate(model, [[1, 2, 3]], { maxNewTokens: 4, temperature: 0, stopTokens: [stop] });
+    expect(s.tokens[0]).toEqual(g.tokens[0].slice(0, g.tokens[0].indexOf(stop) + 1));
+    expect(s.truncated).toEqual([false]);
+  });
+
+  it('top-k / top-p restrict the candidates; bad options are rejected', () => {
+    const logits = [0, 3, 1, 2.9];
+    for (let i = 0; i < 50; i++) {
+      expect([1, 3]).toContain(sampleToken(logits, { topK: 2 }, i / 50).token);
+      expect(sampleToken(logits, { topP: 0.01 }, i / 50).token).toBe(1);
+    }
+    expect(() => sampleToken(logits, {}, 0.5)).not.toThrow();
+    return expect(generate(model, [[1]], { maxNewTokens: 2, topP: 0 })).rejects.toThrow(/topP must be in \(0, 1\]/);
+  });
+
+  it('rejects prompts that do not fit', async () => {
+    await expect(generate(model, [[1, 2, 3]], { maxNewTokens: 14 })).rejects.toThrow(/exceed maxSeqLen 16/);
+    await expect(generate(model, [[1, 9]], { maxNewTokens: 1 })).rejects.toThrow(/token id 9 outside the vocabulary/);
+  });
+});
+
+describe('safetensors checkpoints', () => {
+  it('round-trips a model into a fresh one', async () => {
+    const bytes = await encodeModel(model);
+    const other = new TransformerLM(tiny, 99);
+    loadModelWeights(other, bytes);
+    for (const [name, t] of model.params) {
+      const a = await t.toArray();
+      const b = await other.p(name).toArray();
+      expect(b.map((v) => Math.fround(v))).toEqual(a.map((v) => Math.fround(v)));
+    }
+    other.dispose();
+  });
+
+  it('rejects truncated files, missing tensors and shape mismatches, naming the tensor', async () => {
+    const bytes = await encodeModel(model);
+    const other = new TransformerLM(tiny, 5);
+    expect(() => loadModelWeights(other, bytes.subarray(0, bytes.length - 10))).toThrow(/lm_head.weight': data ends at byte \d+ but the file holds/);
+    expect(() => loadModelWeights(other, bytes.subarray(0, 4))).toThrow(/too short/);
+    const { tensors } = decodeSafetensors(bytes);
+    tensors.delete('model.layers.1.mlp.up_proj.weight');
+    const q = tensors.get('model.layers.0.self_attn.q_proj.weight')!;
+    tensors.set('model.layers.0.self_attn.q_proj.weight', { shape: [4, 16], data: q.data });
+    const bad = encodeSafetensors(tensors);
+    expect(() => loadModelWeights(other, bad)).toThrow(/missing tensor 'model.layers.1.mlp.up_proj.weight'/);
+    expect(() => loadModelWeights(other, bad)).toThrow(/'model.layers.0.self_attn.q_proj.weight' has shape \[4, 16\], the model expects \[8, 8\]/);
+    other.dispose();
+  });
+
+  it('reads F16 and BF16 tensors as float32', () => {
+    // 1.5 in F16 = 0x3e00; −2 in BF16 = 0xc000.
+    const header = JSON.stringify({ h: { dtype: 'F16', shape: [1], data_offsets: [0, 2] }, b: { dtype: 'BF16', shape: [1], data_offsets: [2, 4] } });
+    const bytes = new Uint8Array(8 + header.length + 4);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
+    bytes.set(new TextEncoder().encode(header), 8);
+    new DataView(bytes.buffer).setUint16(8 + header.length, 0x3e00, true);
+    new DataView(bytes.buffer).setUint16(8 + header.length + 2, 0xc000, true);
+    const { tensors } = decodeSafetensors(bytes);
+    expect(Array.from(tensors.get('h')!.data)).toEqual([1.5]);
+    expect(Array.from(tensors.get('b')!.data)).toEqual([-2]);
+  });
+});
