@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { collectInfo, formatInfo } from './info.js';
 import { runBench } from './bench.js';
+import { BENCH_CASES } from '../src/bench/cases.js';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -25,14 +26,15 @@ program.command('info')
   });
 
 program.command('bench')
-  .description('benchmark kernels on each backend (median of ≥ 5 runs after warm-up, GPU work awaited)')
+  .description('benchmark kernels, a train step and generation on each backend (median of ≥ 5 runs after warm-up within a time budget, GPU work awaited)')
   .option('--backend <names...>', 'backends to measure: webgpu, wasm, reference', ['webgpu', 'wasm'])
-  .option('--json', 'one JSON object per line: {"op","backend","shape","ms","gflops"}')
-  .option('--quick', 'small shapes only')
+  .option('--json', 'one JSON object per line: {"op","backend","shape","ms","gflops"|"gbps"|"tokens_per_s",...,"vs","ratio"}')
+  .option('--quick', 'small shapes and a shorter time budget per case')
+  .option('--only <cases...>', `cases to run, comma-separated: ${BENCH_CASES.join(', ')} (default: all)`)
   .option('--threads <n>', 'WASM worker threads (default: all cores)', positiveInt)
   .option('--no-peers', 'skip the TF.js side-by-side figures')
-  .action(async (o: { backend: string[]; json?: boolean; quick?: boolean; threads?: number; peers: boolean }) => {
-    await runBench({ backend: o.backend, json: !!o.json, quick: !!o.quick, threads: o.threads, peers: o.peers }, (l) => console.log(l));
+  .action(async (o: { backend: string[]; json?: boolean; quick?: boolean; only?: string[]; threads?: number; peers: boolean }) => {
+    await runBench({ backend: o.backend, json: !!o.json, quick: !!o.quick, only: o.only, threads: o.threads, peers: o.peers }, (l) => console.log(l));
   });
 
 program.parseAsync(process.argv).then(
