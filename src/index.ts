@@ -6,6 +6,12 @@ export { type BackendChoice, type Platform, type Selection, BACKEND_CHOICES, cre
 export type { AdamWArgs, AttentionArgs, ModelKernels, RopeArgs } from './backend/model_kernels.js';
 export { type ModelConfig, ConfigError, DEFAULT_MODEL_CONFIG, parameterCount, resolveModelConfig } from './nn/config.js';
 export { type ForwardOptions, TransformerLM, linear } from './nn/transformer.js';
+export { type ModuleInit, type ParameterInit, Module, ModuleList, ParameterDict, paramSeed } from './nn/module.js';
+export {
+  type AttentionCallOptions, type DecoderBlockOptions, type EmbeddingOptions, type LinearOptions, type RMSNormOptions,
+  type SelfAttentionOptions, type SwiGLUMLPOptions, DecoderBlock, Embedding, Linear, RMSNorm, RotaryEmbedding, SelfAttention, SwiGLUMLP,
+} from './nn/layers.js';
+export { type ParameterMap, DecoderStack } from './nn/transformer.js';
 export { KVCache } from './nn/kv_cache.js';
 export { type GenerateOptions, type Generation, generate } from './nn/generate.js';
 export { type SamplingOptions, sampleToken } from './nn/sampling.js';
