@@ -13,6 +13,7 @@ export { log_softmax_gather, log_softmax_gather_bwd } from './softmax_gather';
 export { rms_norm, rms_norm_bwd_rows, rms_norm_bwd_weight } from './norm';
 export { rope } from './rope';
 export { swiglu, swiglu_bwd } from './swiglu';
+export { token_loss, token_loss_bwd } from './token_loss';
 export { adamw, sum_squares_partial, sum_squares_finish, sum_squares_chunk } from './adamw';
 
 export function heap_base(): usize { return __heap_base; }

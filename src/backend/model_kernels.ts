@@ -3,7 +3,7 @@
 // Each method's math is stated exactly here: the float64 reference implements it literally, the product
 // backends must match it to float32 tolerance.
 
-import type { Storage, View } from './backend.js';
+import { KernelError, type Storage, type View } from './backend.js';
 
 /**
  * Scaled dot-product attention over a batch of sequences, with grouped-query heads.
@@ -59,6 +59,39 @@ export interface AdamWArgs {
   step: number;
 }
 
+/**
+ * The clipped policy-gradient token loss of PPO / GRPO / DAPO. Per token i < n, with C = logRatioClamp:
+ *   d = clamp(logp − oldLogp, −C, C); r = exp(d); A = adv;
+ *   l1 = −A·r; l2 = −A·clamp(r, 1 − epsLow, 1 + epsHigh); l = max(l1, l2);
+ *   if dualClip > 0 and A < 0: l = min(l, −A·dualClip);
+ *   loss[i] = weight[i]·l.
+ * epsLow ≠ epsHigh is DAPO's Clip-Higher; dualClip c > 1 bounds the loss of negative-advantage tokens.
+ */
+export interface TokenLossArgs {
+  epsLow: number;
+  epsHigh: number;
+  /** c > 1 enables dual-clip for A < 0; 0 = off. */
+  dualClip: number;
+  /** The log-ratio is clamped to ±this before exp (e.g. 20). */
+  logRatioClamp: number;
+}
+
+/** Largest log-ratio clamp whose exp stays finite, with room for the advantage factor, in float32. */
+export const MAX_LOG_RATIO_CLAMP = 80;
+
+/** Throws a KernelError listing every invalid TokenLossArgs field (and n), for all backends alike. */
+export function checkTokenLossArgs(kernel: string, n: number, a: TokenLossArgs): void {
+  const bad: string[] = [];
+  if (!Number.isInteger(n) || n < 0) bad.push(`n must be a non-negative integer, got ${n}`);
+  if (!(a.epsLow >= 0 && a.epsLow < 1)) bad.push(`epsLow must be in [0, 1), got ${a.epsLow}`);
+  if (!(a.epsHigh >= 0 && Number.isFinite(a.epsHigh))) bad.push(`epsHigh must be a finite number ≥ 0, got ${a.epsHigh}`);
+  if (!(a.dualClip === 0 || (a.dualClip > 1 && Number.isFinite(a.dualClip)))) bad.push(`dualClip must be 0 (off) or a finite number > 1, got ${a.dualClip}`);
+  if (!(a.logRatioClamp > 0 && a.logRatioClamp <= MAX_LOG_RATIO_CLAMP)) {
+    bad.push(`logRatioClamp must be in (0, ${MAX_LOG_RATIO_CLAMP}], got ${a.logRatioClamp}`);
+  }
+  if (bad.length) throw new KernelError(kernel, bad.join('; '));
+}
+
 export interface ModelKernels {
   /**
    * out[outView(i)] = x[xView(i)] over `shape` (raw 32-bit words, either dtype): a strided write, e.g. new
@@ -112,6 +145,24 @@ export interface ModelKernels {
   swiglu(gate: Storage, up: Storage, out: Storage, n: number): void;
   /** gGate = gOut·up·sigmoid(g)·(1 + g·(1 − sigmoid(g))); gUp = gOut·silu(g). */
   swigluBackward(gate: Storage, up: Storage, gOut: Storage, gGate: Storage, gUp: Storage, n: number): void;
+
+  /**
+   * See TokenLossArgs. logp, oldLogp, adv, weight, loss: float32 [n]; stats: float32 [3, n] with
+   * valid_i = (weight[i] ≠ 0 ? 1 : 0):
+   *   stats[0, i] = valid_i·(r < 1 − epsLow and A < 0)   (low clip active, TRL's definition)
+   *   stats[1, i] = valid_i·(r > 1 + epsHigh and A > 0)  (high clip active)
+   *   stats[2, i] = valid_i·((r − 1) − d)                (k3 estimate of KL(old ‖ new) per token)
+   */
+  tokenLoss(logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, loss: Storage, stats: Storage, n: number, args: TokenLossArgs): void;
+  /**
+   * gLogp[i] = gLoss[i]·weight[i]·∂l/∂logp, with ∂l/∂logp = −A·r when l1 is the active branch (l1 ≥ l2, ties
+   * → l1) and, for dual-clip, not replaced by the constant −A·c (replaced only when −A·c < l); 0 when the
+   * clipped branch or the dual-clip constant is active, and 0 when |logp − oldLogp| > C (clamped).
+   * The branch is chosen exactly as in the forward. Overwrites gLogp [n].
+   */
+  tokenLossBackward(
+    logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, gLoss: Storage, gLogp: Storage, n: number, args: TokenLossArgs,
+  ): void;
 
   /** See AdamWArgs: updates param, m and v in place. */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void;

@@ -8,5 +8,6 @@ export * from './layout.js';
 export * from './linalg.js';
 export * from './nn_ops.js';
 export * from './model_ops.js';
+export * from './loss_ops.js';
 export { backward } from '../autograd/backward.js';
 export { gradcheck } from '../autograd/gradcheck.js';

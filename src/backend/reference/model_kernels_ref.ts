@@ -1,6 +1,6 @@
 // Float64 reference of the fused transformer kernels (contract: ../model_kernels.ts). Literal loops over
 // plain arrays, written for obviousness: the product backends are tested against these.
-import type { AdamWArgs, AttentionArgs, RopeArgs } from '../model_kernels.js';
+import type { AdamWArgs, AttentionArgs, RopeArgs, TokenLossArgs } from '../model_kernels.js';
 
 type F = Float64Array;
 
@@ -194,4 +194,37 @@ export function sumSquaresRef(x: F, out: F, n: number, accumulate: boolean): voi
   let s = accumulate ? out[0] : 0;
   for (let i = 0; i < n; i++) s += x[i] * x[i];
   out[0] = s;
+}
+
+/** The branches of the clipped token loss at one token, chosen identically for the forward and the backward. */
+function tokenLossAt(lp: number, old: number, adv: number, a: TokenLossArgs) {
+  const raw = lp - old;
+  const d = Math.min(Math.max(raw, -a.logRatioClamp), a.logRatioClamp);
+  const r = Math.exp(d);
+  const l1 = -adv * r;
+  const l2 = -adv * Math.min(Math.max(r, 1 - a.epsLow), 1 + a.epsHigh);
+  let l = Math.max(l1, l2);
+  const dualBound = -adv * a.dualClip;
+  const dual = a.dualClip > 0 && adv < 0 && dualBound < l;
+  if (dual) l = dualBound;
+  const unclipped = l1 >= l2 && !dual && Math.abs(raw) <= a.logRatioClamp;
+  return { d, r, l, unclipped };
+}
+
+export function tokenLossRef(logp: F, oldLogp: F, adv: F, weight: F, loss: F, stats: F, n: number, a: TokenLossArgs): void {
+  for (let i = 0; i < n; i++) {
+    const { d, r, l } = tokenLossAt(logp[i], oldLogp[i], adv[i], a);
+    const valid = weight[i] !== 0 ? 1 : 0;
+    loss[i] = weight[i] * l;
+    stats[i] = valid * (r < 1 - a.epsLow && adv[i] < 0 ? 1 : 0);
+    stats[n + i] = valid * (r > 1 + a.epsHigh && adv[i] > 0 ? 1 : 0);
+    stats[2 * n + i] = valid * ((r - 1) - d);
+  }
+}
+
+export function tokenLossBackwardRef(logp: F, oldLogp: F, adv: F, weight: F, gLoss: F, gLogp: F, n: number, a: TokenLossArgs): void {
+  for (let i = 0; i < n; i++) {
+    const { r, unclipped } = tokenLossAt(logp[i], oldLogp[i], adv[i], a);
+    gLogp[i] = unclipped ? gLoss[i] * weight[i] * -adv[i] * r : 0;
+  }
 }

@@ -4,10 +4,11 @@ import {
   type AdamWArgs, type AttentionArgs, type Backend, type BinaryOp, type DType, type MatmulArgs, type MemoryStats,
   type RandomArgs, type ReduceOp, type RopeArgs, type Storage, type UnaryOp, type View, KernelError, sizeOf,
 } from '../backend.js';
+import { type TokenLossArgs, checkTokenLossArgs } from '../model_kernels.js';
 import { mix32, normalAt, uniformAt } from '../rng.js';
 import {
   adamwRef, attentionBackwardRef, attentionRef, logSoftmaxGatherBackwardRef, logSoftmaxGatherRef, rmsNormBackwardRef,
-  rmsNormRef, ropeRef, sumSquaresRef, swigluBackwardRef, swigluRef,
+  rmsNormRef, ropeRef, sumSquaresRef, swigluBackwardRef, swigluRef, tokenLossBackwardRef, tokenLossRef,
 } from './model_kernels_ref.js';
 
 class RefStorage implements Storage {
@@ -311,6 +312,20 @@ export class ReferenceBackend implements Backend {
       [logits, rows * cols], [targets, rows], [lse, rows], [entropy, rows], [gLogp, rows], [gEntropy, rows], [gLogits, rows * cols],
     ]);
     logSoftmaxGatherBackwardRef(x, t, ls, en, gl, ge, gx, rows, cols);
+  }
+
+  tokenLoss(logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, loss: Storage, stats: Storage, n: number, args: TokenLossArgs): void {
+    checkTokenLossArgs('tokenLoss', n, args);
+    const [lp, old, a, w, l, st] = this.arrays('tokenLoss', [[logp, n], [oldLogp, n], [adv, n], [weight, n], [loss, n], [stats, 3 * n]]);
+    tokenLossRef(lp, old, a, w, l, st, n, args);
+  }
+
+  tokenLossBackward(
+    logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, gLoss: Storage, gLogp: Storage, n: number, args: TokenLossArgs,
+  ): void {
+    checkTokenLossArgs('tokenLossBackward', n, args);
+    const [lp, old, a, w, gl, g] = this.arrays('tokenLossBackward', [[logp, n], [oldLogp, n], [adv, n], [weight, n], [gLoss, n], [gLogp, n]]);
+    tokenLossBackwardRef(lp, old, a, w, gl, g, n, args);
   }
 
   rmsNorm(x: Storage, weight: Storage, out: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {

@@ -1,11 +1,12 @@
-// Launchers of the fused model kernels (attention, log-softmax gather, RMSNorm, RoPE, SwiGLU, AdamW, sum of
-// squares) on the WASM backend: argument checks, parameter blocks and the choice of thread split. The kernels
-// live in engine/{attention,attention_backward,softmax_gather,norm,rope,swiglu,adamw}.ts.
+// Launchers of the fused model kernels (attention, log-softmax gather, RMSNorm, RoPE, SwiGLU, token loss, AdamW,
+// sum of squares) on the WASM backend: argument checks, parameter blocks and the choice of thread split. The
+// kernels live in engine/{attention,attention_backward,softmax_gather,norm,rope,swiglu,token_loss,adamw}.ts.
 //
 // Every split is deterministic: work items own their outputs (rows, query blocks, key blocks), and the two
 // reductions across items (RMSNorm's weight gradient, the sum of squares) use chunks fixed by the shape alone
 // and add them in order, so results are bit-identical for any thread count.
 import { type AdamWArgs, type AttentionArgs, type DType, KernelError, type RopeArgs, type Storage } from '../backend.js';
+import { type TokenLossArgs, checkTokenLossArgs } from '../model_kernels.js';
 
 /** The part of the WASM backend the launchers need (closures over its private state). */
 export interface WasmKernelHost {
@@ -38,7 +39,7 @@ export interface EngineBlocks {
 export const MODEL_KERNELS = [
   'attention_fwd', 'attention_bwd_dq', 'attention_bwd_dkv', 'log_softmax_gather', 'log_softmax_gather_bwd',
   'rms_norm', 'rms_norm_bwd_rows', 'rms_norm_bwd_weight', 'rope', 'swiglu', 'swiglu_bwd', 'adamw',
-  'sum_squares_partial', 'sum_squares_finish',
+  'sum_squares_partial', 'sum_squares_finish', 'token_loss', 'token_loss_bwd',
 ] as const;
 export type ModelKernelName = (typeof MODEL_KERNELS)[number];
 
@@ -252,6 +253,40 @@ export class WasmModelKernels {
       h.addr(gGate, K, 'float32', n, 'gGate'), h.addr(gUp, K, 'float32', n, 'gUp'),
     ];
     h.exec(K, 'swiglu_bwd', args, n, this.parts(8 * n, n >> 2), { align: 4 });
+  }
+
+  // ---------------------------------------------------------------- token loss
+
+  /** The scalar tail of the engine's token-loss kernels: 1 − epsLow, 1 + epsHigh, dualClip, clamp. */
+  private static tokenLossScalars(a: TokenLossArgs): number[] {
+    return [1 - a.epsLow, 1 + a.epsHigh, a.dualClip, a.logRatioClamp];
+  }
+
+  tokenLoss(logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, loss: Storage, stats: Storage, n: number, a: TokenLossArgs): void {
+    const K = 'tokenLoss';
+    checkTokenLossArgs(K, n, a);
+    const h = this.host;
+    const args = [
+      h.addr(logp, K, 'float32', n, 'logp'), h.addr(oldLogp, K, 'float32', n, 'oldLogp'), h.addr(adv, K, 'float32', n, 'adv'),
+      h.addr(weight, K, 'float32', n, 'weight'), h.addr(loss, K, 'float32', n, 'loss'), h.addr(stats, K, 'float32', 3 * n, 'stats'),
+      n, ...WasmModelKernels.tokenLossScalars(a),
+    ];
+    // ~40 flops a token (the exp dominates): typical batches of a few thousand tokens stay on one thread
+    h.exec(K, 'token_loss', args, n, this.parts(40 * n, n >> 2), { align: 4 });
+  }
+
+  tokenLossBackward(
+    logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, gLoss: Storage, gLogp: Storage, n: number, a: TokenLossArgs,
+  ): void {
+    const K = 'tokenLossBackward';
+    checkTokenLossArgs(K, n, a);
+    const h = this.host;
+    const args = [
+      h.addr(logp, K, 'float32', n, 'logp'), h.addr(oldLogp, K, 'float32', n, 'oldLogp'), h.addr(adv, K, 'float32', n, 'adv'),
+      h.addr(weight, K, 'float32', n, 'weight'), h.addr(gLoss, K, 'float32', n, 'gLoss'), h.addr(gLogp, K, 'float32', n, 'gLogp'),
+      ...WasmModelKernels.tokenLossScalars(a),
+    ];
+    h.exec(K, 'token_loss_bwd', args, n, this.parts(40 * n, n >> 2), { align: 4 });
   }
 
   // ---------------------------------------------------------------- optimizer

@@ -7,6 +7,7 @@ import {
   type RandomArgs, type ReduceOp, type RopeArgs, type Storage, type UnaryOp, type View, BINARY_CODE, KernelError, MAX_RANK,
   REDUCE_CODE, UNARY_CODE, coalesce, sizeOf,
 } from '../backend.js';
+import type { TokenLossArgs } from '../model_kernels.js';
 import { mix32 } from '../rng.js';
 import { browserThreadsAvailable, browserWorkerFactory } from './browser_workers.js';
 import { ENGINE_WASM_BASE64 } from './engine_wasm.gen.js';
@@ -586,6 +587,15 @@ export class WasmBackend implements Backend {
 
   swigluBackward(gate: Storage, up: Storage, gOut: Storage, gGate: Storage, gUp: Storage, n: number): void {
     this.model.swigluBackward(gate, up, gOut, gGate, gUp, n);
+  }
+
+  tokenLoss(logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, loss: Storage, stats: Storage, n: number, args: TokenLossArgs): void {
+    this.model.tokenLoss(logp, oldLogp, adv, weight, loss, stats, n, args);
+  }
+
+  tokenLossBackward(logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, gLoss: Storage, gLogp: Storage, n: number,
+    args: TokenLossArgs): void {
+    this.model.tokenLossBackward(logp, oldLogp, adv, weight, gLoss, gLogp, n, args);
   }
 
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {

@@ -1,9 +1,11 @@
 // WebGPU launchers of the fused model kernels other than attention (contract: ../model_kernels.ts):
-// writeView, logSoftmaxGather(+Backward), rmsNorm(+Backward), rope, swiglu(+Backward), adamw, sumSquares.
+// writeView, logSoftmaxGather(+Backward), rmsNorm(+Backward), rope, swiglu(+Backward), tokenLoss(+Backward),
+// adamw, sumSquares.
 // Each validates its storages against the arguments, picks a kernel variant and records its dispatches.
 import {
   type AdamWArgs, type RopeArgs, type Storage, type View, KernelError, sizeOf,
 } from '../backend.js';
+import { type TokenLossArgs, checkTokenLossArgs } from '../model_kernels.js';
 import {
   type GPUStorageRef, type KernelHost, type UniformSlot, requireCounts, requireNoAlias, requireStorage,
 } from './kernel_host.js';
@@ -325,6 +327,55 @@ export function swigluBackward(host: KernelHost, gate: Storage, up: Storage, gOu
   if (n === 0) return;
   withOutputs(host, k, [[dg, n], [du, n]], [g, u, go], ([dgb, dub]) => {
     elementwise4(host, k, 'swiglu', 'swiglu_bwd', 'swiglu_bwd4', n, 1, () => {}, [dgb, g.buffer, u.buffer, go.buffer, dub]);
+  });
+}
+
+// ------------------------------------------------------------------------------------------ token loss
+
+/** The token-loss uniform block: n, 1 − epsLow, 1 + epsHigh, dualClip, clamp (bounds rounded once, from float64). */
+function tokenLossParams(n: number, a: TokenLossArgs): (s: UniformSlot) => void {
+  return (s) => {
+    s.u[0] = n; s.f[1] = 1 - a.epsLow; s.f[2] = 1 + a.epsHigh; s.f[3] = a.dualClip; s.f[4] = a.logRatioClamp;
+  };
+}
+
+export function tokenLoss(
+  host: KernelHost, logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, loss: Storage, stats: Storage, n: number,
+  args: TokenLossArgs,
+): void {
+  const k = host.kernel('tokenLoss');
+  checkTokenLossArgs(k, n, args);
+  const ins = { logp: host.st(logp, k), oldLogp: host.st(oldLogp, k), adv: host.st(adv, k), weight: host.st(weight, k) };
+  for (const [name, s] of Object.entries(ins)) requireStorage(k, name, s, n);
+  const l = host.st(loss, k);
+  const st = host.st(stats, k);
+  requireStorage(k, 'loss', l, n);
+  requireStorage(k, 'stats', st, 3 * n);
+  if (n === 0) return;
+  const pe = host.pipeline('token_loss', 'token_loss', { WG: host.wg }, k);
+  withOutputs(host, k, [[l, n], [st, 3 * n]], Object.values(ins), ([lb, sb]) => {
+    host.launch(k, pe, tokenLossParams(n, args), [ins.logp.buffer, ins.oldLogp.buffer, ins.adv.buffer, ins.weight.buffer, lb, sb],
+      host.groups1d(n, k));
+  });
+}
+
+export function tokenLossBackward(
+  host: KernelHost, logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, gLoss: Storage, gLogp: Storage, n: number,
+  args: TokenLossArgs,
+): void {
+  const k = host.kernel('tokenLossBackward');
+  checkTokenLossArgs(k, n, args);
+  const ins = {
+    logp: host.st(logp, k), oldLogp: host.st(oldLogp, k), adv: host.st(adv, k), weight: host.st(weight, k), gLoss: host.st(gLoss, k),
+  };
+  for (const [name, s] of Object.entries(ins)) requireStorage(k, name, s, n);
+  const g = host.st(gLogp, k);
+  requireStorage(k, 'gLogp', g, n);
+  if (n === 0) return;
+  const pe = host.pipeline('token_loss', 'token_loss_bwd', { WG: host.wg }, k);
+  withOutputs(host, k, [[g, n]], Object.values(ins), ([gb]) => {
+    host.launch(k, pe, tokenLossParams(n, args),
+      [ins.logp.buffer, ins.oldLogp.buffer, ins.adv.buffer, ins.weight.buffer, ins.gLoss.buffer, gb], host.groups1d(n, k));
   });
 }
 

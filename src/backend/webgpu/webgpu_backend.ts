@@ -13,6 +13,7 @@ import {
   type RandomArgs, type ReduceOp, type RopeArgs, type Storage, type UnaryOp, type View,
   BINARY_CODE, KernelError, UNARY_CODE, coalesce, sizeOf,
 } from '../backend.js';
+import type { TokenLossArgs } from '../model_kernels.js';
 import { mix32 } from '../rng.js';
 import { attention, attentionBackward } from './attention_webgpu.js';
 import { BufferPool, sizeClass } from './buffer_pool.js';
@@ -924,6 +925,16 @@ export class WebGPUBackend implements Backend {
 
   rope(x: Storage, positions: Storage, out: Storage, args: RopeArgs): void {
     mk.rope(this.host, x, positions, out, args);
+  }
+
+  tokenLoss(logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, loss: Storage, stats: Storage, n: number, args: TokenLossArgs): void {
+    mk.tokenLoss(this.host, logp, oldLogp, adv, weight, loss, stats, n, args);
+  }
+
+  tokenLossBackward(
+    logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, gLoss: Storage, gLogp: Storage, n: number, args: TokenLossArgs,
+  ): void {
+    mk.tokenLossBackward(this.host, logp, oldLogp, adv, weight, gLoss, gLogp, n, args);
   }
 
   swiglu(gate: Storage, up: Storage, out: Storage, n: number): void {
