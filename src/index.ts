@@ -18,3 +18,14 @@ export { type SamplingOptions, sampleToken } from './nn/sampling.js';
 export { type AdamWOptions, AdamW } from './optim/adamw.js';
 export { type NamedArray, SafetensorsError, decodeSafetensors, encodeSafetensors } from './io/safetensors.js';
 export { encodeModel, fromHfConfig, loadModelWeights, modelFromCheckpoint, toHfConfig } from './io/checkpoint.js';
+export { type GroupKind, FLAT_STD_TOLERANCE, groupAdvantages, groupKind, groupStd } from './rl/advantages.js';
+export { overlongPenalty } from './rl/overlong.js';
+export { type LossAggregation, LOSS_AGGREGATIONS, tokenWeights } from './rl/aggregation.js';
+export { type LrSchedule, type LrScheduleOptions, LR_SCHEDULES, learningRate } from './rl/schedule.js';
+export {
+  type DynamicSamplingMode, type FillReport, type GroupFilterOptions, DYNAMIC_SAMPLING_MODES, GroupFilter, resampleFlatGroups,
+} from './rl/dynamic_sampling.js';
+export {
+  type Algo, type CheckpointConfig, type EvalConfig, type RLConfig, type SFTConfig, type TrainConfig, ALGOS, DAPO_DEFAULTS,
+  DEFAULT_TRAIN_CONFIG, GRPO_PRESET, TrainConfigError, closestKey, modelConfigOf, parseOverrides, resolveTrainConfig,
+} from './rl/config.js';
