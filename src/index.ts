@@ -18,6 +18,13 @@ export { type SamplingOptions, sampleToken } from './nn/sampling.js';
 export { type AdamWOptions, AdamW } from './optim/adamw.js';
 export { type NamedArray, SafetensorsError, decodeSafetensors, encodeSafetensors } from './io/safetensors.js';
 export { encodeModel, fromHfConfig, loadModelWeights, modelFromCheckpoint, toHfConfig } from './io/checkpoint.js';
+export { type Tokenizer, CharTokenizer, TASK_TOKENIZER } from './data/tokenizer.js';
+export { type Problem, type ScoreResult, type Split, type Task, type TaskConfig, GeneratedTask, TASK_DEFAULTS, TASK_NAMES, makeTask } from './data/tasks.js';
+export { ANSWER_MARKER, markedAnswer } from './data/task.js';
+export { type CountdownCheck, checkCountdown } from './data/countdown.js';
+export {
+  type Gsm8kRecord, type Gsm8kTaskOptions, DEFAULT_GSM8K_TEMPLATE, extractFinalNumber, gsm8kTask, gsm8kTokenizer, numericEqual, parseGsm8kJsonl,
+} from './data/gsm8k.js';
 export { type GroupKind, FLAT_STD_TOLERANCE, groupAdvantages, groupKind, groupStd } from './rl/advantages.js';
 export { overlongPenalty } from './rl/overlong.js';
 export { type LossAggregation, LOSS_AGGREGATIONS, tokenWeights } from './rl/aggregation.js';

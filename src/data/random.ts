@@ -1,0 +1,51 @@
+// Seeded, counter-based randomness for problem generation: a problem is a pure function of its key.
+import { mix32, uniformAt } from '../backend/rng.js';
+
+/** Hashes numbers and strings (in order) into one 32-bit key. */
+export function hashKey(...parts: readonly (number | string)[]): number {
+  let h = 0x9e3779b9;
+  for (const part of parts) {
+    if (typeof part === 'number') {
+      // Numbers are hashed as (low 32 bits, high bits) so large seeds and indices stay distinct.
+      h = mix32(h ^ (part >>> 0));
+      h = mix32(h ^ Math.floor(part / 4294967296));
+    } else {
+      h = mix32(h ^ 0x51ed27);
+      for (let i = 0; i < part.length; i++) h = mix32(h ^ part.charCodeAt(i));
+      h = mix32(h ^ part.length);
+    }
+  }
+  return h;
+}
+
+/** A uniform value in [0, 1) that depends only on the parts. */
+export function hashUnit(...parts: readonly (number | string)[]): number {
+  return uniformAt(hashKey(...parts), 0);
+}
+
+/** A stream of uniform numbers from a key (24-bit resolution, enough for the small ranges tasks draw from). */
+export class Rng {
+  private counter = 0;
+  constructor(private readonly key: number) {}
+
+  uniform(): number {
+    return uniformAt(this.key, this.counter++);
+  }
+
+  /** An integer in [lo, hi], both inclusive. */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.uniform() * (hi - lo + 1));
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(0, items.length - 1)];
+  }
+
+  /** A decimal string of exactly `digits` digits (no leading zero; one digit may be 0), drawn digit by digit. */
+  digits(digits: number): string {
+    if (digits === 1) return String(this.int(0, 9));
+    let s = String(this.int(1, 9));
+    for (let i = 1; i < digits; i++) s += String(this.int(0, 9));
+    return s;
+  }
+}
