@@ -11,11 +11,106 @@ function positiveInt(v: string): number {
   return n;
 }
 
+function nonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer ≥ 0, got '${v}'`);
+  return n;
+}
+
+function nonNegativeNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a number ≥ 0, got '${v}'`);
+  return n;
+}
+
+function intList(v: string): number[] {
+  const xs = v.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (!xs.length || xs.some((x) => !Number.isInteger(x) || x < 0)) throw new InvalidArgumentError(`expected comma-separated integers ≥ 0, got '${v}'`);
+  return xs;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
 const program = new Command()
   .name('dapo')
   .description('DAPO policy training on a WebGPU + WebAssembly engine')
   .version('0.1.0')
   .showHelpAfterError();
+
+program.command('train')
+  .description('train a policy: SFT warm-up → DAPO (or GRPO) → held-out evaluation → plots, into a run directory')
+  .option('--config <file>', 'JSON config (any subset of the full config; see `dapo train --print-config`)')
+  .option('--set <key=value>', 'override one config key, e.g. --set rl.epsHigh=0.28 (repeatable)', collect)
+  .option('--algo <algo>', 'dapo (default) or grpo (preset: symmetric clip, seq-mean loss, KL β, no dynamic sampling)')
+  .option('--task <name>', 'built-in task (addition, multiplication, countdown, …)')
+  .option('--steps <n>', 'RL steps', positiveInt)
+  .option('--seed <n>', 'run seed (init, sampling, data order)', nonNegativeInt)
+  .option('--backend <name>', 'auto (default), webgpu, wasm or reference')
+  .option('--out <dir>', 'run directory (default runs/<algo>-<task>-s<seed>-<time>)')
+  .option('--resume <runDir>', 'continue an interrupted run from its newest checkpoint')
+  .option('--quick', 'a smoke configuration that finishes in about a minute')
+  .option('--force', 'overwrite an existing run directory')
+  .option('--no-plots', 'skip writing plots at the end')
+  .option('--print-config', 'print the fully resolved config as JSON and exit')
+  .option('--json', 'print a JSON summary at the end')
+  .option('--quiet', 'no progress lines')
+  .action(async (o) => {
+    if (o.printConfig) {
+      const { configFromFlags } = await import('./train.js');
+      console.log(JSON.stringify(configFromFlags(o), null, 2));
+      return;
+    }
+    const { runTrain } = await import('./train.js');
+    await runTrain(o);
+  });
+
+program.command('eval')
+  .description('held-out greedy accuracy and pass@k of a run (newest checkpoint) or a checkpoint directory')
+  .argument('<path>', 'run directory or checkpoint directory')
+  .option('--problems <n>', 'held-out problems (default: the whole test split)', positiveInt)
+  .option('-k, --k <n>', 'k of pass@k', positiveInt, 8)
+  .option('--samples <n>', 'samples per problem for pass@k (default k; 0 skips pass@k)', nonNegativeInt)
+  .option('--temperature <t>', 'sampling temperature for pass@k', nonNegativeNumber, 1)
+  .option('--task <name>', 'task of a bare checkpoint')
+  .option('--backend <name>', 'auto, webgpu, wasm or reference')
+  .option('--json', 'print JSON')
+  .action(async (path: string, o) => (await import('./eval.js')).runEval(path, o));
+
+program.command('sample')
+  .description('show completions of a run (newest checkpoint) or a checkpoint on task problems, with verdicts')
+  .argument('<path>', 'run directory or checkpoint directory')
+  .option('-n, --n <n>', 'problems', positiveInt, 8)
+  .option('--temperature <t>', 'sampling temperature (0 = greedy)', nonNegativeNumber, 0)
+  .option('--split <split>', 'train or test', 'test')
+  .option('--start <i>', 'index of the first problem', nonNegativeInt, 0)
+  .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
+  .option('--task <name>', 'task of a bare checkpoint')
+  .option('--backend <name>', 'auto, webgpu, wasm or reference')
+  .option('--json', 'one JSON object per completion')
+  .action(async (path: string, o) => {
+    if (o.split !== 'train' && o.split !== 'test') throw new Error(`--split must be train or test, got '${o.split}'`);
+    await (await import('./eval.js')).runSample(path, o);
+  });
+
+program.command('plot')
+  .description('write the DAPO panels (SVG and PNG) of a run into RUN_DIR/plots')
+  .argument('<runDir>', 'run directory')
+  .action(async (runDir: string) => {
+    const files = await (await import('./plot.js')).plotRunDir(runDir, (l) => console.log(l));
+    console.log(`wrote ${files.length} files to ${runDir}/plots`);
+  });
+
+program.command('compare')
+  .description('DAPO vs GRPO from the same seeds and sample budget → comparison plots and a markdown table')
+  .option('--seeds <list>', 'comma-separated seeds', intList, [1, 2, 3])
+  .option('--algos <list>', 'algorithms to compare', (v: string) => v.split(','), ['dapo', 'grpo'])
+  .option('--config <file>', 'JSON config shared by every run')
+  .option('--set <key=value>', 'override one config key for every run (repeatable)', collect)
+  .option('--quick', 'smoke configuration')
+  .option('--backend <name>', 'auto, webgpu, wasm or reference')
+  .option('--out <dir>', 'output directory', 'runs/compare')
+  .option('--force', 'overwrite existing run directories')
+  .action(async (o) => { await (await import('./compare.js')).runCompare(o); });
 
 program.command('info')
   .description('show the backends on this machine, the GPU adapter, WASM SIMD/threads, and what auto-selection picks')

@@ -1,0 +1,37 @@
+// `dapo compare`: DAPO and GRPO from the same seeds with the same sample budget, one run each per seed, then
+// comparison plots and a markdown table (mean ± spread over seeds) in the output directory.
+import { join } from 'node:path';
+import { writeComparePlots } from './plot.js';
+import type { CompareRun } from '../src/plot/compare.js';
+import { type TrainFlags, runTrain } from './train.js';
+import { readJsonl } from '../src/io/run_dir_node.js';
+
+export interface CompareFlags {
+  seeds: number[];
+  algos: string[];
+  config?: string;
+  set?: string[];
+  quick?: boolean;
+  backend?: string;
+  out: string;
+  force?: boolean;
+}
+
+export async function runCompare(f: CompareFlags, out: (l: string) => void = (l) => console.log(l)): Promise<{ outDir: string; files: string[] }> {
+  if (f.seeds.length < 1) throw new Error('--seeds: give at least one seed');
+  const runs: CompareRun[] = [];
+  for (const seed of f.seeds) {
+    for (const algo of f.algos) {
+      const runDir = join(f.out, `${algo}-s${seed}`);
+      out(`=== ${algo} seed ${seed} → ${runDir}`);
+      const flags: TrainFlags = {
+        algo, seed, config: f.config, set: f.set, quick: f.quick, backend: f.backend, out: runDir, force: f.force, plots: true,
+      };
+      const r = await runTrain(flags, out);
+      runs.push({ algo, seed, metrics: readJsonl(join(r.runDir, 'metrics.jsonl')) as CompareRun['metrics'], evals: readJsonl(join(r.runDir, 'eval.jsonl')) as CompareRun['evals'] });
+    }
+  }
+  const files = await writeComparePlots(f.out, runs);
+  out(`comparison written to ${f.out}: ${files.map((p) => p.split('/').pop()).join(', ')}`);
+  return { outDir: f.out, files };
+}

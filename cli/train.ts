@@ -1,0 +1,139 @@
+// `dapo train`: resolve the config (defaults ← preset ← --config file ← flags), pick the backend, then run
+// SFT warm-up → DAPO/GRPO → evaluation → plots into a run directory; `--resume` continues a run.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { initEngine } from '../src/node.js';
+import { type TrainConfig, parseOverrides, resolveTrainConfig } from '../src/rl/config.js';
+import { Trainer, TrainingStopped, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
+import type { EvalResult } from '../src/rl/evaluate.js';
+import { NodeRunStore, readRunConfig, restoreOptimizer, restoreRun } from '../src/io/run_dir_node.js';
+import { Progress } from './progress.js';
+import { plotRunDir } from './plot.js';
+
+export interface TrainFlags {
+  config?: string;
+  set?: string[];
+  algo?: string;
+  backend?: string;
+  out?: string;
+  resume?: string;
+  quick?: boolean;
+  seed?: number;
+  steps?: number;
+  task?: string;
+  force?: boolean;
+  plots: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** A smoke configuration that finishes in about a minute on 2 CPU cores. */
+export const QUICK_LAYER = {
+  sft: { steps: 40 },
+  rl: { steps: 4, promptsPerStep: 8, maxGenerationBatches: 2, warmupSteps: 1 },
+  eval: { every: 0, problems: 40, passK: 2, samplesPerProblem: 2 },
+  checkpoint: { every: 2 },
+};
+
+function readConfigFile(path: string): unknown {
+  if (!existsSync(path)) throw new Error(`--config: ${path} does not exist`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`--config: ${path} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Config layers from the flags, in order (later wins). */
+export function configFromFlags(f: TrainFlags): TrainConfig {
+  const layers: unknown[] = [];
+  if (f.algo !== undefined) layers.push({ rl: { algo: f.algo } });
+  if (f.quick) layers.push(QUICK_LAYER);
+  if (f.config) layers.push(readConfigFile(f.config));
+  const direct: Record<string, unknown> = {};
+  if (f.seed !== undefined) direct.seed = f.seed;
+  if (f.backend !== undefined) direct.backend = f.backend;
+  if (f.steps !== undefined) direct.rl = { steps: f.steps };
+  if (f.task !== undefined) direct.task = { name: f.task };
+  layers.push(direct);
+  if (f.set?.length) layers.push(parseOverrides(f.set));
+  return resolveTrainConfig(...layers);
+}
+
+function defaultOutDir(c: TrainConfig): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 13);
+  return join('runs', `${c.rl.algo}-${c.task.name}-s${c.seed}-${stamp}`);
+}
+
+export interface TrainOutcome {
+  runDir: string;
+  backend: string;
+  sft: EvalResult | null;
+  final: EvalResult | null;
+  plots: string[];
+  seconds: number;
+}
+
+export async function runTrain(f: TrainFlags, out: (line: string) => void = (l) => console.log(l)): Promise<TrainOutcome> {
+  const t0 = performance.now();
+  const progress = new Progress(process.stderr, !!f.quiet);
+  const log = (l: string) => progress.log(l);
+  let config: TrainConfig;
+  let runDir: string;
+  if (f.resume) {
+    runDir = f.resume;
+    if (f.config || f.set?.length || f.algo || f.quick || f.steps !== undefined || f.task || f.seed !== undefined) {
+      throw new Error('--resume continues a run with its own config.json; drop --config/--set/--algo/--quick/--steps/--task/--seed');
+    }
+    config = resolveTrainConfig(readRunConfig(runDir));
+    if (f.backend) config = { ...config, backend: f.backend as TrainConfig['backend'] };
+  } else {
+    config = configFromFlags(f);
+    runDir = f.out ?? defaultOutDir(config);
+  }
+  const selection = await initEngine({ backend: config.backend });
+  log(`backend: ${selection.backend.name} (${selection.reason})`);
+
+  const store = f.resume
+    ? new NodeRunStore(runDir, config.checkpoint.keep, log, (...a) => progress.update(...a))
+    : NodeRunStore.create(runDir, config, { force: f.force, log, progress: (...a) => progress.update(...a) });
+  const restored = f.resume ? restoreRun(runDir, config.rl.klBeta > 0) : null;
+  const { task, model: freshModel } = buildTaskAndModel(config);
+  let trainer: Trainer;
+  if (restored) {
+    freshModel.dispose();
+    const optimizer = optimizerForResume(config, restored.model, restored.state);
+    restoreOptimizer(optimizer, restored);
+    trainer = new Trainer(config, task, { model: restored.model, optimizer, state: restored.state, reference: restored.reference }, store);
+    log(`resuming ${runDir} after RL step ${restored.state.rlStep}${restored.state.sftDone ? '' : ' (SFT not finished)'}`);
+  } else {
+    if (f.resume) log(`resuming ${runDir}: no checkpoint yet, starting over`);
+    trainer = new Trainer(config, task, freshParts(config, freshModel), store);
+    log(`run directory: ${store.dir}`);
+    log(`task ${config.task.name}, algo ${config.rl.algo}, ${config.sft.steps} SFT steps, ${config.rl.steps} RL steps of ${config.rl.promptsPerStep} prompts × ${config.rl.groupSize}`);
+  }
+  let result: { sft: EvalResult | null; final: EvalResult | null };
+  try {
+    result = await trainer.run();
+  } catch (e) {
+    progress.finishLine();
+    if (e instanceof TrainingStopped) throw new Error(`${e.message} (run directory ${store.dir}; the last checkpoint is kept)`);
+    throw e;
+  } finally {
+    trainer.dispose();
+    selection.backend.destroy();
+  }
+  progress.finishLine();
+  const plots = f.plots ? await plotRunDir(store.dir, () => {}) : [];
+  const seconds = (performance.now() - t0) / 1000;
+  const outcome: TrainOutcome = { runDir: store.dir, backend: selection.backend.name, sft: result.sft, final: result.final, plots, seconds };
+  if (f.json) {
+    out(JSON.stringify(outcome));
+  } else {
+    const pct = (r: EvalResult | null) => (r ? `${(100 * r.accuracy).toFixed(1)}%` : 'n/a');
+    out(`held-out greedy accuracy: after SFT ${pct(result.sft)} → after ${config.rl.algo.toUpperCase()} ${pct(result.final)}`);
+    if (result.final?.pass_at_k != null) out(`pass@${result.final.k}: ${(100 * result.final.pass_at_k).toFixed(1)}%`);
+    out(`run directory: ${store.dir} (${plots.length ? `plots in ${join(store.dir, 'plots')}, ` : ''}${seconds.toFixed(0)} s)`);
+  }
+  return outcome;
+}

@@ -1,0 +1,91 @@
+// Training sequences (prompt + response) packed into right-padded batches, and per-token log-probs of
+// response tokens under a model, computed without a tape (old log-probs, reference log-probs).
+import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/index.js';
+import type { TransformerLM } from '../nn/transformer.js';
+
+export interface TrainSequence {
+  promptIds: readonly number[];
+  responseIds: readonly number[];
+  /** Group-normalised advantage, the same for every token of the response. */
+  advantage: number;
+  /** 1 for response tokens that take part in the loss (0: overlong-filtered). */
+  mask: readonly number[];
+  /** Aggregation weight per response token (see aggregation.ts); set per optimizer step. */
+  weights: number[];
+  /** Log-probs of the response tokens under the rollout policy, recorded before any update. */
+  oldLogp: number[];
+  /** Log-probs under the frozen reference policy (KL penalty), or null when the KL is off. */
+  refLogp: number[] | null;
+}
+
+/**
+ * Right-padded inputs [B, L] and next-token targets [B·L] (−1 outside the responses), where L is the longest
+ * prompt+response minus one. Response token j of sequence b is predicted at row b·L + (prompt length − 1 + j).
+ */
+export interface PackedBatch {
+  batch: number;
+  length: number;
+  ids: number[];
+  targets: number[];
+  /** Row of response token j of sequence b. */
+  row(b: number, j: number): number;
+}
+
+export function pack(seqs: readonly Pick<TrainSequence, 'promptIds' | 'responseIds'>[], padId: number): PackedBatch {
+  const L = Math.max(1, ...seqs.map((s) => s.promptIds.length + s.responseIds.length - 1));
+  const ids: number[] = [];
+  const targets: number[] = [];
+  for (const s of seqs) {
+    const full = [...s.promptIds, ...s.responseIds];
+    const P = s.promptIds.length;
+    for (let t = 0; t < L; t++) {
+      ids.push(t < full.length ? full[t] : padId);
+      // Position t predicts token t+1; only response tokens are targets.
+      targets.push(t + 1 >= P && t + 1 < full.length ? full[t + 1] : -1);
+    }
+  }
+  return {
+    batch: seqs.length, length: L, ids, targets,
+    row: (b, j) => b * L + seqs[b].promptIds.length - 1 + j,
+  };
+}
+
+/** Host values per response token, scattered onto the packed rows (0 elsewhere). */
+export function scatterRows(p: PackedBatch, seqs: readonly { responseIds: readonly number[] }[], value: (b: number, j: number) => number): Float32Array {
+  const out = new Float32Array(p.batch * p.length);
+  seqs.forEach((s, b) => { for (let j = 0; j < s.responseIds.length; j++) out[p.row(b, j)] = value(b, j); });
+  return out;
+}
+
+/** Token log-probs and entropies of the packed targets: logits of the model → fused log-softmax-gather. */
+export function tokenLogprobs(model: TransformerLM, p: PackedBatch): { logp: Tensor; entropy: Tensor } {
+  const ids = T.tensor(p.ids, [p.batch, p.length], 'int32');
+  const targets = T.tensor(p.targets, [p.batch * p.length], 'int32');
+  try {
+    return T.tidy(() => {
+      const logits = model.forward(ids);
+      return T.logSoftmaxGather(T.reshape(logits, [p.batch * p.length, model.config.vocabSize]), targets);
+    });
+  } finally {
+    ids.dispose();
+    targets.dispose();
+  }
+}
+
+/** Log-probs of every response token, without a tape, in micro-batches of `microBatch` sequences. */
+export async function responseLogprobs(
+  model: TransformerLM, seqs: readonly Pick<TrainSequence, 'promptIds' | 'responseIds'>[], padId: number, microBatch: number,
+): Promise<number[][]> {
+  const out: number[][] = [];
+  for (let s = 0; s < seqs.length; s += microBatch) {
+    const part = seqs.slice(s, s + microBatch);
+    const p = pack(part, padId);
+    const { logp, entropy } = T.noGrad(() => tokenLogprobs(model, p));
+    entropy.dispose();
+    const host = await logp.read();
+    logp.dispose();
+    part.forEach((q, b) => out.push(Array.from({ length: q.responseIds.length }, (_, j) => host[p.row(b, j)])));
+  }
+  return out;
+}
