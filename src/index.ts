@@ -36,3 +36,7 @@ export {
   type Algo, type CheckpointConfig, type EvalConfig, type RLConfig, type SFTConfig, type TrainConfig, ALGOS, DAPO_DEFAULTS,
   DEFAULT_TRAIN_CONFIG, GRPO_PRESET, TrainConfigError, closestKey, modelConfigOf, parseOverrides, resolveTrainConfig,
 } from './rl/config.js';
+export { type MetricsRecord, type PanelSeries, type PanelSpec, DAPO_PANELS, EXTRA_PANELS, panelSvg, runPlots } from './plot/panels.js';
+export { type CompareRun, type RunSummary, COMPARE_PANELS, REACH_FRACTION, comparePlots, compareTable, stepsToReach, summarizeRun } from './plot/compare.js';
+export { EMA_WEIGHT, aggregateSeries, ema, meanStd, parseJsonl } from './plot/series.js';
+export { renderVegaLite } from './plot/vega_svg.js';

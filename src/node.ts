@@ -38,3 +38,4 @@ export async function initEngine(opts: InitOptions = {}): Promise<Selection> {
 }
 
 export { loadCheckpoint, saveCheckpoint, writeFileAtomic } from './io/node_files.js';
+export { svgToPng } from './plot/png_node.js';

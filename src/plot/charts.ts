@@ -1,0 +1,160 @@
+// Vega-Lite chart builders shared by the run panels and the comparison panels. They return plain spec
+// objects (a layer per visual role) so callers can render one chart or put several in a grid.
+import type { TopLevelSpec } from 'vega-lite';
+import type { BandPoint, Point } from './series.js';
+import { CHART_CONFIG } from './vega_svg.js';
+
+/** A Vega-Lite unit or layer spec, kept loosely typed: the builders below are its only producers. */
+export type ChartSpec = Record<string, unknown>;
+
+export interface ChartFrame {
+  title: string;
+  subtitle?: string;
+  yLabel: string;
+  xLabel?: string;
+  /** d3-format string for the y axis labels (e.g. '~s' for bytes). */
+  yFormat?: string;
+  width?: number;
+  height?: number;
+}
+
+export interface Line {
+  label: string;
+  /** Values as recorded. */
+  points: Point[];
+  /** Drawn on top of faint raw values when present. */
+  smoothed?: Point[];
+  /** Point markers on the line (for sparse series such as evaluations). */
+  markers?: boolean;
+}
+
+export interface Band {
+  label: string;
+  points: BandPoint[];
+  markers?: boolean;
+}
+
+// Colour-blind-safe (Tableau 10), assigned in line order so a label keeps its colour in every panel.
+const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+
+function colorEncoding(labels: string[], legendTitle: string | null) {
+  return {
+    field: 'line',
+    type: 'nominal',
+    sort: labels,
+    scale: { domain: labels, range: labels.map((_, i) => PALETTE[i % PALETTE.length]) },
+    // Stroke symbols at full opacity: otherwise the legend copies the faint raw layer or the band.
+    legend: labels.length > 1 ? { title: legendTitle, symbolType: 'stroke', symbolOpacity: 1, symbolStrokeWidth: 3 } : null,
+  };
+}
+
+function titleOf(frame: ChartFrame, empty: boolean) {
+  const subtitle = empty ? 'no data recorded' : frame.subtitle;
+  return subtitle ? { text: frame.title, subtitle } : frame.title;
+}
+
+/**
+ * A fixed y domain when the values (nearly) do not vary: otherwise the axis zooms into rounding noise
+ * (a constant −0.01 through the EMA gets labels like −0.0099999999999).
+ */
+export function flatDomain(values: readonly number[]): [number, number] | undefined {
+  if (values.length === 0) return undefined;
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const mag = Math.max(Math.abs(lo), Math.abs(hi));
+  if (hi - lo > 1e-9 * mag && mag > 0) return undefined;
+  const pad = mag > 0 ? 0.1 * mag : 1;
+  return [lo - pad, hi + pad];
+}
+
+function axes(frame: ChartFrame, values: readonly number[]) {
+  const domain = flatDomain(values);
+  return {
+    x: { field: 'step', type: 'quantitative', title: frame.xLabel ?? 'RL step', axis: { tickMinStep: 1 } },
+    y: {
+      field: 'value', type: 'quantitative', title: frame.yLabel,
+      scale: domain ? { domain } : { zero: false },
+      axis: frame.yFormat ? { format: frame.yFormat } : {},
+    },
+  };
+}
+
+/** Lines over RL steps; smoothed lines are drawn over their faint raw values. */
+export function lineChart(frame: ChartFrame, lines: readonly Line[]): ChartSpec {
+  const rows: Record<string, unknown>[] = [];
+  for (const l of lines) {
+    const kind = l.markers ? 'marked' : 'solid';
+    if (l.smoothed) {
+      for (const p of l.points) rows.push({ step: p.step, value: p.value, line: l.label, kind: 'faint' });
+      for (const p of l.smoothed) rows.push({ step: p.step, value: p.value, line: l.label, kind });
+    } else {
+      for (const p of l.points) rows.push({ step: p.step, value: p.value, line: l.label, kind });
+    }
+  }
+  const labels = lines.map((l) => l.label);
+  const { x, y } = axes(frame, rows.map((r) => r.value as number));
+  const color = colorEncoding(labels, null);
+  const layer = (kind: string, mark: Record<string, unknown>) => ({
+    transform: [{ filter: { field: 'kind', equal: kind } }],
+    mark: { type: 'line', clip: true, ...mark },
+    encoding: { x, y, color, detail: { field: 'line' } },
+  });
+  return {
+    title: titleOf(frame, rows.length === 0),
+    width: frame.width ?? 420,
+    height: frame.height ?? 240,
+    data: { values: rows },
+    layer: [
+      layer('faint', { strokeWidth: 1, opacity: 0.3 }),
+      layer('solid', { strokeWidth: 2 }),
+      layer('marked', { strokeWidth: 2, point: { size: 30 } }),
+    ],
+  };
+}
+
+/** Per label a mean line over a shaded min–max band. */
+export function bandChart(frame: ChartFrame, bands: readonly Band[]): ChartSpec {
+  const rows: Record<string, unknown>[] = [];
+  for (const b of bands) {
+    for (const p of b.points) rows.push({ step: p.step, value: p.mean, min: p.min, max: p.max, n: p.n, line: b.label, marked: !!b.markers });
+  }
+  const labels = bands.map((b) => b.label);
+  const { x, y } = axes(frame, bands.flatMap((b) => b.points.flatMap((p) => [p.min, p.max])));
+  const color = colorEncoding(labels, null);
+  const tooltip = [{ field: 'line' }, { field: 'step' }, { field: 'value', title: 'mean' }, { field: 'min' }, { field: 'max' }, { field: 'n', title: 'seeds' }];
+  return {
+    title: titleOf(frame, rows.length === 0),
+    width: frame.width ?? 420,
+    height: frame.height ?? 240,
+    data: { values: rows },
+    layer: [
+      { mark: { type: 'area', opacity: 0.2, clip: true }, encoding: { x, y: { ...y, field: 'min' }, y2: { field: 'max' }, color } },
+      {
+        transform: [{ filter: { field: 'marked', equal: false } }],
+        mark: { type: 'line', strokeWidth: 2, clip: true },
+        encoding: { x, y, color, tooltip },
+      },
+      {
+        transform: [{ filter: { field: 'marked', equal: true } }],
+        mark: { type: 'line', strokeWidth: 2, clip: true, point: { size: 30 } },
+        encoding: { x, y, color, tooltip },
+      },
+    ],
+  };
+}
+
+/** One chart as a renderable top-level spec. */
+export function single(chart: ChartSpec): TopLevelSpec {
+  return { config: CHART_CONFIG, ...chart } as unknown as TopLevelSpec;
+}
+
+/** Several charts in a grid, each with its own scales and legend. */
+export function grid(charts: readonly ChartSpec[], columns = 3, title?: string): TopLevelSpec {
+  return {
+    config: CHART_CONFIG,
+    ...(title ? { title: { text: title, fontSize: 16 } } : {}),
+    columns,
+    concat: charts.map((c) => ({ ...c, width: 300, height: 170 })),
+    resolve: { scale: { color: 'independent', x: 'independent', y: 'independent' }, legend: { color: 'independent' } },
+  } as unknown as TopLevelSpec;
+}

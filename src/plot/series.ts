@@ -1,0 +1,134 @@
+// Pure data helpers for the charts: pull a numeric field out of JSONL records, smooth it, aggregate over seeds.
+// Browser-safe (no I/O).
+
+/** One line of metrics.jsonl or eval.jsonl. Fields may be null or absent when they do not apply. */
+export interface MetricsRecord {
+  step: number;
+  [k: string]: number | boolean | string | null | undefined;
+}
+
+export interface Point {
+  step: number;
+  value: number;
+}
+
+/** The (step, value) pairs of `field`, skipping records where the value is missing, null or not finite. */
+export function fieldPoints(records: readonly MetricsRecord[], field: string): Point[] {
+  const out: Point[] = [];
+  for (const r of records) {
+    const v = r[field];
+    if (typeof v === 'number' && Number.isFinite(v) && typeof r.step === 'number' && Number.isFinite(r.step)) {
+      out.push({ step: r.step, value: v });
+    }
+  }
+  return out;
+}
+
+/** Default EMA weight: each point keeps 90 % of the running average (TensorBoard's slider at 0.9). */
+export const EMA_WEIGHT = 0.9;
+
+/**
+ * Debiased exponential moving average: s_t = w·s_{t-1} + (1-w)·x_t, divided by (1 - w^t) so the first points
+ * are not pulled towards zero (TensorBoard does the same).
+ */
+export function ema(values: readonly number[], weight = EMA_WEIGHT): number[] {
+  if (!(weight >= 0 && weight < 1)) throw new Error(`ema: weight must be in [0, 1), got ${weight}`);
+  const out: number[] = [];
+  let acc = 0;
+  let norm = 0;
+  for (const x of values) {
+    acc = weight * acc + (1 - weight) * x;
+    norm = weight * norm + (1 - weight);
+    out.push(acc / norm);
+  }
+  return out;
+}
+
+export function smoothPoints(points: readonly Point[], weight = EMA_WEIGHT): Point[] {
+  const s = ema(points.map((p) => p.value), weight);
+  return points.map((p, i) => ({ step: p.step, value: s[i]! }));
+}
+
+export interface MeanStd {
+  mean: number;
+  /** Sample standard deviation (n - 1 in the denominator); NaN when n < 2. */
+  std: number;
+  n: number;
+}
+
+/** Mean and sample standard deviation of the finite values; mean is NaN when there are none. */
+export function meanStd(values: readonly number[]): MeanStd {
+  const xs = values.filter((v) => Number.isFinite(v));
+  const n = xs.length;
+  if (n === 0) return { mean: NaN, std: NaN, n: 0 };
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  if (n < 2) return { mean, std: NaN, n };
+  const ss = xs.reduce((a, b) => a + (b - mean) * (b - mean), 0);
+  return { mean, std: Math.sqrt(ss / (n - 1)), n };
+}
+
+export interface BandPoint {
+  step: number;
+  mean: number;
+  min: number;
+  max: number;
+  /** How many series had a value at this step. */
+  n: number;
+}
+
+/** Per step, the mean and min–max over the series that have a value there (steps sorted ascending). */
+export function aggregateSeries(series: readonly Point[][]): BandPoint[] {
+  const byStep = new Map<number, number[]>();
+  for (const points of series) {
+    for (const p of points) {
+      const vs = byStep.get(p.step);
+      if (vs) vs.push(p.value);
+      else byStep.set(p.step, [p.value]);
+    }
+  }
+  return [...byStep.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([step, vs]) => ({
+      step,
+      mean: vs.reduce((a, b) => a + b, 0) / vs.length,
+      min: Math.min(...vs),
+      max: Math.max(...vs),
+      n: vs.length,
+    }));
+}
+
+/**
+ * Parses JSON Lines text. Blank lines are skipped; an unparsable *last* line is treated as a write cut short
+ * (the trainer was stopped mid-line) and dropped, reported through `truncated`; an unparsable line elsewhere,
+ * or a record without a numeric `step`, is an error naming the source and line.
+ */
+export function parseJsonl(text: string, source: string): { records: MetricsRecord[]; truncated: boolean } {
+  const lines = text.split('\n');
+  let last = lines.length - 1;
+  while (last >= 0 && lines[last]!.trim() === '') last--;
+  const records: MetricsRecord[] = [];
+  let truncated = false;
+  for (let i = 0; i <= last; i++) {
+    const line = lines[i]!.trim();
+    if (line === '') continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (e) {
+      if (i === last) {
+        truncated = true;
+        break;
+      }
+      throw new Error(`${source}:${i + 1}: not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new Error(`${source}:${i + 1}: expected a JSON object per line`);
+    }
+    const step = (value as { step?: unknown }).step;
+    if (typeof step !== 'number' || !Number.isFinite(step)) {
+      throw new Error(`${source}:${i + 1}: record has no numeric "step"`);
+    }
+    records.push(value as MetricsRecord);
+  }
+  return { records, truncated };
+}
