@@ -6,6 +6,7 @@ import { nodePlatform } from '../src/node.js';
 import { type BenchOutcome, type BenchRecord, type TimingOptions, isFailure } from '../src/bench/common.js';
 import { type BenchCaseName, type BenchSizes, benchSizes, parseCaseNames, runCase } from '../src/bench/cases.js';
 import { recordJson, recordText } from '../src/bench/format.js';
+import { statedPeerFor } from '../src/bench/dapo_step_bench.js';
 import { type PeerKind, type Tf, loadTfjs, tfjsMatmul } from './tfjs_peer.js';
 import { tfjsAttention, tfjsMatmulTrain, tfjsSoftmaxGather } from './tfjs_model_peer.js';
 
@@ -178,6 +179,8 @@ export async function runBench(opts: BenchOptions, print: (line: string) => void
           out.failure(c, peerKind, messageOf(e));
         }
       }
+      // A figure quoted from the issue, not measured, next to the record it was stated for (dapo_step on wasm).
+      if (opts.peers) for (const r of ours) if (!isFailure(r)) { const s = statedPeerFor(r); if (s) theirs.push(s); }
       out.paired(ours, theirs);
     }
   }

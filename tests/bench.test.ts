@@ -9,6 +9,12 @@ import { benchSoftmaxGather, softmaxGatherBytes } from '../src/bench/softmax_gat
 import { benchMatmulTrain, matmulTrainFlops } from '../src/bench/matmul_train_bench.js';
 import { benchTrainStep } from '../src/bench/train_bench.js';
 import { benchGenerate } from '../src/bench/generate_bench.js';
+import {
+  DAPO_STEP_SHAPE, DAPO_STEP_SHAPE_QUICK, STATED_DAPO_STEP, benchDapoStep, checkDapoStepShape, runDapoStep, statedPeerFor,
+} from '../src/bench/dapo_step_bench.js';
+import { TransformerLM } from '../src/nn/transformer.js';
+import { AdamW } from '../src/optim/adamw.js';
+import { setBackend } from '../src/tensor/engine.js';
 import { BENCH_CASES, parseCaseNames } from '../src/bench/cases.js';
 import { recordJson } from '../src/bench/format.js';
 import { runBench } from '../cli/bench.js';
@@ -86,6 +92,69 @@ describe('bench cases on the reference backend', () => {
     expect(vs.recompute_ms as number).toBeGreaterThan(0);
     expect(vs.speedup as number).toBeCloseTo((vs.recompute_ms as number) / (vs.ms as number), 2);
     for (const r of rs) expectLineFormat(JSON.stringify(recordJson(r)));
+  });
+
+  it('dapo step at the --quick shape (tiny model): real generation, old log-probs and one applied AdamW step', async () => {
+    setBackend(backend);
+    const shape = DAPO_STEP_SHAPE_QUICK;
+    const { prompts: B, groupSize: G, promptLen: P, newTokens: N } = shape;
+    const model = new TransformerLM({ ...tinyModel, maxSeqLen: P + N }, 1);
+    const opt = new AdamW(model.params, { lr: 1e-3, maxGradNorm: 1 });
+    try {
+      const before = await [...model.params.values()][0].read();
+      const prompts = Array.from({ length: B }, (_, b) => Array.from({ length: P }, (_, t) => (b * 5 + t) % tinyModel.vocabSize));
+      const step = await runDapoStep(model, opt, prompts, shape, 3);
+      // No stop tokens: exactly N new tokens for each of the B·G sequences; the update sees prompt + response.
+      expect(step.generatedTokens).toBe(B * G * N);
+      expect(step.update.optimizerSteps).toBe(1);
+      expect(step.update.skippedSteps).toBe(0);
+      expect(step.update.tokens).toBe(B * G * N);
+      expect(step.update.trainedTokens).toBe(B * G * (P + N));
+      // Mixed synthetic rewards → non-zero advantages → a gradient, and the weights moved.
+      expect(step.update.gradNorm).toBeGreaterThan(0);
+      // On-policy (ratio 1), equal lengths and zero-mean group advantages: token-mean loss = −mean(A) = 0.
+      expect(Math.abs(step.update.loss)).toBeLessThan(1e-6);
+      const after = await [...model.params.values()][0].read();
+      expect(after.some((v, i) => v !== before[i])).toBe(true);
+      expect(step.genMs).toBeGreaterThan(0);
+      expect(step.totalMs).toBeGreaterThanOrEqual(step.genMs + step.trainMs);
+    } finally {
+      opt.dispose();
+      model.dispose();
+    }
+  });
+
+  it('dapo step record: step ms, training tokens/s, generation tokens/s, peak bytes', async () => {
+    const shape = { prompts: 2, groupSize: 2, promptLen: 3, newTokens: 4, microBatchSize: 3 };
+    const r = await benchDapoStep(backend, 'reference', shape, once, tinyModel);
+    const obj = expectLineFormat(JSON.stringify(recordJson(r)));
+    expect(obj.op).toBe('dapo_step');
+    expect(obj.shape).toEqual([2, 2, 3, 4]);
+    expect(Object.keys(obj).slice(4)).toEqual(['tokens_per_s', 'gen_tokens_per_s', 'train_tokens_per_s', 'gen_ms', 'train_ms', 'peak_bytes']);
+    const x = r.extra!;
+    expect(r.tokensPerS).toBe(x.train_tokens_per_s);
+    expect(x.train_tokens_per_s).toBeCloseTo((2 * 2 * (3 + 4)) / (x.train_ms / 1000), 6);
+    expect(x.gen_tokens_per_s).toBeCloseTo((2 * 2 * 4) / (x.gen_ms / 1000), 6);
+    expect(r.ms).toBeGreaterThanOrEqual(x.gen_ms + x.train_ms);
+    expect(Number.isInteger(x.peak_bytes) && x.peak_bytes > 0).toBe(true);
+  });
+
+  it('dapo step shape errors name every bad field', () => {
+    const bad = { prompts: 0, groupSize: 1, promptLen: 12, newTokens: 60, microBatchSize: 1.5 };
+    expect(() => checkDapoStepShape(bad, 64)).toThrow(/prompts must be.*microBatchSize must be.*groupSize must be an integer ≥ 2.*exceed the model's maxSeqLen 64/);
+    expect(() => checkDapoStepShape(DAPO_STEP_SHAPE, 64)).not.toThrow();
+  });
+
+  it('the stated peer figure pairs only with a wasm dapo_step record at the full shape', () => {
+    // 1.4 s a step = 128·24 tokens at 5.3k/s + 128·36 at 5.6k/s, as the issue states.
+    expect((128 * 24) / 5300 + (128 * 36) / 5600).toBeCloseTo(1.4, 1);
+    const ours: BenchRecord = { op: 'dapo_step', backend: 'wasm-2t', shape: [16, 8, 12, 24], ms: 1000, tokensPerS: 11200, runs: 3 };
+    expect(statedPeerFor(ours)).toBe(STATED_DAPO_STEP);
+    expect(statedPeerFor({ ...ours, backend: 'webgpu' })).toBeUndefined();
+    expect(statedPeerFor({ ...ours, shape: [4, 4, 12, 12] })).toBeUndefined();
+    const obj = expectLineFormat(JSON.stringify(recordJson(ours, STATED_DAPO_STEP)));
+    expect(obj.vs).toBe('stated-eager-cpu');
+    expect(obj.ratio).toBe(2);
   });
 
   it('adds vs and ratio = our throughput ÷ the peer\'s', () => {

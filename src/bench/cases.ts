@@ -8,8 +8,9 @@ import { SOFTMAX_GATHER_SHAPE, SOFTMAX_GATHER_SHAPE_QUICK, benchSoftmaxGather } 
 import { MATMUL_TRAIN_N, MATMUL_TRAIN_N_QUICK, benchMatmulTrain } from './matmul_train_bench.js';
 import { TRAIN_STEP_SHAPE, TRAIN_STEP_SHAPE_QUICK, benchTrainStep } from './train_bench.js';
 import { GENERATE_SHAPE, GENERATE_SHAPE_QUICK, benchGenerate } from './generate_bench.js';
+import { DAPO_STEP_SHAPE, DAPO_STEP_SHAPE_QUICK, benchDapoStep } from './dapo_step_bench.js';
 
-export const BENCH_CASES = ['matmul', 'attention', 'softmax_gather', 'matmul_train', 'train_step', 'generate'] as const;
+export const BENCH_CASES = ['matmul', 'attention', 'softmax_gather', 'matmul_train', 'train_step', 'generate', 'dapo_step'] as const;
 export type BenchCaseName = (typeof BENCH_CASES)[number];
 
 /** --quick matmul: the squares up to 512. */
@@ -22,6 +23,7 @@ export interface BenchSizes {
   matmulTrainN: number;
   trainStep: typeof TRAIN_STEP_SHAPE;
   generate: typeof GENERATE_SHAPE;
+  dapoStep: typeof DAPO_STEP_SHAPE;
 }
 
 export function benchSizes(small: boolean): BenchSizes {
@@ -32,6 +34,7 @@ export function benchSizes(small: boolean): BenchSizes {
     matmulTrainN: small ? MATMUL_TRAIN_N_QUICK : MATMUL_TRAIN_N,
     trainStep: small ? TRAIN_STEP_SHAPE_QUICK : TRAIN_STEP_SHAPE,
     generate: small ? GENERATE_SHAPE_QUICK : GENERATE_SHAPE,
+    dapoStep: small ? DAPO_STEP_SHAPE_QUICK : DAPO_STEP_SHAPE,
   };
 }
 
@@ -56,5 +59,6 @@ export async function runCase(name: BenchCaseName, backend: Backend, label: stri
     case 'matmul_train': return [await benchMatmulTrain(backend, label, sizes.matmulTrainN, timing)];
     case 'train_step': return [await benchTrainStep(backend, label, sizes.trainStep, timing)];
     case 'generate': return benchGenerate(backend, label, sizes.generate, timing);
+    case 'dapo_step': return [await benchDapoStep(backend, label, sizes.dapoStep, timing)];
   }
 }
