@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { writeComparePlots } from './plot.js';
 import type { CompareRun } from '../src/plot/compare.js';
-import { type TrainFlags, runTrain } from './train.js';
+import { type TrainFlags, configFromFlags, runTrain } from './train.js';
 import { readJsonl } from '../src/io/run_dir_node.js';
 
 export interface CompareFlags {
@@ -20,12 +20,17 @@ export interface CompareFlags {
 export async function runCompare(f: CompareFlags, out: (l: string) => void = (l) => console.log(l)): Promise<{ outDir: string; files: string[] }> {
   if (f.seeds.length < 1) throw new Error('--seeds: give at least one seed');
   const runs: CompareRun[] = [];
+  // The same sample budget for every algorithm: what the plain algorithm (one generation batch per step)
+  // consumes in rl.steps steps, unless the config sets one. Dynamic sampling spends it in fewer steps.
+  const probe = configFromFlags({ config: f.config, set: f.set, quick: f.quick, plots: false });
+  const budget = probe.rl.sampleBudget || probe.rl.steps * probe.rl.promptsPerStep * probe.rl.groupSize;
+  out(`sample budget per run: ${budget} responses (${probe.rl.steps} steps × ${probe.rl.promptsPerStep} prompts × ${probe.rl.groupSize})`);
   for (const seed of f.seeds) {
     for (const algo of f.algos) {
       const runDir = join(f.out, `${algo}-s${seed}`);
       out(`=== ${algo} seed ${seed} → ${runDir}`);
       const flags: TrainFlags = {
-        algo, seed, config: f.config, set: f.set, quick: f.quick, backend: f.backend, out: runDir, force: f.force, plots: true,
+        algo, seed, config: f.config, set: [...(f.set ?? []), `rl.sampleBudget=${budget}`], quick: f.quick, backend: f.backend, out: runDir, force: f.force, plots: true,
       };
       const r = await runTrain(flags, out);
       runs.push({ algo, seed, metrics: readJsonl(join(r.runDir, 'metrics.jsonl')) as CompareRun['metrics'], evals: readJsonl(join(r.runDir, 'eval.jsonl')) as CompareRun['evals'] });

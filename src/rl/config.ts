@@ -61,6 +61,8 @@ export interface RLConfig {
   maxGradNorm: number;
   /** Stop after this many NaN/Inf steps in a row. */
   maxBadSteps: number;
+  /** Stop RL once this many responses were generated (0 = no budget): equal-budget comparisons. */
+  sampleBudget: number;
 }
 
 export interface SFTConfig { steps: number; batchSize: number; lr: number; warmupSteps: number; weightDecay: number; maxGradNorm: number }
@@ -117,6 +119,7 @@ export const DAPO_DEFAULTS: RLConfig = {
   beta2: 0.999,
   maxGradNorm: 1,
   maxBadSteps: 3,
+  sampleBudget: 0,
 };
 
 /** The GRPO baseline: symmetric clip, per-sequence mean, a small KL to the reference, no DAPO extras. */
@@ -197,6 +200,7 @@ const RL_RULES: Record<keyof RLConfig, Rule> = {
   beta2: range(0, 1, false, true),
   maxGradNorm: atLeast(0, '0 = off'),
   maxBadSteps: int(1),
+  sampleBudget: int(0, '0 = no budget'),
 };
 const SFT_RULES: Record<keyof SFTConfig, Rule> = {
   steps: int(0, '0 = skip SFT'),

@@ -1,0 +1,88 @@
+// The `dapo` CLI as a user drives it (the built dist/cli/main.js): train a tiny run, evaluate, sample and plot it,
+// resume a finished run, and get clear errors for bad flags, bad config values and bad paths.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const CLI = join(__dirname, '..', 'dist', 'cli', 'main.js');
+
+async function dapo(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, DAPO_BACKEND: 'wasm' }, timeout: 300_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+const TINY = {
+  model: { dModel: 32, nLayers: 1, nHeads: 2, nKvHeads: 1, ffnDim: 64, maxSeqLen: 48 },
+  sft: { steps: 6, batchSize: 8, warmupSteps: 1 },
+  rl: { steps: 2, promptsPerStep: 2, groupSize: 4, maxGenerationBatches: 2, maxNewTokens: 16, microBatchSize: 4, warmupSteps: 1 },
+  eval: { every: 1, problems: 4, passK: 2, samplesPerProblem: 2 },
+  checkpoint: { every: 1, keep: 2 },
+};
+
+describe('dapo CLI', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dapo-cli-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const configPath = join(dir, 'tiny.json');
+  writeFileSync(configPath, JSON.stringify(TINY));
+  const runDir = join(dir, 'run');
+
+  it('dapo train writes a complete run directory with plots and prints both accuracies', async () => {
+    const r = await dapo(['train', '--config', configPath, '--out', runDir, '--seed', '4', '--quiet']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/after SFT \d+\.\d% → after DAPO \d+\.\d%/);
+    for (const f of ['config.json', 'metrics.jsonl', 'eval.jsonl', 'sft.jsonl', 'checkpoints/latest.json']) expect(existsSync(join(runDir, f)), f).toBe(true);
+    const config = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8'));
+    expect(config.seed).toBe(4);
+    expect(config.rl.epsHigh).toBe(0.28);
+    const plots = readdirSync(join(runDir, 'plots'));
+    for (const p of ['policy_loss', 'entropy_loss', 'reward', 'entropy', 'resample_rate', 'response_length', 'accuracy']) {
+      expect(plots.some((f) => f.startsWith(p) && f.endsWith('.svg')), `${p}.svg in ${plots.join(' ')}`).toBe(true);
+      expect(plots.some((f) => f.startsWith(p) && f.endsWith('.png')), `${p}.png`).toBe(true);
+    }
+    const ckpts = readdirSync(join(runDir, 'checkpoints')).filter((d) => d.startsWith('step-'));
+    expect(ckpts.length, ckpts.join(' ')).toBe(2);
+  });
+
+  it('dapo eval / sample / plot read the run; --resume of a finished run changes nothing', async () => {
+    const e = await dapo(['eval', runDir, '--problems', '3', '-k', '2', '--json']);
+    expect(e.code, e.stderr).toBe(0);
+    const res = JSON.parse(e.stdout.trim().split('\n').pop()!);
+    expect(res.n).toBe(3);
+    expect(res.accuracy).toBeGreaterThanOrEqual(0);
+    const s = await dapo(['sample', runDir, '-n', '2']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stdout.trim().split('\n').filter((l) => /^[✓✗]/.test(l))).toHaveLength(2);
+    const before = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8');
+    const again = await dapo(['train', '--resume', runDir, '--quiet', '--no-plots']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')).toBe(before);
+    const p = await dapo(['plot', runDir]);
+    expect(p.code, p.stderr).toBe(0);
+  });
+
+  it('bad flags, config values and paths give clear errors that name the problem', async () => {
+    const bad = await dapo(['train', '--set', 'rl.epsHigh=-1', '--set', 'rl.lossAggregation=mean', '--set', 'rl.clipHigh=3', '--out', join(dir, 'x')]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('rl.epsHigh');
+    expect(bad.stderr).toContain('rl.lossAggregation');
+    expect(bad.stderr).toContain('rl.clipHigh');
+    const exists = await dapo(['train', '--config', configPath, '--out', runDir]);
+    expect(exists.code).not.toBe(0);
+    expect(exists.stderr).toContain('--resume');
+    const missing = await dapo(['eval', join(dir, 'nope')]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('does not exist');
+    const resumeBad = await dapo(['train', '--resume', join(dir, 'nope')]);
+    expect(resumeBad.code).not.toBe(0);
+    expect(resumeBad.stderr).toMatch(/not a run directory/);
+  });
+});
