@@ -109,12 +109,11 @@ describe('resolveTrainConfig', () => {
     ]);
     const problems = problemsOf(() => resolveTrainConfig({
       model: { maxSeqLen: 32 },
-      rl: { groupSize: 2, promptsPerStep: 6, miniBatches: 2, microBatchSize: 4, maxNewTokens: 40, overlongCache: 40, warmupSteps: 500 },
+      rl: { groupSize: 2, promptsPerStep: 6, miniBatches: 2, microBatchSize: 4, maxNewTokens: 40, overlongCache: 40 },
     }));
     expect(problems).toEqual([
       'rl.microBatchSize: must divide the mini-batch of promptsPerStep·groupSize/miniBatches = 6 sequences (allowed: 1, 2, 3, or ≥ 6), got 4',
       'rl.overlongCache: must be < rl.maxNewTokens (40) when overlongPenalty is on, got 40',
-      'rl.warmupSteps: must be ≤ rl.steps (200), got 500',
       'rl.maxNewTokens: must be < model.maxSeqLen (32) to leave room for the prompt, got 40',
     ]);
     expect(problemsOf(() => resolveTrainConfig({ rl: { miniBatches: 3 } }))).toEqual([

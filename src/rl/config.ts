@@ -384,9 +384,6 @@ function crossCheckRl(rl: RLConfig, model: ModelConfig | undefined, problems: st
   if (ok('overlongPenalty', 'overlongCache', 'maxNewTokens') && rl.overlongPenalty && rl.overlongCache >= rl.maxNewTokens) {
     problems.push(`rl.overlongCache: must be < rl.maxNewTokens (${rl.maxNewTokens}) when overlongPenalty is on, got ${rl.overlongCache}`);
   }
-  if (ok('warmupSteps', 'steps') && rl.warmupSteps > rl.steps) {
-    problems.push(`rl.warmupSteps: must be ≤ rl.steps (${rl.steps}), got ${rl.warmupSteps}`);
-  }
   if (model && ok('maxNewTokens') && rl.maxNewTokens >= model.maxSeqLen) {
     problems.push(`rl.maxNewTokens: must be < model.maxSeqLen (${model.maxSeqLen}) to leave room for the prompt, got ${rl.maxNewTokens}`);
   }
@@ -444,9 +441,6 @@ export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
   crossCheckRl(rl, model, problems);
 
   const sft = resolveSection('sft', DEFAULT_TRAIN_CONFIG.sft, section(merged, 'sft', problems), SFT_RULES, problems);
-  if (valid(problems, 'sft.warmupSteps', 'sft.steps') && sft.warmupSteps > sft.steps && sft.steps > 0) {
-    problems.push(`sft.warmupSteps: must be ≤ sft.steps (${sft.steps}), got ${sft.warmupSteps}`);
-  }
   const evalCfg = resolveSection('eval', DEFAULT_TRAIN_CONFIG.eval, section(merged, 'eval', problems), EVAL_RULES, problems);
   if (valid(problems, 'eval.passK', 'eval.samplesPerProblem') && evalCfg.passK > evalCfg.samplesPerProblem) {
     problems.push(`eval.passK: must be ≤ eval.samplesPerProblem (${evalCfg.samplesPerProblem}), got ${evalCfg.passK}`);
