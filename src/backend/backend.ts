@@ -86,6 +86,8 @@ export interface Backend extends ModelKernels {
   describe(): Record<string, unknown>;
 
   alloc(dtype: DType, size: number): Storage;
+  /** Optional: like alloc, contents unspecified (for outputs a kernel writes completely; skips zeroing). */
+  allocUninitialized?(dtype: DType, size: number): Storage;
   upload(dtype: DType, data: ArrayLike<number>): Storage;
   /** Resolves with a copy of the storage contents (float32 backends: Float32Array; int32: Int32Array). */
   read(s: Storage): Promise<Float32Array | Int32Array | Float64Array>;

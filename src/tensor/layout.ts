@@ -59,8 +59,11 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
     throw new RangeError(`permute: [${perm.join(', ')}] is not a permutation of the ${x.rank} axes of ${shapeStr(x.shape)}`);
   }
   const p = perm.map((a) => normAxis('permute', a, x.rank));
-  const strides = contiguousStrides(x.shape);
   const shape = p.map((a) => x.shape[a]);
+  // Moving only size-1 axes keeps the memory order (decode's [B, 1, H, d] → [B, H, 1, d]): share the storage.
+  const moved = p.filter((a) => x.shape[a] !== 1);
+  if (moved.every((a, i) => i === 0 || moved[i - 1] < a)) return reshape(x, shape);
+  const strides = contiguousStrides(x.shape);
   const out = copyView(x, { strides: p.map((a) => strides[a]), offset: 0 }, shape);
   const inverse = new Array<number>(p.length);
   p.forEach((a, i) => { inverse[a] = i; });

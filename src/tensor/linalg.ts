@@ -40,11 +40,16 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const ea = prodA === batch || prodA === 1 ? a : broadcastToRaw(a, [...batchShape, ar, ac]);
   const eb = prodB === batch || prodB === 1 ? b : broadcastToRaw(b, [...batchShape, br, bc]);
   const out = empty([...batchShape, m, n]);
-  getBackend().matmul(ea.storage, eb.storage, out.storage, {
-    batch, m, n, k, transA, transB,
-    strideA: ea.size === ar * ac ? 0 : ar * ac,
-    strideB: eb.size === br * bc ? 0 : br * bc,
-  });
+  // A batch of rows against one shared B (a linear layer on [B, T, d]) is one [batch·m, k] product: same
+  // output layout, B packed once and a tall M that splits well over threads.
+  const sharedB = prodB === 1 && !transA;
+  getBackend().matmul(ea.storage, eb.storage, out.storage, sharedB
+    ? { batch: 1, m: batch * m, n, k, transA, transB, strideA: 0, strideB: 0 }
+    : {
+      batch, m, n, k, transA, transB,
+      strideA: ea.size === ar * ac ? 0 : ar * ac,
+      strideB: eb.size === br * bc ? 0 : br * bc,
+    });
   if (ea !== a) ea.dispose();
   if (eb !== b) eb.dispose();
   return record('matmul', [a, b], out, [a, b], (g, [sa, sb], needs) => {
@@ -56,9 +61,18 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       ga = foldBatch(ga, sa.shape);
     }
     if (needs[1]) {
-      // dB = opA(A)ᵀ·dC, laid out like B.
-      gb = transB ? matmul(g, sa, { transA: true, transB: transA }) : matmul(sa, g, { transA: !transA });
-      gb = foldBatch(gb, sb.shape);
+      if (sharedB) {
+        // dB = Σ_batch Aᵀ·dC as one product over the flattened rows, instead of a batch of products summed after.
+        gb = empty(sb.shape);
+        const rows = batch * m;
+        getBackend().matmul(transB ? g.storage : sa.storage, transB ? sa.storage : g.storage, gb.storage, {
+          batch: 1, m: transB ? n : k, n: transB ? k : n, k: rows, transA: true, transB: false, strideA: 0, strideB: 0,
+        });
+      } else {
+        // dB = opA(A)ᵀ·dC, laid out like B.
+        gb = transB ? matmul(g, sa, { transA: true, transB: transA }) : matmul(sa, g, { transA: !transA });
+        gb = foldBatch(gb, sb.shape);
+      }
     }
     return [ga, gb];
   });

@@ -10,7 +10,8 @@ export function empty(shape: readonly number[], dtype: DType = 'float32'): Tenso
   const backend = getBackend();
   let size = 1;
   for (const d of shape) size *= d;
-  return Tensor.fromStorage(backend.alloc(dtype, size), shape, dtype, backend);
+  const storage = backend.allocUninitialized ? backend.allocUninitialized(dtype, size) : backend.alloc(dtype, size);
+  return Tensor.fromStorage(storage, shape, dtype, backend);
 }
 
 /** Checks that inputs are alive, on the active backend and of an accepted dtype. */

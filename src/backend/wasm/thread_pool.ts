@@ -1,17 +1,28 @@
 // Platform-neutral worker pool over one shared WebAssembly.Memory. Every worker instantiates the same
-// engine module on the same memory and sleeps on a control word; a dispatch writes the kernel id, its
-// arguments and one [start, end) slice per thread into the control block, bumps the sequence word, runs
-// slice 0 on the calling thread, then waits until every worker has acknowledged. Dispatch is synchronous.
+// engine module on the same memory and sleeps on a control word. A dispatch writes the kernel id, its
+// arguments and the boundaries of its chunks into the control block, publishes a claim word tagged with the
+// dispatch's sequence number, bumps the sequence word and then claims chunks itself like any worker. Chunks are
+// claimed one at a time with a compare-exchange on the claim word, so a worker that the OS has not scheduled
+// (2 busy cores, another process running) simply claims nothing: the calling thread never waits for a worker
+// to wake, only for chunks that a worker already started. Which thread runs a chunk never changes a result
+// (every chunk owns its outputs). Dispatch is synchronous.
 //
 // Control block (byte offset `ctrl` in the shared memory, CONTROL_BYTES long), as Int32 indices:
-//   0 SEQ  1 DONE  2 KERNEL  3 NARGS  4 SHUTDOWN  5 ERROR  6 PROBE  7 SCRATCH_SLOT  8 SCRATCH_STRIDE
-//   bytes 64..255: float64 arguments (24 slots); int32 index 64 + 2t, 65 + 2t: slice of thread t.
+//   0 SEQ  1 DONE (chunks finished)  2 KERNEL  3 NARGS  4 SHUTDOWN  5 ERROR  6 PROBE  7 SCRATCH_SLOT
+//   8 SCRATCH_STRIDE  9 NCHUNKS  10–11 CLAIM (int64: sequence << 16 | next chunk)
+//   bytes 64..255: float64 arguments (24 slots); int32 index 64 + q: start of chunk q (q ≤ MAX_CHUNKS).
 
 export const CONTROL_BYTES = 4096;
 export const ARG_SLOTS = 24;
 export const MAX_THREADS = 256;
+/** Most chunks one dispatch is cut into (their boundaries fill int32 words 64..64 + MAX_CHUNKS). */
+export const MAX_CHUNKS = 511;
 const SEQ = 0, DONE = 1, KERNEL = 2, NARGS = 3, SHUTDOWN = 4, ERROR = 5, PROBE = 6, SCRATCH_SLOT = 7, SCRATCH_STRIDE = 8;
-const RANGES = 64;
+const NCHUNKS = 9;
+const CLAIM64 = 5; // BigInt64 index of int32 words 10–11
+const BOUNDS = 64;
+/** Low bits of the claim word: the next chunk; CLOSED marks a dispatch whose chunks may no longer be claimed. */
+const CLOSED = 0xffff;
 
 /** What a worker receives when it starts. */
 export interface WorkerInit {
@@ -46,6 +57,7 @@ function __poolMain(init, post) {
   var fns = init.names.map(function (n) { return inst.exports[n]; });
   var buf = init.memory.buffer;
   var I = new Int32Array(buf, init.ctrl, ${CONTROL_BYTES / 4});
+  var C = new BigInt64Array(buf, init.ctrl, 8);
   var F = new Float64Array(buf, init.ctrl + 64, ${ARG_SLOTS});
   var tid = init.tid, spin = init.spin;
   var seq = Atomics.load(I, ${SEQ});
@@ -63,18 +75,27 @@ function __poolMain(init, post) {
     }
     seq = s;
     if (Atomics.load(I, ${SHUTDOWN}) !== 0) break;
-    var n = I[${NARGS}];
+    // The tag binds what is read next to this dispatch: the host closes the claim word before rewriting it.
+    var w = Atomics.load(C, ${CLAIM64});
+    var tag = w >> 16n;
+    var n = I[${NARGS}], nc = I[${NCHUNKS}], fn = fns[I[${KERNEL}]];
     args.length = 0;
     for (var i = 0; i < n; i++) args.push(F[i]);
     var slot = I[${SCRATCH_SLOT}];
     if (slot >= 0) args[slot] = F[slot] + tid * I[${SCRATCH_STRIDE}];
-    var st = I[${RANGES} + 2 * tid], en = I[${RANGES + 1} + 2 * tid];
-    if (st < en) {
-      args.push(st, en);
-      try { fns[I[${KERNEL}]].apply(null, args); } catch (e) { Atomics.store(I, ${ERROR}, tid + 1); }
+    args.push(0, 0);
+    for (;;) {
+      w = Atomics.load(C, ${CLAIM64});
+      if ((w >> 16n) !== tag) break;
+      var q = Number(w & 0xffffn);
+      if (q >= nc) break;
+      if (Atomics.compareExchange(C, ${CLAIM64}, w, w + 1n) !== w) continue;
+      args[n] = I[${BOUNDS} + q];
+      args[n + 1] = I[${BOUNDS + 1} + q];
+      try { fn.apply(null, args); } catch (e) { Atomics.store(I, ${ERROR}, tid + 1); }
+      Atomics.add(I, ${DONE}, 1);
+      Atomics.notify(I, ${DONE});
     }
-    Atomics.add(I, ${DONE}, 1);
-    Atomics.notify(I, ${DONE});
   }
 }
 `;
@@ -83,19 +104,45 @@ function __poolMain(init, post) {
 export type KernelFn = (...args: number[]) => void;
 
 export interface DispatchOptions {
-  /** Slice boundaries are rounded to multiples of this. */
+  /** Chunk boundaries are rounded to multiples of this. */
   align?: number;
   /** Argument index that holds a scratch base; thread t receives base + t * scratchStride. */
   scratchSlot?: number;
   scratchStride?: number;
+  /**
+   * Chunks to cut the work into (default: CHUNKS_PER_PART per part). More chunks balance better when a
+   * thread is descheduled; fewer suit kernels with a per-call setup cost (matmul packs B per call).
+   */
+  chunks?: number;
 }
+
+/** What the pool counts (for tests and profiling). */
+export interface PoolStats {
+  /** Dispatches posted to the workers (single-threaded kernels are not counted). */
+  dispatches: number;
+  chunks: number;
+  /** Chunks the calling thread ran itself (all of them when no worker showed up in time). */
+  callerChunks: number;
+  /** Time the caller spent on its own chunks, and waiting for workers' chunks after that. */
+  ownMs: number;
+  waitMs: number;
+  /** Dispatches whose wait for workers exceeded 1 ms (a worker descheduled mid-chunk). */
+  longWaits: number;
+}
+
+/** Default chunks per requested part: enough that the calling thread can take over a late worker's share. */
+export const CHUNKS_PER_PART = 4;
 
 export class ThreadPool {
   readonly threads: number;
   private readonly I: Int32Array;
+  private readonly C: BigInt64Array;
   private readonly F: Float64Array;
   private readonly canBlock: boolean;
   private destroyed = false;
+  /** Tag of the last dispatch (strictly increasing, so a stale claim can never match a later dispatch). */
+  private tag = 0n;
+  readonly stats: PoolStats = { dispatches: 0, chunks: 0, callerChunks: 0, ownMs: 0, waitMs: 0, longWaits: 0 };
 
   private constructor(
     memory: WebAssembly.Memory,
@@ -105,10 +152,11 @@ export class ThreadPool {
   ) {
     this.threads = workers.length + 1;
     this.I = new Int32Array(memory.buffer, ctrl, CONTROL_BYTES / 4);
+    this.C = new BigInt64Array(memory.buffer, ctrl, 8);
     this.F = new Float64Array(memory.buffer, ctrl + 64, ARG_SLOTS);
     this.canBlock = ThreadPool.probeBlocking(this.I);
+    Atomics.store(this.C, CLAIM64, BigInt(CLOSED));
   }
-
   /** Atomics.wait throws on a browser main thread; there we spin instead. */
   private static probeBlocking(I: Int32Array): boolean {
     if (!(I.buffer instanceof SharedArrayBuffer)) return false;
@@ -160,48 +208,76 @@ export class ThreadPool {
   }
 
   /**
-   * Runs kernel `id` over [0, work) on `parts` threads (<= threads) and returns when all are done.
-   * Throws (naming the kernel) if a worker trapped.
+   * Runs kernel `id` over [0, work), cut into aligned chunks that every thread (the calling one included)
+   * claims until none is left, and returns when all are done. `parts` is how many threads the work is worth;
+   * it sets the default chunk count. Throws (naming the kernel) if a chunk trapped.
    */
   run(kernel: string, id: number, args: number[], work: number, parts: number, opts: DispatchOptions = {}): void {
     if (this.destroyed) throw new Error('thread pool destroyed');
-    const I = this.I;
-    const F = this.F;
-    const nw = this.workers.length;
-    parts = Math.max(1, Math.min(parts, this.threads));
-    const bounds = ThreadPool.split(work, parts, opts.align ?? 1);
-    const slot = opts.scratchSlot ?? -1;
     if (args.length > ARG_SLOTS) throw new Error('too many kernel arguments');
+    const I = this.I;
+    const C = this.C;
+    const F = this.F;
+    const align = Math.max(1, opts.align ?? 1);
+    const want = opts.chunks ?? Math.max(1, Math.min(parts, this.threads)) * CHUNKS_PER_PART;
+    const nc = Math.max(1, Math.min(MAX_CHUNKS, want, Math.ceil(work / align)));
+    const bounds = ThreadPool.split(work, nc, align);
+    const slot = opts.scratchSlot ?? -1;
     for (let i = 0; i < args.length; i++) F[i] = args[i];
     I[KERNEL] = id;
     I[NARGS] = args.length;
     I[SCRATCH_SLOT] = slot;
     I[SCRATCH_STRIDE] = opts.scratchStride ?? 0;
-    for (let t = 0; t <= nw; t++) {
-      I[RANGES + 2 * t] = t < parts ? bounds[t] : 0;
-      I[RANGES + 2 * t + 1] = t < parts ? bounds[t + 1] : 0;
-    }
+    I[NCHUNKS] = nc;
+    for (let q = 0; q <= nc; q++) I[BOUNDS + q] = bounds[q];
     Atomics.store(I, ERROR, 0);
     Atomics.store(I, DONE, 0);
+    const tag = ++this.tag;
+    Atomics.store(C, CLAIM64, tag << 16n);
     Atomics.add(I, SEQ, 1);
-    Atomics.notify(I, SEQ);
+    Atomics.notify(I, SEQ, Math.min(this.workers.length, nc - 1));
+    this.stats.dispatches++;
+    this.stats.chunks += nc;
+
+    // Claim chunks like a worker; a chunk that throws is recorded and the rest still run (each owns its outputs).
+    const fn = this.fns[id];
+    const callArgs = [...args, 0, 0];
+    const n = args.length;
     let err: unknown = null;
-    try {
-      if (bounds[0] < bounds[1]) this.fns[id](...args, bounds[0], bounds[1]);
-    } catch (e) {
-      err = e;
+    const tStart = performance.now();
+    for (;;) {
+      const w = Atomics.load(C, CLAIM64);
+      const q = Number(w & 0xffffn);
+      if (q >= nc) break;
+      if (Atomics.compareExchange(C, CLAIM64, w, w + 1n) !== w) continue;
+      callArgs[n] = bounds[q];
+      callArgs[n + 1] = bounds[q + 1];
+      try {
+        fn(...callArgs);
+      } catch (e) {
+        err ??= e;
+      }
+      this.stats.callerChunks++;
+      Atomics.add(I, DONE, 1);
     }
-    // Spin (a sleeping thread takes tens of microseconds to wake); after 2 ms, sleep where allowed.
+    // Every chunk is claimed; wait for those still running on workers. Spin first (a chunk is short), then
+    // sleep where allowed: a worker descheduled mid-chunk may take a time slice to come back.
     let spins = 0, t0 = 0;
+    const tOwn = performance.now();
+    this.stats.ownMs += tOwn - tStart;
     for (;;) {
       const d = Atomics.load(I, DONE);
-      if (d >= nw) break;
+      if (d >= nc) break;
       if ((++spins & 1023) === 0) {
         const now = performance.now();
         if (t0 === 0) t0 = now;
-        else if (this.canBlock && now - t0 > 2) Atomics.wait(I, DONE, d, 1);
+        else if (this.canBlock && now - t0 > 1) Atomics.wait(I, DONE, d, 1);
       }
     }
+    Atomics.store(C, CLAIM64, (tag << 16n) | BigInt(CLOSED));
+    const waited = performance.now() - tOwn;
+    this.stats.waitMs += waited;
+    if (waited > 1) this.stats.longWaits++;
     const werr = Atomics.load(I, ERROR);
     if (err) throw err;
     if (werr) throw new Error(`kernel '${kernel}' trapped on worker ${werr - 1}`);

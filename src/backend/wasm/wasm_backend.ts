@@ -12,9 +12,9 @@ import { mix32 } from '../rng.js';
 import { browserThreadsAvailable, browserWorkerFactory } from './browser_workers.js';
 import { ENGINE_WASM_BASE64 } from './engine_wasm.gen.js';
 import { MODEL_KERNELS, WasmModelKernels } from './model_kernels_wasm.js';
-import { CONTROL_BYTES, type KernelFn, ThreadPool, type WorkerFactory } from './thread_pool.js';
+import { CHUNKS_PER_PART, CONTROL_BYTES, type KernelFn, type PoolStats, ThreadPool, type WorkerFactory } from './thread_pool.js';
 
-export type { WorkerFactory } from './thread_pool.js';
+export type { PoolStats, WorkerFactory } from './thread_pool.js';
 
 export interface WasmBackendOptions {
   /** Threads including the calling one (default: navigator.hardwareConcurrency, else 1). */
@@ -41,6 +41,8 @@ const KID = Object.fromEntries(KERNELS.map((k, i) => [k, i])) as Record<KernelNa
 const MIN_PAR_ELEMS = 16384;
 /** Flops below which matmul runs on the calling thread only. */
 const MIN_PAR_FLOPS = 2 * 64 * 64 * 64;
+/** Fewest output rows (columns) per chunk of the packed matmul path, which repacks B (A) per chunk. */
+const MIN_GEBP_CHUNK = 64;
 const PARAM_BYTE = 2560; // strided-view parameter block inside the control block
 const MODEL_PARAM_BYTE = 3072; // model-kernel parameter block (engine/attention.ts) inside the control block
 
@@ -214,6 +216,11 @@ export class WasmBackend implements Backend {
     return this.pool ? this.pool.threads : 1;
   }
 
+  /** Counters of the worker pool (null when single-threaded): dispatches, chunks, and how the caller fared. */
+  poolStats(): PoolStats | null {
+    return this.pool ? { ...this.pool.stats } : null;
+  }
+
   private refreshViews(): void {
     const buf = this.mem.buffer;
     this.f32 = new Float32Array(buf);
@@ -267,6 +274,15 @@ export class WasmBackend implements Backend {
   }
 
   alloc(dtype: DType, size: number): Storage {
+    return this.allocate(dtype, size, true);
+  }
+
+  /** A storage whose recycled bytes are left as they are (kernel outputs: every element gets written). */
+  allocUninitialized(dtype: DType, size: number): Storage {
+    return this.allocate(dtype, size, false);
+  }
+
+  private allocate(dtype: DType, size: number, zero: boolean): Storage {
     if (this.destroyed) throw new KernelError('alloc', 'backend was destroyed');
     if (!Number.isInteger(size) || size < 0) throw new KernelError('alloc', `invalid size ${size}`);
     const cls = size === 0 ? 0 : Arena.classOf(size * 4);
@@ -274,7 +290,7 @@ export class WasmBackend implements Backend {
     if (size > 0) {
       // Storages start zeroed like the reference's; only recycled bytes need clearing.
       const stale = this.arena.dirtyEnd(ptr, ptr + size * 4);
-      if (stale > ptr) this.u32.fill(0, ptr >> 2, stale >> 2);
+      if (zero && stale > ptr) this.u32.fill(0, ptr >> 2, stale >> 2);
     }
     this.live += size * 4;
     this.buffers++;
@@ -283,7 +299,7 @@ export class WasmBackend implements Backend {
   }
 
   upload(dtype: DType, data: ArrayLike<number>): Storage {
-    const s = this.alloc(dtype, data.length) as WasmStorage;
+    const s = this.allocate(dtype, data.length, false) as WasmStorage;
     if (dtype === 'int32') this.i32.set(data, s.ptr >> 2);
     else this.f32.set(data, s.ptr >> 2);
     return s;
@@ -326,7 +342,7 @@ export class WasmBackend implements Backend {
 
   /** Runs a kernel over [0, work) on `parts` threads (1: calling thread only). */
   private exec(kernel: string, name: KernelName, args: number[], work: number, parts: number,
-    opts: { align?: number; scratchSlot?: number } = {}): void {
+    opts: { align?: number; scratchSlot?: number; chunks?: number } = {}): void {
     if (work <= 0) return;
     const id = KID[name];
     try {
@@ -507,8 +523,10 @@ export class WasmBackend implements Backend {
       if (rows >= t * this.mr * 2) parts = Math.min(t, Math.ceil(rows / this.mr));
       else if (n >= t * this.nr * 2) { mode = 1; work = n; align = this.nr; parts = Math.min(t, Math.ceil(n / this.nr)); }
     }
+    // Every packed-path chunk packs its own copy of the other operand: keep chunks ≥ MIN_GEBP_CHUNK rows/columns.
+    const chunks = mode === 2 ? undefined : Math.max(parts, Math.min(parts * CHUNKS_PER_PART, Math.floor(work / MIN_GEBP_CHUNK)));
     const args = [sa.ptr, sb.ptr, o.ptr, batch, m, n, k, g.transA ? 1 : 0, g.transB ? 1 : 0, g.strideA, g.strideB, mode, this.scratch];
-    this.exec('matmul', 'matmul', args, work, parts, { align, scratchSlot: 12 });
+    this.exec('matmul', 'matmul', args, work, parts, { align, scratchSlot: 12, chunks });
   }
 
   /**
