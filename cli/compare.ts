@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { writeComparePlots } from './plot.js';
 import type { CompareRun } from '../src/plot/compare.js';
 import { type TrainFlags, configFromFlags, runTrain } from './train.js';
-import { readJsonl } from '../src/io/run_dir_node.js';
+import { latestCheckpoint, readJsonl } from '../src/io/run_dir_node.js';
 
 export interface CompareFlags {
   seeds: number[];
@@ -26,11 +26,20 @@ export async function runCompare(f: CompareFlags, out: (l: string) => void = (l)
   const budget = probe.rl.sampleBudget || probe.rl.steps * probe.rl.promptsPerStep * probe.rl.groupSize;
   out(`sample budget per run: ${budget} responses (${probe.rl.steps} steps × ${probe.rl.promptsPerStep} prompts × ${probe.rl.groupSize})`);
   for (const seed of f.seeds) {
+    // One warm-up per seed, shared by every algorithm: each starts RL from the same policy.
+    const sftDir = join(f.out, `sft-s${seed}`);
+    out(`=== supervised warm-up, seed ${seed} → ${sftDir}`);
+    await runTrain({
+      seed, config: f.config, set: [...(f.set ?? []), 'rl.steps=0'], quick: f.quick, backend: f.backend, out: sftDir, force: f.force, plots: false,
+    }, out);
+    const init = latestCheckpoint(sftDir);
+    if (!init) throw new Error(`${sftDir}: the warm-up left no checkpoint`);
     for (const algo of f.algos) {
       const runDir = join(f.out, `${algo}-s${seed}`);
       out(`=== ${algo} seed ${seed} → ${runDir}`);
       const flags: TrainFlags = {
-        algo, seed, config: f.config, set: [...(f.set ?? []), `rl.sampleBudget=${budget}`], quick: f.quick, backend: f.backend, out: runDir, force: f.force, plots: true,
+        algo, seed, init, config: f.config, set: [...(f.set ?? []), 'sft.steps=0', `rl.sampleBudget=${budget}`], quick: f.quick,
+        backend: f.backend, out: runDir, force: f.force, plots: true,
       };
       const r = await runTrain(flags, out);
       runs.push({ algo, seed, metrics: readJsonl(join(r.runDir, 'metrics.jsonl')) as CompareRun['metrics'], evals: readJsonl(join(r.runDir, 'eval.jsonl')) as CompareRun['evals'] });

@@ -6,13 +6,16 @@ import { initEngine } from '../src/node.js';
 import { type TrainConfig, parseOverrides, resolveTrainConfig } from '../src/rl/config.js';
 import { Trainer, TrainingStopped, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
 import type { EvalResult } from '../src/rl/evaluate.js';
-import { NodeRunStore, readRunConfig, restoreOptimizer, restoreRun } from '../src/io/run_dir_node.js';
+import { NodeRunStore, RUN_FILES, readJsonl, readRunConfig, restoreOptimizer, restoreRun } from '../src/io/run_dir_node.js';
 import { Progress } from './progress.js';
+import { loadModelWeights } from '../src/io/checkpoint.js';
+import type { TransformerLM } from '../src/nn/transformer.js';
 import { plotRunDir } from './plot.js';
 
 export interface TrainFlags {
   config?: string;
   set?: string[];
+  init?: string;
   algo?: string;
   backend?: string;
   out?: string;
@@ -55,9 +58,22 @@ export function configFromFlags(f: TrainFlags): TrainConfig {
   if (f.backend !== undefined) direct.backend = f.backend;
   if (f.steps !== undefined) direct.rl = { steps: f.steps };
   if (f.task !== undefined) direct.task = { name: f.task };
+  if (f.init !== undefined) direct.init = f.init;
   layers.push(direct);
   if (f.set?.length) layers.push(parseOverrides(f.set));
   return resolveTrainConfig(...layers);
+}
+
+/** Loads a checkpoint directory's weights into a fresh model (config.init), naming what does not fit. */
+function initWeights(model: TransformerLM, dir: string): void {
+  const path = join(dir, 'model.safetensors');
+  if (!existsSync(path)) throw new Error(`init: ${path} does not exist (init must be a checkpoint directory)`);
+  try {
+    loadModelWeights(model, new Uint8Array(readFileSync(path)));
+  } catch (e) {
+    model.dispose();
+    throw new Error(`init: ${dir}: ${(e as Error).message}`);
+  }
 }
 
 function defaultOutDir(c: TrainConfig): string {
@@ -82,8 +98,8 @@ export async function runTrain(f: TrainFlags, out: (line: string) => void = (l) 
   let runDir: string;
   if (f.resume) {
     runDir = f.resume;
-    if (f.config || f.set?.length || f.algo || f.quick || f.steps !== undefined || f.task || f.seed !== undefined) {
-      throw new Error('--resume continues a run with its own config.json; drop --config/--set/--algo/--quick/--steps/--task/--seed');
+    if (f.config || f.set?.length || f.algo || f.quick || f.steps !== undefined || f.task || f.seed !== undefined || f.init) {
+      throw new Error('--resume continues a run with its own config.json; drop --config/--set/--algo/--quick/--steps/--task/--seed/--init');
     }
     config = resolveTrainConfig(readRunConfig(runDir));
     if (f.backend) config = { ...config, backend: f.backend as TrainConfig['backend'] };
@@ -108,6 +124,7 @@ export async function runTrain(f: TrainFlags, out: (line: string) => void = (l) 
     log(`resuming ${runDir} after RL step ${restored.state.rlStep}${restored.state.sftDone ? '' : ' (SFT not finished)'}`);
   } else {
     if (f.resume) log(`resuming ${runDir}: no checkpoint yet, starting over`);
+    if (config.init) initWeights(freshModel, config.init);
     trainer = new Trainer(config, task, freshParts(config, freshModel), store);
     log(`run directory: ${store.dir}`);
     log(`task ${config.task.name}, algo ${config.rl.algo}, ${config.sft.steps} SFT steps, ${config.rl.steps} RL steps of ${config.rl.promptsPerStep} prompts × ${config.rl.groupSize}`);
@@ -126,13 +143,17 @@ export async function runTrain(f: TrainFlags, out: (line: string) => void = (l) 
   progress.finishLine();
   const plots = f.plots ? await plotRunDir(store.dir, () => {}) : [];
   const seconds = (performance.now() - t0) / 1000;
-  const outcome: TrainOutcome = { runDir: store.dir, backend: selection.backend.name, sft: result.sft, final: result.final, plots, seconds };
+  // Read the evaluations back from the run: a resumed run did its SFT evaluation in an earlier process.
+  const evals = readJsonl(join(store.dir, RUN_FILES.eval)) as unknown as (EvalResult & { phase: string })[];
+  const sftEval = result.sft ?? evals.find((e) => e.phase === 'sft') ?? null;
+  const finalEval = result.final ?? evals.filter((e) => e.phase === 'final').pop() ?? null;
+  const outcome: TrainOutcome = { runDir: store.dir, backend: selection.backend.name, sft: sftEval, final: finalEval, plots, seconds };
   if (f.json) {
     out(JSON.stringify(outcome));
   } else {
     const pct = (r: EvalResult | null) => (r ? `${(100 * r.accuracy).toFixed(1)}%` : 'n/a');
-    out(`held-out greedy accuracy: after SFT ${pct(result.sft)} → after ${config.rl.algo.toUpperCase()} ${pct(result.final)}`);
-    if (result.final?.pass_at_k != null) out(`pass@${result.final.k}: ${(100 * result.final.pass_at_k).toFixed(1)}%`);
+    out(`held-out greedy accuracy: after SFT ${pct(sftEval)} → after ${config.rl.algo.toUpperCase()} ${pct(finalEval)}`);
+    if (finalEval?.pass_at_k != null) out(`pass@${finalEval.k}: after SFT ${sftEval?.pass_at_k != null ? `${(100 * sftEval.pass_at_k).toFixed(1)}%` : 'n/a'} → ${(100 * finalEval.pass_at_k).toFixed(1)}%`);
     out(`run directory: ${store.dir} (${plots.length ? `plots in ${join(store.dir, 'plots')}, ` : ''}${seconds.toFixed(0)} s)`);
   }
   return outcome;

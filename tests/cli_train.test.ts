@@ -69,6 +69,26 @@ describe('dapo CLI', () => {
     expect(p.code, p.stderr).toBe(0);
   });
 
+  it('dapo compare: one shared warm-up per seed, DAPO and GRPO with the same sample budget, table and plots', async () => {
+    const out = join(dir, 'cmp');
+    const r = await dapo(['compare', '--seeds', '1,2', '--config', configPath, '--out', out, '--set', 'eval.every=0']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/sample budget per run: 16 responses/);
+    for (const d of ['sft-s1', 'dapo-s1', 'grpo-s1', 'sft-s2', 'dapo-s2', 'grpo-s2']) expect(existsSync(join(out, d, 'config.json')), d).toBe(true);
+    const grpo = JSON.parse(readFileSync(join(out, 'grpo-s1', 'config.json'), 'utf8'));
+    expect([grpo.rl.epsHigh, grpo.rl.lossAggregation, grpo.rl.dynamicSampling, grpo.sft.steps]).toEqual([0.2, 'seq-mean-token-mean', 'off', 0]);
+    expect(grpo.init).toContain(join('sft-s1', 'checkpoints'));
+    // Both start from the same policy: the same step-0 evaluation.
+    const evalAt0 = (d: string) => JSON.parse(readFileSync(join(out, d, 'eval.jsonl'), 'utf8').split('\n')[0]).accuracy;
+    expect(evalAt0('dapo-s1')).toBe(evalAt0('grpo-s1'));
+    const samples = (d: string) => readFileSync(join(out, d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).samples_total as number).pop()!;
+    expect(samples('grpo-s1')).toBe(16);
+    expect(samples('dapo-s1')).toBeGreaterThanOrEqual(16);
+    const table = readFileSync(join(out, 'compare.md'), 'utf8');
+    expect(table).toContain('dapo');
+    expect(table).toContain('grpo');
+  });
+
   it('bad flags, config values and paths give clear errors that name the problem', async () => {
     const bad = await dapo(['train', '--set', 'rl.epsHigh=-1', '--set', 'rl.lossAggregation=mean', '--set', 'rl.clipHigh=3', '--out', join(dir, 'x')]);
     expect(bad.code).not.toBe(0);

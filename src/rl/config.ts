@@ -80,6 +80,8 @@ export interface TrainConfig {
   rl: RLConfig;
   eval: EvalConfig;
   checkpoint: CheckpointConfig;
+  /** Start from the weights of this checkpoint directory instead of a seeded init (e.g. a shared SFT policy); null = fresh. */
+  init: string | null;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -141,6 +143,7 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   rl: DAPO_DEFAULTS,
   eval: { every: 25, problems: 200, passK: 8, samplesPerProblem: 8, temperature: 1 },
   checkpoint: { every: 25, keep: 2 },
+  init: null,
 };
 
 export class TrainConfigError extends Error {
@@ -168,7 +171,7 @@ const oneOf = (values: readonly string[]): Rule => ({ kind: 'enum', values });
 
 const RL_RULES: Record<keyof RLConfig, Rule> = {
   algo: oneOf(ALGOS),
-  steps: int(1),
+  steps: int(0, '0 = supervised warm-up only'),
   promptsPerStep: int(1),
   groupSize: int(1),
   generationBatchPrompts: int(1),
@@ -219,7 +222,7 @@ const EVAL_RULES: Record<keyof EvalConfig, Rule> = {
 };
 const CHECKPOINT_RULES: Record<keyof CheckpointConfig, Rule> = { every: int(0, '0 = off'), keep: int(1) };
 const TOP_RULES = { seed: int(0, undefined, 0xffffffff), backend: oneOf(BACKEND_CHOICES) } satisfies Record<string, Rule>;
-const TOP_KEYS = ['seed', 'backend', 'task', 'model', 'sft', 'rl', 'eval', 'checkpoint'] as const;
+const TOP_KEYS = ['seed', 'backend', 'task', 'model', 'sft', 'rl', 'eval', 'checkpoint', 'init'] as const;
 
 function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
@@ -424,6 +427,9 @@ export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
     if (bad) problems.push(`${key}: ${bad}`);
   }
 
+  const init = merged.init ?? null;
+  if (init !== null && (typeof init !== 'string' || init.trim() === '')) problems.push(`init: must be a checkpoint directory path or null, got ${show(init)}`);
+
   const task = { ...clone(DEFAULT_TRAIN_CONFIG.task), ...section(merged, 'task', problems) };
   if (typeof task.name !== 'string' || task.name.trim() === '') problems.push(`task.name: must be a non-empty string, got ${show(task.name)}`);
 
@@ -457,6 +463,7 @@ export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
     rl,
     eval: evalCfg,
     checkpoint,
+    init: init as string | null,
   };
 }
 

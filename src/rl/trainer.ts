@@ -149,7 +149,8 @@ export class Trainer {
     }
     let final: EvalResult | null = null;
     if (!this.state.finished) {
-      final = await this.evaluate(this.state.rlStep, 'final');
+      // With rl.steps 0 (warm-up only) the SFT evaluation is the final word.
+      if (this.state.rlStep > 0) final = await this.evaluate(this.state.rlStep, 'final');
       this.state.finished = true;
       await this.checkpoint();
     }
