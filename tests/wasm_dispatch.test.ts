@@ -25,24 +25,37 @@ const silentFactory: WorkerFactory = {
   start: async () => ({ terminate() {} }),
 };
 
+const [m, k, n, big] = [192, 160, 200, 1 << 17];
+const inputs = [data(m * k, 1), data(k * n, 2), data(big, 3), data(big, 4)].map((d) => Float32Array.from(d));
+
 /** A few kernels big enough to be split over threads; returns every output. */
-async function workload(b: WasmBackend): Promise<number[][]> {
-  const m = 192, k = 160, n = 200;
-  const a = b.upload('float32', data(m * k, 1));
-  const w = b.upload('float32', data(k * n, 2));
+async function workload(b: WasmBackend): Promise<Float32Array[]> {
+  const a = b.upload('float32', inputs[0]);
+  const w = b.upload('float32', inputs[1]);
   const prod = b.alloc('float32', m * n);
   b.matmul(a, w, prod, { batch: 1, m, n, k, transA: false, transB: false, strideA: 0, strideB: 0 });
   const prodT = b.alloc('float32', m * k);
   b.matmul(prod, w, prodT, { batch: 1, m, n: k, k: n, transA: false, transB: true, strideA: 0, strideB: 0 });
-  const big = 1 << 17;
-  const x = b.upload('float32', data(big, 3));
-  const y = b.upload('float32', data(big, 4));
+  const x = b.upload('float32', inputs[2]);
+  const y = b.upload('float32', inputs[3]);
   const sum = b.alloc('float32', big);
   const view = { strides: [1], offset: 0 };
   b.binary('mul', x, view, y, view, sum, [big]);
-  const out = [await b.read(prod), await b.read(prodT), await b.read(sum)].map((r) => Array.from(r));
+  const out = [await b.read(prod), await b.read(prodT), await b.read(sum)] as Float32Array[];
   for (const s of [a, w, prod, prodT, x, y, sum]) b.free(s);
   return out;
+}
+
+/** Bit-identical outputs (a plain loop: deep equality of 100k-element arrays is slow). */
+function expectSame(got: Float32Array[], want: Float32Array[]): void {
+  expect(got.length).toBe(want.length);
+  got.forEach((g, i) => {
+    expect(g.length).toBe(want[i].length);
+    const a = new Uint32Array(g.buffer, g.byteOffset, g.length), b = new Uint32Array(want[i].buffer, want[i].byteOffset, want[i].length);
+    let bad = -1;
+    for (let j = 0; j < a.length && bad < 0; j++) if (a[j] !== b[j]) bad = j;
+    expect(bad, `output ${i} differs at ${bad}: ${g[bad]} vs ${want[i][bad]}`).toBe(-1);
+  });
 }
 
 describe('wasm worker pool', () => {
@@ -51,12 +64,12 @@ describe('wasm worker pool', () => {
   afterAll(() => one.destroy());
 
   it('finishes every dispatch on the calling thread when no worker ever claims a chunk', async () => {
-    const lonely = await createWasmBackend({ threads: 2, workerFactory: silentFactory });
+    const lonely = await createWasmBackend({ threads: 2, workerFactory: silentFactory, adaptiveThreads: false });
     try {
       expect(lonely.threads).toBe(2);
       const got = await workload(lonely);
       const want = await workload(one);
-      got.forEach((g, i) => expect(g).toEqual(want[i]));
+      expectSame(got, want);
       const s = lonely.poolStats()!;
       expect(s.dispatches).toBeGreaterThanOrEqual(3);
       expect(s.chunks).toBeGreaterThan(s.dispatches); // each dispatch was cut into several chunks…
@@ -67,10 +80,10 @@ describe('wasm worker pool', () => {
   });
 
   it('splits the same work over a real worker with bit-identical results', async () => {
-    const two = await createWasmBackend({ threads: 2, workerFactory: nodeWorkerFactory() });
+    const two = await createWasmBackend({ threads: 2, workerFactory: nodeWorkerFactory(), adaptiveThreads: false });
     try {
       const want = await workload(one);
-      for (let rep = 0; rep < 3; rep++) (await workload(two)).forEach((g, i) => expect(g).toEqual(want[i]));
+      for (let rep = 0; rep < 3; rep++) expectSame(await workload(two), want);
       const s = two.poolStats()!;
       expect(s.dispatches).toBeGreaterThanOrEqual(9);
       expect(s.callerChunks).toBeLessThanOrEqual(s.chunks);
@@ -78,6 +91,32 @@ describe('wasm worker pool', () => {
       two.destroy();
     }
     expect(one.poolStats()).toBeNull();
+  });
+
+  it('goes solo (same results) when the workers keep missing dispatches, and only when adaptive', async () => {
+    const want = await workload(one);
+    for (const adaptive of [true, false]) {
+      const lonely = await createWasmBackend({ threads: 2, workerFactory: silentFactory, adaptiveThreads: adaptive });
+      try {
+        for (let rep = 0; rep < 80; rep++) expectSame(await workload(lonely), want);
+        const s = lonely.poolStats()!;
+        // 240 kernels, each dispatched or run solo. After 200 warm-up dispatches, 8 worker-less ones in a row
+        // are a contended event; a second one soon after starts a solo period in which nothing is dispatched.
+        if (adaptive) {
+          expect(s.contended).toBeGreaterThanOrEqual(2);
+          expect(s.dispatches).toBeGreaterThan(200);
+          expect(s.soloRuns).toBeGreaterThan(0);
+          expect(s.dispatches + s.soloRuns).toBe(240);
+        } else {
+          expect(s.contended).toBe(0);
+          expect(s.soloRuns).toBe(0);
+          expect(s.dispatches).toBe(240);
+        }
+        expect(s.absent).toBe(s.dispatches);
+      } finally {
+        lonely.destroy();
+      }
+    }
   });
 
   it('zeroes recycled memory in alloc but not in allocUninitialized', async () => {

@@ -126,9 +126,39 @@ export interface PoolStats {
   /** Time the caller spent on its own chunks, and waiting for workers' chunks after that. */
   ownMs: number;
   waitMs: number;
-  /** Dispatches whose wait for workers exceeded 1 ms (a worker descheduled mid-chunk). */
+  /** Dispatches whose wait for workers exceeded 1 ms. */
   longWaits: number;
+  /**
+   * Dispatches that waited far longer than a chunk takes (a worker descheduled mid-chunk: the cores are
+   * busy with other work); two close together start a solo period (SOLO_MS, doubling while contention recurs).
+   */
+  contended: number;
+  /** Kernels run on the calling thread alone because of a solo period. */
+  soloRuns: number;
+  /** Dispatches of which the workers ran no chunk at all. */
+  absent: number;
 }
+
+/**
+ * After a contended dispatch, kernels run on the calling thread alone for this long (ms). On a machine whose
+ * cores are taken by other processes a second thread gains nothing and every preemption of it mid-chunk
+ * stalls the caller for a time slice; on an idle machine contended dispatches do not happen.
+ */
+export const SOLO_MS = 100;
+/** Longest solo period, reached by doubling while contention keeps recurring right after one ends. */
+export const MAX_SOLO_MS = 1600;
+/** Two contended dispatches at most this far apart (ms, or dispatches) start a solo period. */
+const STRIKE_MS = 50;
+const STRIKE_DISPATCHES = 32;
+/**
+ * Dispatches before contention is judged: a worker's first call of each kernel is slow (V8 compiles the
+ * JS-to-wasm wrapper per isolate), which would look like a descheduled worker.
+ */
+const WARMUP_DISPATCHES = 200;
+/** Consecutive dispatches without any worker's help that count as contended. */
+const ABSENT_STREAK = 8;
+/** Shortest wait for workers' chunks that can count as contended (ms). */
+const CONTENDED_MS = 1.5;
 
 /** Default chunks per requested part: enough that the calling thread can take over a late worker's share. */
 export const CHUNKS_PER_PART = 4;
@@ -142,13 +172,20 @@ export class ThreadPool {
   private destroyed = false;
   /** Tag of the last dispatch (strictly increasing, so a stale claim can never match a later dispatch). */
   private tag = 0n;
-  readonly stats: PoolStats = { dispatches: 0, chunks: 0, callerChunks: 0, ownMs: 0, waitMs: 0, longWaits: 0 };
+  readonly stats: PoolStats = { dispatches: 0, chunks: 0, callerChunks: 0, ownMs: 0, waitMs: 0, longWaits: 0, contended: 0, soloRuns: 0, absent: 0 };
+  private soloUntil = 0;
+  private absentStreak = 0;
+  private soloMs = SOLO_MS;
+  private soloEnded = -Infinity;
+  private lastContended = -Infinity;
+  private lastContendedAt = -Infinity;
 
   private constructor(
     memory: WebAssembly.Memory,
     private readonly ctrl: number,
     private readonly fns: KernelFn[],
     private readonly workers: PoolWorker[],
+    private readonly adaptive: boolean,
   ) {
     this.threads = workers.length + 1;
     this.I = new Int32Array(memory.buffer, ctrl, CONTROL_BYTES / 4);
@@ -178,6 +215,8 @@ export class ThreadPool {
     factory?: WorkerFactory;
     /** How long an idle worker spins before sleeping (ms). */
     spinMs?: number;
+    /** Run kernels on the calling thread alone while the workers are found descheduled (default true). */
+    adaptive?: boolean;
   }): Promise<ThreadPool> {
     const n = Math.max(1, Math.min(MAX_THREADS, Math.floor(opts.threads)));
     const workers: PoolWorker[] = [];
@@ -195,7 +234,7 @@ export class ThreadPool {
         throw new Error(`wasm thread pool: a worker failed to start: ${String(failed.reason)}`);
       }
     }
-    return new ThreadPool(opts.memory, opts.ctrl, opts.fns, workers);
+    return new ThreadPool(opts.memory, opts.ctrl, opts.fns, workers, opts.adaptive ?? true);
   }
 
   /** Splits [0, work) into `parts` slices whose boundaries are multiples of `align`. */
@@ -205,6 +244,22 @@ export class ThreadPool {
     b.push(work);
     for (let t = 1; t <= parts; t++) b[t] = Math.max(b[t], b[t - 1]);
     return b;
+  }
+
+  /**
+   * True while a recent dispatch found the workers descheduled: the caller should run kernels itself
+   * (counted as solo runs).
+   */
+  solo(): boolean {
+    if (this.soloUntil === 0) return false;
+    const now = performance.now();
+    if (now < this.soloUntil) {
+      this.stats.soloRuns++;
+      return true;
+    }
+    this.soloUntil = 0;
+    this.soloEnded = now;
+    return false;
   }
 
   /**
@@ -244,6 +299,7 @@ export class ThreadPool {
     const callArgs = [...args, 0, 0];
     const n = args.length;
     let err: unknown = null;
+    let mine = 0;
     const tStart = performance.now();
     for (;;) {
       const w = Atomics.load(C, CLAIM64);
@@ -257,7 +313,7 @@ export class ThreadPool {
       } catch (e) {
         err ??= e;
       }
-      this.stats.callerChunks++;
+      mine++;
       Atomics.add(I, DONE, 1);
     }
     // Every chunk is claimed; wait for those still running on workers. Spin first (a chunk is short), then
@@ -275,9 +331,31 @@ export class ThreadPool {
       }
     }
     Atomics.store(C, CLAIM64, (tag << 16n) | BigInt(CLOSED));
-    const waited = performance.now() - tOwn;
-    this.stats.waitMs += waited;
-    if (waited > 1) this.stats.longWaits++;
+    const tEnd = performance.now();
+    const waited = tEnd - tOwn;
+    const st = this.stats;
+    st.callerChunks += mine;
+    if (mine === nc) {
+      st.absent++;
+      this.absentStreak++;
+    } else this.absentStreak = 0;
+    st.waitMs += waited;
+    if (waited > 1) st.longWaits++;
+    // A worker's chunk takes about as long as one of ours; waiting much longer means it lost its core.
+    // So does a run of dispatches that no worker joined at all: the workers are not getting a core.
+    if (this.adaptive && st.dispatches > WARMUP_DISPATCHES && (waited > Math.max(CONTENDED_MS, 4 * (tOwn - tStart) / Math.max(1, mine)) || this.absentStreak >= ABSENT_STREAK)) {
+      this.absentStreak = 0;
+      st.contended++;
+      // One event alone can be a hiccup (a worker's first call of a kernel, a GC pause); two in quick
+      // succession mean the cores are taken.
+      if (tEnd - this.lastContended < STRIKE_MS || st.dispatches - this.lastContendedAt <= STRIKE_DISPATCHES) {
+        // Contention again soon after a solo period: the load persists, so back off for longer.
+        this.soloMs = tEnd - this.soloEnded < 4 * this.soloMs ? Math.min(MAX_SOLO_MS, 2 * this.soloMs) : SOLO_MS;
+        this.soloUntil = tEnd + this.soloMs;
+      }
+      this.lastContended = tEnd;
+      this.lastContendedAt = st.dispatches;
+    }
     const werr = Atomics.load(I, ERROR);
     if (err) throw err;
     if (werr) throw new Error(`kernel '${kernel}' trapped on worker ${werr - 1}`);

@@ -25,6 +25,13 @@ export interface WasmBackendOptions {
   simd?: boolean;
   /** Initial memory in bytes (default 16 MiB); it grows on demand. */
   initialMemoryBytes?: number;
+  /** How long an idle worker spins before it sleeps, in ms (default: the pool's). */
+  workerSpinMs?: number;
+  /**
+   * Run kernels on the calling thread alone for a while when workers keep losing their cores to other
+   * processes (default true; see thread_pool.ts SOLO_MS). Results are the same either way.
+   */
+  adaptiveThreads?: boolean;
 }
 
 const PAGE = 65536;
@@ -38,7 +45,7 @@ type KernelName = (typeof KERNELS)[number];
 const KID = Object.fromEntries(KERNELS.map((k, i) => [k, i])) as Record<KernelName, number>;
 
 /** Elements per thread below which a kernel runs on the calling thread only. */
-const MIN_PAR_ELEMS = 16384;
+const MIN_PAR_ELEMS = 65536;
 /** Flops below which matmul runs on the calling thread only. */
 const MIN_PAR_FLOPS = 2 * 64 * 64 * 64;
 /** Fewest output rows (columns) per chunk of the packed matmul path, which repacks B (A) per chunk. */
@@ -346,7 +353,7 @@ export class WasmBackend implements Backend {
     if (work <= 0) return;
     const id = KID[name];
     try {
-      if (parts <= 1 || !this.pool) this.fns[id](...args, 0, work);
+      if (parts <= 1 || !this.pool || this.pool.solo()) this.fns[id](...args, 0, work);
       else this.pool.run(kernel, id, args, work, parts, { ...opts, scratchStride: this.scratchStride });
     } catch (e) {
       if (e instanceof KernelError) throw e;
@@ -689,7 +696,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   let pool: ThreadPool | null = null;
   const threads = shared && factory ? requested : 1;
   if (threads > 1) {
-    pool = await ThreadPool.create({ module, memory, ctrl, names: [...KERNELS], fns, threads, factory });
+    pool = await ThreadPool.create({ module, memory, ctrl, names: [...KERNELS], fns, threads, factory, spinMs: opts.workerSpinMs, adaptive: opts.adaptiveThreads });
   }
   return new WasmBackend(memory, fns, ex, pool, { shared, workerKind: pool ? factory!.kind : null, requestedThreads: requested }, ctrl);
 }
