@@ -130,7 +130,7 @@ export interface PoolStats {
   longWaits: number;
   /**
    * Dispatches that waited far longer than a chunk takes (a worker descheduled mid-chunk: the cores are
-   * busy with other work); two close together start a solo period (SOLO_MS, doubling while contention recurs).
+   * busy with other work); STRIKES close together start a solo period (SOLO_MS, doubling while contention recurs).
    */
   contended: number;
   /** Kernels run on the calling thread alone because of a solo period. */
@@ -147,7 +147,8 @@ export interface PoolStats {
 export const SOLO_MS = 100;
 /** Longest solo period, reached by doubling while contention keeps recurring right after one ends. */
 export const MAX_SOLO_MS = 1600;
-/** Two contended dispatches at most this far apart (ms, or dispatches) start a solo period. */
+/** STRIKES contended dispatches, each at most this far (ms, or dispatches) after the last, start a solo period. */
+const STRIKES = 3;
 const STRIKE_MS = 50;
 const STRIKE_DISPATCHES = 32;
 /**
@@ -179,6 +180,7 @@ export class ThreadPool {
   private soloEnded = -Infinity;
   private lastContended = -Infinity;
   private lastContendedAt = -Infinity;
+  private strikes = 0;
 
   private constructor(
     memory: WebAssembly.Memory,
@@ -346,9 +348,12 @@ export class ThreadPool {
     if (this.adaptive && st.dispatches > WARMUP_DISPATCHES && (waited > Math.max(CONTENDED_MS, 4 * (tOwn - tStart) / Math.max(1, mine)) || this.absentStreak >= ABSENT_STREAK)) {
       this.absentStreak = 0;
       st.contended++;
-      // One event alone can be a hiccup (a worker's first call of a kernel, a GC pause); two in quick
-      // succession mean the cores are taken.
-      if (tEnd - this.lastContended < STRIKE_MS || st.dispatches - this.lastContendedAt <= STRIKE_DISPATCHES) {
+      // One or two events can be a hiccup (V8's compiler or GC threads taking the other core for a moment);
+      // a run of them means the cores are taken.
+      const close = tEnd - this.lastContended < STRIKE_MS || st.dispatches - this.lastContendedAt <= STRIKE_DISPATCHES;
+      this.strikes = close ? this.strikes + 1 : 1;
+      if (this.strikes >= STRIKES) {
+        this.strikes = 0;
         // Contention again soon after a solo period: the load persists, so back off for longer.
         this.soloMs = tEnd - this.soloEnded < 4 * this.soloMs ? Math.min(MAX_SOLO_MS, 2 * this.soloMs) : SOLO_MS;
         this.soloUntil = tEnd + this.soloMs;
