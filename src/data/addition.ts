@@ -40,7 +40,7 @@ export const ADDITION: TaskDefinition = {
   name: 'addition',
   knobs: {
     minDigits: { kind: 'int', min: 1, max: 18, default: 1, doc: 'fewest digits of an operand' },
-    maxDigits: { kind: 'int', min: 1, max: 18, default: 4, doc: 'most digits of an operand' },
+    maxDigits: { kind: 'int', min: 1, max: 18, default: 3, doc: 'most digits of an operand' },
   },
   check: (k) => (k.minDigits > k.maxDigits ? [`addition: minDigits ${k.minDigits} must be ≤ maxDigits ${k.maxDigits}`] : []),
   generator(k: Knobs): ProblemGenerator {
