@@ -7,7 +7,7 @@ export { softmax } from './softmax';
 export { gather, scatter_add } from './embedding';
 export { random_uniform, random_normal, random_bits, rng_key } from './random';
 export { attention_fwd, attention_bq } from './attention';
-export { attention_bwd_dq, attention_bwd_dkv, attention_bkv } from './attention_backward';
+export { attention_bwd, attention_bkv } from './attention_backward';
 export { tiles_ch } from './tiles';
 export { log_softmax_gather, log_softmax_gather_bwd } from './softmax_gather';
 export { rms_norm, rms_norm_bwd_rows, rms_norm_bwd_weight } from './norm';

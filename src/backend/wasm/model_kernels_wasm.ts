@@ -37,7 +37,7 @@ export interface EngineBlocks {
 
 /** Engine entry points of the model kernels (appended to the backend's kernel table). */
 export const MODEL_KERNELS = [
-  'attention_fwd', 'attention_bwd_dq', 'attention_bwd_dkv', 'log_softmax_gather', 'log_softmax_gather_bwd',
+  'attention_fwd', 'attention_bwd', 'log_softmax_gather', 'log_softmax_gather_bwd',
   'rms_norm', 'rms_norm_bwd_rows', 'rms_norm_bwd_weight', 'rope', 'swiglu', 'swiglu_bwd', 'adamw',
   'sum_squares_partial', 'sum_squares_finish', 'token_loss', 'token_loss_bwd',
 ] as const;
@@ -74,8 +74,7 @@ export class WasmModelKernels {
     if (backward && a.kvStride !== a.tk) throw new KernelError(kernel, `requires kvStride == tk (got ${a.kvStride} and ${a.tk})`);
     if (!Number.isFinite(a.scale)) throw new KernelError(kernel, `invalid scale ${a.scale}`);
     const { ch, bq, bkv } = this.host.blocks;
-    const need = backward ? Math.max(2 * bq * ch + bq * a.headDim + 2 * bq, 2 * bkv * ch + 2 * bkv * a.headDim)
-      : bq * ch + bq * a.headDim + 2 * bq;
+    const need = backward ? 2 * bkv * ch : bq * ch + bq * a.headDim + 2 * bq;
     if (need * 4 > this.host.scratch().stride) throw new KernelError(kernel, `headDim ${a.headDim} is too large for the scratch area`);
   }
 
@@ -139,16 +138,14 @@ export class WasmModelKernels {
       gOut: h.addr(gOut, K, 'float32', qSize, 'gOut'), gq: h.addr(gq, K, 'float32', qSize, 'gq'),
       gk: h.addr(gk, K, 'float32', kvSize, 'gk'), gv: h.addr(gv, K, 'float32', kvSize, 'gv'),
     };
-    const flops = WasmModelKernels.passFlops(a);
+    // One item per (sequence, kv head): it owns gk, gv of the kv head and gq, D of the query heads sharing it.
+    const items = a.batch * a.kvHeads;
+    if (items === 0) return;
     const { base } = h.scratch();
-    const qItems = a.batch * a.heads * Math.ceil(a.tq / h.blocks.bq);
-    const kvItems = a.batch * a.kvHeads * Math.ceil(a.tk / h.blocks.bkv);
     const dRow = h.temp(Math.max(16, rows * 4));
     try {
       const p = this.attentionParams({ ...ptrs, dRow: dRow.ptr }, a);
-      // dq pass also writes D_i = gOut_i·out_i for the dkv pass
-      if (qItems > 0) h.exec(K, 'attention_bwd_dq', [p, base], qItems, this.parts(3 * flops, qItems), { scratchSlot: 1 });
-      if (kvItems > 0) h.exec(K, 'attention_bwd_dkv', [p, base], kvItems, this.parts(4 * flops, kvItems), { scratchSlot: 1 });
+      h.exec(K, 'attention_bwd', [p, base], items, this.parts(5 * WasmModelKernels.passFlops(a), items), { scratchSlot: 1 });
     } finally {
       dRow.release();
     }
