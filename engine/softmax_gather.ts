@@ -1,35 +1,67 @@
-// Fused log-softmax + target gather + entropy over logits [rows, cols], one pass over each row: an online
-// log-sum-exp visits the row in L1-sized blocks (block max first, then exp(x − m) against the running max,
-// rescaling the running sums only when the max grows). Never writes [rows, cols] in the forward.
-// Work range [s, e) over rows.
+// Fused log-softmax + target gather + entropy over logits [rows, cols] in one pass over each row: exp sums
+// against a reference m that is at most a few nats below the row's running max, so no separate max pass is
+// needed. Each block of BLK floats is summed against the max of everything before it (the first block against
+// the max of its first HEAD floats) while the block's own max is taken in the same loop; only a block whose max
+// exceeds the reference by more than MARGIN (exp would overflow or lose range) is summed again, from L1,
+// against its own max. Never writes [rows, cols] in the forward. Work range [s, e) over rows.
 import { expFast, expFastV, hmax, hsum } from './common';
 
-/** Floats per block: the max pass and the exp pass read the block twice, the second time from L1. */
+/** Floats per block: the reference moves up to the running max between blocks. */
 const BLK: i32 = 2048;
+/** Floats whose max is the first block's reference. */
+const HEAD: i32 = 64;
+/** Largest accepted x − m in a block (nats): e^64·2^31 stays far below float max, e^(x − m) never overflows. */
+const MARGIN: f32 = 64;
 
-@inline function blockMax(x: usize, n: i32): f32 {
+@inline function maxOf(x: usize, n: i32): f32 {
   let c = 0;
   let mx: f32 = -Infinity;
-  if (n >= 16) {
-    // pmax is one maxps; max's NaN/±0 rules cost several instructions in V8
-    let m0 = v128.load(x), m1 = v128.load(x, 16), m2 = v128.load(x, 32), m3 = v128.load(x, 48);
-    c = 16;
-    for (; c + 16 <= n; c += 16) {
-      const a = x + (<usize>c << 2);
-      m0 = f32x4.pmax(m0, v128.load(a));
-      m1 = f32x4.pmax(m1, v128.load(a, 16));
-      m2 = f32x4.pmax(m2, v128.load(a, 32));
-      m3 = f32x4.pmax(m3, v128.load(a, 48));
-    }
-    mx = hmax(f32x4.pmax(f32x4.pmax(m0, m1), f32x4.pmax(m2, m3)));
+  if (n >= 4) {
+    let mv = v128.load(x);
+    for (c = 4; c + 4 <= n; c += 4) mv = f32x4.pmax(mv, v128.load(x + (<usize>c << 2)));
+    mx = hmax(mv);
   }
   for (; c < n; c++) mx = Mathf.max(mx, load<f32>(x + (<usize>c << 2)));
   return mx;
 }
 
+// Sums of one block against reference m (per lane; tails into the scalars): S = Σ exp(x − m),
+// T = Σ exp(x − m)·(x − m), and the block max.
+let gS: v128 = f32x4.splat(0);
+let gT: v128 = f32x4.splat(0);
+let gSs: f32 = 0;
+let gTs: f32 = 0;
+let gMax: f32 = 0;
+
+@inline function sumBlock(blk: usize, n: i32, m: f32): void {
+  const mv = f32x4.splat(m);
+  let sv = f32x4.splat(0), tv = sv;
+  let bm = f32x4.splat(-Infinity);
+  let c = 0;
+  for (; c + 4 <= n; c += 4) {
+    const x = v128.load(blk + (<usize>c << 2));
+    bm = f32x4.pmax(bm, x); // pmax: one maxps
+    const dlt = f32x4.sub(x, mv);
+    const ev = expFastV(dlt);
+    sv = f32x4.add(sv, ev);
+    tv = f32x4.add(tv, f32x4.mul(ev, dlt));
+  }
+  let mx = hmax(bm);
+  let ss: f32 = 0, ts: f32 = 0;
+  for (; c < n; c++) {
+    const x = load<f32>(blk + (<usize>c << 2));
+    mx = Mathf.max(mx, x);
+    const dlt = x - m;
+    const ev = expFast(dlt);
+    ss += ev;
+    ts += ev * dlt;
+  }
+  gS = sv; gT = tv; gSs = ss; gTs = ts; gMax = mx;
+}
+
 /**
  * logp[r] = x[t] − lse (0 when t = targets[r] is outside [0, cols)), entropy[r] = lse − Σ softmax·x, lse[r].
- * Running sums against the running max m: S = Σ exp(x − m), T = Σ exp(x − m)·(x − m); then lse = m + log S
+ * Running sums against the reference m: S = Σ exp(x − m), T = Σ exp(x − m)·(x − m); then lse = m + log S
  * and entropy = log S − T / S (no cancellation against a large m).
  */
 export function log_softmax_gather(x: usize, targets: usize, logp: usize, entropy: usize, lse: usize, cols: i32, s: i32, e: i32): void {
@@ -42,16 +74,19 @@ export function log_softmax_gather(x: usize, targets: usize, logp: usize, entrop
       store<f32>(entropy + (<usize>r << 2), Infinity);
       continue;
     }
-    let m: f32 = -Infinity;
-    let sv = f32x4.splat(0), tv = f32x4.splat(0);
+    let m = maxOf(row, min(HEAD, cols));
+    let sv = f32x4.splat(0), tv = sv;
     let ss: f32 = 0, ts: f32 = 0;
     for (let c0 = 0; c0 < cols; c0 += BLK) {
       const n = min(BLK, cols - c0);
       const blk = row + (<usize>c0 << 2);
-      const bm = blockMax(blk, n);
+      sumBlock(blk, n, m);
+      const bm = gMax;
       if (bm > m) {
+        // !(bm − m ≤ MARGIN) also catches m = −Infinity (and NaN): then the block is summed again
+        const redo = !(bm - m <= MARGIN);
         if (m != -Infinity) {
-          // S' = c·S, T' = c·(T + δ·S) with c = exp(δ), δ = m − m'
+          // move the row's sums to the new reference: S' = c·S, T' = c·(T + δ·S) with c = exp(δ), δ = m − m'
           const delta = m - bm;
           const corr = Mathf.exp(delta);
           const cv = f32x4.splat(corr), dv = f32x4.splat(delta);
@@ -59,23 +94,21 @@ export function log_softmax_gather(x: usize, targets: usize, logp: usize, entrop
           sv = f32x4.mul(sv, cv);
           ts = (ts + delta * ss) * corr;
           ss *= corr;
+          if (!redo) {
+            // this block was summed against the old reference: rescale its sums the same way
+            gT = f32x4.mul(f32x4.add(gT, f32x4.mul(dv, gS)), cv);
+            gS = f32x4.mul(gS, cv);
+            gTs = (gTs + delta * gSs) * corr;
+            gSs *= corr;
+          }
         }
         m = bm;
+        if (redo) sumBlock(blk, n, m);
       }
-      const mv = f32x4.splat(m);
-      let c = 0;
-      for (; c + 4 <= n; c += 4) {
-        const dlt = f32x4.sub(v128.load(blk + (<usize>c << 2)), mv);
-        const ev = expFastV(dlt);
-        sv = f32x4.add(sv, ev);
-        tv = f32x4.add(tv, f32x4.mul(ev, dlt));
-      }
-      for (; c < n; c++) {
-        const dlt = load<f32>(blk + (<usize>c << 2)) - m;
-        const ev = expFast(dlt);
-        ss += ev;
-        ts += ev * dlt;
-      }
+      sv = f32x4.add(sv, gS);
+      tv = f32x4.add(tv, gT);
+      ss += gSs;
+      ts += gTs;
     }
     const sum = hsum(sv) + ss;
     const logSum = Mathf.log(sum);
