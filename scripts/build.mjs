@@ -39,3 +39,7 @@ if (want('web') && existsSync(join(root, 'web/smoke.ts'))) {
   run(bin('esbuild'), ['web/smoke.ts', '--bundle', '--format=esm', '--platform=browser', '--target=es2022',
     '--outfile=dist/web/smoke.js', '--log-level=warning']);
 }
+if (want('web') && existsSync(join(root, 'web/train.ts'))) {
+  run(bin('esbuild'), ['web/train.ts', '--bundle', '--format=esm', '--platform=browser', '--target=es2022',
+    '--outfile=dist/web/train.js', '--log-level=warning']);
+}

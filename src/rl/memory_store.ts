@@ -1,0 +1,99 @@
+// A RunStore that keeps the run in memory: the training page's store (and a test double for the trainer).
+// Browser-safe: no files, only arrays of records and the newest checkpoint as bytes.
+import { encodeSafetensors, type NamedArray } from '../io/safetensors.js';
+import { encodeModel } from '../io/checkpoint.js';
+import type { Tensor } from '../tensor/index.js';
+import type { TransformerLM } from '../nn/transformer.js';
+import { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped } from './trainer.js';
+
+export type RunRecord = Record<string, unknown>;
+export type RecordKind = 'metrics' | 'eval' | 'sft';
+
+/** The newest checkpoint: a copy of the trainer state, and (with keepWeights) safetensors bytes. */
+export interface MemoryCheckpoint {
+  state: TrainerState;
+  optimizerSteps: number;
+  /** The policy's weights (Hugging Face Llama names), or null when keepWeights is off. */
+  weights: Uint8Array | null;
+  /** AdamW moments, or null when keepWeights is off. */
+  optimizer: Uint8Array | null;
+}
+
+export interface MemoryRunStoreOptions {
+  /** Read the weights and optimizer moments back at each checkpoint (default true; costs a readback). */
+  keepWeights?: boolean;
+  /** Called after every appended record (e.g. to refresh plots); a returned promise is awaited by the trainer, so a
+   *  page can yield to the event loop here and keep its UI live between steps. */
+  onRecord?(kind: RecordKind, record: RunRecord): void | Promise<void>;
+  onLog?(line: string): void;
+  onProgress?(phase: string, done: number, total: number, detail: string): void;
+  /** Aborting stops the run at the next record or progress report with TrainingStopped. */
+  signal?: AbortSignal;
+}
+
+async function encodeTensorMap(tensors: Map<string, Tensor>, metadata: Record<string, string>): Promise<Uint8Array> {
+  const arrays = new Map<string, NamedArray>();
+  for (const [name, t] of tensors) {
+    const data = await t.read();
+    arrays.set(name, { shape: t.shape, data: data instanceof Float32Array ? data : Float32Array.from(data) });
+  }
+  return encodeSafetensors(arrays, metadata);
+}
+
+export class MemoryRunStore implements RunStore {
+  readonly metrics: RunRecord[] = [];
+  readonly evals: RunRecord[] = [];
+  readonly sft: RunRecord[] = [];
+  readonly logs: string[] = [];
+  /** Newest checkpoint (older ones are dropped). */
+  latest: MemoryCheckpoint | null = null;
+  /** Checkpoints saved so far. */
+  checkpoints = 0;
+  /** Frozen reference policy (KL penalty on), as safetensors bytes. */
+  reference: Uint8Array | null = null;
+
+  constructor(private readonly opts: MemoryRunStoreOptions = {}) {}
+
+  private checkAbort(): void {
+    if (this.opts.signal?.aborted) throw new TrainingStopped('stopped: the run was aborted');
+  }
+
+  private append(kind: RecordKind, into: RunRecord[], record: RunRecord): void | Promise<void> {
+    this.checkAbort();
+    const copy = { ...record };
+    into.push(copy);
+    return this.opts.onRecord?.(kind, copy);
+  }
+
+  appendMetrics(record: RunRecord): void | Promise<void> { return this.append('metrics', this.metrics, record); }
+  appendEval(record: RunRecord): void | Promise<void> { return this.append('eval', this.evals, record); }
+  appendSft(record: RunRecord): void | Promise<void> { return this.append('sft', this.sft, record); }
+
+  async saveCheckpoint(c: TrainerCheckpoint): Promise<void> {
+    const keep = this.opts.keepWeights ?? true;
+    // A deep copy: the trainer keeps mutating its state (carried groups included) after this call.
+    const state = structuredClone(c.state);
+    const step = String(c.state.rlStep);
+    this.latest = {
+      state,
+      optimizerSteps: c.optimizer.stepCount,
+      weights: keep ? await encodeModel(c.model, { step }) : null,
+      optimizer: keep ? await encodeTensorMap(c.optimizer.state(), { format: 'pt', steps: String(c.optimizer.stepCount) }) : null,
+    };
+    this.checkpoints++;
+  }
+
+  async saveReference(model: TransformerLM): Promise<void> {
+    if (this.opts.keepWeights ?? true) this.reference = await encodeTensorMap(model.params, { format: 'pt', role: 'reference policy' });
+  }
+
+  log(line: string): void {
+    this.logs.push(line);
+    this.opts.onLog?.(line);
+  }
+
+  progress(phase: string, done: number, total: number, detail: string): void {
+    this.checkAbort();
+    this.opts.onProgress?.(phase, done, total, detail);
+  }
+}

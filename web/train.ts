@@ -1,0 +1,310 @@
+// The training page: SFT warm-up → DAPO → held-out evaluation in a browser tab, on the same engine (src/) as
+// `dapo train`, with an in-memory run store and the DAPO panels redrawn as SVG while it trains.
+// Settings come from the query string (?backend=auto|webgpu|wasm&quick=1&algo=dapo|grpo&seed=N&steps=N&set=key=value);
+// the form reloads the page with new ones. The outcome lands in window.dapoResult (a promise that never rejects).
+import { initEngine } from '../src/browser.js';
+import { type TrainConfig, TrainConfigError, parseOverrides, resolveTrainConfig } from '../src/rl/config.js';
+import { Trainer, TrainingStopped, buildTaskAndModel, freshParts } from '../src/rl/trainer.js';
+import { MemoryRunStore, type RecordKind, type RunRecord } from '../src/rl/memory_store.js';
+import { DAPO_PANELS, type MetricsRecord, type PanelSpec, panelSvg } from '../src/plot/panels.js';
+import { lineChart, single } from '../src/plot/charts.js';
+import { fieldPoints, smoothPoints } from '../src/plot/series.js';
+import { renderVegaLite } from '../src/plot/vega_svg.js';
+
+/** The page's default run: the default model and task, fewer steps than `dapo train` (minutes on a real GPU). */
+const PAGE_LAYER = {
+  sft: { steps: 600 },
+  rl: { steps: 40 },
+  eval: { every: 10, problems: 100, passK: 4, samplesPerProblem: 4 },
+  checkpoint: { every: 10 },
+};
+
+/** ?quick=1: a tiny policy on 1–2-digit addition that finishes in seconds on WASM (about half a minute on a software
+ *  WebGPU adapter); a smoke run of the pipeline, not of learning: its short warm-up leaves the policy rarely right,
+ *  just often enough that groups of 8 are mixed and the DAPO steps have something to train on. */
+const QUICK_LAYER = {
+  model: { dModel: 64, nLayers: 1, nHeads: 4, nKvHeads: 2, ffnDim: 128, maxSeqLen: 32 },
+  task: { name: 'addition', maxDigits: 2 },
+  sft: { steps: 50, batchSize: 64, lr: 1e-2, warmupSteps: 5 },
+  rl: { steps: 4, promptsPerStep: 4, groupSize: 8, maxGenerationBatches: 2, maxNewTokens: 12, microBatchSize: 32, warmupSteps: 1 },
+  eval: { every: 2, problems: 16, passK: 2, samplesPerProblem: 2 },
+  checkpoint: { every: 2 },
+};
+
+const PAGE_BACKENDS = ['auto', 'webgpu', 'wasm'] as const;
+const QUERY_KEYS = ['backend', 'quick', 'algo', 'seed', 'steps', 'set'] as const;
+
+interface PageSettings {
+  backend: (typeof PAGE_BACKENDS)[number];
+  quick: boolean;
+  config: TrainConfig;
+}
+
+export interface PageResult {
+  ok: boolean;
+  stopped: boolean;
+  /** The backend asked for and the one that ran (Backend.name), with the selection's reason. */
+  requested: string;
+  backend: string | null;
+  reason: string | null;
+  crossOriginIsolated: boolean;
+  preset: 'quick' | 'page';
+  config: TrainConfig | null;
+  sftSteps: number;
+  metrics: RunRecord[];
+  metricsCount: number;
+  evals: RunRecord[];
+  sftAccuracy: number | null;
+  finalAccuracy: number | null;
+  /** SVG panels in the page at the end. */
+  panels: number;
+  seconds: number;
+  errors: string[];
+}
+
+const $ = <E extends HTMLElement>(id: string) => document.getElementById(id) as E;
+const errors: string[] = [];
+addEventListener('error', (e) => errors.push(`page error: ${e.message}`));
+addEventListener('unhandledrejection', (e) => errors.push(`unhandled rejection: ${String((e.reason as Error)?.stack ?? e.reason)}`));
+
+/** Settings from the query string; every bad parameter is listed at once, config problems included. */
+function readSettings(params: URLSearchParams): PageSettings {
+  const problems: string[] = [];
+  for (const key of new Set(params.keys())) {
+    if (!(QUERY_KEYS as readonly string[]).includes(key)) problems.push(`unknown query parameter '${key}' (allowed: ${QUERY_KEYS.join(', ')})`);
+  }
+  const backend = params.get('backend') ?? 'auto';
+  const backendOk = (PAGE_BACKENDS as readonly string[]).includes(backend);
+  if (!backendOk) problems.push(`backend: must be one of ${PAGE_BACKENDS.join(', ')}, got '${backend}'`);
+  const quickText = params.get('quick') ?? '0';
+  if (!['0', '1', 'true', 'false'].includes(quickText)) problems.push(`quick: must be 1 or 0, got '${quickText}'`);
+  const quick = quickText === '1' || quickText === 'true';
+  const integer = (key: string): number | undefined => {
+    const text = params.get(key);
+    if (text === null || text === '') return undefined;
+    if (!/^\d+$/.test(text)) {
+      problems.push(`${key}: must be a non-negative integer, got '${text}'`);
+      return undefined;
+    }
+    return Number(text);
+  };
+  const seed = integer('seed');
+  const steps = integer('steps');
+  const direct: Record<string, unknown> = backendOk ? { backend } : {};
+  if (seed !== undefined) direct.seed = seed;
+  if (steps !== undefined) direct.rl = { steps };
+  const algo = params.get('algo');
+  let overrides: Record<string, unknown> = {};
+  try {
+    overrides = parseOverrides(params.getAll('set'));
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  // Resolved even when a parameter was bad, so its problems are listed together with the config's.
+  let config: TrainConfig | null = null;
+  try {
+    config = resolveTrainConfig(...(algo !== null ? [{ rl: { algo } }] : []), quick ? QUICK_LAYER : PAGE_LAYER, direct, overrides);
+  } catch (e) {
+    if (e instanceof TrainConfigError) problems.push(...e.problems);
+    else problems.push((e as Error).message);
+  }
+  if (problems.length) throw new TrainConfigError(problems);
+  return { backend: backend as PageSettings['backend'], quick, config: config! };
+}
+
+function fillForm(params: URLSearchParams, s: PageSettings | null): void {
+  const form = $<HTMLFormElement>('settings');
+  const set = (name: string, value: string) => { (form.elements.namedItem(name) as HTMLInputElement).value = value; };
+  set('backend', s?.backend ?? params.get('backend') ?? 'auto');
+  set('quick', s?.quick ? '1' : '0');
+  set('algo', s?.config.rl.algo ?? 'dapo');
+  set('seed', String(s?.config.seed ?? params.get('seed') ?? 0));
+  set('steps', String(s?.config.rl.steps ?? params.get('steps') ?? ''));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const next = new URLSearchParams();
+    for (const key of ['backend', 'quick', 'algo', 'seed', 'steps']) {
+      const v = (form.elements.namedItem(key) as HTMLInputElement).value;
+      if (v !== '') next.set(key, v);
+    }
+    for (const o of params.getAll('set')) next.append('set', o);
+    location.search = next.toString();
+  });
+}
+
+/** Lets the browser paint and handle input between training steps (a macrotask; MessageChannel is not throttled
+ *  in background tabs the way setTimeout is). */
+function yieldToBrowser(): Promise<void> {
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => resolve();
+    ch.port2.postMessage(null);
+  });
+}
+
+const SFT_PANEL = 'sft_loss';
+
+/** The trainer writes a numeric `step` into every record it stores. */
+const series = (records: readonly RunRecord[]) => records as readonly MetricsRecord[] as MetricsRecord[];
+
+async function sftLossSvg(records: readonly RunRecord[]): Promise<string> {
+  const points = fieldPoints(series(records), 'loss');
+  return renderVegaLite(single(lineChart(
+    { title: 'SFT loss (warm-up)', subtitle: 'faint: per step; solid: EMA (0.9)', yLabel: 'cross-entropy', xLabel: 'SFT step' },
+    [{ label: 'sft', points, smoothed: smoothPoints(points) }],
+  )));
+}
+
+/** The SFT loss and the DAPO panels, one <figure> each, redrawn in place. */
+class Panels {
+  constructor(private readonly root: HTMLElement) {}
+
+  private figure(name: string): HTMLElement {
+    let fig = this.root.querySelector<HTMLElement>(`figure[data-panel="${name}"]`);
+    if (!fig) {
+      fig = document.createElement('figure');
+      fig.dataset.panel = name;
+      this.root.append(fig);
+    }
+    return fig;
+  }
+
+  async draw(store: MemoryRunStore): Promise<void> {
+    if (store.sft.length) this.figure(SFT_PANEL).innerHTML = await sftLossSvg(store.sft);
+    if (!store.metrics.length) return;
+    for (const spec of DAPO_PANELS as readonly PanelSpec[]) {
+      const records = spec.source === 'eval' ? store.evals : store.metrics;
+      this.figure(spec.file).innerHTML = await panelSvg(spec, [{ label: 'run', records: series(records), evals: series(store.evals) }]);
+    }
+  }
+
+  count(): number {
+    return this.root.querySelectorAll('figure > svg').length;
+  }
+}
+
+function pct(x: unknown): string {
+  return typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : '—';
+}
+
+function clock(seconds: number): string {
+  const s = Math.round(seconds);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/** Fills `result` as the run goes, so a failure still reports what was known (backend, records so far). */
+async function main(params: URLSearchParams, result: PageResult): Promise<PageResult> {
+  const t0 = performance.now();
+  const status = $('status');
+  const bar = $<HTMLProgressElement>('bar');
+  const logEl = $('log');
+  const log = (line: string) => { logEl.textContent += `${line}\n`; };
+
+  let settings: PageSettings;
+  try {
+    settings = readSettings(params);
+  } catch (e) {
+    fillForm(params, null);
+    throw e;
+  }
+  fillForm(params, settings);
+  const c = settings.config;
+  result.config = c;
+  $('config').textContent = JSON.stringify(c, null, 1);
+
+  status.textContent = `starting the ${settings.backend} backend…`;
+  const selection = await initEngine({ backend: settings.backend });
+  result.backend = selection.backend.name;
+  result.reason = selection.reason;
+  log(`backend ${selection.backend.name}: ${selection.reason}`);
+
+  const panels = new Panels($('panels'));
+  const controller = new AbortController();
+  const plotEvery = settings.quick ? 1 : 5;
+  const sftPlotEvery = Math.max(1, Math.ceil(c.sft.steps / 5));
+  let lastYield = performance.now();
+  let phaseLine = '';
+  const store = new MemoryRunStore({
+    signal: controller.signal,
+    onLog: log,
+    onProgress: (phase, done, total, detail) => {
+      phaseLine = `${phase} ${done}/${total} · ${detail}`;
+      status.textContent = `${selection.backend.name} · ${phaseLine} · ${clock((performance.now() - t0) / 1000)}`;
+      bar.value = total > 0 ? done / total : 0;
+    },
+    onRecord: async (kind: RecordKind, r: RunRecord) => {
+      const step = r.step as number;
+      const redraw = kind === 'eval' || (kind === 'metrics' && (step % plotEvery === 0 || step === c.rl.steps))
+        || (kind === 'sft' && (step % sftPlotEvery === 0 || step === c.sft.steps));
+      if (redraw) await panels.draw(store);
+      if (redraw || performance.now() - lastYield > 50) {
+        await yieldToBrowser();
+        lastYield = performance.now();
+      }
+    },
+  });
+
+  const stop = $<HTMLButtonElement>('stop');
+  stop.disabled = false;
+  stop.onclick = () => { controller.abort(); stop.disabled = true; };
+
+  const { task, model } = buildTaskAndModel(c);
+  const trainer = new Trainer(c, task, freshParts(c, model), store);
+  try {
+    const r = await trainer.run();
+    result.sftAccuracy = r.sft?.accuracy ?? null;
+    result.finalAccuracy = r.final?.accuracy ?? r.sft?.accuracy ?? null;
+    result.ok = true;
+  } catch (e) {
+    if (!(e instanceof TrainingStopped)) throw e;
+    result.stopped = true;
+    log(e.message);
+  } finally {
+    trainer.dispose();
+    stop.disabled = true;
+    await panels.draw(store);
+    result.metrics = store.metrics;
+    result.metricsCount = store.metrics.length;
+    result.evals = store.evals;
+    result.sftSteps = store.sft.length;
+    result.panels = panels.count();
+    result.seconds = (performance.now() - t0) / 1000;
+  }
+
+  const weights = store.latest?.weights;
+  if (weights) {
+    const download = $<HTMLButtonElement>('download');
+    download.disabled = false;
+    download.onclick = () => {
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(new Blob([weights as BlobPart], { type: 'application/octet-stream' }));
+      a.download = `dapo-${c.task.name}-s${c.seed}-step${store.latest!.state.rlStep}.safetensors`;
+      a.click();
+      URL.revokeObjectURL(a.href);
+    };
+  }
+  const sftEval = store.evals.find((e) => e.phase === 'sft');
+  const finalEval = store.evals.find((e) => e.phase === 'final');
+  $('summary').textContent = result.stopped
+    ? `stopped after ${store.metrics.length} RL steps; held-out greedy accuracy after SFT ${pct(sftEval?.accuracy)}`
+    : `held-out greedy accuracy: SFT ${pct(sftEval?.accuracy)} → ${c.rl.algo.toUpperCase()} ${pct(finalEval?.accuracy)}`
+      + ` (${sftEval?.n ?? '?'} problems, ${c.rl.steps} RL steps, ${selection.backend.name}, ${clock(result.seconds)})`;
+  status.textContent = `${result.stopped ? 'stopped' : 'done'} · ${selection.backend.name} · ${clock(result.seconds)}`;
+  bar.value = 1;
+  return result;
+}
+
+const query = new URLSearchParams(location.search);
+const pageResult: PageResult = {
+  ok: false, stopped: false, requested: query.get('backend') ?? 'auto', backend: null, reason: null,
+  crossOriginIsolated: globalThis.crossOriginIsolated === true, preset: ['1', 'true'].includes(query.get('quick') ?? '') ? 'quick' : 'page',
+  config: null, sftSteps: 0, metrics: [], metricsCount: 0, evals: [], sftAccuracy: null, finalAccuracy: null, panels: 0, seconds: 0, errors,
+};
+const dapoResult: Promise<PageResult> = main(query, pageResult).catch((e: unknown) => {
+  const message = e instanceof TrainConfigError ? e.message : String((e as Error)?.stack ?? e);
+  errors.push(message);
+  $('errors').textContent = message;
+  $('status').textContent = 'failed';
+  return pageResult;
+});
+(globalThis as unknown as { dapoResult: Promise<PageResult> }).dapoResult = dapoResult;
