@@ -152,7 +152,8 @@ export async function runTrain(f: TrainFlags, out: (line: string) => void = (l) 
     out(JSON.stringify(outcome));
   } else {
     const pct = (r: EvalResult | null) => (r ? `${(100 * r.accuracy).toFixed(1)}%` : 'n/a');
-    out(`held-out greedy accuracy: after SFT ${pct(sftEval)} → after ${config.rl.algo.toUpperCase()} ${pct(finalEval)}`);
+    if (config.rl.steps === 0) out(`held-out greedy accuracy after the warm-up (rl.steps 0): ${pct(sftEval)}`);
+    else out(`held-out greedy accuracy: after SFT ${pct(sftEval)} → after ${config.rl.algo.toUpperCase()} ${pct(finalEval)}`);
     if (finalEval?.pass_at_k != null) out(`pass@${finalEval.k}: after SFT ${sftEval?.pass_at_k != null ? `${(100 * sftEval.pass_at_k).toFixed(1)}%` : 'n/a'} → ${(100 * finalEval.pass_at_k).toFixed(1)}%`);
     out(`run directory: ${store.dir} (${plots.length ? `plots in ${join(store.dir, 'plots')}, ` : ''}${seconds.toFixed(0)} s)`);
   }

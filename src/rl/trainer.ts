@@ -191,7 +191,6 @@ export class Trainer {
   }
 
   private async generateBatch(prompts: number): Promise<RolloutGroup[]> {
-    const rl = this.config.rl;
     const items = Array.from({ length: prompts }, (_, i) => {
       const index = this.state.nextPromptIndex + i;
       return { index, problem: this.task.problem('train', index) };
