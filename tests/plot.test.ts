@@ -81,9 +81,9 @@ describe('series helpers', () => {
     expect(Number.isNaN(meanStd([1]).std)).toBe(true);
   });
 
-  it('aggregateSeries gives per-step mean, min, max and count', () => {
-    const agg = aggregateSeries([[{ step: 1, value: 1 }, { step: 2, value: 4 }], [{ step: 2, value: 2 }]]);
-    expect(agg).toEqual([{ step: 1, mean: 1, min: 1, max: 1, n: 1 }, { step: 2, mean: 3, min: 2, max: 4, n: 2 }]);
+  it('aggregateSeries gives per-step mean, min, max and count over the steps every series reached', () => {
+    const agg = aggregateSeries([[{ step: 1, value: 1 }, { step: 2, value: 4 }, { step: 3, value: 5 }], [{ step: 1, value: 3 }, { step: 2, value: 2 }]]);
+    expect(agg).toEqual([{ step: 1, mean: 2, min: 1, max: 3, n: 2 }, { step: 2, mean: 3, min: 2, max: 4, n: 2 }]);
   });
 
   it('a flat series gets a padded y domain instead of an axis zoomed into rounding noise', () => {

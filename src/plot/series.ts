@@ -86,7 +86,10 @@ export function aggregateSeries(series: readonly Point[][]): BandPoint[] {
       else byStep.set(p.step, [p.value]);
     }
   }
+  // Only steps every series reached: a mean over fewer runs (a ragged tail, e.g. runs that stopped at a sample
+  // budget after different step counts) would jump and mislead.
   return [...byStep.entries()]
+    .filter(([, vs]) => vs.length === series.filter((s) => s.length > 0).length)
     .sort((a, b) => a[0] - b[0])
     .map(([step, vs]) => ({
       step,
