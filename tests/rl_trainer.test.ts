@@ -85,6 +85,28 @@ describe('DAPO trainer', () => {
     for (const m of metrics) expect(Number.isFinite(m.ref_kl as number)).toBe(true);
   });
 
+  it("dynamic sampling 'resample' and 'off', seq-mean aggregation, dual-clip and cosine LR run end to end", async () => {
+    T.setBackend(backends[backends.length - 1].backend);
+    for (const rl of [
+      { dynamicSampling: 'resample', maxResampleRounds: 2, dualClip: 3, schedule: 'cosine' },
+      { dynamicSampling: 'off', lossAggregation: 'seq-mean-token-sum-norm', overlongFilter: false, ppoEpochs: 2 },
+    ]) {
+      const dir = tmp();
+      await runTo(dir, { rl: { ...rl, steps: 2 }, eval: { every: 0 } });
+      const metrics = readJsonl(join(dir, 'metrics.jsonl'));
+      expect(metrics.map((m) => m.step), JSON.stringify(rl)).toEqual([1, 2]);
+      for (const m of metrics) {
+        expect(m.gen_batches, JSON.stringify(rl)).toBe(1);
+        expect(m.resample_rate as number).toBeGreaterThanOrEqual(0);
+        if (rl.dynamicSampling === 'off') expect(m.resample_rate).toBe(0);
+        // 'resample' may generate extra groups for flat prompts; 'off' exactly one batch.
+        const groups = (m.groups_all_correct as number) + (m.groups_all_wrong as number) + (m.groups_mixed as number);
+        if (rl.dynamicSampling === 'off') expect(groups).toBe(TINY.rl.promptsPerStep);
+        else expect(groups).toBeGreaterThanOrEqual(TINY.rl.promptsPerStep);
+      }
+    }
+  });
+
   it('loss and gradients are the same with 1 micro-batch and with 4 (token-mean and seq-mean-token-mean)', async () => {
     T.setBackend(new ReferenceBackend());
     const cfg = { vocabSize: 16, dModel: 16, nLayers: 1, nHeads: 2, nKvHeads: 1, ffnDim: 32, maxSeqLen: 24 };
