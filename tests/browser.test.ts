@@ -1,62 +1,24 @@
 // The engine in real headless Chromium (Debian's, through playwright-core): a matmul and a backward pass on
 // WebGPU and on WASM in the page, checked against the reference. Skipped without Chromium unless CI=true.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
+import { type BrowserSession, browserTestMissing, startBrowserSession } from './support/chromium.js';
 
-const CHROMIUM = process.env.DAPO_CHROMIUM ?? '/usr/bin/chromium';
-const inCI = process.env.CI === 'true' || process.env.CI === '1';
-const bundle = join(import.meta.dirname, '../dist/web/smoke.js');
-const page = join(import.meta.dirname, '../web/smoke.html');
-const missing = !existsSync(CHROMIUM) ? `no Chromium at ${CHROMIUM}` : !existsSync(bundle) ? `no page bundle at ${bundle} (run npm run build)` : null;
-if (missing && inCI) throw new Error(`CI=true requires the browser test: ${missing}`);
-if (missing) console.warn(`[skip] browser smoke test: ${missing}`);
+const missing = browserTestMissing('browser smoke test', join(import.meta.dirname, '../dist/web/smoke.js'));
 
 describe.skipIf(missing !== null)('browser (headless Chromium)', () => {
-  let server: Server;
+  let session: BrowserSession;
   let browser: BrowserContext;
-  let userDir: string;
   let origin: string;
 
   beforeAll(async () => {
-    // Cross-origin isolation headers enable SharedArrayBuffer, hence WASM threads in the page.
-    server = createServer((req, res) => {
-      const file = req.url === '/smoke.js' ? bundle : req.url === '/' || req.url === '/smoke.html' ? page : null;
-      if (!file) {
-        res.writeHead(404).end();
-        return;
-      }
-      res.writeHead(200, {
-        'Content-Type': file.endsWith('.js') ? 'text/javascript' : 'text/html',
-        'Cross-Origin-Opener-Policy': 'same-origin',
-        'Cross-Origin-Embedder-Policy': 'require-corp',
-      });
-      res.end(readFileSync(file));
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const addr = server.address();
-    origin = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-    userDir = mkdtempSync(join(tmpdir(), 'dapo-chromium-'));
-    // Playwright owns the profile directory through launchPersistentContext.
-    browser = await chromium.launchPersistentContext(userDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu',
-        // Mesa llvmpipe through ANGLE/GLES: a faster software adapter than SwiftShader, in compatibility mode.
-        '--use-angle=gl-egl', '--use-webgpu-adapter=opengles', '--force-webgpu-compat',
-      ],
-    });
+    session = await startBrowserSession();
+    ({ browser, origin } = session);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await new Promise((r) => server?.close(r));
-    if (userDir) rmSync(userDir, { recursive: true, force: true });
+    await session?.close();
   });
 
   it('runs matmul + backward on WebGPU and WASM in the page, matching the reference', async () => {

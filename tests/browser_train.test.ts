@@ -1,21 +1,12 @@
 // The training page (web/train.html) in real headless Chromium: SFT → DAPO → eval of the quick config on WASM and on
 // WebGPU in the tab, through the same server script users run (scripts/serve-web.mjs, cross-origin isolated).
 // Skipped without Chromium or the page bundle unless CI=true.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type BrowserContext } from 'playwright-core';
-// @ts-expect-error -- a plain ESM script without type declarations
-import { createWebServer } from '../scripts/serve-web.mjs';
+import type { BrowserContext } from 'playwright-core';
+import { type BrowserSession, browserTestMissing, startBrowserSession } from './support/chromium.js';
 
-const CHROMIUM = process.env.DAPO_CHROMIUM ?? '/usr/bin/chromium';
-const inCI = process.env.CI === 'true' || process.env.CI === '1';
-const bundle = join(import.meta.dirname, '../dist/web/train.js');
-const missing = !existsSync(CHROMIUM) ? `no Chromium at ${CHROMIUM}` : !existsSync(bundle) ? `no page bundle at ${bundle} (run npm run build)` : null;
-if (missing && inCI) throw new Error(`CI=true requires the browser training test: ${missing}`);
-if (missing) console.warn(`[skip] browser training test: ${missing}`);
+const missing = browserTestMissing('browser training test', join(import.meta.dirname, '../dist/web/train.js'));
 
 /** What web/train.ts puts in window.dapoResult (the fields checked here). */
 interface PageResult {
@@ -39,32 +30,17 @@ interface PageResult {
 const PAGE_TIMEOUT_MS = 100_000;
 
 describe.skipIf(missing !== null)('training page (headless Chromium)', () => {
-  let server: Server;
+  let session: BrowserSession;
   let browser: BrowserContext;
-  let userDir: string;
   let origin: string;
 
   beforeAll(async () => {
-    server = createWebServer() as Server;
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const addr = server.address();
-    origin = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-    userDir = mkdtempSync(join(tmpdir(), 'dapo-chromium-'));
-    browser = await chromium.launchPersistentContext(userDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu',
-        '--use-angle=gl-egl', '--use-webgpu-adapter=opengles', '--force-webgpu-compat',
-      ],
-    });
+    session = await startBrowserSession();
+    ({ browser, origin } = session);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await new Promise((r) => server?.close(r));
-    if (userDir) rmSync(userDir, { recursive: true, force: true });
+    await session?.close();
   });
 
   async function openPage(query: string): Promise<{ result: PageResult; logs: string[]; svgs: number; summary: string; figures: string[] }> {
