@@ -1,10 +1,10 @@
 // `dapo compare`: DAPO and GRPO from the same seeds with the same sample budget, one run each per seed, then
 // comparison plots and a markdown table (mean ± spread over seeds) in the output directory.
 import { join } from 'node:path';
-import { writeComparePlots } from './plot.js';
+import { readCompareRun, writeComparePlots } from './plot.js';
 import type { CompareRun } from '../src/plot/compare.js';
 import { type TrainFlags, configFromFlags, runTrain } from './train.js';
-import { latestCheckpoint, readJsonl } from '../src/io/run_dir_node.js';
+import { latestCheckpoint } from '../src/io/run_dir_node.js';
 
 export interface CompareFlags {
   seeds: number[];
@@ -42,7 +42,7 @@ export async function runCompare(f: CompareFlags, out: (l: string) => void = (l)
         backend: f.backend, out: runDir, force: f.force, plots: true,
       };
       const r = await runTrain(flags, out);
-      runs.push({ algo, seed, metrics: readJsonl(join(r.runDir, 'metrics.jsonl')) as CompareRun['metrics'], evals: readJsonl(join(r.runDir, 'eval.jsonl')) as CompareRun['evals'] });
+      runs.push(readCompareRun(r.runDir));
     }
   }
   const files = await writeComparePlots(f.out, runs);

@@ -18,7 +18,7 @@ function requireDir(dir: string, what: string): string {
 }
 
 function readRecords(path: string, log: (line: string) => void): MetricsRecord[] {
-  const { records, truncated } = parseJsonl(readFileSync(path, 'utf8'), path);
+  const { records, truncated } = parseJsonl<MetricsRecord>(readFileSync(path, 'utf8'), path);
   if (truncated) log(`note: ignored a truncated last line in ${path} (run still writing or stopped mid-line)`);
   return records;
 }

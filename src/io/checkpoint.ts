@@ -45,14 +45,19 @@ export function fromHfConfig(j: Record<string, unknown>): ModelConfig {
   });
 }
 
-/** The model's weights as safetensors bytes (F32), in parameter order. */
-export async function encodeModel(model: TransformerLM, metadata: Record<string, string> = {}): Promise<Uint8Array> {
+/** Named float32 tensors as safetensors bytes (F32), in map order (weights, optimizer moments). */
+export async function encodeTensors(tensors: ReadonlyMap<string, T.Tensor>, metadata: Record<string, string> = {}): Promise<Uint8Array> {
   const arrays = new Map<string, NamedArray>();
-  for (const [name, t] of model.params) {
+  for (const [name, t] of tensors) {
     const data = await t.read();
     arrays.set(name, { shape: t.shape, data: data instanceof Float32Array ? data : Float32Array.from(data) });
   }
-  return encodeSafetensors(arrays, { format: 'pt', ...metadata });
+  return encodeSafetensors(arrays, metadata);
+}
+
+/** The model's weights as safetensors bytes (F32), in parameter order. */
+export async function encodeModel(model: TransformerLM, metadata: Record<string, string> = {}): Promise<Uint8Array> {
+  return encodeTensors(model.params, { format: 'pt', ...metadata });
 }
 
 /**

@@ -15,40 +15,22 @@ import type { TransformerLM } from '../nn/transformer.js';
 import type { AdamW } from '../optim/adamw.js';
 import type { TrainConfig } from '../rl/config.js';
 import type { RunStore, TrainerCheckpoint, TrainerState } from '../rl/trainer.js';
-import { type NamedArray, decodeSafetensors, encodeSafetensors } from './safetensors.js';
-import { loadModelWeights } from './checkpoint.js';
+import { decodeSafetensors } from './safetensors.js';
+import { encodeTensors, loadModelWeights } from './checkpoint.js';
+import { type JsonlRecord, parseJsonl } from './jsonl.js';
 import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from './node_files.js';
 
 export const RUN_FILES = { config: 'config.json', metrics: 'metrics.jsonl', eval: 'eval.jsonl', sft: 'sft.jsonl', reference: 'reference.safetensors' } as const;
 
 export class RunDirError extends Error {}
 
-/** Parses a JSONL file, ignoring a torn last line (a run killed mid-write). */
-export function readJsonl(path: string): Record<string, unknown>[] {
-  if (!existsSync(path)) return [];
-  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '');
-  const out: Record<string, unknown>[] = [];
-  lines.forEach((line, i) => {
-    try {
-      out.push(JSON.parse(line));
-    } catch (e) {
-      if (i !== lines.length - 1) throw new RunDirError(`${path}:${i + 1}: not valid JSON (${(e as Error).message})`);
-    }
-  });
-  return out;
+/** Reads a JSONL file of the run (missing → no records), ignoring a torn last line (a run killed mid-write). */
+export function readJsonl(path: string): JsonlRecord[] {
+  return existsSync(path) ? parseJsonl(readFileSync(path, 'utf8'), path).records : [];
 }
 
 function writeJsonl(path: string, records: readonly Record<string, unknown>[]): void {
   writeFileAtomic(path, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
-}
-
-async function encodeTensors(tensors: Map<string, T.Tensor>, metadata: Record<string, string>): Promise<Uint8Array> {
-  const arrays = new Map<string, NamedArray>();
-  for (const [name, t] of tensors) {
-    const data = await t.read();
-    arrays.set(name, { shape: t.shape, data: data instanceof Float32Array ? data : Float32Array.from(data) });
-  }
-  return encodeSafetensors(arrays, metadata);
 }
 
 export class NodeRunStore implements RunStore {

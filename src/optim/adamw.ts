@@ -56,12 +56,12 @@ export class AdamW {
 
   /**
    * Applies one update to every parameter that has a gradient, then frees the gradients (zero_grad).
-   * `lr` overrides the configured rate for this step (schedules).
+   * `lr` overrides the configured rate for this step (schedules). `gradNorm`, when the caller already computed it
+   * with gradNorm() (e.g. to check it before stepping), is used instead of computing it again and returned as is.
    */
-  step(lr = this.opts.lr): StepResult {
+  step(lr = this.opts.lr, gradNorm: Tensor = T.noGrad(() => this.gradNorm())): StepResult {
     const o = this.opts;
     this.steps++;
-    const gradNorm = T.noGrad(() => this.gradNorm());
     const scale = T.noGrad(() => T.tidy(() => o.maxGradNorm > 0
       ? T.minimum(T.div(o.maxGradNorm, T.addScalar(gradNorm, 1e-6)), 1)
       : T.ones([1])));

@@ -1,8 +1,6 @@
 // A RunStore that keeps the run in memory: the training page's store (and a test double for the trainer).
 // Browser-safe: no files, only arrays of records and the newest checkpoint as bytes.
-import { encodeSafetensors, type NamedArray } from '../io/safetensors.js';
-import { encodeModel } from '../io/checkpoint.js';
-import type { Tensor } from '../tensor/index.js';
+import { encodeModel, encodeTensors } from '../io/checkpoint.js';
 import type { TransformerLM } from '../nn/transformer.js';
 import { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped } from './trainer.js';
 
@@ -29,15 +27,6 @@ export interface MemoryRunStoreOptions {
   onProgress?(phase: string, done: number, total: number, detail: string): void;
   /** Aborting stops the run at the next record or progress report with TrainingStopped. */
   signal?: AbortSignal;
-}
-
-async function encodeTensorMap(tensors: Map<string, Tensor>, metadata: Record<string, string>): Promise<Uint8Array> {
-  const arrays = new Map<string, NamedArray>();
-  for (const [name, t] of tensors) {
-    const data = await t.read();
-    arrays.set(name, { shape: t.shape, data: data instanceof Float32Array ? data : Float32Array.from(data) });
-  }
-  return encodeSafetensors(arrays, metadata);
 }
 
 export class MemoryRunStore implements RunStore {
@@ -78,13 +67,13 @@ export class MemoryRunStore implements RunStore {
       state,
       optimizerSteps: c.optimizer.stepCount,
       weights: keep ? await encodeModel(c.model, { step }) : null,
-      optimizer: keep ? await encodeTensorMap(c.optimizer.state(), { format: 'pt', steps: String(c.optimizer.stepCount) }) : null,
+      optimizer: keep ? await encodeTensors(c.optimizer.state(), { format: 'pt', steps: String(c.optimizer.stepCount) }) : null,
     };
     this.checkpoints++;
   }
 
   async saveReference(model: TransformerLM): Promise<void> {
-    if (this.opts.keepWeights ?? true) this.reference = await encodeTensorMap(model.params, { format: 'pt', role: 'reference policy' });
+    if (this.opts.keepWeights ?? true) this.reference = await encodeTensors(model.params, { format: 'pt', role: 'reference policy' });
   }
 
   log(line: string): void {

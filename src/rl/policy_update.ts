@@ -133,12 +133,12 @@ export async function updatePolicy(
       const gradNorm = T.noGrad(() => opt.gradNorm());
       const both = T.noGrad(() => T.concat([acc!, gradNorm]));
       acc!.dispose();
-      gradNorm.dispose();
       const v = await both.read();
       both.dispose();
       const tokens = mini.reduce((a, q) => a + q.mask.reduce((x, y) => x + y, 0), 0);
       const norm = v[STAT_NAMES.length];
       if (!Number.isFinite(v[0]) || !Number.isFinite(norm)) {
+        gradNorm.dispose();
         opt.zeroGrad();
         s.skippedSteps++;
         const what = `loss ${v[0]}, grad norm ${norm}`;
@@ -147,7 +147,7 @@ export async function updatePolicy(
         continue;
       }
       hooks.onApplied();
-      opt.step(o.lr).gradNorm.dispose();
+      opt.step(o.lr, gradNorm).gradNorm.dispose();
       s.optimizerSteps++;
       s.loss += v[0];
       s.entropyLoss += v[4];

@@ -27,11 +27,12 @@ export async function sftStep(model: TransformerLM, opt: AdamW, task: Task, step
   const norm = T.noGrad(() => opt.gradNorm());
   const both = T.noGrad(() => T.tidy(() => T.concat([T.reshape(loss, [1]), norm])));
   const [l, g] = await both.read();
-  for (const t of [loss, norm, both]) t.dispose();
+  for (const t of [loss, both]) t.dispose();
   if (!Number.isFinite(l) || !Number.isFinite(g)) {
+    norm.dispose();
     opt.zeroGrad();
     return { loss: l, gradNorm: g, skipped: true };
   }
-  opt.step(lr).gradNorm.dispose();
+  opt.step(lr, norm).gradNorm.dispose();
   return { loss: l, gradNorm: g, skipped: false };
 }

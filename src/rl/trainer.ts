@@ -264,6 +264,7 @@ export class Trainer {
       });
     }
     const pad = this.task.tokenizer.padId;
+    const lr = learningRate(step - 1, { lr: rl.lr, warmupSteps: rl.warmupSteps, totalSteps: rl.steps, schedule: rl.schedule, minLrRatio: rl.minLrRatio });
     const trainStart = performance.now();
     let update = null;
     if (seqs.length > 0) {
@@ -273,7 +274,6 @@ export class Trainer {
         const ref = await responseLogprobs(this.parts.reference!, seqs, pad, rl.microBatchSize);
         seqs.forEach((s, i) => { s.refLogp = ref[i]; });
       }
-      const lr = learningRate(step - 1, { lr: rl.lr, warmupSteps: rl.warmupSteps, totalSteps: rl.steps, schedule: rl.schedule, minLrRatio: rl.minLrRatio });
       update = await updatePolicy(this.model, this.parts.optimizer, seqs, {
         epochs: rl.ppoEpochs, miniBatches: rl.miniBatches, microBatchSize: rl.microBatchSize, lossAggregation: rl.lossAggregation,
         maxLen: rl.maxNewTokens, epsLow: rl.epsLow, epsHigh: rl.epsHigh, dualClip: rl.dualClip, klBeta: rl.klBeta, padId: pad,
@@ -296,6 +296,8 @@ export class Trainer {
     const kinds = this.generated.map((g) => groupKind(correctness(g)));
     const count = (k: string) => kinds.filter((x) => x === k).length;
     const lengths = all.map((r) => r.ids.length);
+    const accuracy = all.filter((r) => r.correct).length / Math.max(all.length, 1);
+    const meanLength = lengths.reduce((a, b) => a + b, 0) / Math.max(lengths.length, 1);
     const perOpt = (v: number) => (update && update.optimizerSteps ? v / update.optimizerSteps : null);
     const perTok = (v: number) => (update && update.tokens ? v / update.tokens : null);
     const mem = T.getBackend().memory();
@@ -307,8 +309,8 @@ export class Trainer {
       entropy: perTok(update?.entropy ?? 0),
       reward_mean: mean,
       reward_std: std,
-      accuracy: all.filter((r) => r.correct).length / Math.max(all.length, 1),
-      response_length_mean: lengths.reduce((a, b) => a + b, 0) / Math.max(lengths.length, 1),
+      accuracy,
+      response_length_mean: meanLength,
       response_length_max: Math.max(0, ...lengths),
       truncation_rate: all.filter((r) => r.truncated).length / Math.max(all.length, 1),
       clip_frac_low: perTok(update?.clipLow ?? 0),
@@ -316,7 +318,7 @@ export class Trainer {
       approx_kl: perTok(update?.approxKl ?? 0),
       ref_kl: rl.klBeta > 0 ? perTok(update?.refKl ?? 0) : null,
       grad_norm: perOpt(update?.gradNorm ?? 0),
-      lr: learningRate(step - 1, { lr: rl.lr, warmupSteps: rl.warmupSteps, totalSteps: rl.steps, schedule: rl.schedule, minLrRatio: rl.minLrRatio }),
+      lr,
       groups_all_correct: count('all-correct'),
       groups_all_wrong: count('all-wrong'),
       groups_mixed: count('mixed'),
@@ -336,8 +338,7 @@ export class Trainer {
       skipped_optimizer_steps: update?.skippedSteps ?? 0,
       time_s: this.elapsed(),
     });
-    const acc = all.filter((r) => r.correct).length / Math.max(all.length, 1);
-    this.store.progress?.('rl', step, rl.steps, `reward ${mean.toFixed(2)} acc ${acc.toFixed(2)} len ${(lengths.reduce((a, b) => a + b, 0) / Math.max(1, lengths.length)).toFixed(1)}`);
+    this.store.progress?.('rl', step, rl.steps, `reward ${mean.toFixed(2)} acc ${accuracy.toFixed(2)} len ${meanLength.toFixed(1)}`);
   }
 
   private async evaluate(step: number, phase: 'sft' | 'rl' | 'final'): Promise<EvalResult> {
