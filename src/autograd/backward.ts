@@ -4,7 +4,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { shapeStr, sameShape } from '../tensor/shape.js';
 import { add } from '../tensor/elementwise.js';
 import { onesLike } from '../tensor/creation.js';
-import type { GradNode } from './node.js';
+import type { TapeNode } from './tape.js';
 
 export interface BackwardOptions {
   /** Gradient of the root (defaults to ones; required shape = root shape). */
@@ -35,62 +35,57 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
       return;
     }
     // Topological order = descending node id (ids follow execution order).
-    const nodes = new Map<number, GradNode>();
-    const stack: GradNode[] = [root.gradFn];
+    const reachable = new Map<number, TapeNode<Tensor>>();
+    const stack: TapeNode<Tensor>[] = [root.gradFn];
     while (stack.length) {
-      const n = stack.pop()!;
-      if (nodes.has(n.id)) continue;
-      nodes.set(n.id, n);
-      for (const p of n.parents) if (p && !nodes.has(p.id)) stack.push(p);
+      const node = stack.pop()!;
+      if (reachable.has(node.id)) continue;
+      reachable.set(node.id, node);
+      for (const parent of node.parents) if (parent && !reachable.has(parent.id)) stack.push(parent);
     }
-    const order = [...nodes.values()].sort((a, b) => b.id - a.id);
-    const grads = new Map<number, Tensor>([[root.gradFn.id, seed]]);
+    const order = [...reachable.values()].sort((a, b) => b.id - a.id);
+    const pending = new Map<number, Tensor>([[root.gradFn.id, seed]]);
     for (const node of order) {
-      const g = grads.get(node.id);
-      grads.delete(node.id);
-      if (!g) continue;
-      const inGrads = node.apply(g);
-      g.dispose();
+      const outputGrad = pending.get(node.id);
+      pending.delete(node.id);
+      if (!outputGrad) continue;
+      const inputGrads = node.apply(outputGrad);
+      outputGrad.dispose();
       node.inputs.forEach((input, i) => {
-        const ig = inGrads[i];
-        if (!ig) return;
-        if (!sameShape(ig.shape, input.shape)) {
-          throw new Error(`internal: backward of '${node.op}' produced grad ${shapeStr(ig.shape)} for input ${shapeStr(input.shape)}`);
+        const inputGrad = inputGrads[i];
+        if (!inputGrad) return;
+        if (!sameShape(inputGrad.shape, input.shape)) {
+          throw new Error(`internal: backward of '${node.op}' produced grad ${shapeStr(inputGrad.shape)} for input ${shapeStr(input.shape)}`);
         }
         const parent = node.parents[i];
         if (parent) {
-          const prev = grads.get(parent.id);
-          grads.set(parent.id, prev ? addAndFree(prev, ig) : ig);
+          const earlier = pending.get(parent.id);
+          pending.set(parent.id, earlier ? addAndFree(earlier, inputGrad) : inputGrad);
         } else if (input.requiresGrad) {
-          accumulate(input, ig);
+          accumulate(input, inputGrad);
         } else {
-          ig.dispose();
+          inputGrad.dispose();
         }
       });
       if (!opts.retainGraph) node.freeSaved();
     }
-    for (const g of grads.values()) g.dispose();
+    for (const unused of pending.values()) unused.dispose();
   });
 }
 
-function aliasGrad(g: Tensor): Tensor {
-  return add(g, 0);
+function aliasGrad(grad: Tensor): Tensor {
+  return add(grad, 0);
 }
 
 function addAndFree(a: Tensor, b: Tensor): Tensor {
-  const s = add(a, b);
+  const total = add(a, b);
   a.dispose();
   b.dispose();
-  return s;
+  return total;
 }
 
-function accumulate(leaf: Tensor, g: Tensor): void {
+function accumulate(leaf: Tensor, grad: Tensor): void {
   // Leaf gradients outlive any tidy scope that ran backward.
-  if (leaf.grad) {
-    const sum = addAndFree(leaf.grad, g);
-    leaf.grad = sum;
-  } else {
-    leaf.grad = g;
-  }
+  leaf.grad = leaf.grad ? addAndFree(leaf.grad, grad) : grad;
   untrackTensor(leaf.grad);
 }

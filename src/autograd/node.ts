@@ -4,11 +4,12 @@
 // tensors are freed deterministically: after backward(), or when its outputs are disposed unused.
 import { Tensor } from '../tensor/tensor.js';
 import { nextNodeId, untrackTensor } from '../tensor/engine.js';
+import type { TapeNode } from './tape.js';
 
 /** Computes input gradients from the output gradient; `needs[i]` says whether input i wants one. */
 export type BackwardRule = (grad: Tensor, saved: readonly Tensor[], needs: readonly boolean[]) => (Tensor | null)[];
 
-export class GradNode {
+export class GradNode implements TapeNode<Tensor> {
   readonly id = nextNodeId();
   private refs = 1;
   private saved: Tensor[];
@@ -18,13 +19,13 @@ export class GradNode {
     readonly op: string,
     /** Inputs in op order; gradients are returned in the same order. */
     readonly inputs: readonly Tensor[],
-    private readonly inputNodes: readonly (GradNode | null)[],
+    private readonly inputNodes: readonly (TapeNode<Tensor> | null)[],
     saved: readonly Tensor[],
     private readonly rule: BackwardRule,
   ) {
     // Saved tensors are private aliases sharing storage, so user-side dispose/tidy cannot free them.
-    this.saved = saved.map((t) => alias(t));
-    for (const n of inputNodes) n?.retain();
+    this.saved = saved.map((tensor) => alias(tensor));
+    for (const node of inputNodes) node?.retain();
   }
 
   retain(): void {
@@ -34,23 +35,23 @@ export class GradNode {
   release(): void {
     if (--this.refs > 0) return;
     this.freeSaved();
-    for (const n of this.inputNodes) n?.release();
+    for (const node of this.inputNodes) node?.release();
   }
 
   /** Drops saved tensors (after backward); the node can then no longer be differentiated through. */
   freeSaved(): void {
     if (this.released) return;
     this.released = true;
-    for (const t of this.saved) t.dispose();
+    for (const tensor of this.saved) tensor.dispose();
     this.saved = [];
   }
 
-  get parents(): readonly (GradNode | null)[] {
+  get parents(): readonly (TapeNode<Tensor> | null)[] {
     return this.inputNodes;
   }
 
   apply(grad: Tensor): (Tensor | null)[] {
-    const needs = this.inputs.map((t, i) => t.requiresGrad || this.inputNodes[i] !== null);
+    const needs = this.inputs.map((input, i) => input.requiresGrad || this.inputNodes[i] !== null);
     if (this.released) {
       throw new Error(`backward through '${this.op}' a second time: its saved tensors were freed (pass retainGraph: true to the first backward)`);
     }
@@ -59,9 +60,9 @@ export class GradNode {
 }
 
 /** A tensor sharing t's storage, owned by its node and invisible to tidy scopes. */
-export function alias(t: Tensor): Tensor {
-  t.assertAlive('autograd save');
-  const a = new Tensor(t.data.retain(), t.shape, t.dtype);
-  untrackTensor(a);
-  return a;
+export function alias(tensor: Tensor): Tensor {
+  tensor.assertAlive('autograd save');
+  const shared = new Tensor(tensor.data.retain(), tensor.shape, tensor.dtype);
+  untrackTensor(shared);
+  return shared;
 }

@@ -4,7 +4,6 @@ import { type MetricsRecord, fieldPoints, smoothPoints } from './series.js';
 import { renderVegaLite } from './vega_svg.js';
 
 export type { MetricsRecord } from './series.js';
-export { type CompareRun, comparePlots, compareTable } from './compare.js';
 
 export interface PanelSpec {
   /** Output name without extension, e.g. 'policy_loss'. */

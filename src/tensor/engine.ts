@@ -1,9 +1,17 @@
 // The engine context: the active backend, tidy scopes and the grad mode. One per process/page.
 import type { Backend } from '../backend/backend.js';
-import type { Tensor } from './tensor.js';
+
+/**
+ * What a tidy scope tracks and disposes: a Tensor. Declared here, not imported, because tensor.ts registers
+ * every new tensor with this module (the engine sits below the Tensor class).
+ */
+export interface ScopedTensor {
+  readonly isDisposed: boolean;
+  dispose(): void;
+}
 
 interface Scope {
-  tensors: Set<Tensor>;
+  tensors: Set<ScopedTensor>;
   name: string;
 }
 
@@ -46,42 +54,45 @@ export function nextNodeId(): number {
 
 /** Runs fn with gradient recording off (generation, optimizer updates, metrics). */
 export function noGrad<T>(fn: () => T): T {
-  const prev = state.gradEnabled;
+  const wasEnabled = state.gradEnabled;
   state.gradEnabled = false;
   try {
     return fn();
   } finally {
-    state.gradEnabled = prev;
+    state.gradEnabled = wasEnabled;
   }
 }
 
 /** Registers a new tensor with the innermost tidy scope. */
-export function trackTensor(t: Tensor): void {
+export function trackTensor(tensor: ScopedTensor): void {
   const scope = state.scopes[state.scopes.length - 1];
-  if (scope) scope.tensors.add(t);
+  if (scope) scope.tensors.add(tensor);
 }
 
-/** Removes t from every open scope so it survives them (used for results, gradients and `keep`). */
-export function untrackTensor(t: Tensor): void {
-  for (const scope of state.scopes) scope.tensors.delete(t);
+/** Removes a tensor from every open scope so it survives them (used for results, gradients and `keep`). */
+export function untrackTensor(tensor: ScopedTensor): void {
+  for (const scope of state.scopes) scope.tensors.delete(tensor);
 }
 
-/** Marks t to outlive every enclosing tidy scope. */
-export function keep<T extends Tensor>(t: T): T {
-  untrackTensor(t);
-  return t;
+/** Marks a tensor to outlive every enclosing tidy scope. */
+export function keep<T extends ScopedTensor>(tensor: T): T {
+  untrackTensor(tensor);
+  return tensor;
 }
 
-function collectTensors(value: unknown, out: Set<Tensor>, isTensor: (v: unknown) => v is Tensor): void {
+type TensorGuard = (value: unknown) => value is ScopedTensor;
+
+function collectTensors(value: unknown, out: Set<ScopedTensor>, isTensor: TensorGuard): void {
   if (isTensor(value)) out.add(value);
-  else if (Array.isArray(value)) for (const v of value) collectTensors(v, out, isTensor);
+  else if (Array.isArray(value)) for (const item of value) collectTensors(item, out, isTensor);
   else if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    for (const v of Object.values(value)) collectTensors(v, out, isTensor);
+    for (const item of Object.values(value)) collectTensors(item, out, isTensor);
   }
 }
 
-let tensorGuard: ((v: unknown) => v is Tensor) | null = null;
-export function registerTensorGuard(guard: (v: unknown) => v is Tensor): void {
+// tidy() finds the tensors in a result with the guard tensor.ts registers (an import would be a cycle).
+let tensorGuard: TensorGuard | null = null;
+export function registerTensorGuard(guard: TensorGuard): void {
   tensorGuard = guard;
 }
 
@@ -98,17 +109,17 @@ export function tidy<T>(fn: () => T, name = 'tidy'): T {
     result = fn();
   } catch (e) {
     state.scopes.pop();
-    for (const t of scope.tensors) t.dispose();
+    for (const tensor of scope.tensors) tensor.dispose();
     throw e;
   }
   state.scopes.pop();
   if (result instanceof Promise) {
     throw new Error(`tidy('${name}'): the function returned a Promise; tidy scopes must be synchronous`);
   }
-  const kept = new Set<Tensor>();
+  const kept = new Set<ScopedTensor>();
   if (tensorGuard) collectTensors(result, kept, tensorGuard);
-  for (const t of scope.tensors) if (!kept.has(t)) t.dispose();
+  for (const tensor of scope.tensors) if (!kept.has(tensor)) tensor.dispose();
   const parent = state.scopes[state.scopes.length - 1];
-  if (parent) for (const t of kept) if (!t.isDisposed) parent.tensors.add(t);
+  if (parent) for (const tensor of kept) if (!tensor.isDisposed) parent.tensors.add(tensor);
   return result;
 }

@@ -9,5 +9,6 @@ export * from './linalg.js';
 export * from './nn_ops.js';
 export * from './model_ops.js';
 export * from './loss_ops.js';
+export { binaryRaw, broadcastToRaw, copyView, reduceRaw, sumToShape, unaryRaw } from './raw.js';
 export { backward } from '../autograd/backward.js';
 export { gradcheck } from '../autograd/gradcheck.js';

@@ -1,11 +1,11 @@
 // Layout ops: reshape (shares storage), broadcastTo, permute/transpose, slice and concat (strided copies).
-import { type View, contiguousStrides } from '../backend/backend.js';
+import { contiguousStrides } from '../backend/backend.js';
 import { getBackend } from './engine.js';
 import { checkInputs, empty, record } from './record.js';
-import { broadcastShapes, broadcastView, normAxis, sameShape, shapeStr } from './shape.js';
+import { normAxis, shapeStr } from './shape.js';
 import { Tensor, checkShape } from './tensor.js';
-import { sumToShape } from './reduce.js';
 import { zeros } from './creation.js';
+import { broadcastToRaw, copyView, sumToShape } from './raw.js';
 
 /** Same data, new shape (one dimension may be -1). Shares storage: no copy. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -26,21 +26,6 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   }
   const out = new Tensor(x.data.retain(), resolved, x.dtype);
   return record('reshape', [x], out, [], (g) => [reshape(g, x.shape)]);
-}
-
-/** Copies a strided view of x into a new contiguous tensor of `shape`. No autograd. */
-export function copyView(x: Tensor, view: View, shape: readonly number[]): Tensor {
-  const out = empty(shape, x.dtype);
-  getBackend().copy(x.storage, view, out.storage, 0, shape);
-  return out;
-}
-
-/** Materialises x broadcast to `shape`. No autograd. */
-export function broadcastToRaw(x: Tensor, shape: readonly number[]): Tensor {
-  checkInputs('broadcastTo', [x], null);
-  const s = broadcastShapes('broadcastTo', x.shape, shape);
-  if (!sameShape(s, shape)) throw new RangeError(`broadcastTo: ${shapeStr(x.shape)} cannot be broadcast to ${shapeStr(shape)}`);
-  return copyView(x, broadcastView(x.shape, shape), shape);
 }
 
 export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {

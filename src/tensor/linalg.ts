@@ -3,8 +3,8 @@ import { getBackend } from './engine.js';
 import { checkInputs, empty, record } from './record.js';
 import { broadcastShapes, shapeStr } from './shape.js';
 import type { Tensor } from './tensor.js';
-import { broadcastToRaw, reshape } from './layout.js';
-import { sumToShape } from './reduce.js';
+import { reshape } from './layout.js';
+import { broadcastToRaw, sumToShape } from './raw.js';
 
 export interface MatmulOptions {
   /** Read a as its transpose over the last two axes (a stored [..., k, m]). */

@@ -3,8 +3,7 @@ import { getBackend } from './engine.js';
 import { checkInputs, empty, record } from './record.js';
 import { normAxis, shapeStr } from './shape.js';
 import type { Tensor } from './tensor.js';
-import { binaryRaw, unaryRaw } from './elementwise.js';
-import { reduceRaw } from './reduce.js';
+import { binaryRaw, reduceRaw, unaryRaw } from './raw.js';
 import { zeros } from './creation.js';
 
 function lastAxis(op: string, x: Tensor, axis: number): void {

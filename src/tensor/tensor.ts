@@ -1,7 +1,7 @@
 // Tensor: a shape and dtype over a reference-counted backend storage. Tensors are always contiguous
 // row-major; reshape shares the storage, other layout changes copy through a strided kernel.
 import { type Backend, type DType, DTYPES, type Storage, sizeOf } from '../backend/backend.js';
-import type { GradNode } from '../autograd/node.js';
+import type { TapeNode } from '../autograd/tape.js';
 import { getBackend, nextTensorId, registerTensorGuard, trackTensor, untrackTensor } from './engine.js';
 
 /** A backend storage shared by every tensor (and saved autograd input) that views it. */
@@ -46,7 +46,7 @@ export class Tensor {
   requiresGrad = false;
   grad: Tensor | null = null;
   /** The autograd node that produced this tensor (null for leaves and no-grad results). */
-  gradFn: GradNode | null = null;
+  gradFn: TapeNode<Tensor> | null = null;
   private disposed = false;
   name?: string;
 
