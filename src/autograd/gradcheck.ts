@@ -38,7 +38,7 @@ export async function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: readonl
     throw new Error(`gradcheck: run it on the float64 reference backend (active: '${getBackend().name}')`);
   }
   const host = await Promise.all(inputs.map((t) => t.read()));
-  const make = (i: number, data: ArrayLike<number>) => tensor(data, inputs[i].shape, inputs[i].dtype);
+  const inputLike = (i: number, data: ArrayLike<number>) => tensor(data, inputs[i].shape, inputs[i].dtype);
 
   let projection: Tensor | null = null;
   const objective = (xs: Tensor[]): Tensor => {
@@ -49,34 +49,34 @@ export async function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: readonl
   };
 
   // Analytic gradients.
-  const leaves = host.map((h, i) => make(i, h));
-  leaves.forEach((t, i) => { if (!constant.has(i)) t.requireGrad(); });
+  const leaves = host.map((values, i) => inputLike(i, values));
+  leaves.forEach((leaf, i) => { if (!constant.has(i)) leaf.requireGrad(); });
   const loss = tidy(() => objective(leaves));
   backward(loss);
   loss.dispose();
-  const analytic = await Promise.all(leaves.map((t) => (t.grad ? t.grad.read() : Promise.resolve(null))));
-  leaves.forEach((t) => t.dispose());
+  const analytic = await Promise.all(leaves.map((leaf) => (leaf.grad ? leaf.grad.read() : Promise.resolve(null))));
+  leaves.forEach((leaf) => leaf.dispose());
 
   // Numeric gradients.
   const evalAt = async (i: number, index: number, delta: number): Promise<number> => {
     const data = Float64Array.from(host[i]);
     data[index] += delta;
-    const xs = host.map((h, j) => (j === i ? make(j, data) : make(j, h)));
+    const xs = host.map((values, j) => inputLike(j, j === i ? data : values));
     const y = noGrad(() => tidy(() => objective(xs)));
-    const v = await y.item();
+    const value = await y.item();
     y.dispose();
-    xs.forEach((t) => t.dispose());
-    return v;
+    xs.forEach((x) => x.dispose());
+    return value;
   };
   let maxAbsError = 0;
   let worst: GradcheckResult['worst'] = null;
   let ok = true;
   for (let i = 0; i < inputs.length; i++) {
     if (constant.has(i)) continue;
-    const a = analytic[i];
+    const analyticGrad = analytic[i];
     for (let index = 0; index < host[i].length; index++) {
       const numeric = ((await evalAt(i, index, eps)) - (await evalAt(i, index, -eps))) / (2 * eps);
-      const got = a ? a[index] : 0;
+      const got = analyticGrad ? analyticGrad[index] : 0;
       const err = Math.abs(got - numeric);
       if (err > atol + rtol * Math.abs(numeric)) ok = false;
       if (err > maxAbsError || worst === null) {

@@ -31,9 +31,9 @@ export function sortedOperands(a: string, b: string): [string, string] {
 
 /** Splits "a<op>b=" into its operands, or throws (prompts are always generated, so this is a bug guard). */
 export function binaryOperands(prompt: string, op: string): [string, string] {
-  const m = new RegExp(`^(\\d+)\\${op}(\\d+)=$`).exec(prompt);
-  if (!m) throw new Error(`not a '${op}' prompt: ${JSON.stringify(prompt)}`);
-  return [m[1], m[2]];
+  const match = new RegExp(`^(\\d+)\\${op}(\\d+)=$`).exec(prompt);
+  if (!match) throw new Error(`not a '${op}' prompt: ${JSON.stringify(prompt)}`);
+  return [match[1], match[2]];
 }
 
 export const ADDITION: TaskDefinition = {
@@ -42,10 +42,10 @@ export const ADDITION: TaskDefinition = {
     minDigits: { kind: 'int', min: 1, max: 18, default: 1, doc: 'fewest digits of an operand' },
     maxDigits: { kind: 'int', min: 1, max: 18, default: 3, doc: 'most digits of an operand' },
   },
-  check: (k) => (k.minDigits > k.maxDigits ? [`addition: minDigits ${k.minDigits} must be ≤ maxDigits ${k.maxDigits}`] : []),
-  generator(k: Knobs): ProblemGenerator {
-    const minDigits = k.minDigits as number;
-    const maxDigits = k.maxDigits as number;
+  ordered: [['minDigits', 'maxDigits']],
+  generator(knobs: Knobs): ProblemGenerator {
+    const minDigits = knobs.minDigits as number;
+    const maxDigits = knobs.maxDigits as number;
     return {
       description: `a+b with ${minDigits}–${maxDigits}-digit operands; the response lists column totals right to left, then '>' and the sum`,
       maxPromptChars: 2 * maxDigits + 2,

@@ -79,16 +79,16 @@ class ExpressionEvaluator {
       this.pos++;
       return value;
     }
-    const m = /^\d+/.exec(this.text.slice(this.pos));
-    if (!m) throw new CountdownError(ch === undefined ? 'expression ends early' : `expected a number or '(' at position ${this.pos}, got '${ch}'`);
-    if (m[0].length > 1 && m[0][0] === '0') throw new CountdownError(`number ${m[0]} has a leading zero`);
-    this.pos += m[0].length;
-    const n = Number(m[0]);
-    const left = this.remaining.get(n);
-    if (left === undefined) throw new CountdownError(`${m[0]} is not one of the given numbers`);
-    if (left === 0) throw new CountdownError(`${m[0]} is used more often than it is given`);
-    this.remaining.set(n, left - 1);
-    return n;
+    const digits = /^\d+/.exec(this.text.slice(this.pos))?.[0];
+    if (digits === undefined) throw new CountdownError(ch === undefined ? 'expression ends early' : `expected a number or '(' at position ${this.pos}, got '${ch}'`);
+    if (digits.length > 1 && digits[0] === '0') throw new CountdownError(`number ${digits} has a leading zero`);
+    this.pos += digits.length;
+    const number = Number(digits);
+    const left = this.remaining.get(number);
+    if (left === undefined) throw new CountdownError(`${digits} is not one of the given numbers`);
+    if (left === 0) throw new CountdownError(`${digits} is used more often than it is given`);
+    this.remaining.set(number, left - 1);
+    return number;
   }
 }
 
@@ -112,9 +112,9 @@ export function checkCountdown(numbers: readonly number[], target: number, expre
 
 /** Reads the numbers and target back from a countdown prompt "n1,n2,...:target=". */
 export function parseCountdownPrompt(prompt: string): { numbers: number[]; target: number } {
-  const m = /^(\d+(?:,\d+)*):(\d+)=$/.exec(prompt);
-  if (!m) throw new Error(`not a countdown prompt: ${JSON.stringify(prompt)}`);
-  return { numbers: m[1].split(',').map(Number), target: Number(m[2]) };
+  const match = /^(\d+(?:,\d+)*):(\d+)=$/.exec(prompt);
+  if (!match) throw new Error(`not a countdown prompt: ${JSON.stringify(prompt)}`);
+  return { numbers: match[1].split(',').map(Number), target: Number(match[2]) };
 }
 
 interface Node {
@@ -144,17 +144,17 @@ export const COUNTDOWN: TaskDefinition = {
     maxTarget: { kind: 'int', min: 1, max: 9999, default: 100, doc: 'largest target (the smallest is 1)' },
     allowDivision: { kind: 'bool', default: true, doc: 'whether solutions may divide (always exactly)' },
   },
-  check: (k) => (k.minValue > k.maxValue ? [`countdown: minValue ${k.minValue} must be ≤ maxValue ${k.maxValue}`] : []),
-  generator(k: Knobs): ProblemGenerator {
-    const [count, minValue, maxValue, maxTarget] = [k.count, k.minValue, k.maxValue, k.maxTarget] as number[];
-    const ops = k.allowDivision ? ['+', '-', '*', '/'] : ['+', '-', '*'];
+  ordered: [['minValue', 'maxValue']],
+  generator(knobs: Knobs): ProblemGenerator {
+    const [count, minValue, maxValue, maxTarget] = [knobs.count, knobs.minValue, knobs.maxValue, knobs.maxTarget] as number[];
+    const ops = knobs.allowDivision ? ['+', '-', '*', '/'] : ['+', '-', '*'];
     // Intermediate values stay positive integers with no more digits than the target or the given numbers.
     const intermediateDigits = Math.max(digitCount(maxTarget), digitCount(maxValue));
     const maxIntermediate = 10 ** intermediateDigits - 1;
     const stepChars = 3 * intermediateDigits + 2; // "x op y=z"
     const expressionChars = count * digitCount(maxValue) + (count - 1) + 2 * (count - 2);
     return {
-      description: `reach a target ≤ ${maxTarget} from ${count} numbers in [${minValue}, ${maxValue}] with + - *${k.allowDivision ? ' /' : ''}, ` +
+      description: `reach a target ≤ ${maxTarget} from ${count} numbers in [${minValue}, ${maxValue}] with + - *${knobs.allowDivision ? ' /' : ''}, ` +
         "each at most once; the response lists steps, then '>' and one expression",
       maxPromptChars: count * digitCount(maxValue) + (count - 1) + 1 + digitCount(maxTarget) + 1,
       maxSolutionChars: (count - 1) * stepChars + (count - 2) + 1 + expressionChars,

@@ -76,11 +76,11 @@ export function extractFinalNumber(response: string): string | null {
   return all.length ? all[all.length - 1] : null;
 }
 
-function toNumber(s: string): number | null {
-  const cleaned = s.trim().replace(/[,$]/g, '');
+function toNumber(text: string): number | null {
+  const cleaned = text.trim().replace(/[,$]/g, '');
   if (cleaned === '') return null;
-  const n = Number(cleaned);
-  return Number.isFinite(n) ? n : null;
+  const value = Number(cleaned);
+  return Number.isFinite(value) ? value : null;
 }
 
 /** Numeric equality within a relative tolerance of 1e-6 ('3.0' equals '3', '1,000' equals '1000'). */
@@ -160,8 +160,8 @@ class Gsm8kTask implements Task {
   }
 
   private make(recordIndex: number): Problem {
-    const r = this.records[recordIndex];
-    return { id: `gsm8k:${recordIndex}`, prompt: this.template(r.question), answer: r.final, solution: r.answer };
+    const record = this.records[recordIndex];
+    return { id: `gsm8k:${recordIndex}`, prompt: this.template(record.question), answer: record.final, solution: record.answer };
   }
 }
 

@@ -9,13 +9,13 @@ export type KnobSpec =
 export type KnobSpecs = Record<string, KnobSpec>;
 export type Knobs = Record<string, number | boolean>;
 
-/** One built-in task: its knobs, cross-knob checks and the generator they configure. */
+/** One built-in task: its knobs, the knob ranges that must be ordered and the generator they configure. */
 export interface TaskDefinition {
   readonly name: string;
   readonly knobs: KnobSpecs;
-  /** Problems between knobs (each knob is already in range when this runs). */
-  check(k: Knobs): string[];
-  generator(k: Knobs): ProblemGenerator;
+  /** Pairs [low, high] of knobs whose values must satisfy low ≤ high (e.g. minDigits ≤ maxDigits). */
+  readonly ordered: readonly (readonly [low: string, high: string])[];
+  generator(knobs: Knobs): ProblemGenerator;
 }
 
 /** Knobs every built-in task has. */
@@ -60,6 +60,12 @@ export function readKnobs(task: string, specs: KnobSpecs, config: Record<string,
     knobs[key] = v as number | boolean;
   }
   return { knobs, valuesOk };
+}
+
+/** A problem for every ordered pair whose low knob exceeds its high knob (knob values already in range). */
+export function orderProblems(task: string, ordered: TaskDefinition['ordered'], knobs: Knobs): string[] {
+  return ordered.filter(([low, high]) => knobs[low] > knobs[high])
+    .map(([low, high]) => `${task}: ${low} ${knobs[low]} must be ≤ ${high} ${knobs[high]}`);
 }
 
 export function defaultKnobs(specs: KnobSpecs): Knobs {

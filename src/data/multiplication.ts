@@ -23,14 +23,9 @@ export const MULTIPLICATION: TaskDefinition = {
     minDigitsB: { kind: 'int', min: 1, max: 12, default: 1, doc: 'fewest digits of the multiplier' },
     maxDigitsB: { kind: 'int', min: 1, max: 12, default: 2, doc: 'most digits of the multiplier' },
   },
-  check(k) {
-    const problems: string[] = [];
-    if (k.minDigitsA > k.maxDigitsA) problems.push(`multiplication: minDigitsA ${k.minDigitsA} must be ≤ maxDigitsA ${k.maxDigitsA}`);
-    if (k.minDigitsB > k.maxDigitsB) problems.push(`multiplication: minDigitsB ${k.minDigitsB} must be ≤ maxDigitsB ${k.maxDigitsB}`);
-    return problems;
-  },
-  generator(k: Knobs): ProblemGenerator {
-    const [minA, maxA, minB, maxB] = [k.minDigitsA, k.maxDigitsA, k.minDigitsB, k.maxDigitsB] as number[];
+  ordered: [['minDigitsA', 'maxDigitsA'], ['minDigitsB', 'maxDigitsB']],
+  generator(knobs: Knobs): ProblemGenerator {
+    const [minA, maxA, minB, maxB] = [knobs.minDigitsA, knobs.maxDigitsA, knobs.minDigitsB, knobs.maxDigitsB] as number[];
     let partialChars = 0;
     for (let i = 0; i < maxB; i++) partialChars += maxA + 1 + i; // a × digit has ≤ maxA + 1 digits, then i zeros
     return {

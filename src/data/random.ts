@@ -44,8 +44,8 @@ export class Rng {
   /** A decimal string of exactly `digits` digits (no leading zero; one digit may be 0), drawn digit by digit. */
   digits(digits: number): string {
     if (digits === 1) return String(this.int(0, 9));
-    let s = String(this.int(1, 9));
-    for (let i = 1; i < digits; i++) s += String(this.int(0, 9));
-    return s;
+    let text = String(this.int(1, 9));
+    for (let i = 1; i < digits; i++) text += String(this.int(0, 9));
+    return text;
   }
 }

@@ -16,9 +16,9 @@ export const SORTING: TaskDefinition = {
     maxLength: { kind: 'int', min: 1, max: 16, default: 5, doc: 'most numbers in a list' },
     maxValue: { kind: 'int', min: 1, max: 999_999, default: 99, doc: 'largest number (the smallest is 0)' },
   },
-  check: (k) => (k.minLength > k.maxLength ? [`sorting: minLength ${k.minLength} must be ≤ maxLength ${k.maxLength}`] : []),
-  generator(k: Knobs): ProblemGenerator {
-    const [minLength, maxLength, maxValue] = [k.minLength, k.maxLength, k.maxValue] as number[];
+  ordered: [['minLength', 'maxLength']],
+  generator(knobs: Knobs): ProblemGenerator {
+    const [minLength, maxLength, maxValue] = [knobs.minLength, knobs.maxLength, knobs.maxValue] as number[];
     const listChars = maxLength * digitCount(maxValue) + maxLength - 1;
     return {
       description: `sort ${minLength}–${maxLength} numbers in [0, ${maxValue}] ascending; the response is '>' and the sorted list`,

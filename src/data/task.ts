@@ -131,8 +131,8 @@ export class GeneratedTask implements Task {
     // Each train index has its own stream; candidates from the held-out set are skipped by redrawing.
     const rng = new Rng(hashKey('train', this.opts.name, this.opts.seed, this.opts.knobsKey, index));
     for (let attempt = 0; attempt < MAX_TRAIN_ATTEMPTS; attempt++) {
-      const c = this.generator.sample(rng);
-      if (!this.isHeldOut(this.generator.canonical(c.prompt))) return this.finish(c, 'train', index);
+      const candidate = this.generator.sample(rng);
+      if (!this.isHeldOut(this.generator.canonical(candidate.prompt))) return this.finish(candidate, 'train', index);
     }
     throw new Error(`${this.name}: no train problem outside the held-out set after ${MAX_TRAIN_ATTEMPTS} draws; lower holdoutFraction`);
   }
@@ -141,8 +141,8 @@ export class GeneratedTask implements Task {
     return this.generator.score(problem, response);
   }
 
-  private finish(c: Candidate, split: Split, index: number): Problem {
-    return Object.freeze({ id: `${this.name}:${split}:${index}`, prompt: c.prompt, answer: c.answer, solution: c.solution });
+  private finish(candidate: Candidate, split: Split, index: number): Problem {
+    return Object.freeze({ id: `${this.name}:${split}:${index}`, prompt: candidate.prompt, answer: candidate.answer, solution: candidate.solution });
   }
 
   /** testSize distinct held-out problems, drawn in order from one stream. */
@@ -157,11 +157,11 @@ export class GeneratedTask implements Task {
         throw new Error(`${this.name}: found only ${problems.length} distinct held-out problems of testSize ${testSize} in ${maxDraws} draws ` +
           '(the problem space is too small): widen the difficulty ranges, lower testSize or raise holdoutFraction');
       }
-      const c = this.generator.sample(rng);
-      const key = this.generator.canonical(c.prompt);
+      const candidate = this.generator.sample(rng);
+      const key = this.generator.canonical(candidate.prompt);
       if (seen.has(key) || !this.isHeldOut(key)) continue;
       seen.add(key);
-      problems.push(this.finish(c, 'test', problems.length));
+      problems.push(this.finish(candidate, 'test', problems.length));
     }
     return problems;
   }

@@ -2,7 +2,7 @@
 import { ConfigError } from '../nn/config.js';
 import { ADDITION } from './addition.js';
 import { COUNTDOWN } from './countdown.js';
-import { COMMON_KNOBS, type TaskDefinition, defaultKnobs, readKnobs } from './knobs.js';
+import { COMMON_KNOBS, type TaskDefinition, defaultKnobs, orderProblems, readKnobs } from './knobs.js';
 import { MULTIPLICATION } from './multiplication.js';
 import { SORTING } from './sorting.js';
 import { GeneratedTask, type TaskConfig } from './task.js';
@@ -32,7 +32,7 @@ export function makeTask(config: TaskConfig): GeneratedTask {
   if (!definition) throw new ConfigError([`unknown task ${JSON.stringify(config.name)} (allowed: ${TASK_NAMES.join(', ')})`], 'task config');
   const problems: string[] = [];
   const { knobs, valuesOk } = readKnobs(definition.name, { ...COMMON_KNOBS, ...definition.knobs }, config, problems);
-  if (valuesOk) problems.push(...definition.check(knobs));
+  if (valuesOk) problems.push(...orderProblems(definition.name, definition.ordered, knobs));
   if (problems.length) throw new ConfigError(problems, 'task config');
   const difficulty = Object.keys(definition.knobs).map((k) => `${k}=${knobs[k]}`).join(';');
   return new GeneratedTask(definition.generator(knobs), {

@@ -44,7 +44,7 @@ export class CharTokenizer implements Tokenizer {
   /** A tokenizer whose alphabet is every character occurring in `texts` (sorted by code point, for stable ids). */
   static fromTexts(texts: Iterable<string>): CharTokenizer {
     const seen = new Set<string>();
-    for (const t of texts) for (const c of t) seen.add(c);
+    for (const text of texts) for (const char of text) seen.add(char);
     return new CharTokenizer([...seen].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!).join(''));
   }
 

@@ -51,12 +51,12 @@ export function resolveModelConfig(partial: Partial<ModelConfig> & Record<string
   }
   const cfg = { ...DEFAULT_MODEL_CONFIG, ...partial } as ModelConfig;
   for (const key of positiveInts) {
-    const v = cfg[key];
-    if (!Number.isInteger(v) || v < 1) problems.push(`${key} must be a positive integer, got ${JSON.stringify(v)}`);
+    const value = cfg[key];
+    if (!Number.isInteger(value) || value < 1) problems.push(`${key} must be a positive integer, got ${JSON.stringify(value)}`);
   }
   for (const key of ['ropeTheta', 'normEps', 'initStd'] as const) {
-    const v = cfg[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) problems.push(`${key} must be a positive number, got ${JSON.stringify(v)}`);
+    const value = cfg[key];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) problems.push(`${key} must be a positive number, got ${JSON.stringify(value)}`);
   }
   if (typeof cfg.tieEmbeddings !== 'boolean') problems.push(`tieEmbeddings must be true or false, got ${JSON.stringify(cfg.tieEmbeddings)}`);
   if (Number.isInteger(cfg.dModel) && Number.isInteger(cfg.nHeads) && cfg.nHeads > 0) {

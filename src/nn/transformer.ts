@@ -32,15 +32,14 @@ export class DecoderStack extends Module {
 
   constructor(readonly config: ModelConfig, init: ModuleInit = {}) {
     super(init);
-    const c = config;
     // Output projections (o_proj, down_proj) start smaller: each adds into the residual stream 2·nLayers times.
-    const outStd = c.initStd / Math.sqrt(2 * c.nLayers);
-    this.embedTokens = this.addModule('embed_tokens', (at) => new Embedding(c.vocabSize, c.dModel, { ...at, std: c.initStd }));
-    this.layers = this.addModule('layers', (at) => new ModuleList(c.nLayers, (blockAt, i) => new DecoderBlock({
-      ...blockAt, dModel: c.dModel, nHeads: c.nHeads, nKvHeads: c.nKvHeads, ffnDim: c.ffnDim, ropeTheta: c.ropeTheta,
-      normEps: c.normEps, layerIndex: i, std: c.initStd, outStd,
+    const outStd = config.initStd / Math.sqrt(2 * config.nLayers);
+    this.embedTokens = this.addModule('embed_tokens', (at) => new Embedding(config.vocabSize, config.dModel, { ...at, std: config.initStd }));
+    this.layers = this.addModule('layers', (at) => new ModuleList(config.nLayers, (blockAt, i) => new DecoderBlock({
+      ...blockAt, dModel: config.dModel, nHeads: config.nHeads, nKvHeads: config.nKvHeads, ffnDim: config.ffnDim, ropeTheta: config.ropeTheta,
+      normEps: config.normEps, layerIndex: i, std: config.initStd, outStd,
     }), at));
-    this.norm = this.addModule('norm', (at) => new RMSNorm(c.dModel, { ...at, eps: c.normEps }));
+    this.norm = this.addModule('norm', (at) => new RMSNorm(config.dModel, { ...at, eps: config.normEps }));
   }
 
   /** ids int32 [B, T] → normalised hidden states [B, T, dModel] (or [B, 1, dModel] with lastOnly). */
@@ -66,18 +65,18 @@ export class TransformerLM extends Module {
   /** A freshly initialised model (seeded: the same seed gives the same weights on every backend). */
   constructor(config: Partial<ModelConfig> = {}, seed = 0) {
     super({ seed });
-    this.config = resolveModelConfig(config);
-    const c = this.config;
-    this.model = this.addModule('model', (at) => new DecoderStack(c, at));
-    this.lmHead = c.tieEmbeddings ? null : this.addModule('lm_head', (at) => new Linear(c.dModel, c.vocabSize, { ...at, std: c.initStd }));
+    const resolved = resolveModelConfig(config);
+    this.config = resolved;
+    this.model = this.addModule('model', (at) => new DecoderStack(resolved, at));
+    this.lmHead = resolved.tieEmbeddings ? null : this.addModule('lm_head', (at) => new Linear(resolved.dModel, resolved.vocabSize, { ...at, std: resolved.initStd }));
     this.params = new ParameterDict(this);
   }
 
   /** The parameter `name`; throws naming it when absent. */
   p(name: string): Tensor {
-    const t = this.params.get(name);
-    if (!t) throw new Error(`TransformerLM: no parameter '${name}'`);
-    return t;
+    const param = this.params.get(name);
+    if (!param) throw new Error(`TransformerLM: no parameter '${name}'`);
+    return param;
   }
 
   override parameters(): Tensor[] {
@@ -86,26 +85,26 @@ export class TransformerLM extends Module {
 
   /** The expected shape of every parameter, by name (checkpoint validation). */
   parameterShapes(): Map<string, readonly number[]> {
-    return new Map([...this.params].map(([n, t]) => [n, t.shape]));
+    return new Map([...this.params].map(([name, param]) => [name, param.shape]));
   }
 
   /** A KV cache for `batch` sequences of up to `maxLen` tokens (default maxSeqLen). */
   newCache(batch: number, maxLen = this.config.maxSeqLen): KVCache {
-    const c = this.config;
-    return new KVCache(c.nLayers, batch, c.nKvHeads, maxLen, headDim(c));
+    const config = this.config;
+    return new KVCache(config.nLayers, batch, config.nKvHeads, maxLen, headDim(config));
   }
 
   /** ids int32 [B, T] → logits [B, T, V] (or [B, 1, V] with lastOnly). */
   forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
     this.assertAlive();
-    const c = this.config;
+    const maxSeqLen = this.config.maxSeqLen;
     if (ids.rank !== 2 || ids.dtype !== 'int32') {
       throw new RangeError(`TransformerLM.forward: ids must be int32 [batch, time], got ${ids.dtype} [${ids.shape.join(', ')}]`);
     }
     const [B, Tn] = ids.shape;
     const past = opts.cache?.length ?? 0;
-    if (past + Tn > (opts.cache?.maxLen ?? c.maxSeqLen)) {
-      throw new RangeError(`TransformerLM.forward: ${past + Tn} positions exceed the limit of ${opts.cache?.maxLen ?? c.maxSeqLen} (maxSeqLen / cache size)`);
+    if (past + Tn > (opts.cache?.maxLen ?? maxSeqLen)) {
+      throw new RangeError(`TransformerLM.forward: ${past + Tn} positions exceed the limit of ${opts.cache?.maxLen ?? maxSeqLen} (maxSeqLen / cache size)`);
     }
     if (opts.cache && opts.cache.batch !== B) throw new RangeError(`TransformerLM.forward: cache for batch ${opts.cache.batch}, ids batch ${B}`);
     return T.tidy(() => {
@@ -118,7 +117,7 @@ export class TransformerLM extends Module {
 
   /** Frees every parameter (and its gradient). */
   override dispose(): void {
-    for (const t of this.params.values()) t.dispose();
+    for (const param of this.params.values()) param.dispose();
     this.disposed = true;
   }
 

@@ -28,14 +28,14 @@ export class AdamW {
 
   constructor(private readonly params: Map<string, Tensor>, opts: AdamWOptions) {
     this.opts = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 0, ...opts };
-    const o = this.opts;
+    const options = this.opts;
     const problems: string[] = [];
-    if (!(o.lr >= 0)) problems.push(`lr must be ≥ 0, got ${o.lr}`);
-    if (!(o.beta1 >= 0 && o.beta1 < 1)) problems.push(`beta1 must be in [0, 1), got ${o.beta1}`);
-    if (!(o.beta2 >= 0 && o.beta2 < 1)) problems.push(`beta2 must be in [0, 1), got ${o.beta2}`);
-    if (!(o.eps > 0)) problems.push(`eps must be > 0, got ${o.eps}`);
-    if (!(o.weightDecay >= 0)) problems.push(`weightDecay must be ≥ 0, got ${o.weightDecay}`);
-    if (!(o.maxGradNorm >= 0)) problems.push(`maxGradNorm must be ≥ 0, got ${o.maxGradNorm}`);
+    if (!(options.lr >= 0)) problems.push(`lr must be ≥ 0, got ${options.lr}`);
+    if (!(options.beta1 >= 0 && options.beta1 < 1)) problems.push(`beta1 must be in [0, 1), got ${options.beta1}`);
+    if (!(options.beta2 >= 0 && options.beta2 < 1)) problems.push(`beta2 must be in [0, 1), got ${options.beta2}`);
+    if (!(options.eps > 0)) problems.push(`eps must be > 0, got ${options.eps}`);
+    if (!(options.weightDecay >= 0)) problems.push(`weightDecay must be ≥ 0, got ${options.weightDecay}`);
+    if (!(options.maxGradNorm >= 0)) problems.push(`maxGradNorm must be ≥ 0, got ${options.maxGradNorm}`);
     if (problems.length) throw new RangeError(`AdamW: ${problems.join('; ')}`);
   }
 
@@ -85,17 +85,17 @@ export class AdamW {
 
   /** Frees gradients without updating (skipped steps, e.g. a non-finite loss). */
   zeroGrad(): void {
-    for (const p of this.params.values()) {
-      p.grad?.dispose();
-      p.grad = null;
+    for (const param of this.params.values()) {
+      param.grad?.dispose();
+      param.grad = null;
     }
   }
 
   /** Moment tensors by parameter name (checkpointing): `name.exp_avg`, `name.exp_avg_sq`. */
   state(): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
-    for (const [name, m] of this.m) {
-      out.set(`${name}.exp_avg`, m);
+    for (const [name, firstMoment] of this.m) {
+      out.set(`${name}.exp_avg`, firstMoment);
       out.set(`${name}.exp_avg_sq`, this.v.get(name)!);
     }
     return out;
@@ -105,17 +105,17 @@ export class AdamW {
   loadState(state: Map<string, Tensor>, steps: number): void {
     this.disposeState();
     for (const name of this.params.keys()) {
-      const m = state.get(`${name}.exp_avg`);
-      const v = state.get(`${name}.exp_avg_sq`);
-      if (!m || !v) continue;
-      this.m.set(name, T.keep(m));
-      this.v.set(name, T.keep(v));
+      const firstMoment = state.get(`${name}.exp_avg`);
+      const secondMoment = state.get(`${name}.exp_avg_sq`);
+      if (!firstMoment || !secondMoment) continue;
+      this.m.set(name, T.keep(firstMoment));
+      this.v.set(name, T.keep(secondMoment));
     }
     this.steps = steps;
   }
 
   private disposeState(): void {
-    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
+    for (const moment of [...this.m.values(), ...this.v.values()]) moment.dispose();
     this.m.clear();
     this.v.clear();
   }

@@ -61,9 +61,9 @@ export function flatDomain(values: readonly number[]): [number, number] | undefi
   if (values.length === 0) return undefined;
   const lo = Math.min(...values);
   const hi = Math.max(...values);
-  const mag = Math.max(Math.abs(lo), Math.abs(hi));
-  if (hi - lo > 1e-9 * mag && mag > 0) return undefined;
-  const pad = mag > 0 ? 0.1 * mag : 1;
+  const magnitude = Math.max(Math.abs(lo), Math.abs(hi));
+  if (hi - lo > 1e-9 * magnitude && magnitude > 0) return undefined;
+  const pad = magnitude > 0 ? 0.1 * magnitude : 1;
   return [lo - pad, hi + pad];
 }
 
@@ -79,68 +79,66 @@ function axes(frame: ChartFrame, values: readonly number[]) {
   };
 }
 
+/** Title (with a 'no data recorded' subtitle when there are no rows), size, data rows and layers. */
+function framedChart(frame: ChartFrame, rows: Record<string, unknown>[], layer: ChartSpec[]): ChartSpec {
+  return {
+    title: titleOf(frame, rows.length === 0),
+    width: frame.width ?? 420,
+    height: frame.height ?? 240,
+    data: { values: rows },
+    layer,
+  };
+}
+
 /** Lines over RL steps; smoothed lines are drawn over their faint raw values. */
 export function lineChart(frame: ChartFrame, lines: readonly Line[]): ChartSpec {
   const rows: Record<string, unknown>[] = [];
-  for (const l of lines) {
-    const kind = l.markers ? 'marked' : 'solid';
-    if (l.smoothed) {
-      for (const p of l.points) rows.push({ step: p.step, value: p.value, line: l.label, kind: 'faint' });
-      for (const p of l.smoothed) rows.push({ step: p.step, value: p.value, line: l.label, kind });
+  for (const line of lines) {
+    const kind = line.markers ? 'marked' : 'solid';
+    if (line.smoothed) {
+      for (const point of line.points) rows.push({ step: point.step, value: point.value, line: line.label, kind: 'faint' });
+      for (const point of line.smoothed) rows.push({ step: point.step, value: point.value, line: line.label, kind });
     } else {
-      for (const p of l.points) rows.push({ step: p.step, value: p.value, line: l.label, kind });
+      for (const point of line.points) rows.push({ step: point.step, value: point.value, line: line.label, kind });
     }
   }
-  const labels = lines.map((l) => l.label);
-  const { x, y } = axes(frame, rows.map((r) => r.value as number));
+  const labels = lines.map((line) => line.label);
+  const { x, y } = axes(frame, rows.map((row) => row.value as number));
   const color = colorEncoding(labels, null);
   const layer = (kind: string, mark: Record<string, unknown>) => ({
     transform: [{ filter: { field: 'kind', equal: kind } }],
     mark: { type: 'line', clip: true, ...mark },
     encoding: { x, y, color, detail: { field: 'line' } },
   });
-  return {
-    title: titleOf(frame, rows.length === 0),
-    width: frame.width ?? 420,
-    height: frame.height ?? 240,
-    data: { values: rows },
-    layer: [
-      layer('faint', { strokeWidth: 1, opacity: 0.3 }),
-      layer('solid', { strokeWidth: 2 }),
-      layer('marked', { strokeWidth: 2, point: { size: 30 } }),
-    ],
-  };
+  return framedChart(frame, rows, [
+    layer('faint', { strokeWidth: 1, opacity: 0.3 }),
+    layer('solid', { strokeWidth: 2 }),
+    layer('marked', { strokeWidth: 2, point: { size: 30 } }),
+  ]);
 }
 
 /** Per label a mean line over a shaded min–max band. */
 export function bandChart(frame: ChartFrame, bands: readonly Band[]): ChartSpec {
   const rows: Record<string, unknown>[] = [];
-  for (const b of bands) {
-    for (const p of b.points) rows.push({ step: p.step, value: p.mean, min: p.min, max: p.max, n: p.n, line: b.label, marked: !!b.markers });
+  for (const band of bands) {
+    for (const point of band.points) {
+      rows.push({ step: point.step, value: point.mean, min: point.min, max: point.max, n: point.n, line: band.label, marked: !!band.markers });
+    }
   }
-  const labels = bands.map((b) => b.label);
-  const { x, y } = axes(frame, bands.flatMap((b) => b.points.flatMap((p) => [p.min, p.max])));
+  const labels = bands.map((band) => band.label);
+  const { x, y } = axes(frame, bands.flatMap((band) => band.points.flatMap((point) => [point.min, point.max])));
   const color = colorEncoding(labels, null);
   const tooltip = [{ field: 'line' }, { field: 'step' }, { field: 'value', title: 'mean' }, { field: 'min' }, { field: 'max' }, { field: 'n', title: 'seeds' }];
-  return {
-    title: titleOf(frame, rows.length === 0),
-    width: frame.width ?? 420,
-    height: frame.height ?? 240,
-    data: { values: rows },
-    layer: [
-      { mark: { type: 'area', opacity: 0.2, clip: true }, encoding: { x, y: { ...y, field: 'min' }, y2: { field: 'max' }, color } },
-      {
-        transform: [{ filter: { field: 'marked', equal: false } }],
-        mark: { type: 'line', strokeWidth: 2, clip: true },
-        encoding: { x, y, color, tooltip },
-      },
-      {
-        transform: [{ filter: { field: 'marked', equal: true } }],
-        mark: { type: 'line', strokeWidth: 2, clip: true, point: { size: 30 } },
-        encoding: { x, y, color, tooltip },
-      },
-    ],
-  };
+  const meanLine = (marked: boolean, mark: Record<string, unknown>) => ({
+    transform: [{ filter: { field: 'marked', equal: marked } }],
+    mark: { type: 'line', strokeWidth: 2, clip: true, ...mark },
+    encoding: { x, y, color, tooltip },
+  });
+  return framedChart(frame, rows, [
+    { mark: { type: 'area', opacity: 0.2, clip: true }, encoding: { x, y: { ...y, field: 'min' }, y2: { field: 'max' }, color } },
+    meanLine(false, {}),
+    meanLine(true, { point: { size: 30 } }),
+  ]);
 }
 
 /** One chart as a renderable top-level spec. */
@@ -154,7 +152,7 @@ export function grid(charts: readonly ChartSpec[], columns = 3, title?: string):
     config: CHART_CONFIG,
     ...(title ? { title: { text: title, fontSize: 16 } } : {}),
     columns,
-    concat: charts.map((c) => ({ ...c, width: 300, height: 170 })),
+    concat: charts.map((chart) => ({ ...chart, width: 300, height: 170 })),
     resolve: { scale: { color: 'independent', x: 'independent', y: 'independent' }, legend: { color: 'independent' } },
   } as unknown as TopLevelSpec;
 }

@@ -26,22 +26,22 @@ export const REACH_FRACTION = 0.8;
 function checkRuns(runs: readonly CompareRun[], who: string): void {
   if (runs.length === 0) throw new Error(`${who}: no runs to compare`);
   const seen = new Set<string>();
-  const dups: string[] = [];
-  for (const r of runs) {
-    const key = `${r.algo} seed ${r.seed}`;
-    if (seen.has(key)) dups.push(key);
+  const duplicates: string[] = [];
+  for (const run of runs) {
+    const key = `${run.algo} seed ${run.seed}`;
+    if (seen.has(key)) duplicates.push(key);
     seen.add(key);
   }
-  if (dups.length) throw new Error(`${who}: duplicate runs: ${dups.join(', ')}`);
+  if (duplicates.length) throw new Error(`${who}: duplicate runs: ${duplicates.join(', ')}`);
 }
 
 /** Runs grouped by algorithm, in order of first appearance. */
 function byAlgo(runs: readonly CompareRun[]): [string, CompareRun[]][] {
   const groups = new Map<string, CompareRun[]>();
-  for (const r of runs) {
-    const g = groups.get(r.algo);
-    if (g) g.push(r);
-    else groups.set(r.algo, [r]);
+  for (const run of runs) {
+    const group = groups.get(run.algo);
+    if (group) group.push(run);
+    else groups.set(run.algo, [run]);
   }
   return [...groups.entries()];
 }
@@ -52,9 +52,9 @@ function runPoints(spec: PanelSpec, run: CompareRun): Point[] {
 }
 
 function compareChart(spec: PanelSpec, groups: [string, CompareRun[]][]): ChartSpec {
-  const bands: Band[] = groups.map(([algo, rs]) => ({
-    label: `${algo} (${rs.length} seed${rs.length === 1 ? '' : 's'})`,
-    points: aggregateSeries(rs.map((r) => runPoints(spec, r))),
+  const bands: Band[] = groups.map(([algo, algoRuns]) => ({
+    label: `${algo} (${algoRuns.length} seed${algoRuns.length === 1 ? '' : 's'})`,
+    points: aggregateSeries(algoRuns.map((run) => runPoints(spec, run))),
     markers: spec.source === 'eval',
   }));
   const subtitle = `mean over seeds, band = min–max${spec.smooth ? `; EMA (${EMA_WEIGHT}) per seed` : ''}`;
@@ -122,14 +122,14 @@ export function summarizeRun(run: CompareRun): RunSummary {
 
 /** First step at which the smoothed accuracy reaches `threshold`; NaN when it never does. */
 export function stepsToReach(smoothed: readonly Point[], threshold: number): number {
-  for (const p of smoothed) if (p.value >= threshold) return p.step;
+  for (const point of smoothed) if (point.value >= threshold) return point.step;
   return NaN;
 }
 
-function cell(ms: MeanStd, of: number, digits: number): string {
-  if (ms.n === 0) return 'n/a';
-  const body = ms.n < 2 ? ms.mean.toFixed(digits) : `${ms.mean.toFixed(digits)} ± ${ms.std.toFixed(digits)}`;
-  return ms.n < of ? `${body} (${ms.n}/${of})` : body;
+function cell(stats: MeanStd, of: number, digits: number): string {
+  if (stats.n === 0) return 'n/a';
+  const body = stats.n < 2 ? stats.mean.toFixed(digits) : `${stats.mean.toFixed(digits)} ± ${stats.std.toFixed(digits)}`;
+  return stats.n < of ? `${body} (${stats.n}/${of})` : body;
 }
 
 /**
@@ -140,29 +140,30 @@ function cell(ms: MeanStd, of: number, digits: number): string {
 export function compareTable(runs: readonly CompareRun[]): string {
   checkRuns(runs, 'compareTable');
   const summaries = runs.map(summarizeRun);
-  const best = Math.max(...summaries.flatMap((s) => s.smoothedAccuracy.map((p) => p.value)));
+  const best = Math.max(...summaries.flatMap((summary) => summary.smoothedAccuracy.map((point) => point.value)));
   const threshold = Number.isFinite(best) ? REACH_FRACTION * best : NaN;
-  const withSamples = summaries.some((s) => Number.isFinite(s.genSamples));
+  const withSamples = summaries.some((summary) => Number.isFinite(summary.genSamples));
   const reachHeader = Number.isFinite(threshold) ? `steps to train acc ≥ ${threshold.toFixed(3)}` : 'steps to reach';
 
   const header = ['algo', 'seeds', 'final held-out acc', 'acc after SFT', 'final entropy', 'mean response length', 'steps',
     'gen batches', ...(withSamples ? ['generated samples'] : []), reachHeader];
   const rows: string[][] = [];
-  for (const [algo, rs] of byAlgo(runs)) {
-    const ss = summaries.filter((s) => s.algo === algo);
-    const col = (f: (s: RunSummary) => number) => meanStd(ss.map(f));
-    const n = rs.length;
+  for (const [algo, algoRuns] of byAlgo(runs)) {
+    const algoSummaries = summaries.filter((summary) => summary.algo === algo);
+    const seeds = algoRuns.length;
+    /** The table cell of one summary field over this algorithm's seeds. */
+    const column = (field: (summary: RunSummary) => number, digits: number) => cell(meanStd(algoSummaries.map(field)), seeds, digits);
     rows.push([
       algo,
-      `${n} (${rs.map((r) => r.seed).join(', ')})`,
-      cell(col((s) => s.finalHeldOut), n, 3),
-      cell(col((s) => s.afterSft), n, 3),
-      cell(col((s) => s.finalEntropy), n, 3),
-      cell(col((s) => s.meanResponseLength), n, 1),
-      cell(col((s) => s.steps), n, 1),
-      cell(col((s) => s.genBatches), n, 1),
-      ...(withSamples ? [cell(col((s) => s.genSamples), n, 1)] : []),
-      Number.isFinite(threshold) ? cell(col((s) => stepsToReach(s.smoothedAccuracy, threshold)), n, 1) : 'n/a',
+      `${seeds} (${algoRuns.map((run) => run.seed).join(', ')})`,
+      column((summary) => summary.finalHeldOut, 3),
+      column((summary) => summary.afterSft, 3),
+      column((summary) => summary.finalEntropy, 3),
+      column((summary) => summary.meanResponseLength, 1),
+      column((summary) => summary.steps, 1),
+      column((summary) => summary.genBatches, 1),
+      ...(withSamples ? [column((summary) => summary.genSamples, 1)] : []),
+      Number.isFinite(threshold) ? column((summary) => stepsToReach(summary.smoothedAccuracy, threshold), 1) : 'n/a',
     ]);
   }
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;

@@ -62,18 +62,18 @@ export interface PanelSeries {
 function panelLines(spec: PanelSpec, series: readonly PanelSeries[]): Line[] {
   const many = series.length > 1;
   const lines: Line[] = [];
-  for (const s of series) {
-    const points = fieldPoints(s.records, spec.y);
+  for (const one of series) {
+    const points = fieldPoints(one.records, spec.y);
     const isEval = spec.source === 'eval';
     lines.push({
-      label: many || !spec.heldOut ? s.label : 'train',
+      label: many || !spec.heldOut ? one.label : 'train',
       points,
       smoothed: spec.smooth && !isEval ? smoothPoints(points) : undefined,
       markers: isEval,
     });
-    if (spec.heldOut && s.evals) {
-      const held = fieldPoints(s.evals, spec.heldOut.y);
-      if (held.length > 0) lines.push({ label: many ? `${s.label} ${spec.heldOut.label}` : spec.heldOut.label, points: held, markers: true });
+    if (spec.heldOut && one.evals) {
+      const held = fieldPoints(one.evals, spec.heldOut.y);
+      if (held.length > 0) lines.push({ label: many ? `${one.label} ${spec.heldOut.label}` : spec.heldOut.label, points: held, markers: true });
     }
   }
   return lines;

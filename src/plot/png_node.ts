@@ -12,14 +12,14 @@ let ready: Promise<Uint8Array[]> | undefined;
 function init(): Promise<Uint8Array[]> {
   ready ??= (async () => {
     await initWasm(readFileSync(require.resolve('@resvg/resvg-wasm/index_bg.wasm')));
-    return ['DejaVuSans.ttf', 'DejaVuSans-Bold.ttf'].map((f) => new Uint8Array(readFileSync(require.resolve(`dejavu-fonts-ttf/ttf/${f}`))));
+    return ['DejaVuSans.ttf', 'DejaVuSans-Bold.ttf'].map((file) => new Uint8Array(readFileSync(require.resolve(`dejavu-fonts-ttf/ttf/${file}`))));
   })();
   return ready;
 }
 
 function svgWidth(svg: string): number {
-  const m = /<svg\b[^>]*\bwidth="([\d.]+)"/.exec(svg);
-  return m ? Number(m[1]) : NaN;
+  const match = /<svg\b[^>]*\bwidth="([\d.]+)"/.exec(svg);
+  return match ? Number(match[1]) : NaN;
 }
 
 /** Rasterises an SVG to PNG bytes; `width` in pixels (default: twice the SVG's width, for sharp text). */

@@ -15,10 +15,10 @@ export interface Point {
 /** The (step, value) pairs of `field`, skipping records where the value is missing, null or not finite. */
 export function fieldPoints(records: readonly MetricsRecord[], field: string): Point[] {
   const out: Point[] = [];
-  for (const r of records) {
-    const v = r[field];
-    if (typeof v === 'number' && Number.isFinite(v) && typeof r.step === 'number' && Number.isFinite(r.step)) {
-      out.push({ step: r.step, value: v });
+  for (const record of records) {
+    const value = record[field];
+    if (typeof value === 'number' && Number.isFinite(value) && typeof record.step === 'number' && Number.isFinite(record.step)) {
+      out.push({ step: record.step, value });
     }
   }
   return out;
@@ -45,8 +45,8 @@ export function ema(values: readonly number[], weight = EMA_WEIGHT): number[] {
 }
 
 export function smoothPoints(points: readonly Point[], weight = EMA_WEIGHT): Point[] {
-  const s = ema(points.map((p) => p.value), weight);
-  return points.map((p, i) => ({ step: p.step, value: s[i]! }));
+  const smoothed = ema(points.map((point) => point.value), weight);
+  return points.map((point, i) => ({ step: point.step, value: smoothed[i]! }));
 }
 
 export interface MeanStd {
@@ -63,8 +63,8 @@ export function meanStd(values: readonly number[]): MeanStd {
   if (n === 0) return { mean: NaN, std: NaN, n: 0 };
   const mean = xs.reduce((a, b) => a + b, 0) / n;
   if (n < 2) return { mean, std: NaN, n };
-  const ss = xs.reduce((a, b) => a + (b - mean) * (b - mean), 0);
-  return { mean, std: Math.sqrt(ss / (n - 1)), n };
+  const squaredDeviations = xs.reduce((a, b) => a + (b - mean) * (b - mean), 0);
+  return { mean, std: Math.sqrt(squaredDeviations / (n - 1)), n };
 }
 
 export interface BandPoint {
@@ -80,23 +80,23 @@ export interface BandPoint {
 export function aggregateSeries(series: readonly Point[][]): BandPoint[] {
   const byStep = new Map<number, number[]>();
   for (const points of series) {
-    for (const p of points) {
-      const vs = byStep.get(p.step);
-      if (vs) vs.push(p.value);
-      else byStep.set(p.step, [p.value]);
+    for (const point of points) {
+      const values = byStep.get(point.step);
+      if (values) values.push(point.value);
+      else byStep.set(point.step, [point.value]);
     }
   }
   // Only steps every series reached: a mean over fewer runs (a ragged tail, e.g. runs that stopped at a sample
   // budget after different step counts) would jump and mislead.
   return [...byStep.entries()]
-    .filter(([, vs]) => vs.length === series.filter((s) => s.length > 0).length)
+    .filter(([, values]) => values.length === series.filter((points) => points.length > 0).length)
     .sort((a, b) => a[0] - b[0])
-    .map(([step, vs]) => ({
+    .map(([step, values]) => ({
       step,
-      mean: vs.reduce((a, b) => a + b, 0) / vs.length,
-      min: Math.min(...vs),
-      max: Math.max(...vs),
-      n: vs.length,
+      mean: values.reduce((a, b) => a + b, 0) / values.length,
+      min: Math.min(...values),
+      max: Math.max(...values),
+      n: values.length,
     }));
 }
 

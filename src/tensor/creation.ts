@@ -9,26 +9,26 @@ type HostData = ArrayLike<number> | number;
 
 /** A tensor from host numbers; `shape` defaults to [data.length] (or [] for a scalar). */
 export function tensor(data: HostData | readonly HostData[], shape?: readonly number[], dtype: DType | string = 'float32'): Tensor {
-  const dt = checkDType(dtype);
+  const checkedDType = checkDType(dtype);
   const flat = flatten(data);
-  const s = checkShape(shape ?? (typeof data === 'number' ? [] : [flat.length]));
-  let n = 1;
-  for (const d of s) n *= d;
-  if (n !== flat.length) throw new RangeError(`tensor: ${flat.length} values do not fill shape ${shapeStr(s)} (${n} elements)`);
+  const checkedShape = checkShape(shape ?? (typeof data === 'number' ? [] : [flat.length]));
+  let elements = 1;
+  for (const d of checkedShape) elements *= d;
+  if (elements !== flat.length) throw new RangeError(`tensor: ${flat.length} values do not fill shape ${shapeStr(checkedShape)} (${elements} elements)`);
   for (let i = 0; i < flat.length; i++) {
-    if (dt === 'int32' && !Number.isInteger(flat[i])) throw new TypeError(`tensor: int32 data has a non-integer value ${flat[i]} at index ${i}`);
+    if (checkedDType === 'int32' && !Number.isInteger(flat[i])) throw new TypeError(`tensor: int32 data has a non-integer value ${flat[i]} at index ${i}`);
   }
   const backend = getBackend();
-  return Tensor.fromStorage(backend.upload(dt, flat), s, dt, backend);
+  return Tensor.fromStorage(backend.upload(checkedDType, flat), checkedShape, checkedDType, backend);
 }
 
 function flatten(data: HostData | readonly HostData[]): ArrayLike<number> {
   if (typeof data === 'number') return [data];
   if (Array.isArray(data) && data.some((d) => typeof d !== 'number')) {
     const out: number[] = [];
-    for (const d of data as readonly HostData[]) {
-      const f = flatten(d);
-      for (let i = 0; i < f.length; i++) out.push(f[i]);
+    for (const item of data as readonly HostData[]) {
+      const values = flatten(item);
+      for (let i = 0; i < values.length; i++) out.push(values[i]);
     }
     return out;
   }
@@ -50,8 +50,8 @@ export const onesLike = (t: Tensor) => full(t.shape, 1, t.dtype);
 export function arange(start: number, end?: number, step = 1, dtype: DType | string = 'float32'): Tensor {
   if (end === undefined) [start, end] = [0, start];
   if (step === 0) throw new RangeError('arange: step must be non-zero');
-  const n = Math.max(0, Math.ceil((end - start) / step));
-  const out = empty([n], checkDType(dtype));
+  const length = Math.max(0, Math.ceil((end - start) / step));
+  const out = empty([length], checkDType(dtype));
   getBackend().arange(out.storage, start, step);
   return out;
 }
@@ -72,10 +72,10 @@ export function randNormal(shape: readonly number[], seed: number, mean = 0, std
 
 /** Converts dtype (float32 → int32 truncates toward zero). Differentiable float→float only (identity). */
 export function cast(x: Tensor, dtype: DType | string): Tensor {
-  const dt = checkDType(dtype);
+  const target = checkDType(dtype);
   checkInputs('cast', [x], null);
-  const out = empty(x.shape, dt);
+  const out = empty(x.shape, target);
   getBackend().cast(x.storage, out.storage);
-  if (dt !== 'float32' || x.dtype !== 'float32') return out;
+  if (target !== 'float32' || x.dtype !== 'float32') return out;
   return record('cast', [x], out, [], (g) => [cast(g, 'float32')]);
 }

@@ -37,21 +37,21 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const prodA = batchA.reduce((x, y) => x * y, 1);
   const prodB = batchB.reduce((x, y) => x * y, 1);
   // The kernel broadcasts a whole operand (stride 0) or walks both in step; anything else is expanded first.
-  const ea = prodA === batch || prodA === 1 ? a : broadcastToRaw(a, [...batchShape, ar, ac]);
-  const eb = prodB === batch || prodB === 1 ? b : broadcastToRaw(b, [...batchShape, br, bc]);
+  const expandedA = prodA === batch || prodA === 1 ? a : broadcastToRaw(a, [...batchShape, ar, ac]);
+  const expandedB = prodB === batch || prodB === 1 ? b : broadcastToRaw(b, [...batchShape, br, bc]);
   const out = empty([...batchShape, m, n]);
   // A batch of rows against one shared B (a linear layer on [B, T, d]) is one [batch·m, k] product: same
   // output layout, B packed once and a tall M that splits well over threads.
   const sharedB = prodB === 1 && !transA;
-  getBackend().matmul(ea.storage, eb.storage, out.storage, sharedB
+  getBackend().matmul(expandedA.storage, expandedB.storage, out.storage, sharedB
     ? { batch: 1, m: batch * m, n, k, transA, transB, strideA: 0, strideB: 0 }
     : {
       batch, m, n, k, transA, transB,
-      strideA: ea.size === ar * ac ? 0 : ar * ac,
-      strideB: eb.size === br * bc ? 0 : br * bc,
+      strideA: expandedA.size === ar * ac ? 0 : ar * ac,
+      strideB: expandedB.size === br * bc ? 0 : br * bc,
     });
-  if (ea !== a) ea.dispose();
-  if (eb !== b) eb.dispose();
+  if (expandedA !== a) expandedA.dispose();
+  if (expandedB !== b) expandedB.dispose();
   return record('matmul', [a, b], out, [a, b], (g, [sa, sb], needs) => {
     let ga: Tensor | null = null;
     let gb: Tensor | null = null;
@@ -81,12 +81,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 /** Sums a batched gradient over batch axes its operand was broadcast along. */
 function foldBatch(g: Tensor, shape: readonly number[]): Tensor {
   if (g.rank === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
-  const r = sumToShape(g, shape);
-  if (r !== g) g.dispose();
-  if (r.rank !== shape.length) {
-    const rr = reshape(r, shape);
-    r.dispose();
-    return rr;
+  const summed = sumToShape(g, shape);
+  if (summed !== g) g.dispose();
+  if (summed.rank !== shape.length) {
+    const reshaped = reshape(summed, shape);
+    summed.dispose();
+    return reshaped;
   }
-  return r;
+  return summed;
 }

@@ -27,11 +27,11 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   return record('softmax', [x], out, [out], (g, [y]) => {
     // dx = y · (g − Σ g·y)
     const gy = binaryRaw('mul', g, y);
-    const s = reduceRaw('sum', gy, [y.rank - 1]);
-    const d = binaryRaw('sub', g, s);
-    const r = binaryRaw('mul', y, d);
-    for (const t of [gy, s, d]) t.dispose();
-    return [r];
+    const rowSum = reduceRaw('sum', gy, [y.rank - 1]);
+    const centered = binaryRaw('sub', g, rowSum);
+    const inputGrad = binaryRaw('mul', y, centered);
+    for (const temporary of [gy, rowSum, centered]) temporary.dispose();
+    return [inputGrad];
   });
 }
 
@@ -42,12 +42,12 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const out = softmaxRaw(x, true);
   return record('logSoftmax', [x], out, [out], (g, [y]) => {
     // dx = g − softmax(x) · Σ g
-    const p = unaryRaw('exp', y);
-    const s = reduceRaw('sum', g, [y.rank - 1]);
-    const ps = binaryRaw('mul', p, s);
-    const r = binaryRaw('sub', g, ps);
-    for (const t of [p, s, ps]) t.dispose();
-    return [r];
+    const probabilities = unaryRaw('exp', y);
+    const rowSum = reduceRaw('sum', g, [y.rank - 1]);
+    const spread = binaryRaw('mul', probabilities, rowSum);
+    const inputGrad = binaryRaw('sub', g, spread);
+    for (const temporary of [probabilities, rowSum, spread]) temporary.dispose();
+    return [inputGrad];
   });
 }
 
@@ -62,9 +62,9 @@ export function gather(table: Tensor, ids: Tensor): Tensor {
   const dim = table.shape[1];
   const out = empty([...ids.shape, dim]);
   getBackend().gather(table.storage, ids.storage, out.storage, ids.size, dim);
-  return record('gather', [table, ids], out, [ids], (g, [sid]) => {
-    const gt = zeros(table.shape);
-    getBackend().scatterAdd(g.storage, sid.storage, gt.storage, sid.size, dim);
-    return [gt, null];
+  return record('gather', [table, ids], out, [ids], (g, [savedIds]) => {
+    const tableGrad = zeros(table.shape);
+    getBackend().scatterAdd(g.storage, savedIds.storage, tableGrad.storage, savedIds.size, dim);
+    return [tableGrad, null];
   });
 }
