@@ -15,6 +15,8 @@ function withScalar(x: Operand, fn: (tensor: Tensor) => Tensor): Tensor {
   return typeof x === 'number' ? thenFree(asTensor(x), fn) : fn(x);
 }
 
+// In the gradient rules, g is the output gradient, sa/sb/sx/so the saved inputs and output, needs[i] whether
+// input i wants a gradient; thenFree chains temporaries so each is freed as soon as it is used.
 function binary(op: BinaryOp, a: Operand, b: Operand, rule?: (g: Tensor, a: Tensor, b: Tensor, out: Tensor, needs: readonly boolean[]) => (Tensor | null)[]): Tensor {
   return withScalar(a, (ta) => withScalar(b, (tb) => {
     const out = binaryRaw(op, ta, tb);
@@ -33,20 +35,20 @@ function reduceTo(g: Tensor, shape: readonly number[]): Tensor {
   return reduced;
 }
 
-export const add = (a: Operand, b: Operand) => binary('add', a, b, (g, _a, _b, _o, n) => [n[0] ? copyOf(g) : null, n[1] ? copyOf(g) : null]);
-export const sub = (a: Operand, b: Operand) => binary('sub', a, b, (g, _a, _b, _o, n) => [n[0] ? copyOf(g) : null, n[1] ? unaryRaw('neg', g) : null]);
-export const mul = (a: Operand, b: Operand) => binary('mul', a, b, (g, sa, sb, _o, n) => [n[0] ? binaryRaw('mul', g, sb) : null, n[1] ? binaryRaw('mul', g, sa) : null]);
-export const div = (a: Operand, b: Operand) => binary('div', a, b, (g, _sa, sb, so, n) => [
-  n[0] ? binaryRaw('div', g, sb) : null,
+export const add = (a: Operand, b: Operand) => binary('add', a, b, (g, _a, _b, _out, needs) => [needs[0] ? copyOf(g) : null, needs[1] ? copyOf(g) : null]);
+export const sub = (a: Operand, b: Operand) => binary('sub', a, b, (g, _a, _b, _out, needs) => [needs[0] ? copyOf(g) : null, needs[1] ? unaryRaw('neg', g) : null]);
+export const mul = (a: Operand, b: Operand) => binary('mul', a, b, (g, sa, sb, _out, needs) => [needs[0] ? binaryRaw('mul', g, sb) : null, needs[1] ? binaryRaw('mul', g, sa) : null]);
+export const div = (a: Operand, b: Operand) => binary('div', a, b, (g, _sa, sb, so, needs) => [
+  needs[0] ? binaryRaw('div', g, sb) : null,
   // d(a/b)/db = -out / b
-  n[1] ? thenFree(binaryRaw('div', so, sb), (q) => thenFree(binaryRaw('mul', g, q), (p) => unaryRaw('neg', p))) : null,
+  needs[1] ? thenFree(binaryRaw('div', so, sb), (q) => thenFree(binaryRaw('mul', g, q), (p) => unaryRaw('neg', p))) : null,
 ]);
-export const maximum = (a: Operand, b: Operand) => binary('max', a, b, (g, sa, sb, _o, n) => minMaxGrad(g, sa, sb, 'ge', n));
-export const minimum = (a: Operand, b: Operand) => binary('min', a, b, (g, sa, sb, _o, n) => minMaxGrad(g, sa, sb, 'le', n));
+export const maximum = (a: Operand, b: Operand) => binary('max', a, b, (g, sa, sb, _out, needs) => minMaxGrad(g, sa, sb, 'ge', needs));
+export const minimum = (a: Operand, b: Operand) => binary('min', a, b, (g, sa, sb, _out, needs) => minMaxGrad(g, sa, sb, 'le', needs));
 /** a ** b elementwise (a > 0 where b is fractional or requires grad, since d/db uses log a). */
-export const pow = (a: Operand, b: Operand) => binary('pow', a, b, (g, sa, sb, so, n) => [
-  n[0] ? thenFree(unaryRaw('addScalar', sb, -1), (bm1) => thenFree(binaryRaw('pow', sa, bm1), (p) => thenFree(binaryRaw('mul', p, sb), (d) => binaryRaw('mul', g, d)))) : null,
-  n[1] ? thenFree(unaryRaw('log', sa), (la) => thenFree(binaryRaw('mul', so, la), (d) => binaryRaw('mul', g, d))) : null,
+export const pow = (a: Operand, b: Operand) => binary('pow', a, b, (g, sa, sb, so, needs) => [
+  needs[0] ? thenFree(unaryRaw('addScalar', sb, -1), (bm1) => thenFree(binaryRaw('pow', sa, bm1), (p) => thenFree(binaryRaw('mul', p, sb), (d) => binaryRaw('mul', g, d)))) : null,
+  needs[1] ? thenFree(unaryRaw('log', sa), (la) => thenFree(binaryRaw('mul', so, la), (d) => binaryRaw('mul', g, d))) : null,
 ]);
 
 export const eq = (a: Operand, b: Operand) => binary('eq', a, b);
@@ -69,11 +71,11 @@ function thenFree(temporary: Tensor, fn: (temporary: Tensor) => Tensor): Tensor 
   }
 }
 
-function minMaxGrad(g: Tensor, a: Tensor, b: Tensor, cmp: 'ge' | 'le', n: readonly boolean[]): (Tensor | null)[] {
+function minMaxGrad(g: Tensor, a: Tensor, b: Tensor, cmp: 'ge' | 'le', needs: readonly boolean[]): (Tensor | null)[] {
   // Ties send the gradient to a (like PyTorch's maximum for the first argument).
   const mask = binaryRaw(cmp, a, b);
-  const ga = n[0] ? binaryRaw('mul', g, mask) : null;
-  const gb = n[1] ? thenFree(thenFree(unaryRaw('neg', mask), (nm) => unaryRaw('addScalar', nm, 1)), (inv) => binaryRaw('mul', g, inv)) : null;
+  const ga = needs[0] ? binaryRaw('mul', g, mask) : null;
+  const gb = needs[1] ? thenFree(thenFree(unaryRaw('neg', mask), (nm) => unaryRaw('addScalar', nm, 1)), (inv) => binaryRaw('mul', g, inv)) : null;
   mask.dispose();
   return [ga, gb];
 }
