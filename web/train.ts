@@ -4,7 +4,8 @@
 // the form reloads the page with new ones. The outcome lands in window.dapoResult (a promise that never rejects).
 import { initEngine } from '../src/browser.js';
 import { type TrainConfig, TrainConfigError, parseOverrides, resolveTrainConfig } from '../src/rl/config.js';
-import { Trainer, TrainingStopped, buildTaskAndModel, freshParts } from '../src/rl/trainer.js';
+import { TrainingStopped } from '../src/rl/run_store.js';
+import { Trainer, buildTaskAndModel, freshParts } from '../src/rl/trainer.js';
 import { MemoryRunStore, type RecordKind, type RunRecord } from '../src/rl/memory_store.js';
 import { DAPO_PANELS, type MetricsRecord, type PanelSpec, panelSvg } from '../src/plot/panels.js';
 import { lineChart, single } from '../src/plot/charts.js';

@@ -2,7 +2,7 @@
 // Browser-safe: no files, only arrays of records and the newest checkpoint as bytes.
 import { encodeModel, encodeTensors } from '../io/checkpoint.js';
 import type { TransformerLM } from '../nn/transformer.js';
-import { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped } from './trainer.js';
+import { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped } from './run_store.js';
 
 export type RunRecord = Record<string, unknown>;
 export type RecordKind = 'metrics' | 'eval' | 'sft';

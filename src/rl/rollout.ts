@@ -46,6 +46,11 @@ export interface RolloutStats {
   seconds: number;
 }
 
+/** Which responses of a group are correct (dynamic sampling and the group kinds go by correctness, not reward). */
+export function correctnessOf(group: RolloutGroup): boolean[] {
+  return group.responses.map((response) => response.correct);
+}
+
 /** Deterministic seed for the n-th call of a kind ('rollout', 'eval', …) under the run seed. */
 export function callSeed(runSeed: number, kind: number, n: number): number {
   return mix32(mix32(runSeed ^ Math.imul(kind, 0x9e3779b1)) ^ mix32(n + 1));
