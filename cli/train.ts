@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initEngine } from '../src/node.js';
-import { type TrainConfig, parseOverrides, resolveTrainConfig } from '../src/rl/config.js';
+import { type ConfigFlags, type TrainConfig, configLayersFrom, resolveTrainConfig } from '../src/rl/config.js';
 import { TrainingStopped } from '../src/rl/run_store.js';
 import { Trainer, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
 import type { EvalResult } from '../src/rl/evaluate.js';
@@ -13,57 +13,30 @@ import { loadModelWeights } from '../src/io/checkpoint.js';
 import type { TransformerLM } from '../src/nn/transformer.js';
 import { plotRunDir } from './plot.js';
 
-export interface TrainFlags {
+/** The command's options: the config flags (see configLayersFrom), with --config as a file path. */
+export interface TrainFlags extends Omit<ConfigFlags, 'configFile'> {
   config?: string;
-  set?: string[];
-  init?: string;
-  algo?: string;
-  backend?: string;
   out?: string;
   resume?: string;
-  quick?: boolean;
-  seed?: number;
-  steps?: number;
-  task?: string;
   force?: boolean;
   plots: boolean;
   json?: boolean;
   quiet?: boolean;
 }
 
-/** A smoke configuration that finishes in well under a minute on 2 CPU cores (2-digit addition, short warm-up). */
-export const QUICK_LAYER = {
-  task: { name: 'addition', maxDigits: 2 },
-  sft: { steps: 250 },
-  rl: { steps: 8, promptsPerStep: 8, maxGenerationBatches: 2, warmupSteps: 1 },
-  eval: { every: 0, problems: 50, passK: 2, samplesPerProblem: 2 },
-  checkpoint: { every: 4 },
-};
-
 function readConfigFile(path: string): unknown {
   if (!existsSync(path)) throw new Error(`--config: ${path} does not exist`);
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`--config: ${path} is not valid JSON (${(e as Error).message})`);
+  } catch (err) {
+    throw new Error(`--config: ${path} is not valid JSON (${(err as Error).message})`);
   }
 }
 
-/** Config layers from the flags, in order (later wins). */
-export function configFromFlags(f: TrainFlags): TrainConfig {
-  const layers: unknown[] = [];
-  if (f.algo !== undefined) layers.push({ rl: { algo: f.algo } });
-  if (f.quick) layers.push(QUICK_LAYER);
-  if (f.config) layers.push(readConfigFile(f.config));
-  const direct: Record<string, unknown> = {};
-  if (f.seed !== undefined) direct.seed = f.seed;
-  if (f.backend !== undefined) direct.backend = f.backend;
-  if (f.steps !== undefined) direct.rl = { steps: f.steps };
-  if (f.task !== undefined) direct.task = { name: f.task };
-  if (f.init !== undefined) direct.init = f.init;
-  layers.push(direct);
-  if (f.set?.length) layers.push(parseOverrides(f.set));
-  return resolveTrainConfig(...layers);
+/** The resolved config of the flags (what --print-config prints). */
+export function configFromFlags(flags: TrainFlags): TrainConfig {
+  const configFile = flags.config ? readConfigFile(flags.config) : undefined;
+  return resolveTrainConfig(...configLayersFrom({ ...flags, configFile }));
 }
 
 /** Loads a checkpoint directory's weights into a fresh model (config.init), naming what does not fit. */

@@ -3,7 +3,7 @@
 // Settings come from the query string (?backend=auto|webgpu|wasm&quick=1&algo=dapo|grpo&seed=N&steps=N&set=key=value);
 // the form reloads the page with new ones. The outcome lands in window.dapoResult (a promise that never rejects).
 import { initEngine } from '../src/browser.js';
-import { type TrainConfig, TrainConfigError, parseOverrides, resolveTrainConfig } from '../src/rl/config.js';
+import { PAGE_QUICK_PRESET, type TrainConfig, TrainConfigError, configLayersFrom, resolveTrainConfig } from '../src/rl/config.js';
 import { TrainingStopped } from '../src/rl/run_store.js';
 import { Trainer, buildTaskAndModel, freshParts } from '../src/rl/trainer.js';
 import { MemoryRunStore, type RecordKind, type RunRecord } from '../src/rl/memory_store.js';
@@ -11,21 +11,6 @@ import { DAPO_PANELS, type MetricsRecord, type PanelSpec, panelSvg } from '../sr
 import { lineChart, single } from '../src/plot/charts.js';
 import { fieldPoints, smoothPoints } from '../src/plot/series.js';
 import { renderVegaLite } from '../src/plot/vega_svg.js';
-
-/** The page's default run: exactly `npx dapo train`'s defaults (about 4 minutes on 2 CPU cores with WASM). */
-const PAGE_LAYER = {};
-
-/** ?quick=1: a tiny policy on 1–2-digit addition that finishes in seconds on WASM (about half a minute on a software
- *  WebGPU adapter); a smoke run of the pipeline, not of learning: its short warm-up leaves the policy rarely right,
- *  just often enough that groups of 8 are mixed and the DAPO steps have something to train on. */
-const QUICK_LAYER = {
-  model: { dModel: 64, nLayers: 1, nHeads: 4, nKvHeads: 2, ffnDim: 128, maxSeqLen: 32 },
-  task: { name: 'addition', maxDigits: 2 },
-  sft: { steps: 50, batchSize: 64, lr: 1e-2, warmupSteps: 5 },
-  rl: { steps: 4, promptsPerStep: 4, groupSize: 8, maxGenerationBatches: 2, maxNewTokens: 12, microBatchSize: 32, warmupSteps: 1 },
-  eval: { every: 2, problems: 16, passK: 2, samplesPerProblem: 2 },
-  checkpoint: { every: 2 },
-};
 
 const PAGE_BACKENDS = ['auto', 'webgpu', 'wasm'] as const;
 const QUERY_KEYS = ['backend', 'quick', 'algo', 'seed', 'steps', 'set'] as const;
@@ -84,25 +69,18 @@ function readSettings(params: URLSearchParams): PageSettings {
     }
     return Number(text);
   };
-  const seed = integer('seed');
-  const steps = integer('steps');
-  const direct: Record<string, unknown> = backendOk ? { backend } : {};
-  if (seed !== undefined) direct.seed = seed;
-  if (steps !== undefined) direct.rl = { steps };
-  const algo = params.get('algo');
-  let overrides: Record<string, unknown> = {};
-  try {
-    overrides = parseOverrides(params.getAll('set'));
-  } catch (e) {
-    problems.push((e as Error).message);
-  }
+  // Without ?quick=1 the page runs exactly `npx dapo train`'s defaults (about 4 minutes on 2 CPU cores with WASM).
+  const layers = configLayersFrom({
+    algo: params.get('algo') ?? undefined, quick, backend: backendOk ? backend : undefined,
+    seed: integer('seed'), steps: integer('steps'), set: params.getAll('set'),
+  }, { quickPreset: PAGE_QUICK_PRESET, problems });
   // Resolved even when a parameter was bad, so its problems are listed together with the config's.
   let config: TrainConfig | null = null;
   try {
-    config = resolveTrainConfig(...(algo !== null ? [{ rl: { algo } }] : []), quick ? QUICK_LAYER : PAGE_LAYER, direct, overrides);
-  } catch (e) {
-    if (e instanceof TrainConfigError) problems.push(...e.problems);
-    else problems.push((e as Error).message);
+    config = resolveTrainConfig(...layers);
+  } catch (err) {
+    if (err instanceof TrainConfigError) problems.push(...err.problems);
+    else problems.push((err as Error).message);
   }
   if (problems.length) throw new TrainConfigError(problems);
   return { backend: backend as PageSettings['backend'], quick, config: config! };
