@@ -42,10 +42,10 @@ export class NodeRunStore implements RunStore {
   }
 
   /** Creates a new run directory; refuses to mix with an existing run unless `force`. */
-  static create(dir: string, config: TrainConfig, opts: { force?: boolean; log?: (line: string) => void; progress?: RunStore['progress'] } = {}): NodeRunStore {
-    const store = new NodeRunStore(dir, config.checkpoint.keep, opts.log, opts.progress);
+  static create(dir: string, config: TrainConfig, options: { force?: boolean; log?: (line: string) => void; progress?: RunStore['progress'] } = {}): NodeRunStore {
+    const store = new NodeRunStore(dir, config.checkpoint.keep, options.log, options.progress);
     if (existsSync(store.dir) && readdirSync(store.dir).length > 0) {
-      if (!opts.force) throw new RunDirError(`run directory ${store.dir} already holds a run; continue it with --resume ${dir}, or pick another --out (or --force to overwrite)`);
+      if (!options.force) throw new RunDirError(`run directory ${store.dir} already holds a run; continue it with --resume ${dir}, or pick another --out (or --force to overwrite)`);
       rmSync(store.dir, { recursive: true, force: true });
     }
     mkdirSync(join(store.dir, 'checkpoints'), { recursive: true });
