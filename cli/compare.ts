@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { readCompareRun, writeComparePlots } from './plot.js';
 import type { CompareRun } from '../src/plot/compare.js';
 import { type TrainFlags, configFromFlags, runTrain } from './train.js';
-import { latestCheckpoint } from '../src/io/run_dir_node.js';
+import { latestCheckpoint } from '../src/rl/run_dir_node.js';
 
 export interface CompareFlags {
   seeds: number[];

@@ -9,7 +9,7 @@ import type { TransformerLM } from '../src/nn/transformer.js';
 import { resolveTrainConfig } from '../src/rl/config.js';
 import { evaluate } from '../src/rl/evaluate.js';
 import { callSeed, generateChunked } from '../src/rl/rollout.js';
-import { RUN_FILES, latestCheckpoint, readRunConfig } from '../src/io/run_dir_node.js';
+import { RUN_FILES, latestCheckpoint, readRunConfig } from '../src/rl/run_dir_node.js';
 
 export interface PolicyFlags {
   backend?: string;

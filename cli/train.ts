@@ -3,66 +3,40 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initEngine } from '../src/node.js';
-import { type TrainConfig, parseOverrides, resolveTrainConfig } from '../src/rl/config.js';
-import { Trainer, TrainingStopped, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
+import { type ConfigFlags, type TrainConfig, configLayersFrom, resolveTrainConfig } from '../src/rl/config.js';
+import { TrainingStopped } from '../src/rl/run_store.js';
+import { Trainer, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
 import type { EvalResult } from '../src/rl/evaluate.js';
-import { NodeRunStore, RUN_FILES, readJsonl, readRunConfig, restoreOptimizer, restoreRun } from '../src/io/run_dir_node.js';
+import { NodeRunStore, RUN_FILES, readJsonl, readRunConfig, restoreOptimizer, restoreRun } from '../src/rl/run_dir_node.js';
 import { Progress } from './progress.js';
 import { loadModelWeights } from '../src/io/checkpoint.js';
 import type { TransformerLM } from '../src/nn/transformer.js';
 import { plotRunDir } from './plot.js';
 
-export interface TrainFlags {
+/** The command's options: the config flags (see configLayersFrom), with --config as a file path. */
+export interface TrainFlags extends Omit<ConfigFlags, 'configFile'> {
   config?: string;
-  set?: string[];
-  init?: string;
-  algo?: string;
-  backend?: string;
   out?: string;
   resume?: string;
-  quick?: boolean;
-  seed?: number;
-  steps?: number;
-  task?: string;
   force?: boolean;
   plots: boolean;
   json?: boolean;
   quiet?: boolean;
 }
 
-/** A smoke configuration that finishes in well under a minute on 2 CPU cores (2-digit addition, short warm-up). */
-export const QUICK_LAYER = {
-  task: { name: 'addition', maxDigits: 2 },
-  sft: { steps: 250 },
-  rl: { steps: 8, promptsPerStep: 8, maxGenerationBatches: 2, warmupSteps: 1 },
-  eval: { every: 0, problems: 50, passK: 2, samplesPerProblem: 2 },
-  checkpoint: { every: 4 },
-};
-
 function readConfigFile(path: string): unknown {
   if (!existsSync(path)) throw new Error(`--config: ${path} does not exist`);
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`--config: ${path} is not valid JSON (${(e as Error).message})`);
+  } catch (err) {
+    throw new Error(`--config: ${path} is not valid JSON (${(err as Error).message})`);
   }
 }
 
-/** Config layers from the flags, in order (later wins). */
-export function configFromFlags(f: TrainFlags): TrainConfig {
-  const layers: unknown[] = [];
-  if (f.algo !== undefined) layers.push({ rl: { algo: f.algo } });
-  if (f.quick) layers.push(QUICK_LAYER);
-  if (f.config) layers.push(readConfigFile(f.config));
-  const direct: Record<string, unknown> = {};
-  if (f.seed !== undefined) direct.seed = f.seed;
-  if (f.backend !== undefined) direct.backend = f.backend;
-  if (f.steps !== undefined) direct.rl = { steps: f.steps };
-  if (f.task !== undefined) direct.task = { name: f.task };
-  if (f.init !== undefined) direct.init = f.init;
-  layers.push(direct);
-  if (f.set?.length) layers.push(parseOverrides(f.set));
-  return resolveTrainConfig(...layers);
+/** The resolved config of the flags (what --print-config prints). */
+export function configFromFlags(flags: TrainFlags): TrainConfig {
+  const configFile = flags.config ? readConfigFile(flags.config) : undefined;
+  return resolveTrainConfig(...configLayersFrom({ ...flags, configFile }));
 }
 
 /** Loads a checkpoint directory's weights into a fresh model (config.init), naming what does not fit. */
@@ -71,15 +45,15 @@ function initWeights(model: TransformerLM, dir: string): void {
   if (!existsSync(path)) throw new Error(`init: ${path} does not exist (init must be a checkpoint directory)`);
   try {
     loadModelWeights(model, new Uint8Array(readFileSync(path)));
-  } catch (e) {
+  } catch (err) {
     model.dispose();
-    throw new Error(`init: ${dir}: ${(e as Error).message}`);
+    throw new Error(`init: ${dir}: ${(err as Error).message}`);
   }
 }
 
-function defaultOutDir(c: TrainConfig): string {
+function defaultOutDir(config: TrainConfig): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 13);
-  return join('runs', `${c.rl.algo}-${c.task.name}-s${c.seed}-${stamp}`);
+  return join('runs', `${config.rl.algo}-${config.task.name}-s${config.seed}-${stamp}`);
 }
 
 export interface TrainOutcome {
@@ -91,30 +65,30 @@ export interface TrainOutcome {
   seconds: number;
 }
 
-export async function runTrain(f: TrainFlags, out: (line: string) => void = (l) => console.log(l)): Promise<TrainOutcome> {
-  const t0 = performance.now();
-  const progress = new Progress(process.stderr, !!f.quiet);
-  const log = (l: string) => progress.log(l);
+export async function runTrain(flags: TrainFlags, out: (line: string) => void = (line) => console.log(line)): Promise<TrainOutcome> {
+  const startedAt = performance.now();
+  const progress = new Progress(process.stderr, !!flags.quiet);
+  const log = (line: string) => progress.log(line);
   let config: TrainConfig;
   let runDir: string;
-  if (f.resume) {
-    runDir = f.resume;
-    if (f.config || f.set?.length || f.algo || f.quick || f.steps !== undefined || f.task || f.seed !== undefined || f.init) {
+  if (flags.resume) {
+    runDir = flags.resume;
+    if (flags.config || flags.set?.length || flags.algo || flags.quick || flags.steps !== undefined || flags.task || flags.seed !== undefined || flags.init) {
       throw new Error('--resume continues a run with its own config.json; drop --config/--set/--algo/--quick/--steps/--task/--seed/--init');
     }
     config = resolveTrainConfig(readRunConfig(runDir));
-    if (f.backend) config = { ...config, backend: f.backend as TrainConfig['backend'] };
+    if (flags.backend) config = { ...config, backend: flags.backend as TrainConfig['backend'] };
   } else {
-    config = configFromFlags(f);
-    runDir = f.out ?? defaultOutDir(config);
+    config = configFromFlags(flags);
+    runDir = flags.out ?? defaultOutDir(config);
   }
   const selection = await initEngine({ backend: config.backend });
   log(`backend: ${selection.backend.name} (${selection.reason})`);
 
-  const store = f.resume
-    ? new NodeRunStore(runDir, config.checkpoint.keep, log, (...a) => progress.update(...a))
-    : NodeRunStore.create(runDir, config, { force: f.force, log, progress: (...a) => progress.update(...a) });
-  const restored = f.resume ? restoreRun(runDir, config.rl.klBeta > 0) : null;
+  const store = flags.resume
+    ? new NodeRunStore(runDir, config.checkpoint.keep, log, (...args) => progress.update(...args))
+    : NodeRunStore.create(runDir, config, { force: flags.force, log, progress: (...args) => progress.update(...args) });
+  const restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0) : null;
   const { task, model: freshModel } = buildTaskAndModel(config);
   let trainer: Trainer;
   if (restored) {
@@ -124,7 +98,7 @@ export async function runTrain(f: TrainFlags, out: (line: string) => void = (l) 
     trainer = new Trainer(config, task, { model: restored.model, optimizer, state: restored.state, reference: restored.reference }, store);
     log(`resuming ${runDir} after RL step ${restored.state.rlStep}${restored.state.sftDone ? '' : ' (SFT not finished)'}`);
   } else {
-    if (f.resume) log(`resuming ${runDir}: no checkpoint yet, starting over`);
+    if (flags.resume) log(`resuming ${runDir}: no checkpoint yet, starting over`);
     if (config.init) initWeights(freshModel, config.init);
     trainer = new Trainer(config, task, freshParts(config, freshModel), store);
     log(`run directory: ${store.dir}`);
@@ -133,26 +107,26 @@ export async function runTrain(f: TrainFlags, out: (line: string) => void = (l) 
   let result: { sft: EvalResult | null; final: EvalResult | null };
   try {
     result = await trainer.run();
-  } catch (e) {
+  } catch (err) {
     progress.finishLine();
-    if (e instanceof TrainingStopped) throw new Error(`${e.message} (run directory ${store.dir}; the last checkpoint is kept)`);
-    throw e;
+    if (err instanceof TrainingStopped) throw new Error(`${err.message} (run directory ${store.dir}; the last checkpoint is kept)`);
+    throw err;
   } finally {
     trainer.dispose();
     selection.backend.destroy();
   }
   progress.finishLine();
-  const plots = f.plots ? await plotRunDir(store.dir, () => {}) : [];
-  const seconds = (performance.now() - t0) / 1000;
+  const plots = flags.plots ? await plotRunDir(store.dir, () => {}) : [];
+  const seconds = (performance.now() - startedAt) / 1000;
   // Read the evaluations back from the run: a resumed run did its SFT evaluation in an earlier process.
   const evals = readJsonl(join(store.dir, RUN_FILES.eval)) as unknown as (EvalResult & { phase: string })[];
-  const sftEval = result.sft ?? evals.find((e) => e.phase === 'sft') ?? null;
-  const finalEval = result.final ?? evals.filter((e) => e.phase === 'final').pop() ?? null;
+  const sftEval = result.sft ?? evals.find((record) => record.phase === 'sft') ?? null;
+  const finalEval = result.final ?? evals.filter((record) => record.phase === 'final').pop() ?? null;
   const outcome: TrainOutcome = { runDir: store.dir, backend: selection.backend.name, sft: sftEval, final: finalEval, plots, seconds };
-  if (f.json) {
+  if (flags.json) {
     out(JSON.stringify(outcome));
   } else {
-    const pct = (r: EvalResult | null) => (r ? `${(100 * r.accuracy).toFixed(1)}%` : 'n/a');
+    const pct = (result: EvalResult | null) => (result ? `${(100 * result.accuracy).toFixed(1)}%` : 'n/a');
     if (config.rl.steps === 0) out(`held-out greedy accuracy after the warm-up (rl.steps 0): ${pct(sftEval)}`);
     else out(`held-out greedy accuracy: after SFT ${pct(sftEval)} → after ${config.rl.algo.toUpperCase()} ${pct(finalEval)}`);
     if (finalEval?.pass_at_k != null) out(`pass@${finalEval.k}: after SFT ${sftEval?.pass_at_k != null ? `${(100 * sftEval.pass_at_k).toFixed(1)}%` : 'n/a'} → ${(100 * finalEval.pass_at_k).toFixed(1)}%`);

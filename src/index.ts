@@ -40,10 +40,8 @@ export { type MetricsRecord, type PanelSeries, type PanelSpec, DAPO_PANELS, EXTR
 export { type CompareRun, type RunSummary, COMPARE_PANELS, REACH_FRACTION, comparePlots, compareTable, stepsToReach, summarizeRun } from './plot/compare.js';
 export { EMA_WEIGHT, aggregateSeries, ema, meanStd, parseJsonl } from './plot/series.js';
 export { renderVegaLite } from './plot/vega_svg.js';
-export {
-  type RunStore, type TrainerCheckpoint, type TrainerParts, type TrainerState,
-  Trainer, TrainingStopped, buildTaskAndModel, freshParts, initialState, optimizerForResume,
-} from './rl/trainer.js';
+export { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped, initialState } from './rl/run_store.js';
+export { type TrainerParts, Trainer, buildTaskAndModel, freshParts, optimizerForResume } from './rl/trainer.js';
 export { type Response, type RolloutGroup, type RolloutOptions, callSeed, generateChunked, rollout } from './rl/rollout.js';
 export { type EvalOptions, type EvalResult, evaluate, passAtK } from './rl/evaluate.js';
 export { type TrainSequence, pack, responseLogprobs, tokenLogprobs } from './rl/sequences.js';

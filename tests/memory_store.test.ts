@@ -11,9 +11,10 @@ import { TransformerLM } from '../src/nn/transformer.js';
 import { loadModelWeights } from '../src/io/checkpoint.js';
 import { decodeSafetensors } from '../src/io/safetensors.js';
 import { resolveTrainConfig } from '../src/rl/config.js';
-import { type RunStore, Trainer, TrainingStopped, buildTaskAndModel, freshParts } from '../src/rl/trainer.js';
+import { type RunStore, TrainingStopped } from '../src/rl/run_store.js';
+import { Trainer, buildTaskAndModel, freshParts } from '../src/rl/trainer.js';
 import { MemoryRunStore, type RecordKind } from '../src/rl/memory_store.js';
-import { NodeRunStore, readJsonl } from '../src/io/run_dir_node.js';
+import { NodeRunStore, readJsonl } from '../src/rl/run_dir_node.js';
 
 const TINY = {
   seed: 5,

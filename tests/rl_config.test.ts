@@ -16,7 +16,7 @@ function problemsOf(fn: () => unknown): string[] {
 }
 
 describe('resolveTrainConfig', () => {
-  it('resolves the defaults: DAPO as in DESIGN.md §3 and the default model', () => {
+  it('resolves the defaults: DAPO as in the paper (arXiv 2503.14476) and the default model', () => {
     const cfg = resolveTrainConfig();
     expect(cfg).toEqual(DEFAULT_TRAIN_CONFIG);
     expect(cfg.model).toEqual(DEFAULT_MODEL_CONFIG);

@@ -13,8 +13,9 @@ import { AdamW } from '../src/optim/adamw.js';
 import { resolveTrainConfig } from '../src/rl/config.js';
 import { type TrainSequence } from '../src/rl/sequences.js';
 import { updatePolicy } from '../src/rl/policy_update.js';
-import { Trainer, TrainingStopped, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
-import { NodeRunStore, readJsonl, restoreOptimizer, restoreRun } from '../src/io/run_dir_node.js';
+import { TrainingStopped } from '../src/rl/run_store.js';
+import { Trainer, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
+import { NodeRunStore, readJsonl, restoreOptimizer, restoreRun } from '../src/rl/run_dir_node.js';
 import { type NamedBackend, productBackends } from './support/backends.js';
 
 const TINY = {

@@ -3,28 +3,14 @@
 // Settings come from the query string (?backend=auto|webgpu|wasm&quick=1&algo=dapo|grpo&seed=N&steps=N&set=key=value);
 // the form reloads the page with new ones. The outcome lands in window.dapoResult (a promise that never rejects).
 import { initEngine } from '../src/browser.js';
-import { type TrainConfig, TrainConfigError, parseOverrides, resolveTrainConfig } from '../src/rl/config.js';
-import { Trainer, TrainingStopped, buildTaskAndModel, freshParts } from '../src/rl/trainer.js';
+import { PAGE_QUICK_PRESET, type TrainConfig, TrainConfigError, configLayersFrom, resolveTrainConfig } from '../src/rl/config.js';
+import { TrainingStopped } from '../src/rl/run_store.js';
+import { Trainer, buildTaskAndModel, freshParts } from '../src/rl/trainer.js';
 import { MemoryRunStore, type RecordKind, type RunRecord } from '../src/rl/memory_store.js';
 import { DAPO_PANELS, type MetricsRecord, type PanelSpec, panelSvg } from '../src/plot/panels.js';
 import { lineChart, single } from '../src/plot/charts.js';
 import { fieldPoints, smoothPoints } from '../src/plot/series.js';
 import { renderVegaLite } from '../src/plot/vega_svg.js';
-
-/** The page's default run: exactly `npx dapo train`'s defaults (about 4 minutes on 2 CPU cores with WASM). */
-const PAGE_LAYER = {};
-
-/** ?quick=1: a tiny policy on 1–2-digit addition that finishes in seconds on WASM (about half a minute on a software
- *  WebGPU adapter); a smoke run of the pipeline, not of learning: its short warm-up leaves the policy rarely right,
- *  just often enough that groups of 8 are mixed and the DAPO steps have something to train on. */
-const QUICK_LAYER = {
-  model: { dModel: 64, nLayers: 1, nHeads: 4, nKvHeads: 2, ffnDim: 128, maxSeqLen: 32 },
-  task: { name: 'addition', maxDigits: 2 },
-  sft: { steps: 50, batchSize: 64, lr: 1e-2, warmupSteps: 5 },
-  rl: { steps: 4, promptsPerStep: 4, groupSize: 8, maxGenerationBatches: 2, maxNewTokens: 12, microBatchSize: 32, warmupSteps: 1 },
-  eval: { every: 2, problems: 16, passK: 2, samplesPerProblem: 2 },
-  checkpoint: { every: 2 },
-};
 
 const PAGE_BACKENDS = ['auto', 'webgpu', 'wasm'] as const;
 const QUERY_KEYS = ['backend', 'quick', 'algo', 'seed', 'steps', 'set'] as const;
@@ -57,10 +43,11 @@ export interface PageResult {
   errors: string[];
 }
 
-const $ = <E extends HTMLElement>(id: string) => document.getElementById(id) as E;
+/** The page element with this id. */
+const byId = <E extends HTMLElement>(id: string) => document.getElementById(id) as E;
 const errors: string[] = [];
-addEventListener('error', (e) => errors.push(`page error: ${e.message}`));
-addEventListener('unhandledrejection', (e) => errors.push(`unhandled rejection: ${String((e.reason as Error)?.stack ?? e.reason)}`));
+addEventListener('error', (event) => errors.push(`page error: ${event.message}`));
+addEventListener('unhandledrejection', (event) => errors.push(`unhandled rejection: ${String((event.reason as Error)?.stack ?? event.reason)}`));
 
 /** Settings from the query string; every bad parameter is listed at once, config problems included. */
 function readSettings(params: URLSearchParams): PageSettings {
@@ -83,46 +70,39 @@ function readSettings(params: URLSearchParams): PageSettings {
     }
     return Number(text);
   };
-  const seed = integer('seed');
-  const steps = integer('steps');
-  const direct: Record<string, unknown> = backendOk ? { backend } : {};
-  if (seed !== undefined) direct.seed = seed;
-  if (steps !== undefined) direct.rl = { steps };
-  const algo = params.get('algo');
-  let overrides: Record<string, unknown> = {};
-  try {
-    overrides = parseOverrides(params.getAll('set'));
-  } catch (e) {
-    problems.push((e as Error).message);
-  }
+  // Without ?quick=1 the page runs exactly `npx dapo train`'s defaults (about 4 minutes on 2 CPU cores with WASM).
+  const layers = configLayersFrom({
+    algo: params.get('algo') ?? undefined, quick, backend: backendOk ? backend : undefined,
+    seed: integer('seed'), steps: integer('steps'), set: params.getAll('set'),
+  }, { quickPreset: PAGE_QUICK_PRESET, problems });
   // Resolved even when a parameter was bad, so its problems are listed together with the config's.
   let config: TrainConfig | null = null;
   try {
-    config = resolveTrainConfig(...(algo !== null ? [{ rl: { algo } }] : []), quick ? QUICK_LAYER : PAGE_LAYER, direct, overrides);
-  } catch (e) {
-    if (e instanceof TrainConfigError) problems.push(...e.problems);
-    else problems.push((e as Error).message);
+    config = resolveTrainConfig(...layers);
+  } catch (err) {
+    if (err instanceof TrainConfigError) problems.push(...err.problems);
+    else problems.push((err as Error).message);
   }
   if (problems.length) throw new TrainConfigError(problems);
   return { backend: backend as PageSettings['backend'], quick, config: config! };
 }
 
-function fillForm(params: URLSearchParams, s: PageSettings | null): void {
-  const form = $<HTMLFormElement>('settings');
-  const set = (name: string, value: string) => { (form.elements.namedItem(name) as HTMLInputElement).value = value; };
-  set('backend', s?.backend ?? params.get('backend') ?? 'auto');
-  set('quick', s?.quick ? '1' : '0');
-  set('algo', s?.config.rl.algo ?? 'dapo');
-  set('seed', String(s?.config.seed ?? params.get('seed') ?? 0));
-  set('steps', String(s?.config.rl.steps ?? params.get('steps') ?? ''));
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
+function fillForm(params: URLSearchParams, settings: PageSettings | null): void {
+  const form = byId<HTMLFormElement>('settings');
+  const setField = (name: string, value: string) => { (form.elements.namedItem(name) as HTMLInputElement).value = value; };
+  setField('backend', settings?.backend ?? params.get('backend') ?? 'auto');
+  setField('quick', settings?.quick ? '1' : '0');
+  setField('algo', settings?.config.rl.algo ?? 'dapo');
+  setField('seed', String(settings?.config.seed ?? params.get('seed') ?? 0));
+  setField('steps', String(settings?.config.rl.steps ?? params.get('steps') ?? ''));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
     const next = new URLSearchParams();
     for (const key of ['backend', 'quick', 'algo', 'seed', 'steps']) {
-      const v = (form.elements.namedItem(key) as HTMLInputElement).value;
-      if (v !== '') next.set(key, v);
+      const value = (form.elements.namedItem(key) as HTMLInputElement).value;
+      if (value !== '') next.set(key, value);
     }
-    for (const o of params.getAll('set')) next.append('set', o);
+    for (const override of params.getAll('set')) next.append('set', override);
     location.search = next.toString();
   });
 }
@@ -131,9 +111,9 @@ function fillForm(params: URLSearchParams, s: PageSettings | null): void {
  *  in background tabs the way setTimeout is). */
 function yieldToBrowser(): Promise<void> {
   return new Promise((resolve) => {
-    const ch = new MessageChannel();
-    ch.port1.onmessage = () => resolve();
-    ch.port2.postMessage(null);
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(null);
   });
 }
 
@@ -155,13 +135,13 @@ class Panels {
   constructor(private readonly root: HTMLElement) {}
 
   private figure(name: string): HTMLElement {
-    let fig = this.root.querySelector<HTMLElement>(`figure[data-panel="${name}"]`);
-    if (!fig) {
-      fig = document.createElement('figure');
-      fig.dataset.panel = name;
-      this.root.append(fig);
+    let figure = this.root.querySelector<HTMLElement>(`figure[data-panel="${name}"]`);
+    if (!figure) {
+      figure = document.createElement('figure');
+      figure.dataset.panel = name;
+      this.root.append(figure);
     }
-    return fig;
+    return figure;
   }
 
   async draw(store: MemoryRunStore): Promise<void> {
@@ -183,29 +163,29 @@ function pct(x: unknown): string {
 }
 
 function clock(seconds: number): string {
-  const s = Math.round(seconds);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, '0')}`;
 }
 
 /** Fills `result` as the run goes, so a failure still reports what was known (backend, records so far). */
 async function main(params: URLSearchParams, result: PageResult): Promise<PageResult> {
-  const t0 = performance.now();
-  const status = $('status');
-  const bar = $<HTMLProgressElement>('bar');
-  const logEl = $('log');
+  const startedAt = performance.now();
+  const status = byId('status');
+  const bar = byId<HTMLProgressElement>('bar');
+  const logEl = byId('log');
   const log = (line: string) => { logEl.textContent += `${line}\n`; };
 
   let settings: PageSettings;
   try {
     settings = readSettings(params);
-  } catch (e) {
+  } catch (err) {
     fillForm(params, null);
-    throw e;
+    throw err;
   }
   fillForm(params, settings);
-  const c = settings.config;
-  result.config = c;
-  $('config').textContent = JSON.stringify(c, null, 1);
+  const config = settings.config;
+  result.config = config;
+  byId('config').textContent = JSON.stringify(config, null, 1);
 
   status.textContent = `starting the ${settings.backend} backend…`;
   const selection = await initEngine({ backend: settings.backend });
@@ -213,10 +193,10 @@ async function main(params: URLSearchParams, result: PageResult): Promise<PageRe
   result.reason = selection.reason;
   log(`backend ${selection.backend.name}: ${selection.reason}`);
 
-  const panels = new Panels($('panels'));
+  const panels = new Panels(byId('panels'));
   const controller = new AbortController();
   const plotEvery = settings.quick ? 1 : 5;
-  const sftPlotEvery = Math.max(1, Math.ceil(c.sft.steps / 5));
+  const sftPlotEvery = Math.max(1, Math.ceil(config.sft.steps / 5));
   let lastYield = performance.now();
   let phaseLine = '';
   const store = new MemoryRunStore({
@@ -224,13 +204,13 @@ async function main(params: URLSearchParams, result: PageResult): Promise<PageRe
     onLog: log,
     onProgress: (phase, done, total, detail) => {
       phaseLine = `${phase} ${done}/${total} · ${detail}`;
-      status.textContent = `${selection.backend.name} · ${phaseLine} · ${clock((performance.now() - t0) / 1000)}`;
+      status.textContent = `${selection.backend.name} · ${phaseLine} · ${clock((performance.now() - startedAt) / 1000)}`;
       bar.value = total > 0 ? done / total : 0;
     },
-    onRecord: async (kind: RecordKind, r: RunRecord) => {
-      const step = r.step as number;
-      const redraw = kind === 'eval' || (kind === 'metrics' && (step % plotEvery === 0 || step === c.rl.steps))
-        || (kind === 'sft' && (step % sftPlotEvery === 0 || step === c.sft.steps));
+    onRecord: async (kind: RecordKind, record: RunRecord) => {
+      const step = record.step as number;
+      const redraw = kind === 'eval' || (kind === 'metrics' && (step % plotEvery === 0 || step === config.rl.steps))
+        || (kind === 'sft' && (step % sftPlotEvery === 0 || step === config.sft.steps));
       if (redraw) await panels.draw(store);
       if (redraw || performance.now() - lastYield > 50) {
         await yieldToBrowser();
@@ -239,21 +219,21 @@ async function main(params: URLSearchParams, result: PageResult): Promise<PageRe
     },
   });
 
-  const stop = $<HTMLButtonElement>('stop');
+  const stop = byId<HTMLButtonElement>('stop');
   stop.disabled = false;
   stop.onclick = () => { controller.abort(); stop.disabled = true; };
 
-  const { task, model } = buildTaskAndModel(c);
-  const trainer = new Trainer(c, task, freshParts(c, model), store);
+  const { task, model } = buildTaskAndModel(config);
+  const trainer = new Trainer(config, task, freshParts(config, model), store);
   try {
-    const r = await trainer.run();
-    result.sftAccuracy = r.sft?.accuracy ?? null;
-    result.finalAccuracy = r.final?.accuracy ?? r.sft?.accuracy ?? null;
+    const outcome = await trainer.run();
+    result.sftAccuracy = outcome.sft?.accuracy ?? null;
+    result.finalAccuracy = outcome.final?.accuracy ?? outcome.sft?.accuracy ?? null;
     result.ok = true;
-  } catch (e) {
-    if (!(e instanceof TrainingStopped)) throw e;
+  } catch (err) {
+    if (!(err instanceof TrainingStopped)) throw err;
     result.stopped = true;
-    log(e.message);
+    log(err.message);
   } finally {
     trainer.dispose();
     stop.disabled = true;
@@ -263,27 +243,27 @@ async function main(params: URLSearchParams, result: PageResult): Promise<PageRe
     result.evals = store.evals;
     result.sftSteps = store.sft.length;
     result.panels = panels.count();
-    result.seconds = (performance.now() - t0) / 1000;
+    result.seconds = (performance.now() - startedAt) / 1000;
   }
 
   const weights = store.latest?.weights;
   if (weights) {
-    const download = $<HTMLButtonElement>('download');
+    const download = byId<HTMLButtonElement>('download');
     download.disabled = false;
     download.onclick = () => {
-      const a = document.createElement('a');
-      a.href = URL.createObjectURL(new Blob([weights as BlobPart], { type: 'application/octet-stream' }));
-      a.download = `dapo-${c.task.name}-s${c.seed}-step${store.latest!.state.rlStep}.safetensors`;
-      a.click();
-      URL.revokeObjectURL(a.href);
+      const link = document.createElement('a');
+      link.href = URL.createObjectURL(new Blob([weights as BlobPart], { type: 'application/octet-stream' }));
+      link.download = `dapo-${config.task.name}-s${config.seed}-step${store.latest!.state.rlStep}.safetensors`;
+      link.click();
+      URL.revokeObjectURL(link.href);
     };
   }
-  const sftEval = store.evals.find((e) => e.phase === 'sft');
-  const finalEval = store.evals.find((e) => e.phase === 'final');
-  $('summary').textContent = result.stopped
+  const sftEval = store.evals.find((record) => record.phase === 'sft');
+  const finalEval = store.evals.find((record) => record.phase === 'final');
+  byId('summary').textContent = result.stopped
     ? `stopped after ${store.metrics.length} RL steps; held-out greedy accuracy after SFT ${pct(sftEval?.accuracy)}`
-    : `held-out greedy accuracy: SFT ${pct(sftEval?.accuracy)} → ${c.rl.algo.toUpperCase()} ${pct(finalEval?.accuracy)}`
-      + ` (${sftEval?.n ?? '?'} problems, ${c.rl.steps} RL steps, ${selection.backend.name}, ${clock(result.seconds)})`;
+    : `held-out greedy accuracy: SFT ${pct(sftEval?.accuracy)} → ${config.rl.algo.toUpperCase()} ${pct(finalEval?.accuracy)}`
+      + ` (${sftEval?.n ?? '?'} problems, ${config.rl.steps} RL steps, ${selection.backend.name}, ${clock(result.seconds)})`;
   status.textContent = `${result.stopped ? 'stopped' : 'done'} · ${selection.backend.name} · ${clock(result.seconds)}`;
   bar.value = 1;
   return result;
@@ -295,11 +275,11 @@ const pageResult: PageResult = {
   crossOriginIsolated: globalThis.crossOriginIsolated === true, preset: ['1', 'true'].includes(query.get('quick') ?? '') ? 'quick' : 'page',
   config: null, sftSteps: 0, metrics: [], metricsCount: 0, evals: [], sftAccuracy: null, finalAccuracy: null, panels: 0, seconds: 0, errors,
 };
-const dapoResult: Promise<PageResult> = main(query, pageResult).catch((e: unknown) => {
-  const message = e instanceof TrainConfigError ? e.message : String((e as Error)?.stack ?? e);
+const dapoResult: Promise<PageResult> = main(query, pageResult).catch((err: unknown) => {
+  const message = err instanceof TrainConfigError ? err.message : String((err as Error)?.stack ?? err);
   errors.push(message);
-  $('errors').textContent = message;
-  $('status').textContent = 'failed';
+  byId('errors').textContent = message;
+  byId('status').textContent = 'failed';
   return pageResult;
 });
 (globalThis as unknown as { dapoResult: Promise<PageResult> }).dapoResult = dapoResult;

@@ -23,12 +23,12 @@ export function parseJsonl<R extends JsonlRecord = JsonlRecord>(text: string, so
     let value: unknown;
     try {
       value = JSON.parse(line);
-    } catch (e) {
+    } catch (err) {
       if (i === last) {
         truncated = true;
         break;
       }
-      throw new Error(`${source}:${i + 1}: not valid JSON (${(e as Error).message})`);
+      throw new Error(`${source}:${i + 1}: not valid JSON (${(err as Error).message})`);
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new Error(`${source}:${i + 1}: expected a JSON object per line`);

@@ -15,10 +15,10 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
     fsyncSync(fd);
-  } catch (e) {
+  } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });
-    throw e;
+    throw err;
   }
   closeSync(fd);
   renameSync(tmp, path);
@@ -35,18 +35,18 @@ export async function saveCheckpoint(dir: string, model: TransformerLM, metadata
 export function loadCheckpoint(dir: string): TransformerLM {
   const configPath = join(dir, 'config.json');
   const weightsPath = join(dir, 'model.safetensors');
-  for (const p of [configPath, weightsPath]) {
-    if (!existsSync(p)) throw new Error(`checkpoint ${dir}: missing ${p}`);
+  for (const path of [configPath, weightsPath]) {
+    if (!existsSync(path)) throw new Error(`checkpoint ${dir}: missing ${path}`);
   }
   let config: Record<string, unknown>;
   try {
     config = JSON.parse(readFileSync(configPath, 'utf8'));
-  } catch (e) {
-    throw new Error(`checkpoint ${dir}: config.json is not valid JSON (${(e as Error).message})`);
+  } catch (err) {
+    throw new Error(`checkpoint ${dir}: config.json is not valid JSON (${(err as Error).message})`);
   }
   try {
     return modelFromCheckpoint(config, new Uint8Array(readFileSync(weightsPath)));
-  } catch (e) {
-    throw new Error(`checkpoint ${dir}: ${(e as Error).message}`);
+  } catch (err) {
+    throw new Error(`checkpoint ${dir}: ${(err as Error).message}`);
   }
 }

@@ -24,11 +24,11 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, NamedArray>, meta
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
-  for (const [name, t] of tensors) {
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    if (n !== t.data.length) throw new SafetensorsError(`tensor '${name}': shape [${t.shape.join(', ')}] holds ${n} values, data has ${t.data.length}`);
-    const bytes = t.data.byteLength;
-    header[name] = { dtype: t.data instanceof Int32Array ? 'I32' : 'F32', shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+  for (const [name, array] of tensors) {
+    const count = array.shape.reduce((product, size) => product * size, 1);
+    if (count !== array.data.length) throw new SafetensorsError(`tensor '${name}': shape [${array.shape.join(', ')}] holds ${count} values, data has ${array.data.length}`);
+    const bytes = array.data.byteLength;
+    header[name] = { dtype: array.data instanceof Int32Array ? 'I32' : 'F32', shape: [...array.shape], data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   let json = JSON.stringify(header);
@@ -38,9 +38,9 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, NamedArray>, meta
   new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   out.set(headerBytes, 8);
   let pos = 8 + headerBytes.length;
-  for (const t of tensors.values()) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos);
-    pos += t.data.byteLength;
+  for (const array of tensors.values()) {
+    out.set(new Uint8Array(array.data.buffer, array.data.byteOffset, array.data.byteLength), pos);
+    pos += array.data.byteLength;
   }
   return out;
 }
@@ -54,14 +54,14 @@ export interface DecodedSafetensors {
 export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
   if (bytes.length < 8) throw new SafetensorsError(`file of ${bytes.length} bytes is too short for a header (truncated?)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = view.getBigUint64(0, true);
-  if (n > BigInt(bytes.length - 8)) throw new SafetensorsError(`header length ${n} exceeds the file size ${bytes.length} (truncated or not a safetensors file)`);
-  const headerLen = Number(n);
+  const storedHeaderLen = view.getBigUint64(0, true);
+  if (storedHeaderLen > BigInt(bytes.length - 8)) throw new SafetensorsError(`header length ${storedHeaderLen} exceeds the file size ${bytes.length} (truncated or not a safetensors file)`);
+  const headerLen = Number(storedHeaderLen);
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen)));
-  } catch (e) {
-    throw new SafetensorsError(`header is not valid JSON (${(e as Error).message})`);
+  } catch (err) {
+    throw new SafetensorsError(`header is not valid JSON (${(err as Error).message})`);
   }
   if (!header || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError('header is not a JSON object');
   const dataStart = 8 + headerLen;
@@ -74,19 +74,19 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
       metadata = entry as Record<string, string>;
       continue;
     }
-    const e = entry as { dtype?: string; shape?: number[]; data_offsets?: number[] };
-    const dtype = e?.dtype as SafetensorsDType;
-    if (!(dtype in BYTES)) throw new SafetensorsError(`tensor '${name}': unsupported dtype ${JSON.stringify(e?.dtype)} (F32, F16, BF16, I32)`);
-    if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isInteger(d) || d < 0)) throw new SafetensorsError(`tensor '${name}': bad shape ${JSON.stringify(e.shape)}`);
-    const [begin, end] = e.data_offsets ?? [];
-    if (!Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || end < begin) throw new SafetensorsError(`tensor '${name}': bad data_offsets ${JSON.stringify(e.data_offsets)}`);
+    const info = entry as { dtype?: string; shape?: number[]; data_offsets?: number[] };
+    const dtype = info?.dtype as SafetensorsDType;
+    if (!(dtype in BYTES)) throw new SafetensorsError(`tensor '${name}': unsupported dtype ${JSON.stringify(info?.dtype)} (F32, F16, BF16, I32)`);
+    if (!Array.isArray(info.shape) || info.shape.some((size) => !Number.isInteger(size) || size < 0)) throw new SafetensorsError(`tensor '${name}': bad shape ${JSON.stringify(info.shape)}`);
+    const [begin, end] = info.data_offsets ?? [];
+    if (!Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || end < begin) throw new SafetensorsError(`tensor '${name}': bad data_offsets ${JSON.stringify(info.data_offsets)}`);
     if (end > dataLen) throw new SafetensorsError(`tensor '${name}': data ends at byte ${end} but the file holds ${dataLen} data bytes (truncated?)`);
-    const count = e.shape.reduce((a, b) => a * b, 1);
-    if (end - begin !== count * BYTES[dtype]) throw new SafetensorsError(`tensor '${name}': ${end - begin} bytes for shape [${e.shape.join(', ')}] of ${dtype}`);
+    const count = info.shape.reduce((product, size) => product * size, 1);
+    if (end - begin !== count * BYTES[dtype]) throw new SafetensorsError(`tensor '${name}': ${end - begin} bytes for shape [${info.shape.join(', ')}] of ${dtype}`);
     spans.push([begin, end, name]);
-    tensors.set(name, { shape: e.shape, data: decodeData(bytes, dataStart + begin, count, dtype) });
+    tensors.set(name, { shape: info.shape, data: decodeData(bytes, dataStart + begin, count, dtype) });
   }
-  spans.sort((a, b) => a[0] - b[0]);
+  spans.sort((left, right) => left[0] - right[0]);
   for (let i = 1; i < spans.length; i++) {
     if (spans[i][0] < spans[i - 1][1]) throw new SafetensorsError(`tensors '${spans[i - 1][2]}' and '${spans[i][2]}' overlap`);
   }

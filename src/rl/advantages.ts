@@ -3,23 +3,23 @@
 /** Below this reward std a group counts as flat: its advantages are zero and dynamic sampling treats it as uninformative. */
 export const FLAT_STD_TOLERANCE = 1e-6;
 
-function mean(xs: readonly number[]): number {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s / xs.length;
+function mean(values: readonly number[]): number {
+  let sum = 0;
+  for (const value of values) sum += value;
+  return sum / values.length;
 }
 
 /** Unbiased (Bessel-corrected) sample std, as verl and TRL use; 0 for fewer than two values. */
 export function groupStd(rewards: readonly number[]): number {
   if (rewards.length < 2) return 0;
-  const m = mean(rewards);
-  let ss = 0;
-  for (const r of rewards) ss += (r - m) * (r - m);
-  return Math.sqrt(ss / (rewards.length - 1));
+  const rewardMean = mean(rewards);
+  let squares = 0;
+  for (const reward of rewards) squares += (reward - rewardMean) * (reward - rewardMean);
+  return Math.sqrt(squares / (rewards.length - 1));
 }
 
 function checkRewards(rewards: readonly number[]): void {
-  const bad = rewards.flatMap((r, i) => (Number.isFinite(r) ? [] : [`[${i}]=${r}`]));
+  const bad = rewards.flatMap((reward, i) => (Number.isFinite(reward) ? [] : [`[${i}]=${reward}`]));
   if (bad.length) throw new Error(`groupAdvantages: rewards must be finite numbers, got ${bad.join(', ')}`);
 }
 
@@ -31,8 +31,8 @@ export function groupAdvantages(rewards: readonly number[], eps = 1e-6): number[
   const std = groupStd(rewards);
   // A flat group (within float noise) carries no signal; without this, rounding in the mean would give ±tiny/eps.
   if (std < FLAT_STD_TOLERANCE) return rewards.map(() => 0);
-  const m = mean(rewards);
-  return rewards.map((r) => (r - m) / (std + eps));
+  const rewardMean = mean(rewards);
+  return rewards.map((reward) => (reward - rewardMean) / (std + eps));
 }
 
 export type GroupKind = 'all-correct' | 'all-wrong' | 'mixed';

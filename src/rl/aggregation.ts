@@ -28,26 +28,26 @@ export function tokenWeights(mode: LossAggregation, mask: readonly (readonly num
     throw new Error(`tokenWeights: maxLen must be a positive number for ${mode}, got ${maxLen}`);
   }
   const bad: string[] = [];
-  mask.forEach((row, s) => row.forEach((m, t) => {
-    if (m !== 0 && m !== 1) bad.push(`[${s}][${t}]=${m}`);
+  mask.forEach((row, sequence) => row.forEach((bit, token) => {
+    if (bit !== 0 && bit !== 1) bad.push(`[${sequence}][${token}]=${bit}`);
   }));
   if (bad.length) throw new Error(`tokenWeights: mask entries must be 0 or 1, got ${bad.slice(0, 8).join(', ')}${bad.length > 8 ? ` (+${bad.length - 8} more)` : ''}`);
 
-  const validPerSeq = mask.map((row) => row.reduce((a, m) => a + m, 0));
-  const totalValid = validPerSeq.reduce((a, n) => a + n, 0);
-  const seqs = validPerSeq.filter((n) => n > 0).length;
+  const validPerSeq = mask.map((row) => row.reduce((sum, bit) => sum + bit, 0));
+  const totalValid = validPerSeq.reduce((sum, valid) => sum + valid, 0);
+  const sequences = validPerSeq.filter((valid) => valid > 0).length;
   if (totalValid === 0) return mask.map((row) => row.map(() => 0));
 
-  return mask.map((row, s) => {
-    const n = validPerSeq[s];
-    if (n === 0) return row.map(() => 0);
-    let w: number;
+  return mask.map((row, sequence) => {
+    const valid = validPerSeq[sequence];
+    if (valid === 0) return row.map(() => 0);
+    let weight: number;
     switch (mode) {
-      case 'token-mean': w = 1 / totalValid; break;
-      case 'seq-mean-token-mean': w = 1 / (seqs * n); break;
-      case 'seq-mean-token-sum': w = 1 / seqs; break;
-      case 'seq-mean-token-sum-norm': w = 1 / (seqs * maxLen); break;
+      case 'token-mean': weight = 1 / totalValid; break;
+      case 'seq-mean-token-mean': weight = 1 / (sequences * valid); break;
+      case 'seq-mean-token-sum': weight = 1 / sequences; break;
+      case 'seq-mean-token-sum-norm': weight = 1 / (sequences * maxLen); break;
     }
-    return row.map((m) => m * w);
+    return row.map((bit) => bit * weight);
   });
 }

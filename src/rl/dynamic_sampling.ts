@@ -34,25 +34,25 @@ export interface GroupFilterOptions {
  * policy: train on what was kept, or stop). Mode 'off': exactly one generate() call, every group kept (no carry).
  */
 export class GroupFilter<G> {
-  private readonly opts: GroupFilterOptions;
+  private readonly options: GroupFilterOptions;
   private queue: G[] = [];
 
-  constructor(opts: GroupFilterOptions) {
+  constructor(options: GroupFilterOptions) {
     const problems: string[] = [];
-    if (!(Number.isInteger(opts.trainGroups) && opts.trainGroups >= 1)) problems.push(`trainGroups must be an integer ≥ 1, got ${opts.trainGroups}`);
-    if (!(Number.isInteger(opts.maxGenerationBatches) && opts.maxGenerationBatches >= 1)) {
-      problems.push(`maxGenerationBatches must be an integer ≥ 1, got ${opts.maxGenerationBatches}`);
+    if (!(Number.isInteger(options.trainGroups) && options.trainGroups >= 1)) problems.push(`trainGroups must be an integer ≥ 1, got ${options.trainGroups}`);
+    if (!(Number.isInteger(options.maxGenerationBatches) && options.maxGenerationBatches >= 1)) {
+      problems.push(`maxGenerationBatches must be an integer ≥ 1, got ${options.maxGenerationBatches}`);
     }
-    if (opts.mode !== 'filter' && opts.mode !== 'off') problems.push(`mode must be 'filter' or 'off', got ${JSON.stringify(opts.mode)}`);
+    if (options.mode !== 'filter' && options.mode !== 'off') problems.push(`mode must be 'filter' or 'off', got ${JSON.stringify(options.mode)}`);
     if (problems.length) throw new Error(`GroupFilter: ${problems.join('; ')}`);
-    this.opts = { ...opts };
+    this.options = { ...options };
   }
 
   async fill(generate: () => Promise<G[]>, correctness: (g: G) => readonly boolean[]): Promise<{ groups: G[]; report: FillReport }> {
     const report: FillReport = {
       generationBatches: 0, keptGroups: 0, droppedAllCorrect: 0, droppedAllWrong: 0, carriedIn: 0, carriedOut: 0, capReached: false,
     };
-    if (this.opts.mode === 'off') {
+    if (this.options.mode === 'off') {
       const groups = await generate();
       report.generationBatches = 1;
       report.keptGroups = groups.length;
@@ -61,14 +61,14 @@ export class GroupFilter<G> {
 
     const kept = this.queue;
     this.queue = [];
-    report.carriedIn = Math.min(kept.length, this.opts.trainGroups);
+    report.carriedIn = Math.min(kept.length, this.options.trainGroups);
     try {
-      while (kept.length < this.opts.trainGroups && report.generationBatches < this.opts.maxGenerationBatches) {
+      while (kept.length < this.options.trainGroups && report.generationBatches < this.options.maxGenerationBatches) {
         const batch = await generate();
         report.generationBatches++;
-        for (const g of batch) {
-          const kind = groupKind(correctness(g));
-          if (kind === 'mixed') kept.push(g);
+        for (const group of batch) {
+          const kind = groupKind(correctness(group));
+          if (kind === 'mixed') kept.push(group);
           else if (kind === 'all-correct') report.droppedAllCorrect++;
           else report.droppedAllWrong++;
         }
@@ -77,11 +77,11 @@ export class GroupFilter<G> {
       this.queue = kept; // keep what was already accepted, so a retried fill loses nothing
       throw err;
     }
-    const groups = kept.slice(0, this.opts.trainGroups);
-    this.queue = kept.slice(this.opts.trainGroups);
+    const groups = kept.slice(0, this.options.trainGroups);
+    this.queue = kept.slice(this.options.trainGroups);
     report.keptGroups = groups.length;
     report.carriedOut = this.queue.length;
-    report.capReached = groups.length < this.opts.trainGroups;
+    report.capReached = groups.length < this.options.trainGroups;
     return { groups, report };
   }
 
@@ -91,7 +91,7 @@ export class GroupFilter<G> {
   }
 
   setCarried(groups: G[]): void {
-    if (this.opts.mode === 'off' && groups.length > 0) {
+    if (this.options.mode === 'off' && groups.length > 0) {
       throw new Error(`GroupFilter: mode 'off' carries no groups, got ${groups.length} to restore`);
     }
     this.queue = [...groups];
@@ -112,8 +112,8 @@ export async function resampleFlatGroups<G>(
 ): Promise<{ groups: G[]; rounds: number; resampledPrompts: number; resampleRate: number; stillFlat: number }> {
   if (!(Number.isInteger(maxRounds) && maxRounds >= 0)) throw new Error(`resampleFlatGroups: maxRounds must be an integer ≥ 0, got ${maxRounds}`);
   const current = [...groups];
-  const isFlat = (g: G) => groupStd(rewards(g)) < FLAT_STD_TOLERANCE;
-  const flatIndices = () => current.flatMap((g, i) => (isFlat(g) ? [i] : []));
+  const isFlat = (group: G) => groupStd(rewards(group)) < FLAT_STD_TOLERANCE;
+  const flatIndices = () => current.flatMap((group, i) => (isFlat(group) ? [i] : []));
   const resampled = new Set<number>();
   let rounds = 0;
   for (let flat = flatIndices(); flat.length > 0 && rounds < maxRounds; flat = flatIndices()) {

@@ -31,17 +31,17 @@ export function passAtK(n: number, c: number, k: number): number {
   return 1 - prod;
 }
 
-export async function evaluate(model: TransformerLM, task: Task, o: EvalOptions): Promise<EvalResult> {
-  const tok = task.tokenizer;
-  const n = Math.min(o.problems, task.testSize);
+export async function evaluate(model: TransformerLM, task: Task, options: EvalOptions): Promise<EvalResult> {
+  const tokenizer = task.tokenizer;
+  const n = Math.min(options.problems, task.testSize);
   const problems = Array.from({ length: n }, (_, i) => task.problem('test', i));
-  const prompts = problems.map((p) => tok.encode(p.prompt));
-  const chunk = o.chunk ?? 256;
-  const gen = { maxNewTokens: o.maxNewTokens, stopTokens: [tok.eosId], padId: tok.padId };
+  const prompts = problems.map((problem) => tokenizer.encode(problem.prompt));
+  const chunk = options.chunk ?? 256;
+  const generation = { maxNewTokens: options.maxNewTokens, stopTokens: [tokenizer.eosId], padId: tokenizer.padId };
   const verdict = (i: number, ids: number[], truncated: boolean) =>
-    !truncated && task.score(problems[i], tok.decode(ids.filter((t) => t !== tok.eosId))).correct;
+    !truncated && task.score(problems[i], tokenizer.decode(ids.filter((id) => id !== tokenizer.eosId))).correct;
 
-  const greedy = await generateChunked(model, prompts, { ...gen, temperature: 0, seed: o.seed }, chunk);
+  const greedy = await generateChunked(model, prompts, { ...generation, temperature: 0, seed: options.seed }, chunk);
   let correct = 0;
   let length = 0;
   let truncated = 0;
@@ -52,21 +52,21 @@ export async function evaluate(model: TransformerLM, task: Task, o: EvalOptions)
   });
 
   let passSum: number | null = null;
-  if (o.samplesPerProblem > 0 && o.passK > 0) {
-    const m = Math.max(o.samplesPerProblem, o.passK);
-    const flat = prompts.flatMap((p) => Array.from({ length: m }, () => p));
-    const sampled = await generateChunked(model, flat, { ...gen, temperature: o.temperature, seed: o.seed + 1 }, chunk);
+  if (options.samplesPerProblem > 0 && options.passK > 0) {
+    const samples = Math.max(options.samplesPerProblem, options.passK);
+    const flat = prompts.flatMap((prompt) => Array.from({ length: samples }, () => prompt));
+    const sampled = await generateChunked(model, flat, { ...generation, temperature: options.temperature, seed: options.seed + 1 }, chunk);
     passSum = 0;
     for (let i = 0; i < n; i++) {
-      let c = 0;
-      for (let j = 0; j < m; j++) if (verdict(i, sampled.tokens[i * m + j], sampled.truncated[i * m + j])) c++;
-      passSum += passAtK(m, c, o.passK);
+      let correctSamples = 0;
+      for (let j = 0; j < samples; j++) if (verdict(i, sampled.tokens[i * samples + j], sampled.truncated[i * samples + j])) correctSamples++;
+      passSum += passAtK(samples, correctSamples, options.passK);
     }
   }
   return {
     accuracy: n ? correct / n : 0,
     pass_at_k: passSum === null ? null : passSum / Math.max(n, 1),
-    k: o.passK, n,
+    k: options.passK, n,
     response_length_mean: n ? length / n : 0,
     truncation_rate: n ? truncated / n : 0,
   };

@@ -2,7 +2,7 @@
 // Browser-safe: no files, only arrays of records and the newest checkpoint as bytes.
 import { encodeModel, encodeTensors } from '../io/checkpoint.js';
 import type { TransformerLM } from '../nn/transformer.js';
-import { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped } from './trainer.js';
+import { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped } from './run_store.js';
 
 export type RunRecord = Record<string, unknown>;
 export type RecordKind = 'metrics' | 'eval' | 'sft';
@@ -41,48 +41,49 @@ export class MemoryRunStore implements RunStore {
   /** Frozen reference policy (KL penalty on), as safetensors bytes. */
   reference: Uint8Array | null = null;
 
-  constructor(private readonly opts: MemoryRunStoreOptions = {}) {}
+  constructor(private readonly options: MemoryRunStoreOptions = {}) {}
 
   private checkAbort(): void {
-    if (this.opts.signal?.aborted) throw new TrainingStopped('stopped: the run was aborted');
+    if (this.options.signal?.aborted) throw new TrainingStopped('stopped: the run was aborted');
   }
 
   private append(kind: RecordKind, into: RunRecord[], record: RunRecord): void | Promise<void> {
     this.checkAbort();
     const copy = { ...record };
     into.push(copy);
-    return this.opts.onRecord?.(kind, copy);
+    return this.options.onRecord?.(kind, copy);
   }
 
   appendMetrics(record: RunRecord): void | Promise<void> { return this.append('metrics', this.metrics, record); }
   appendEval(record: RunRecord): void | Promise<void> { return this.append('eval', this.evals, record); }
   appendSft(record: RunRecord): void | Promise<void> { return this.append('sft', this.sft, record); }
 
-  async saveCheckpoint(c: TrainerCheckpoint): Promise<void> {
-    const keep = this.opts.keepWeights ?? true;
+  async saveCheckpoint(checkpoint: TrainerCheckpoint): Promise<void> {
+    const keepWeights = this.options.keepWeights ?? true;
+    const { model, optimizer } = checkpoint;
     // A deep copy: the trainer keeps mutating its state (carried groups included) after this call.
-    const state = structuredClone(c.state);
-    const step = String(c.state.rlStep);
+    const state = structuredClone(checkpoint.state);
+    const step = String(checkpoint.state.rlStep);
     this.latest = {
       state,
-      optimizerSteps: c.optimizer.stepCount,
-      weights: keep ? await encodeModel(c.model, { step }) : null,
-      optimizer: keep ? await encodeTensors(c.optimizer.state(), { format: 'pt', steps: String(c.optimizer.stepCount) }) : null,
+      optimizerSteps: optimizer.stepCount,
+      weights: keepWeights ? await encodeModel(model, { step }) : null,
+      optimizer: keepWeights ? await encodeTensors(optimizer.state(), { format: 'pt', steps: String(optimizer.stepCount) }) : null,
     };
     this.checkpoints++;
   }
 
   async saveReference(model: TransformerLM): Promise<void> {
-    if (this.opts.keepWeights ?? true) this.reference = await encodeTensors(model.params, { format: 'pt', role: 'reference policy' });
+    if (this.options.keepWeights ?? true) this.reference = await encodeTensors(model.params, { format: 'pt', role: 'reference policy' });
   }
 
   log(line: string): void {
     this.logs.push(line);
-    this.opts.onLog?.(line);
+    this.options.onLog?.(line);
   }
 
   progress(phase: string, done: number, total: number, detail: string): void {
     this.checkAbort();
-    this.opts.onProgress?.(phase, done, total, detail);
+    this.options.onProgress?.(phase, done, total, detail);
   }
 }

@@ -52,45 +52,46 @@ const STAT_NAMES = ['loss', 'clipLow', 'clipHigh', 'approxKl', 'entropyLoss', 'e
 
 /** Deterministic Fisher–Yates permutation of [0, n). */
 function permutation(n: number, seed: number): number[] {
-  const p = Array.from({ length: n }, (_, i) => i);
+  const order = Array.from({ length: n }, (_, i) => i);
   const key = mix32(seed);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(uniformAt(key, i) * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
+    [order[i], order[j]] = [order[j], order[i]];
   }
-  return p;
+  return order;
 }
 
 /** Loss and detached statistics of one micro-batch; the loss carries the tape. */
-function microBatchLoss(model: TransformerLM, seqs: readonly TrainSequence[], o: UpdateOptions): { loss: Tensor; stats: Tensor } {
-  const p: PackedBatch = pack(seqs, o.padId);
-  const n = p.batch * p.length;
+function microBatchLoss(model: TransformerLM, sequences: readonly TrainSequence[], options: UpdateOptions): { loss: Tensor; stats: Tensor } {
+  const packed: PackedBatch = pack(sequences, options.padId);
+  const rows = packed.batch * packed.length;
   const host = {
-    old: scatterRows(p, seqs, (b, j) => seqs[b].oldLogp[j]),
-    adv: scatterRows(p, seqs, (b) => seqs[b].advantage),
-    w: scatterRows(p, seqs, (b, j) => seqs[b].weights[j]),
-    mask: scatterRows(p, seqs, (b, j) => seqs[b].mask[j]),
-    ref: o.klBeta > 0 ? scatterRows(p, seqs, (b, j) => seqs[b].refLogp![j]) : null,
+    oldLogp: scatterRows(packed, sequences, (b, j) => sequences[b].oldLogp[j]),
+    advantage: scatterRows(packed, sequences, (b) => sequences[b].advantage),
+    weight: scatterRows(packed, sequences, (b, j) => sequences[b].weights[j]),
+    mask: scatterRows(packed, sequences, (b, j) => sequences[b].mask[j]),
+    refLogp: options.klBeta > 0 ? scatterRows(packed, sequences, (b, j) => sequences[b].refLogp![j]) : null,
   };
   return T.tidy(() => {
-    const old = T.tensor(host.old, [n]);
-    const adv = T.tensor(host.adv, [n]);
-    const w = T.tensor(host.w, [n]);
-    const mask = T.tensor(host.mask, [n]);
-    const { logp, entropy } = tokenLogprobs(model, p);
-    const pg = T.clippedTokenLoss(logp, old, adv, w, { epsLow: o.epsLow, epsHigh: o.epsHigh, dualClip: o.dualClip });
-    let loss = pg.loss;
+    const oldLogp = T.tensor(host.oldLogp, [rows]);
+    const advantage = T.tensor(host.advantage, [rows]);
+    const weight = T.tensor(host.weight, [rows]);
+    const mask = T.tensor(host.mask, [rows]);
+    const { logp, entropy } = tokenLogprobs(model, packed);
+    const clipped = T.clippedTokenLoss(logp, oldLogp, advantage, weight, { epsLow: options.epsLow, epsHigh: options.epsHigh, dualClip: options.dualClip });
+    let loss = clipped.loss;
     let refKl = T.zeros([1]);
-    if (host.ref) {
+    if (host.refLogp) {
       // k3 estimator of KL(π ‖ π_ref) per token: exp(ref − logp) − (ref − logp) − 1, aggregated like the loss.
-      const d = T.sub(T.tensor(host.ref, [n]), logp);
-      const k3 = T.sub(T.sub(T.exp(d), d), 1);
-      loss = T.add(loss, T.mulScalar(T.sum(T.mul(k3, w)), o.klBeta));
+      const logRatio = T.sub(T.tensor(host.refLogp, [rows]), logp);
+      const k3 = T.sub(T.sub(T.exp(logRatio), logRatio), 1);
+      loss = T.add(loss, T.mulScalar(T.sum(T.mul(k3, weight)), options.klBeta));
       refKl = T.noGrad(() => T.reshape(T.sum(T.mul(k3, mask)), [1]));
     }
+    // In STAT_NAMES order.
     const stats = T.noGrad(() => T.concat([
-      T.reshape(loss, [1]), T.reshape(pg.clipLow, [1]), T.reshape(pg.clipHigh, [1]), T.reshape(pg.approxKl, [1]),
-      T.reshape(T.sum(T.mul(entropy, w)), [1]), T.reshape(T.sum(T.mul(entropy, mask)), [1]), refKl,
+      T.reshape(loss, [1]), T.reshape(clipped.clipLow, [1]), T.reshape(clipped.clipHigh, [1]), T.reshape(clipped.approxKl, [1]),
+      T.reshape(T.sum(T.mul(entropy, weight)), [1]), T.reshape(T.sum(T.mul(entropy, mask)), [1]), refKl,
     ]));
     return { loss, stats };
   }, 'microBatchLoss');
@@ -103,63 +104,63 @@ export interface UpdateHooks {
   onApplied(): void;
 }
 
-/** Runs the update: epochs × mini-batches optimizer steps over `seqs` (weights are set on the sequences). */
+/** Runs the update: epochs × mini-batches optimizer steps over `sequences` (weights are set on the sequences). */
 export async function updatePolicy(
-  model: TransformerLM, opt: AdamW, seqs: readonly TrainSequence[], o: UpdateOptions, hooks: UpdateHooks,
+  model: TransformerLM, optimizer: AdamW, sequences: readonly TrainSequence[], options: UpdateOptions, hooks: UpdateHooks,
 ): Promise<UpdateStats> {
-  const s: UpdateStats = {
+  const totals: UpdateStats = {
     optimizerSteps: 0, skippedSteps: 0, loss: 0, entropyLoss: 0, tokens: 0, clipLow: 0, clipHigh: 0, approxKl: 0,
     entropy: 0, refKl: 0, gradNorm: 0, trainedTokens: 0, badValues: [],
   };
-  for (let epoch = 0; epoch < o.epochs; epoch++) {
-    const order = permutation(seqs.length, mix32(o.seed + epoch));
-    const perMini = Math.ceil(seqs.length / o.miniBatches);
-    for (let m = 0; m < o.miniBatches; m++) {
-      const mini = order.slice(m * perMini, (m + 1) * perMini).map((i) => seqs[i]);
+  for (let epoch = 0; epoch < options.epochs; epoch++) {
+    const order = permutation(sequences.length, mix32(options.seed + epoch));
+    const perMini = Math.ceil(sequences.length / options.miniBatches);
+    for (let miniIndex = 0; miniIndex < options.miniBatches; miniIndex++) {
+      const mini = order.slice(miniIndex * perMini, (miniIndex + 1) * perMini).map((i) => sequences[i]);
       if (mini.length === 0) continue;
       // Aggregation weights for the whole optimizer step, before any split into micro-batches.
-      const weights = tokenWeights(o.lossAggregation, mini.map((q) => q.mask), o.maxLen);
-      mini.forEach((q, i) => { q.weights = weights[i]; });
-      let acc: Tensor | null = null;
-      for (let u = 0; u < mini.length; u += o.microBatchSize) {
-        const part = mini.slice(u, u + o.microBatchSize);
-        const { loss, stats } = microBatchLoss(model, part, o);
+      const weights = tokenWeights(options.lossAggregation, mini.map((sequence) => sequence.mask), options.maxLen);
+      mini.forEach((sequence, i) => { sequence.weights = weights[i]; });
+      let statsSum: Tensor | null = null;
+      for (let start = 0; start < mini.length; start += options.microBatchSize) {
+        const micro = mini.slice(start, start + options.microBatchSize);
+        const { loss, stats } = microBatchLoss(model, micro, options);
         T.backward(loss);
         loss.dispose();
-        const next: Tensor = acc ? T.noGrad(() => T.add(acc!, stats)) : stats;
-        if (acc) { acc.dispose(); stats.dispose(); }
-        acc = next;
+        const next: Tensor = statsSum ? T.noGrad(() => T.add(statsSum!, stats)) : stats;
+        if (statsSum) { statsSum.dispose(); stats.dispose(); }
+        statsSum = next;
       }
-      const gradNorm = T.noGrad(() => opt.gradNorm());
-      const both = T.noGrad(() => T.concat([acc!, gradNorm]));
-      acc!.dispose();
-      const v = await both.read();
-      both.dispose();
-      const tokens = mini.reduce((a, q) => a + q.mask.reduce((x, y) => x + y, 0), 0);
-      const norm = v[STAT_NAMES.length];
-      if (!Number.isFinite(v[0]) || !Number.isFinite(norm)) {
+      const gradNorm = T.noGrad(() => optimizer.gradNorm());
+      const statsAndNorm = T.noGrad(() => T.concat([statsSum!, gradNorm]));
+      statsSum!.dispose();
+      const values = await statsAndNorm.read();
+      statsAndNorm.dispose();
+      const tokens = mini.reduce((sum, sequence) => sum + sequence.mask.reduce((count, bit) => count + bit, 0), 0);
+      const norm = values[STAT_NAMES.length];
+      if (!Number.isFinite(values[0]) || !Number.isFinite(norm)) {
         gradNorm.dispose();
-        opt.zeroGrad();
-        s.skippedSteps++;
-        const what = `loss ${v[0]}, grad norm ${norm}`;
-        s.badValues.push(what);
+        optimizer.zeroGrad();
+        totals.skippedSteps++;
+        const what = `loss ${values[0]}, grad norm ${norm}`;
+        totals.badValues.push(what);
         hooks.onSkip(what);
         continue;
       }
       hooks.onApplied();
-      opt.step(o.lr, gradNorm).gradNorm.dispose();
-      s.optimizerSteps++;
-      s.loss += v[0];
-      s.entropyLoss += v[4];
-      s.clipLow += v[1];
-      s.clipHigh += v[2];
-      s.approxKl += v[3];
-      s.entropy += v[5];
-      s.refKl += v[6];
-      s.gradNorm += norm;
-      s.tokens += tokens;
-      s.trainedTokens += mini.reduce((a, q) => a + q.promptIds.length + q.responseIds.length, 0);
+      optimizer.step(options.lr, gradNorm).gradNorm.dispose();
+      totals.optimizerSteps++;
+      totals.loss += values[0];
+      totals.entropyLoss += values[4];
+      totals.clipLow += values[1];
+      totals.clipHigh += values[2];
+      totals.approxKl += values[3];
+      totals.entropy += values[5];
+      totals.refKl += values[6];
+      totals.gradNorm += norm;
+      totals.tokens += tokens;
+      totals.trainedTokens += mini.reduce((sum, sequence) => sum + sequence.promptIds.length + sequence.responseIds.length, 0);
     }
   }
-  return s;
+  return totals;
 }

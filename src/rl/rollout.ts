@@ -46,6 +46,11 @@ export interface RolloutStats {
   seconds: number;
 }
 
+/** Which responses of a group are correct (dynamic sampling and the group kinds go by correctness, not reward). */
+export function correctnessOf(group: RolloutGroup): boolean[] {
+  return group.responses.map((response) => response.correct);
+}
+
 /** Deterministic seed for the n-th call of a kind ('rollout', 'eval', …) under the run seed. */
 export function callSeed(runSeed: number, kind: number, n: number): number {
   return mix32(mix32(runSeed ^ Math.imul(kind, 0x9e3779b1)) ^ mix32(n + 1));
@@ -53,48 +58,50 @@ export function callSeed(runSeed: number, kind: number, n: number): number {
 
 /** Samples and scores G responses for each problem. */
 export async function rollout(
-  model: TransformerLM, task: Task, items: readonly { index: number; problem: Problem }[], opts: RolloutOptions,
+  model: TransformerLM, task: Task, items: readonly { index: number; problem: Problem }[], options: RolloutOptions,
 ): Promise<{ groups: RolloutGroup[]; stats: RolloutStats }> {
-  const tok = task.tokenizer;
-  const prompts = items.map((it) => tok.encode(it.problem.prompt));
+  const tokenizer = task.tokenizer;
+  const prompts = items.map((item) => tokenizer.encode(item.problem.prompt));
+  // G copies of each prompt, in order: sequence i·G + k is response k of prompt i.
   const flat: number[][] = [];
-  prompts.forEach((p) => { for (let g = 0; g < opts.groupSize; g++) flat.push(p); });
-  const t0 = performance.now();
+  prompts.forEach((prompt) => { for (let k = 0; k < options.groupSize; k++) flat.push(prompt); });
+  const startedAt = performance.now();
   const sampled = await generateChunked(model, flat, {
-    maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, topP: opts.topP, topK: opts.topK,
-    stopTokens: [tok.eosId], padId: tok.padId, seed: opts.seed,
-  }, opts.chunk ?? flat.length);
-  const seconds = (performance.now() - t0) / 1000;
+    maxNewTokens: options.maxNewTokens, temperature: options.temperature, topP: options.topP, topK: options.topK,
+    stopTokens: [tokenizer.eosId], padId: tokenizer.padId, seed: options.seed,
+  }, options.chunk ?? flat.length);
+  const seconds = (performance.now() - startedAt) / 1000;
   let generatedTokens = 0;
-  const groups = items.map((it, i) => {
+  const groups = items.map((item, i) => {
     const responses: Response[] = [];
-    for (let g = 0; g < opts.groupSize; g++) {
-      const s = i * opts.groupSize + g;
-      const ids = sampled.tokens[s];
+    for (let k = 0; k < options.groupSize; k++) {
+      const sequence = i * options.groupSize + k;
+      const ids = sampled.tokens[sequence];
       generatedTokens += ids.length;
-      const truncated = sampled.truncated[s];
-      const text = tok.decode(ids.filter((t) => t !== tok.eosId));
+      const truncated = sampled.truncated[sequence];
+      const text = tokenizer.decode(ids.filter((id) => id !== tokenizer.eosId));
       // A truncated response never reached its answer's end: wrong, whatever its prefix says.
-      const correct = !truncated && task.score(it.problem, text).correct;
+      const correct = !truncated && task.score(item.problem, text).correct;
       let reward = correct ? 1 : -1;
-      if (opts.overlong) reward += overlongPenalty(ids.length, opts.overlong.maxLen, opts.overlong.cacheLen);
-      responses.push({ ids, logprobs: sampled.logprobs[s], text, truncated, correct, reward });
+      if (options.overlong) reward += overlongPenalty(ids.length, options.overlong.maxLen, options.overlong.cacheLen);
+      responses.push({ ids, logprobs: sampled.logprobs[sequence], text, truncated, correct, reward });
     }
-    return { promptIndex: it.index, problem: it.problem, promptIds: prompts[i], responses };
+    return { promptIndex: item.index, problem: item.problem, promptIds: prompts[i], responses };
   });
   return { groups, stats: { generatedTokens, seconds } };
 }
 
 /** generate() over chunks of at most `chunk` sequences, each chunk with its own derived seed. */
 export async function generateChunked(
-  model: TransformerLM, prompts: readonly (readonly number[])[], opts: Parameters<typeof generate>[2], chunk: number,
+  model: TransformerLM, prompts: readonly (readonly number[])[], options: Parameters<typeof generate>[2], chunk: number,
 ): Promise<{ tokens: number[][]; logprobs: number[][]; truncated: boolean[] }> {
   const out = { tokens: [] as number[][], logprobs: [] as number[][], truncated: [] as boolean[] };
-  for (let s = 0, c = 0; s < prompts.length; s += chunk, c++) {
-    const g = await generate(model, prompts.slice(s, s + chunk), { ...opts, seed: c === 0 ? opts.seed : mix32((opts.seed ?? 0) + c) });
-    out.tokens.push(...g.tokens);
-    out.logprobs.push(...g.logprobs);
-    out.truncated.push(...g.truncated);
+  for (let start = 0, chunkIndex = 0; start < prompts.length; start += chunk, chunkIndex++) {
+    const seed = chunkIndex === 0 ? options.seed : mix32((options.seed ?? 0) + chunkIndex);
+    const generated = await generate(model, prompts.slice(start, start + chunk), { ...options, seed });
+    out.tokens.push(...generated.tokens);
+    out.logprobs.push(...generated.logprobs);
+    out.truncated.push(...generated.truncated);
   }
   return out;
 }

@@ -32,29 +32,29 @@ export interface PackedBatch {
   row(b: number, j: number): number;
 }
 
-export function pack(seqs: readonly Pick<TrainSequence, 'promptIds' | 'responseIds'>[], padId: number): PackedBatch {
-  const L = Math.max(1, ...seqs.map((s) => s.promptIds.length + s.responseIds.length - 1));
+export function pack(sequences: readonly Pick<TrainSequence, 'promptIds' | 'responseIds'>[], padId: number): PackedBatch {
+  const length = Math.max(1, ...sequences.map((sequence) => sequence.promptIds.length + sequence.responseIds.length - 1));
   const ids: number[] = [];
   const targets: number[] = [];
-  for (const s of seqs) {
-    const full = [...s.promptIds, ...s.responseIds];
-    const P = s.promptIds.length;
-    for (let t = 0; t < L; t++) {
+  for (const sequence of sequences) {
+    const full = [...sequence.promptIds, ...sequence.responseIds];
+    const promptLength = sequence.promptIds.length;
+    for (let t = 0; t < length; t++) {
       ids.push(t < full.length ? full[t] : padId);
       // Position t predicts token t+1; only response tokens are targets.
-      targets.push(t + 1 >= P && t + 1 < full.length ? full[t + 1] : -1);
+      targets.push(t + 1 >= promptLength && t + 1 < full.length ? full[t + 1] : -1);
     }
   }
   return {
-    batch: seqs.length, length: L, ids, targets,
-    row: (b, j) => b * L + seqs[b].promptIds.length - 1 + j,
+    batch: sequences.length, length, ids, targets,
+    row: (b, j) => b * length + sequences[b].promptIds.length - 1 + j,
   };
 }
 
 /** Host values per response token, scattered onto the packed rows (0 elsewhere). */
-export function scatterRows(p: PackedBatch, seqs: readonly { responseIds: readonly number[] }[], value: (b: number, j: number) => number): Float32Array {
-  const out = new Float32Array(p.batch * p.length);
-  seqs.forEach((s, b) => { for (let j = 0; j < s.responseIds.length; j++) out[p.row(b, j)] = value(b, j); });
+export function scatterRows(packed: PackedBatch, sequences: readonly { responseIds: readonly number[] }[], value: (b: number, j: number) => number): Float32Array {
+  const out = new Float32Array(packed.batch * packed.length);
+  sequences.forEach((sequence, b) => { for (let j = 0; j < sequence.responseIds.length; j++) out[packed.row(b, j)] = value(b, j); });
   return out;
 }
 
@@ -75,17 +75,17 @@ export function tokenLogprobs(model: TransformerLM, p: PackedBatch): { logp: Ten
 
 /** Log-probs of every response token, without a tape, in micro-batches of `microBatch` sequences. */
 export async function responseLogprobs(
-  model: TransformerLM, seqs: readonly Pick<TrainSequence, 'promptIds' | 'responseIds'>[], padId: number, microBatch: number,
+  model: TransformerLM, sequences: readonly Pick<TrainSequence, 'promptIds' | 'responseIds'>[], padId: number, microBatch: number,
 ): Promise<number[][]> {
   const out: number[][] = [];
-  for (let s = 0; s < seqs.length; s += microBatch) {
-    const part = seqs.slice(s, s + microBatch);
-    const p = pack(part, padId);
-    const { logp, entropy } = T.noGrad(() => tokenLogprobs(model, p));
+  for (let start = 0; start < sequences.length; start += microBatch) {
+    const micro = sequences.slice(start, start + microBatch);
+    const packed = pack(micro, padId);
+    const { logp, entropy } = T.noGrad(() => tokenLogprobs(model, packed));
     entropy.dispose();
     const host = await logp.read();
     logp.dispose();
-    part.forEach((q, b) => out.push(Array.from({ length: q.responseIds.length }, (_, j) => host[p.row(b, j)])));
+    micro.forEach((sequence, b) => out.push(Array.from({ length: sequence.responseIds.length }, (_, j) => host[packed.row(b, j)])));
   }
   return out;
 }

@@ -8,31 +8,32 @@ import { pack } from './sequences.js';
 
 /** The problems of SFT step `step`: a deterministic window of the training stream. */
 export function sftBatch(task: Task, step: number, batchSize: number): { promptIds: number[]; responseIds: number[] }[] {
-  const tok = task.tokenizer;
+  const tokenizer = task.tokenizer;
   return Array.from({ length: batchSize }, (_, i) => {
-    const p = task.problem('train', step * batchSize + i);
-    return { promptIds: tok.encode(p.prompt), responseIds: [...tok.encode(p.solution), tok.eosId] };
+    const problem = task.problem('train', step * batchSize + i);
+    return { promptIds: tokenizer.encode(problem.prompt), responseIds: [...tokenizer.encode(problem.solution), tokenizer.eosId] };
   });
 }
 
 /** One SFT optimizer step; returns the mean token loss and the gradient norm (NaN-safe: skipped when not finite). */
-export async function sftStep(model: TransformerLM, opt: AdamW, task: Task, step: number, batchSize: number, lr: number): Promise<{ loss: number; gradNorm: number; skipped: boolean }> {
-  const p = pack(sftBatch(task, step, batchSize), task.tokenizer.padId);
-  const ids = T.tensor(p.ids, [p.batch, p.length], 'int32');
-  const targets = T.tensor(p.targets, [p.batch * p.length], 'int32');
-  const loss = T.tidy(() => T.crossEntropy(T.reshape(model.forward(ids), [p.batch * p.length, model.config.vocabSize]), targets));
+export async function sftStep(model: TransformerLM, optimizer: AdamW, task: Task, step: number, batchSize: number, lr: number): Promise<{ loss: number; gradNorm: number; skipped: boolean }> {
+  const packed = pack(sftBatch(task, step, batchSize), task.tokenizer.padId);
+  const ids = T.tensor(packed.ids, [packed.batch, packed.length], 'int32');
+  const targets = T.tensor(packed.targets, [packed.batch * packed.length], 'int32');
+  const loss = T.tidy(() => T.crossEntropy(T.reshape(model.forward(ids), [packed.batch * packed.length, model.config.vocabSize]), targets));
   ids.dispose();
   targets.dispose();
   T.backward(loss);
-  const norm = T.noGrad(() => opt.gradNorm());
-  const both = T.noGrad(() => T.tidy(() => T.concat([T.reshape(loss, [1]), norm])));
-  const [l, g] = await both.read();
-  for (const t of [loss, both]) t.dispose();
-  if (!Number.isFinite(l) || !Number.isFinite(g)) {
+  const norm = T.noGrad(() => optimizer.gradNorm());
+  // One readback for both scalars.
+  const lossAndNorm = T.noGrad(() => T.tidy(() => T.concat([T.reshape(loss, [1]), norm])));
+  const [lossValue, gradNorm] = await lossAndNorm.read();
+  for (const tensor of [loss, lossAndNorm]) tensor.dispose();
+  if (!Number.isFinite(lossValue) || !Number.isFinite(gradNorm)) {
     norm.dispose();
-    opt.zeroGrad();
-    return { loss: l, gradNorm: g, skipped: true };
+    optimizer.zeroGrad();
+    return { loss: lossValue, gradNorm, skipped: true };
   }
-  opt.step(lr, norm).gradNorm.dispose();
-  return { loss: l, gradNorm: g, skipped: false };
+  optimizer.step(lr, norm).gradNorm.dispose();
+  return { loss: lossValue, gradNorm, skipped: false };
 }

@@ -13,12 +13,12 @@ import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { TransformerLM } from '../nn/transformer.js';
 import type { AdamW } from '../optim/adamw.js';
-import type { TrainConfig } from '../rl/config.js';
-import type { RunStore, TrainerCheckpoint, TrainerState } from '../rl/trainer.js';
-import { decodeSafetensors } from './safetensors.js';
-import { encodeTensors, loadModelWeights } from './checkpoint.js';
-import { type JsonlRecord, parseJsonl } from './jsonl.js';
-import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from './node_files.js';
+import { decodeSafetensors } from '../io/safetensors.js';
+import { encodeTensors, loadModelWeights } from '../io/checkpoint.js';
+import { type JsonlRecord, parseJsonl } from '../io/jsonl.js';
+import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from '../io/node_files.js';
+import type { TrainConfig } from './config.js';
+import type { RunStore, TrainerCheckpoint, TrainerState } from './run_store.js';
 
 export const RUN_FILES = { config: 'config.json', metrics: 'metrics.jsonl', eval: 'eval.jsonl', sft: 'sft.jsonl', reference: 'reference.safetensors' } as const;
 
@@ -30,7 +30,7 @@ export function readJsonl(path: string): JsonlRecord[] {
 }
 
 function writeJsonl(path: string, records: readonly Record<string, unknown>[]): void {
-  writeFileAtomic(path, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  writeFileAtomic(path, records.map((record) => `${JSON.stringify(record)}\n`).join(''));
 }
 
 export class NodeRunStore implements RunStore {
@@ -42,10 +42,10 @@ export class NodeRunStore implements RunStore {
   }
 
   /** Creates a new run directory; refuses to mix with an existing run unless `force`. */
-  static create(dir: string, config: TrainConfig, opts: { force?: boolean; log?: (l: string) => void; progress?: RunStore['progress'] } = {}): NodeRunStore {
-    const store = new NodeRunStore(dir, config.checkpoint.keep, opts.log, opts.progress);
+  static create(dir: string, config: TrainConfig, options: { force?: boolean; log?: (line: string) => void; progress?: RunStore['progress'] } = {}): NodeRunStore {
+    const store = new NodeRunStore(dir, config.checkpoint.keep, options.log, options.progress);
     if (existsSync(store.dir) && readdirSync(store.dir).length > 0) {
-      if (!opts.force) throw new RunDirError(`run directory ${store.dir} already holds a run; continue it with --resume ${dir}, or pick another --out (or --force to overwrite)`);
+      if (!options.force) throw new RunDirError(`run directory ${store.dir} already holds a run; continue it with --resume ${dir}, or pick another --out (or --force to overwrite)`);
       rmSync(store.dir, { recursive: true, force: true });
     }
     mkdirSync(join(store.dir, 'checkpoints'), { recursive: true });
@@ -73,22 +73,23 @@ export class NodeRunStore implements RunStore {
     writeFileAtomic(this.path(RUN_FILES.reference), await encodeTensors(model.params, { format: 'pt', role: 'reference policy' }));
   }
 
-  async saveCheckpoint(c: TrainerCheckpoint): Promise<void> {
-    const name = `step-${String(c.state.rlStep).padStart(6, '0')}${c.state.finished ? '-final' : ''}`;
+  async saveCheckpoint(checkpoint: TrainerCheckpoint): Promise<void> {
+    const { state, model, optimizer } = checkpoint;
+    const name = `step-${String(state.rlStep).padStart(6, '0')}${state.finished ? '-final' : ''}`;
     const root = this.path('checkpoints');
-    const tmp = join(root, `.tmp-${name}-${process.pid}`);
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
-    await saveCheckpoint(tmp, c.model, { step: String(c.state.rlStep) });
-    writeFileAtomic(join(tmp, 'optimizer.safetensors'), await encodeTensors(c.optimizer.state(), { format: 'pt', steps: String(c.optimizer.stepCount) }));
-    writeFileAtomic(join(tmp, 'trainer_state.json'), `${JSON.stringify({ ...c.state, optimizerSteps: c.optimizer.stepCount }, null, 1)}\n`);
-    const final = join(root, name);
-    rmSync(final, { recursive: true, force: true });
-    renameSync(tmp, final);
+    const staging = join(root, `.tmp-${name}-${process.pid}`);
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { recursive: true });
+    await saveCheckpoint(staging, model, { step: String(state.rlStep) });
+    writeFileAtomic(join(staging, 'optimizer.safetensors'), await encodeTensors(optimizer.state(), { format: 'pt', steps: String(optimizer.stepCount) }));
+    writeFileAtomic(join(staging, 'trainer_state.json'), `${JSON.stringify({ ...state, optimizerSteps: optimizer.stepCount }, null, 1)}\n`);
+    const target = join(root, name);
+    rmSync(target, { recursive: true, force: true });
+    renameSync(staging, target);
     writeFileAtomic(join(root, 'latest.json'), `${JSON.stringify({ checkpoint: name })}\n`);
     // Keep the newest `keep` checkpoints.
-    const all = readdirSync(root).filter((d) => d.startsWith('step-')).sort();
-    for (const old of all.slice(0, Math.max(0, all.length - Math.max(1, this.keep)))) rmSync(join(root, old), { recursive: true, force: true });
+    const kept = readdirSync(root).filter((entry) => entry.startsWith('step-')).sort();
+    for (const old of kept.slice(0, Math.max(0, kept.length - Math.max(1, this.keep)))) rmSync(join(root, old), { recursive: true, force: true });
   }
 }
 
@@ -99,8 +100,8 @@ export function latestCheckpoint(runDir: string): string | null {
   let name: string;
   try {
     name = JSON.parse(readFileSync(latest, 'utf8')).checkpoint;
-  } catch (e) {
-    throw new RunDirError(`${latest} is not valid JSON (${(e as Error).message})`);
+  } catch (err) {
+    throw new RunDirError(`${latest} is not valid JSON (${(err as Error).message})`);
   }
   const dir = join(runDir, 'checkpoints', name);
   if (!existsSync(dir)) throw new RunDirError(`${latest} names ${name}, which does not exist`);
@@ -113,8 +114,8 @@ export function readRunConfig(runDir: string): unknown {
   if (!existsSync(path)) throw new RunDirError(`${resolve(runDir)} is not a run directory (no ${RUN_FILES.config})`);
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new RunDirError(`${path} is not valid JSON (${(e as Error).message})`);
+  } catch (err) {
+    throw new RunDirError(`${path} is not valid JSON (${(err as Error).message})`);
   }
 }
 
@@ -129,38 +130,38 @@ export interface Restored {
 /** Loads the newest checkpoint of a run (null when the run has none yet) and cuts the logs back to it. */
 export function restoreRun(runDir: string, withReference: boolean): Restored | null {
   const dir = resolve(runDir);
-  const ckpt = latestCheckpoint(dir);
+  const checkpointDir = latestCheckpoint(dir);
   const sftPath = join(dir, RUN_FILES.sft);
-  if (!ckpt) {
+  if (!checkpointDir) {
     // Nothing durable yet: the run starts over, so its partial logs go.
-    for (const f of [RUN_FILES.sft, RUN_FILES.metrics, RUN_FILES.eval]) rmSync(join(dir, f), { force: true });
+    for (const file of [RUN_FILES.sft, RUN_FILES.metrics, RUN_FILES.eval]) rmSync(join(dir, file), { force: true });
     return null;
   }
   let state: TrainerState & { optimizerSteps: number };
   try {
-    state = JSON.parse(readFileSync(join(ckpt, 'trainer_state.json'), 'utf8'));
-  } catch (e) {
-    throw new RunDirError(`checkpoint ${ckpt}: trainer_state.json is missing or invalid (${(e as Error).message})`);
+    state = JSON.parse(readFileSync(join(checkpointDir, 'trainer_state.json'), 'utf8'));
+  } catch (err) {
+    throw new RunDirError(`checkpoint ${checkpointDir}: trainer_state.json is missing or invalid (${(err as Error).message})`);
   }
-  const model = loadCheckpoint(ckpt);
+  const model = loadCheckpoint(checkpointDir);
   const optimizerState = new Map<string, T.Tensor>();
   try {
-    const { tensors } = decodeSafetensors(new Uint8Array(readFileSync(join(ckpt, 'optimizer.safetensors'))));
-    for (const [name, t] of tensors) optimizerState.set(name, T.tensor(t.data, t.shape));
-  } catch (e) {
+    const { tensors } = decodeSafetensors(new Uint8Array(readFileSync(join(checkpointDir, 'optimizer.safetensors'))));
+    for (const [name, moment] of tensors) optimizerState.set(name, T.tensor(moment.data, moment.shape));
+  } catch (err) {
     model.dispose();
-    throw new RunDirError(`checkpoint ${ckpt}: optimizer.safetensors: ${(e as Error).message}`);
+    throw new RunDirError(`checkpoint ${checkpointDir}: optimizer.safetensors: ${(err as Error).message}`);
   }
   let reference: TransformerLM | null = null;
   if (withReference) {
-    const refPath = join(dir, RUN_FILES.reference);
-    if (!existsSync(refPath)) throw new RunDirError(`${dir}: the KL penalty is on but ${RUN_FILES.reference} is missing`);
-    reference = loadCheckpoint(ckpt);
-    loadModelWeights(reference, new Uint8Array(readFileSync(refPath)));
+    const referencePath = join(dir, RUN_FILES.reference);
+    if (!existsSync(referencePath)) throw new RunDirError(`${dir}: the KL penalty is on but ${RUN_FILES.reference} is missing`);
+    reference = loadCheckpoint(checkpointDir);
+    loadModelWeights(reference, new Uint8Array(readFileSync(referencePath)));
   }
   // Cut the logs back to the checkpoint: the steps after it will be recomputed identically.
-  const keepMetric = (r: Record<string, unknown>) => Number(r.step) <= state.rlStep;
-  const keepEval = (r: Record<string, unknown>) => Number(r.step) <= state.rlStep && (r.phase !== 'final' || state.finished);
+  const keepMetric = (record: Record<string, unknown>) => Number(record.step) <= state.rlStep;
+  const keepEval = (record: Record<string, unknown>) => Number(record.step) <= state.rlStep && (record.phase !== 'final' || state.finished);
   writeJsonl(join(dir, RUN_FILES.metrics), readJsonl(join(dir, RUN_FILES.metrics)).filter(keepMetric));
   writeJsonl(join(dir, RUN_FILES.eval), readJsonl(join(dir, RUN_FILES.eval)).filter(keepEval));
   if (!state.sftDone) writeFileSync(sftPath, '');
@@ -169,6 +170,6 @@ export function restoreRun(runDir: string, withReference: boolean): Restored | n
 }
 
 /** Restores optimizer moments saved by NodeRunStore.saveCheckpoint. */
-export function restoreOptimizer(opt: AdamW, restored: Restored): void {
-  opt.loadState(restored.optimizerState, restored.optimizerSteps);
+export function restoreOptimizer(optimizer: AdamW, restored: Restored): void {
+  optimizer.loadState(restored.optimizerState, restored.optimizerSteps);
 }

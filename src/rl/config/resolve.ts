@@ -1,0 +1,150 @@
+// Resolution: defaults ← preset (rl.algo) ← user layers, every key validated, every problem listed at once with its
+// dotted path.
+import type { BackendChoice } from '../../backend/select.js';
+import { ConfigError, DEFAULT_MODEL_CONFIG, type ModelConfig, resolveModelConfig } from '../../nn/config.js';
+import { DAPO_DEFAULTS, DEFAULT_TRAIN_CONFIG, GRPO_PRESET } from './defaults.js';
+import { closestKey } from './edit_distance.js';
+import { type PlainObject, clone, isPlainObject, mergeLayers } from './merge.js';
+import { type Rule, checkValue, formatValue } from './rules.js';
+import { CHECKPOINT_RULES, EVAL_RULES, RL_RULES, SFT_RULES, TOP_KEYS, TOP_RULES } from './schema.js';
+import { type RLConfig, type TrainConfig, TrainConfigError } from './types.js';
+
+function unknownKeyProblem(path: string, key: string, allowed: readonly string[]): string {
+  const near = closestKey(key, allowed);
+  return `${path}${key}: unknown key (${near ? `did you mean '${near}'?` : `allowed: ${allowed.join(', ')}`})`;
+}
+
+/** One section of the merged layers: missing → empty, not an object → a problem. */
+function section(merged: PlainObject, name: string, problems: string[]): PlainObject {
+  const value = merged[name];
+  if (value === undefined) return {};
+  if (isPlainObject(value)) return value;
+  problems.push(`${name}: must be an object, got ${formatValue(value)}`);
+  return {};
+}
+
+/** Fills a section from its defaults and user keys, listing unknown keys and bad values. */
+function resolveSection<T extends object>(path: string, defaults: T, user: PlainObject, rules: Record<keyof T, Rule>, problems: string[]): T {
+  const allowed = Object.keys(rules);
+  for (const key of Object.keys(user)) if (!allowed.includes(key)) problems.push(unknownKeyProblem(`${path}.`, key, allowed));
+  const out = { ...defaults } as Record<string, unknown>;
+  for (const key of allowed) {
+    if (user[key] !== undefined) out[key] = user[key];
+    const bad = checkValue(rules[key as keyof T], out[key]);
+    if (bad) problems.push(`${path}.${key}: ${bad}`);
+  }
+  return out as T;
+}
+
+const divisors = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((divisor) => n % divisor === 0);
+/** No problem was reported yet for any of these dotted paths (cross-checks only look at values that passed their rule). */
+const valid = (problems: string[], ...paths: string[]) => !problems.some((problem) => paths.some((path) => problem.startsWith(`${path}:`)));
+
+function crossCheckRl(rl: RLConfig, model: ModelConfig | undefined, problems: string[]): void {
+  const ok = (...keys: (keyof RLConfig)[]) => valid(problems, ...keys.map((key) => `rl.${key}`));
+  if (ok('groupSize', 'dynamicSampling') && rl.groupSize === 1 && rl.dynamicSampling !== 'off') {
+    problems.push(`rl.groupSize: 1 makes every group all-correct or all-wrong, so dynamicSampling '${rl.dynamicSampling}' can never fill a batch; use groupSize ≥ 2 or dynamicSampling 'off'`);
+  }
+  if (ok('generationBatchPrompts', 'promptsPerStep', 'dynamicSampling') && rl.dynamicSampling !== 'filter' && rl.generationBatchPrompts !== rl.promptsPerStep) {
+    problems.push(`rl.generationBatchPrompts: must equal rl.promptsPerStep (${rl.promptsPerStep}) when dynamicSampling is '${rl.dynamicSampling}' (one generation batch is the training batch), got ${rl.generationBatchPrompts}`);
+  }
+  if (ok('promptsPerStep', 'groupSize', 'miniBatches', 'microBatchSize')) {
+    const sequences = rl.promptsPerStep * rl.groupSize;
+    if (sequences % rl.miniBatches !== 0) {
+      problems.push(`rl.miniBatches: must divide promptsPerStep·groupSize = ${sequences} sequences (allowed: ${divisors(sequences).join(', ')}), got ${rl.miniBatches}`);
+    } else {
+      const perMini = sequences / rl.miniBatches;
+      // A micro-batch at least as large as the mini-batch just means one pass per mini-batch.
+      if (rl.microBatchSize < perMini && perMini % rl.microBatchSize !== 0) {
+        const smaller = divisors(perMini).slice(0, -1).join(', ');
+        problems.push(`rl.microBatchSize: must divide the mini-batch of promptsPerStep·groupSize/miniBatches = ${perMini} sequences (allowed: ${smaller ? `${smaller}, or ` : ''}≥ ${perMini}), got ${rl.microBatchSize}`);
+      }
+    }
+  }
+  if (ok('overlongPenalty', 'overlongCache', 'maxNewTokens') && rl.overlongPenalty && rl.overlongCache >= rl.maxNewTokens) {
+    problems.push(`rl.overlongCache: must be < rl.maxNewTokens (${rl.maxNewTokens}) when overlongPenalty is on, got ${rl.overlongCache}`);
+  }
+  if (model && ok('maxNewTokens') && rl.maxNewTokens >= model.maxSeqLen) {
+    problems.push(`rl.maxNewTokens: must be < model.maxSeqLen (${model.maxSeqLen}) to leave room for the prompt, got ${rl.maxNewTokens}`);
+  }
+}
+
+function resolveModel(user: PlainObject, problems: string[]): ModelConfig | undefined {
+  const allowed = Object.keys(DEFAULT_MODEL_CONFIG);
+  const known: PlainObject = {};
+  for (const [key, value] of Object.entries(user)) {
+    if (allowed.includes(key)) known[key] = value;
+    else problems.push(unknownKeyProblem('model.', key, allowed));
+  }
+  try {
+    return resolveModelConfig(known as Partial<ModelConfig>);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems.map((problem) => `model: ${problem}`));
+    return undefined;
+  }
+}
+
+/** Deep-merges layers (later wins; `rl.algo` selects the preset applied under the user's rl keys), validates every
+ *  key (unknown keys — with a "did you mean" when close —, wrong types, out-of-range values, inconsistent combos such
+ *  as groupSize 1 with dynamic sampling filter, epsLow ≥ 1, microBatchSize not dividing… say what is allowed) and
+ *  throws ONE TrainConfigError listing all problems with their dotted paths (e.g. "rl.epsHigh: must be ≥ 0, got -1").
+ *  The built-in defaults sit under the layers: pass only what differs (passing DEFAULT_TRAIN_CONFIG as a layer would
+ *  pin every rl key and so hide the GRPO preset). */
+export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
+  const problems: string[] = [];
+  const merged = mergeLayers(layers, problems);
+  for (const key of Object.keys(merged)) {
+    if (!(TOP_KEYS as readonly string[]).includes(key)) problems.push(unknownKeyProblem('', key, TOP_KEYS));
+  }
+
+  const top = { seed: merged.seed ?? DEFAULT_TRAIN_CONFIG.seed, backend: merged.backend ?? DEFAULT_TRAIN_CONFIG.backend };
+  for (const key of ['seed', 'backend'] as const) {
+    const bad = checkValue(TOP_RULES[key], top[key]);
+    if (bad) problems.push(`${key}: ${bad}`);
+  }
+
+  const init = merged.init ?? null;
+  if (init !== null && (typeof init !== 'string' || init.trim() === '')) problems.push(`init: must be a checkpoint directory path or null, got ${formatValue(init)}`);
+
+  const task = { ...clone(DEFAULT_TRAIN_CONFIG.task), ...section(merged, 'task', problems) };
+  if (typeof task.name !== 'string' || task.name.trim() === '') problems.push(`task.name: must be a non-empty string, got ${formatValue(task.name)}`);
+
+  const model = resolveModel(section(merged, 'model', problems), problems);
+
+  const userRl = section(merged, 'rl', problems);
+  const algo = userRl.algo ?? DAPO_DEFAULTS.algo;
+  const preset = algo === 'grpo' ? GRPO_PRESET : {};
+  const rlDefaults: RLConfig = { ...DAPO_DEFAULTS, ...preset };
+  // One generation batch is one training batch unless the user says otherwise.
+  if (userRl.generationBatchPrompts === undefined && checkValue(RL_RULES.promptsPerStep, userRl.promptsPerStep) === undefined) {
+    rlDefaults.generationBatchPrompts = userRl.promptsPerStep as number;
+  }
+  const rl = resolveSection('rl', rlDefaults, userRl, RL_RULES, problems);
+  crossCheckRl(rl, model, problems);
+
+  const sft = resolveSection('sft', DEFAULT_TRAIN_CONFIG.sft, section(merged, 'sft', problems), SFT_RULES, problems);
+  const evalCfg = resolveSection('eval', DEFAULT_TRAIN_CONFIG.eval, section(merged, 'eval', problems), EVAL_RULES, problems);
+  if (valid(problems, 'eval.passK', 'eval.samplesPerProblem') && evalCfg.passK > evalCfg.samplesPerProblem) {
+    problems.push(`eval.passK: must be ≤ eval.samplesPerProblem (${evalCfg.samplesPerProblem}), got ${evalCfg.passK}`);
+  }
+  const checkpoint = resolveSection('checkpoint', DEFAULT_TRAIN_CONFIG.checkpoint, section(merged, 'checkpoint', problems), CHECKPOINT_RULES, problems);
+
+  if (problems.length) throw new TrainConfigError(problems);
+  return {
+    seed: top.seed as number,
+    backend: top.backend as BackendChoice,
+    task: task as TrainConfig['task'],
+    model: { ...model! },
+    sft,
+    rl,
+    eval: evalCfg,
+    checkpoint,
+    init: init as string | null,
+  };
+}
+
+/** The resolved model section as a ModelConfig (validated again, so it also accepts a hand-built TrainConfig). */
+export function modelConfigOf(config: TrainConfig): ModelConfig {
+  return resolveModelConfig(config.model as Partial<ModelConfig>);
+}

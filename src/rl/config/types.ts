@@ -1,0 +1,90 @@
+// The training config's shape: one section per phase (sft, rl, eval, checkpoint) under the run-wide keys.
+import type { BackendChoice } from '../../backend/select.js';
+import type { LossAggregation } from '../aggregation.js';
+import type { DynamicSamplingMode } from '../dynamic_sampling.js';
+import type { LrSchedule } from '../schedule.js';
+
+export const ALGOS = ['dapo', 'grpo'] as const;
+export type Algo = (typeof ALGOS)[number];
+
+export interface RLConfig {
+  algo: Algo;
+  /** RL steps (rollout + updates). */
+  steps: number;
+  /** Groups (prompts) in the training batch. */
+  promptsPerStep: number;
+  /** Responses per prompt (G). */
+  groupSize: number;
+  /** Prompts per generation batch (defaults to promptsPerStep). */
+  generationBatchPrompts: number;
+  /** L_max: response tokens including EOS. */
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  /** 0 = off. */
+  topK: number;
+  epsLow: number;
+  epsHigh: number;
+  /** Dual-clip constant c for A < 0; 0 = off (3 is the usual value when on). */
+  dualClip: number;
+  lossAggregation: LossAggregation;
+  dynamicSampling: DynamicSamplingMode;
+  /** Cap on generation batches per step ('filter'). */
+  maxGenerationBatches: number;
+  /** Cap on resampling rounds per step ('resample'). */
+  maxResampleRounds: number;
+  /** What the trainer does when the generation cap leaves the batch short. */
+  onSamplingCap: 'train' | 'stop';
+  /** Mask truncated responses (no EOS within maxNewTokens) out of the loss. */
+  overlongFilter: boolean;
+  /** Add the soft overlong punishment to the reward. */
+  overlongPenalty: boolean;
+  /** L_cache: the length of the punishment buffer before maxNewTokens. */
+  overlongCache: number;
+  /** KL-to-reference coefficient; 0 = off (no reference model). */
+  klBeta: number;
+  /** Updates per rollout: ppoEpochs × miniBatches optimizer steps. */
+  ppoEpochs: number;
+  miniBatches: number;
+  /** Sequences per forward/backward: divides the mini-batch, or ≥ it (one pass per mini-batch). */
+  microBatchSize: number;
+  lr: number;
+  warmupSteps: number;
+  schedule: LrSchedule;
+  minLrRatio: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  /** Global gradient-norm clip; 0 = off. */
+  maxGradNorm: number;
+  /** Stop after this many NaN/Inf steps in a row. */
+  maxBadSteps: number;
+  /** Stop RL once this many responses were generated (0 = no budget): equal-budget comparisons. */
+  sampleBudget: number;
+}
+
+export interface SFTConfig { steps: number; batchSize: number; lr: number; warmupSteps: number; weightDecay: number; maxGradNorm: number }
+export interface EvalConfig { every: number; problems: number; passK: number; samplesPerProblem: number; temperature: number }
+export interface CheckpointConfig { every: number; keep: number }
+
+export interface TrainConfig {
+  seed: number;
+  backend: BackendChoice;
+  /** Validated later by the data layer; here only 'name' is checked. */
+  task: { name: string; [knob: string]: unknown };
+  /** Partial<ModelConfig> in layers; after resolveTrainConfig, the full resolved ModelConfig. */
+  model: Record<string, unknown>;
+  sft: SFTConfig;
+  rl: RLConfig;
+  eval: EvalConfig;
+  checkpoint: CheckpointConfig;
+  /** Start from the weights of this checkpoint directory instead of a seeded init (e.g. a shared SFT policy); null = fresh. */
+  init: string | null;
+}
+
+export class TrainConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid training config:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'TrainConfigError';
+  }
+}
