@@ -106,18 +106,18 @@ describe.each([1, 2])('wasm model kernels, %i thread(s)', (threads) => {
     const cache = [2, 3, 11, 5];
     const cs = contiguousStrides(cache);
     const outView: View = { strides: cs, offset: 6 * 5 };
-    let r = await both(w, [F(data(120))], [{ size: 330, prefill: data(330) }], (b, [x], [o]) => b.writeView(x, xView, o, outView, shape));
+    let r = await both(w, [F(data(120))], [{ size: 330, prefill: data(330) }], (b, [x], [o]) => b.kernels.writeView(x, xView, o, outView, shape));
     close(r.got[0], r.want[0], 0, 0, 'writeView cache');
     // a transposed source written into the middle of a larger buffer with a reversed inner order
     const tShape = [7, 13];
     r = await both(w, [F(data(100))], [{ size: 200, prefill: data(200) }], (b, [x], [o]) =>
-      b.writeView(x, { strides: [1, 7], offset: 3 }, o, { strides: [13, 1], offset: 50 }, tShape));
+      b.kernels.writeView(x, { strides: [1, 7], offset: 3 }, o, { strides: [13, 1], offset: 50 }, tShape));
     close(r.got[0], r.want[0], 0, 0, 'writeView transpose');
     // int32 words, strided destination (every other element), 40000 elements (threaded)
     const n = 40000;
     const words = ints(n, -2e9, 2e9);
     r = await both(w, [I(words)], [{ size: 2 * n + 1, dtype: 'int32', prefill: ints(2 * n + 1, 0, 9) }], (b, [x], [o]) =>
-      b.writeView(x, { strides: [1], offset: 0 }, o, { strides: [2], offset: 1 }, [n]));
+      b.kernels.writeView(x, { strides: [1], offset: 0 }, o, { strides: [2], offset: 1 }, [n]));
     expect(r.got[0]).toEqual(r.want[0]);
   });
 
@@ -126,7 +126,7 @@ describe.each([1, 2])('wasm model kernels, %i thread(s)', (threads) => {
       const { q, k, v, qn, kn, rows } = attnInputs(c);
       const ks = c.keyStart ? [I(c.keyStart)] : [];
       const r = await both(w, [F(q), F(k), F(v), ...ks], [{ size: qn, prefill: data(qn) }, { size: rows, prefill: data(rows) }],
-        (b, [sq, sk, sv, sks], [o, l]) => b.attention(sq, sk, sv, sks ?? null, o, l, c));
+        (b, [sq, sk, sv, sks], [o, l]) => b.kernels.attention(sq, sk, sv, sks ?? null, o, l, c));
       void kn;
       close(r.got[0], r.want[0], 2e-6, 2e-5, `attention out ${label(c)}`);
       close(r.got[1], r.want[1], 2e-6, 2e-6, `attention lse ${label(c)}`);
@@ -139,11 +139,11 @@ describe.each([1, 2])('wasm model kernels, %i thread(s)', (threads) => {
       const ksIn = c.keyStart ? [I(c.keyStart)] : [];
       // out and lse from the float64 forward, rounded to float32, feed both backwards
       const [out, lse] = await run(ref, [F(q), F(k), F(v), ...ksIn], [{ size: qn }, { size: rows }],
-        ([sq, sk, sv, sks], [o, l]) => ref.attention(sq, sk, sv, sks ?? null, o, l, c));
+        ([sq, sk, sv, sks], [o, l]) => ref.kernels.attention(sq, sk, sv, sks ?? null, o, l, c));
       const gOut = data(qn);
       const r = await both(w, [F(q), F(k), F(v), F(out), F(lse), F(gOut), ...ksIn],
         [{ size: qn, prefill: data(qn) }, { size: kn, prefill: data(kn) }, { size: kn, prefill: data(kn) }],
-        (b, [sq, sk, sv, so, sl, sg, sks], [gq, gk, gv]) => b.attentionBackward(sq, sk, sv, sks ?? null, so, sl, sg, gq, gk, gv, c));
+        (b, [sq, sk, sv, so, sl, sg, sks], [gq, gk, gv]) => b.kernels.attentionBackward(sq, sk, sv, sks ?? null, so, sl, sg, gq, gk, gv, c));
       close(r.got[0], r.want[0], 1e-5, 1e-4, `attention gq ${label(c)}`);
       close(r.got[1], r.want[1], 1e-5, 1e-4, `attention gk ${label(c)}`);
       close(r.got[2], r.want[2], 1e-5, 1e-4, `attention gv ${label(c)}`);
@@ -153,10 +153,10 @@ describe.each([1, 2])('wasm model kernels, %i thread(s)', (threads) => {
   it('attention rejects bad shapes', () => {
     const s = w.alloc('float32', 64);
     const c = attn({ batch: 1, heads: 3, kvHeads: 2, tq: 1, tk: 1, headDim: 8 });
-    expect(() => w.attention(s, s, s, null, s, s, c)).toThrow(/kvHeads/);
+    expect(() => w.kernels.attention(s, s, s, null, s, s, c)).toThrow(/kvHeads/);
     const d = attn({ batch: 1, heads: 1, kvHeads: 1, tq: 1, tk: 2, kvStride: 4, headDim: 8 });
-    expect(() => w.attentionBackward(s, s, s, null, s, s, s, s, s, s, d)).toThrow(/kvStride == tk/);
-    expect(() => w.attention(s, s, s, null, s, s, attn({ batch: 1, heads: 1, kvHeads: 1, tq: 9, tk: 9, headDim: 8 }))).toThrow(/needs/);
+    expect(() => w.kernels.attentionBackward(s, s, s, null, s, s, s, s, s, s, d)).toThrow(/kvStride == tk/);
+    expect(() => w.kernels.attention(s, s, s, null, s, s, attn({ batch: 1, heads: 1, kvHeads: 1, tq: 9, tk: 9, headDim: 8 }))).toThrow(/needs/);
     w.free(s);
   });
 
@@ -169,14 +169,14 @@ describe.each([1, 2])('wasm model kernels, %i thread(s)', (threads) => {
       t[0] = -1;
       if (rows > 2) t[2] = cols; // out of range: ignored
       const r = await both(w, [F(x), I(t)], [{ size: rows }, { size: rows }, { size: rows }],
-        (b, [sx, st], [lp, en, ls]) => b.logSoftmaxGather(sx, st, lp, en, ls, rows, cols));
+        (b, [sx, st], [lp, en, ls]) => b.kernels.logSoftmaxGather(sx, st, lp, en, ls, rows, cols));
       close(r.got[0], r.want[0], 2e-6, 2e-6, `logp ${rows}x${cols}`);
       close(r.got[1], r.want[1], 1e-5, 1e-5, `entropy ${rows}x${cols}`);
       close(r.got[2], r.want[2], 2e-6, 2e-6, `lse ${rows}x${cols}`);
       const [lse, ent] = [r.want[2], r.want[1]];
       const gl = data(rows), ge = data(rows);
       const g = await both(w, [F(x), I(t), F(lse), F(ent), F(gl), F(ge)], [{ size: rows * cols, prefill: data(rows * cols) }],
-        (b, [sx, st, sl, se, sgl, sge], [gx]) => b.logSoftmaxGatherBackward(sx, st, sl, se, sgl, sge, gx, rows, cols));
+        (b, [sx, st, sl, se, sgl, sge], [gx]) => b.kernels.logSoftmaxGatherBackward(sx, st, sl, se, sgl, sge, gx, rows, cols));
       close(g.got[0], g.want[0], 2e-6, 2e-5, `gLogits ${rows}x${cols}`);
     }
   });
@@ -185,13 +185,13 @@ describe.each([1, 2])('wasm model kernels, %i thread(s)', (threads) => {
     for (const [rows, cols] of [[1, 1], [3, 7], [17, 64], [100, 257], [600, 384], [33, 1000]]) {
       const x = data(rows * cols, -2, 2), wt = data(cols, 0.5, 1.5);
       const eps = 1e-5;
-      const r = await both(w, [F(x), F(wt)], [{ size: rows * cols }, { size: rows }], (b, [sx, sw], [o, rs]) => b.rmsNorm(sx, sw, o, rs, rows, cols, eps));
+      const r = await both(w, [F(x), F(wt)], [{ size: rows * cols }, { size: rows }], (b, [sx, sw], [o, rs]) => b.kernels.rmsNorm(sx, sw, o, rs, rows, cols, eps));
       close(r.got[0], r.want[0], 1e-6, 1e-5, `rmsNorm out ${rows}x${cols}`);
       close(r.got[1], r.want[1], 0, 1e-5, `rmsNorm rstd ${rows}x${cols}`);
       const g = data(rows * cols);
       const rstd = r.want[1];
       const bw = await both(w, [F(x), F(wt), F(rstd), F(g)], [{ size: rows * cols, prefill: data(rows * cols) }, { size: cols, prefill: data(cols) }],
-        (b, [sx, sw, sr, sg], [gx, gw]) => b.rmsNormBackward(sx, sw, sr, sg, gx, gw, rows, cols));
+        (b, [sx, sw, sr, sg], [gx, gw]) => b.kernels.rmsNormBackward(sx, sw, sr, sg, gx, gw, rows, cols));
       close(bw.got[0], bw.want[0], 1e-5, 1e-4, `rmsNorm gx ${rows}x${cols}`);
       close(bw.got[1], bw.want[1], 1e-5 * Math.sqrt(rows), 1e-5, `rmsNorm gWeight ${rows}x${cols}`);
     }
@@ -205,7 +205,7 @@ describe.each([1, 2])('wasm model kernels, %i thread(s)', (threads) => {
       pos[0] = 0;
       for (const inverse of [false, true]) {
         const a = { batch, t, heads, headDim, theta, inverse };
-        const r = await both(w, [F(x), I(pos)], [{ size: n }], (b, [sx, sp], [o]) => b.rope(sx, sp, o, a));
+        const r = await both(w, [F(x), I(pos)], [{ size: n }], (b, [sx, sp], [o]) => b.kernels.rope(sx, sp, o, a));
         close(r.got[0], r.want[0], 2e-6, 1e-5, `rope ${JSON.stringify(a)}`);
       }
     }
@@ -216,9 +216,9 @@ describe.each([1, 2])('wasm model kernels, %i thread(s)', (threads) => {
       const gate = data(n, -12, 12), up = data(n, -2, 2), gOut = data(n);
       gate[0] = -95; // exp(−g) overflows
       if (n > 2) gate[1] = 95;
-      const r = await both(w, [F(gate), F(up)], [{ size: n }], (b, [g, u], [o]) => b.swiglu(g, u, o, n));
+      const r = await both(w, [F(gate), F(up)], [{ size: n }], (b, [g, u], [o]) => b.kernels.swiglu(g, u, o, n));
       close(r.got[0], r.want[0], 1e-6, 1e-5, `swiglu n=${n}`);
-      const bw = await both(w, [F(gate), F(up), F(gOut)], [{ size: n }, { size: n }], (b, [g, u, go], [gg, gu]) => b.swigluBackward(g, u, go, gg, gu, n));
+      const bw = await both(w, [F(gate), F(up), F(gOut)], [{ size: n }, { size: n }], (b, [g, u, go], [gg, gu]) => b.kernels.swigluBackward(g, u, go, gg, gu, n));
       close(bw.got[0], bw.want[0], 1e-6, 1e-5, `swiglu gGate n=${n}`);
       close(bw.got[1], bw.want[1], 1e-6, 1e-5, `swiglu gUp n=${n}`);
     }
@@ -233,7 +233,7 @@ describe.each([1, 2])('wasm model kernels, %i thread(s)', (threads) => {
         const p = b.upload('float32', init), m = b.alloc('float32', n), v = b.alloc('float32', n), sc = b.upload('float32', [0.37]);
         for (let step = 1; step <= 5; step++) {
           const g = b.upload('float32', grads[step - 1]);
-          b.adamw(p, g, m, v, sc, { lr: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step }, n);
+          b.kernels.adamw(p, g, m, v, sc, { lr: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step }, n);
           b.free(g);
         }
         results.push([Array.from(await b.read(p)), Array.from(await b.read(m)), Array.from(await b.read(v))]);
@@ -249,7 +249,7 @@ describe.each([1, 2])('wasm model kernels, %i thread(s)', (threads) => {
     for (const n of [0, 1, 7, 16384, 16385, 100003]) {
       const x = data(Math.max(1, n), -2, 2);
       for (const accumulate of [false, true]) {
-        const r = await both(w, [F(x)], [{ size: 1, prefill: [2.5] }], (b, [sx], [o]) => b.sumSquares(sx, o, n, accumulate));
+        const r = await both(w, [F(x)], [{ size: 1, prefill: [2.5] }], (b, [sx], [o]) => b.kernels.sumSquares(sx, o, n, accumulate));
         close(r.got[0], r.want[0], 1e-6, 1e-6, `sumSquares n=${n} acc=${accumulate}`);
       }
     }
@@ -294,19 +294,19 @@ describe('wasm model kernels: thread-count independence', () => {
         const r: number[][] = [];
         r.push(...await run(w, [F(q), F(k), F(v), I(c.keyStart!), F(gOut)],
           [{ size: qn }, { size: rows }, { size: qn }, { size: kn }, { size: kn }], ([sq2, sk, sv, sks, sg], [o, l, gq, gk, gv]) => {
-            w.attention(sq2, sk, sv, sks, o, l, c);
-            w.attentionBackward(sq2, sk, sv, sks, o, l, sg, gq, gk, gv, c);
+            w.kernels.attention(sq2, sk, sv, sks, o, l, c);
+            w.kernels.attentionBackward(sq2, sk, sv, sks, o, l, sg, gq, gk, gv, c);
           }));
         r.push(...await run(w, [F(logits), I(targets), F(g1), F(g2)], [{ size: lr }, { size: lr }, { size: lr }, { size: lr * lc }],
           ([x, t, a, b2], [lp, en, ls, gx]) => {
-            w.logSoftmaxGather(x, t, lp, en, ls, lr, lc);
-            w.logSoftmaxGatherBackward(x, t, ls, en, a, b2, gx, lr, lc);
+            w.kernels.logSoftmaxGather(x, t, lp, en, ls, lr, lc);
+            w.kernels.logSoftmaxGatherBackward(x, t, ls, en, a, b2, gx, lr, lc);
           }));
-        r.push(...await run(w, [F(sq)], [{ size: 1 }], ([x], [o]) => w.sumSquares(x, o, nx, false)));
+        r.push(...await run(w, [F(sq)], [{ size: 1 }], ([x], [o]) => w.kernels.sumSquares(x, o, nx, false)));
         r.push(...await run(w, [F(xn), F(wn), F(gn)], [{ size: nr * nc }, { size: nr }, { size: nr * nc }, { size: nc }],
           ([x, wt, g], [o, rs, gx, gw]) => {
-            w.rmsNorm(x, wt, o, rs, nr, nc, 1e-6);
-            w.rmsNormBackward(x, wt, rs, g, gx, gw, nr, nc);
+            w.kernels.rmsNorm(x, wt, o, rs, nr, nc, 1e-6);
+            w.kernels.rmsNormBackward(x, wt, rs, g, gx, gw, nr, nc);
           }));
         r.push(...await run(w, [F(ma), F(mb)], [{ size: 16 * 777 }], ([a, b2], [o]) =>
           w.matmul(a, b2, o, { batch: 1, m: 16, n: 777, k: 1024, transA: false, transB: true, strideA: 0, strideB: 0 })));

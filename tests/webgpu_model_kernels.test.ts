@@ -74,8 +74,8 @@ async function checkAttention(p: Pair, c: AttnCase, backward: boolean, label: st
   const ks = c.keyStart ? up(p, 'int32', c.keyStart) : [null, null] as const;
   const out = allocBoth(p, qn);
   const lse = allocBoth(p, rows);
-  p.gpu.attention(q[0], k[0], v[0], ks[0], out[0], lse[0], a);
-  p.ref.attention(q[1], k[1], v[1], ks[1], out[1], lse[1], a);
+  p.gpu.kernels.attention(q[0], k[0], v[0], ks[0], out[0], lse[0], a);
+  p.ref.kernels.attention(q[1], k[1], v[1], ks[1], out[1], lse[1], a);
   const what = `${label} ${JSON.stringify(c)}`;
   if (!backward) {
     await expectSame(p, out, `attention out ${what}`);
@@ -88,8 +88,8 @@ async function checkAttention(p: Pair, c: AttnCase, backward: boolean, label: st
   const gv = allocBoth(p, kn);
   // Garbage in the outputs: the backward must overwrite every element.
   p.gpu.fill(gk[0], 7);
-  p.gpu.attentionBackward(q[0], k[0], v[0], ks[0], out[0], lse[0], gOut[0], gq[0], gk[0], gv[0], a);
-  p.ref.attentionBackward(q[1], k[1], v[1], ks[1], out[1], lse[1], gOut[1], gq[1], gk[1], gv[1], a);
+  p.gpu.kernels.attentionBackward(q[0], k[0], v[0], ks[0], out[0], lse[0], gOut[0], gq[0], gk[0], gv[0], a);
+  p.ref.kernels.attentionBackward(q[1], k[1], v[1], ks[1], out[1], lse[1], gOut[1], gq[1], gk[1], gv[1], a);
   await expectSame(p, gq, `attentionBackward gq ${what}`);
   await expectSame(p, gk, `attentionBackward gk ${what}`);
   await expectSame(p, gv, `attentionBackward gv ${what}`);
@@ -111,8 +111,8 @@ for (const cfg of configs) {
       const cache = up(p, 'float32', rand(2 * 3 * 10 * 8, 2));
       const shape = [2, 3, 1, 8];
       const cacheView = { strides: contiguousStrides([2, 3, 10, 8]), offset: 4 * 8 };
-      p.gpu.writeView(x[0], { strides: contiguousStrides(shape), offset: 0 }, cache[0], cacheView, shape);
-      p.ref.writeView(x[1], { strides: contiguousStrides(shape), offset: 0 }, cache[1], cacheView, shape);
+      p.gpu.kernels.writeView(x[0], { strides: contiguousStrides(shape), offset: 0 }, cache[0], cacheView, shape);
+      p.ref.kernels.writeView(x[1], { strides: contiguousStrides(shape), offset: 0 }, cache[1], cacheView, shape);
       await expectSame(p, cache, 'writeView kv cache', 0);
       // A transposed int32 source [5, 7] read as [7, 5] into rows 1.. of a [9, 6] target with offset.
       const ints = Array.from({ length: 35 }, (_, i) => i * 7919 - 12345);
@@ -120,15 +120,15 @@ for (const cfg of configs) {
       const yi = up(p, 'int32', Array.from({ length: 54 }, (_, i) => -i));
       const tv = { strides: [1, 7], offset: 0 };
       const ov = { strides: [6, 1], offset: 6 + 1 };
-      p.gpu.writeView(xi[0], tv, yi[0], ov, [7, 5]);
-      p.ref.writeView(xi[1], tv, yi[1], ov, [7, 5]);
+      p.gpu.kernels.writeView(xi[0], tv, yi[0], ov, [7, 5]);
+      p.ref.kernels.writeView(xi[1], tv, yi[1], ov, [7, 5]);
       expect(Array.from(await p.gpu.read(yi[0]))).toEqual(Array.from(await p.ref.read(yi[1])));
       // Source and target views in the same storage (disjoint ranges).
       const z = up(p, 'float32', rand(40, 3));
-      p.gpu.writeView(z[0], { strides: [2, 1], offset: 1 }, z[0], { strides: [1, 4], offset: 20 }, [3, 5]);
-      p.ref.writeView(z[1], { strides: [2, 1], offset: 1 }, z[1], { strides: [1, 4], offset: 20 }, [3, 5]);
+      p.gpu.kernels.writeView(z[0], { strides: [2, 1], offset: 1 }, z[0], { strides: [1, 4], offset: 20 }, [3, 5]);
+      p.ref.kernels.writeView(z[1], { strides: [2, 1], offset: 1 }, z[1], { strides: [1, 4], offset: 20 }, [3, 5]);
       await expectSame(p, z, 'writeView aliased', 0);
-      expect(() => p.gpu.writeView(x[0], { strides: [1], offset: 0 }, cache[0], { strides: [1], offset: 475 }, [8]))
+      expect(() => p.gpu.kernels.writeView(x[0], { strides: [1], offset: 0 }, cache[0], { strides: [1], offset: 475 }, [8]))
         .toThrow(/writeView.*out view reaches/);
     });
 
@@ -157,11 +157,11 @@ for (const cfg of configs) {
     it('attention validates its arguments', () => {
       const s = p.gpu.alloc('float32', 64);
       const a: AttentionArgs = { batch: 1, heads: 2, kvHeads: 1, tq: 4, tk: 4, kvStride: 4, headDim: 8, scale: 1, causal: true, qOffset: 0 };
-      expect(() => p.gpu.attention(s, s, s, null, p.gpu.alloc('float32', 64), p.gpu.alloc('float32', 8), { ...a, kvHeads: 3 }))
+      expect(() => p.gpu.kernels.attention(s, s, s, null, p.gpu.alloc('float32', 64), p.gpu.alloc('float32', 8), { ...a, kvHeads: 3 }))
         .toThrow(KernelError);
-      expect(() => p.gpu.attention(p.gpu.alloc('float32', 63), s, s, null, p.gpu.alloc('float32', 64), p.gpu.alloc('float32', 8), a))
+      expect(() => p.gpu.kernels.attention(p.gpu.alloc('float32', 63), s, s, null, p.gpu.alloc('float32', 64), p.gpu.alloc('float32', 8), a))
         .toThrow(/attention.*q has 63 elements, needs 64/);
-      expect(() => p.gpu.attentionBackward(s, s, s, null, s, s, s, s, s, s, { ...a, kvStride: 5 })).toThrow(/kvStride/);
+      expect(() => p.gpu.kernels.attentionBackward(s, s, s, null, s, s, s, s, s, s, { ...a, kvStride: 5 })).toThrow(/kvStride/);
     });
 
     it('logSoftmaxGather and backward: vocab 5 / 37 / 1000+, ignored targets', async () => {
@@ -174,8 +174,8 @@ for (const cfg of configs) {
         const logp = allocBoth(p, rows);
         const ent = allocBoth(p, rows);
         const lse = allocBoth(p, rows);
-        p.gpu.logSoftmaxGather(x[0], t[0], logp[0], ent[0], lse[0], rows, cols);
-        p.ref.logSoftmaxGather(x[1], t[1], logp[1], ent[1], lse[1], rows, cols);
+        p.gpu.kernels.logSoftmaxGather(x[0], t[0], logp[0], ent[0], lse[0], rows, cols);
+        p.ref.kernels.logSoftmaxGather(x[1], t[1], logp[1], ent[1], lse[1], rows, cols);
         const what = `[${rows}, ${cols}]`;
         await expectSame(p, logp, `logSoftmaxGather logp ${what}`, 1e-4, 10);
         await expectSame(p, ent, `logSoftmaxGather entropy ${what}`, 1e-4, 10);
@@ -183,8 +183,8 @@ for (const cfg of configs) {
         const gl = up(p, 'float32', rand(rows, rows + 5));
         const ge = up(p, 'float32', rand(rows, rows + 6));
         const gx = allocBoth(p, rows * cols);
-        p.gpu.logSoftmaxGatherBackward(x[0], t[0], lse[0], ent[0], gl[0], ge[0], gx[0], rows, cols);
-        p.ref.logSoftmaxGatherBackward(x[1], t[1], lse[1], ent[1], gl[1], ge[1], gx[1], rows, cols);
+        p.gpu.kernels.logSoftmaxGatherBackward(x[0], t[0], lse[0], ent[0], gl[0], ge[0], gx[0], rows, cols);
+        p.ref.kernels.logSoftmaxGatherBackward(x[1], t[1], lse[1], ent[1], gl[1], ge[1], gx[1], rows, cols);
         await expectSame(p, gx, `logSoftmaxGatherBackward ${what}`);
       }
     });
@@ -195,16 +195,16 @@ for (const cfg of configs) {
         const w = up(p, 'float32', rand(cols, cols, 0.5, 1.5));
         const out = allocBoth(p, rows * cols);
         const rstd = allocBoth(p, rows);
-        p.gpu.rmsNorm(x[0], w[0], out[0], rstd[0], rows, cols, 1e-5);
-        p.ref.rmsNorm(x[1], w[1], out[1], rstd[1], rows, cols, 1e-5);
+        p.gpu.kernels.rmsNorm(x[0], w[0], out[0], rstd[0], rows, cols, 1e-5);
+        p.ref.kernels.rmsNorm(x[1], w[1], out[1], rstd[1], rows, cols, 1e-5);
         const what = `[${rows}, ${cols}]`;
         await expectSame(p, out, `rmsNorm out ${what}`);
         await expectSame(p, rstd, `rmsNorm rstd ${what}`);
         const g = up(p, 'float32', rand(rows * cols, rows * cols));
         const gx = allocBoth(p, rows * cols);
         const gw = allocBoth(p, cols);
-        p.gpu.rmsNormBackward(x[0], w[0], rstd[0], g[0], gx[0], gw[0], rows, cols);
-        p.ref.rmsNormBackward(x[1], w[1], rstd[1], g[1], gx[1], gw[1], rows, cols);
+        p.gpu.kernels.rmsNormBackward(x[0], w[0], rstd[0], g[0], gx[0], gw[0], rows, cols);
+        p.ref.kernels.rmsNormBackward(x[1], w[1], rstd[1], g[1], gx[1], gw[1], rows, cols);
         await expectSame(p, gx, `rmsNormBackward gx ${what}`);
         await expectSame(p, gw, `rmsNormBackward gWeight ${what}`, 1e-4, Math.sqrt(rows));
       }
@@ -218,13 +218,13 @@ for (const cfg of configs) {
         for (const inverse of [false, true]) {
           const args = { batch, t, heads, headDim, theta: 10000, inverse };
           const out = allocBoth(p, n);
-          p.gpu.rope(x[0], pos[0], out[0], args);
-          p.ref.rope(x[1], pos[1], out[1], args);
+          p.gpu.kernels.rope(x[0], pos[0], out[0], args);
+          p.ref.kernels.rope(x[1], pos[1], out[1], args);
           await expectSame(p, out, `rope ${JSON.stringify(args)}`, 1e-4, 1);
           if (!inverse) {
             // The inverse rotation undoes the forward one.
             const back = p.gpu.alloc('float32', n);
-            p.gpu.rope(out[0], pos[0], back, { ...args, inverse: true });
+            p.gpu.kernels.rope(out[0], pos[0], back, { ...args, inverse: true });
             expectClose(await p.gpu.read(back), await p.gpu.read(x[0]), 'rope inverse ∘ rope', 1e-4, 1);
           }
         }
@@ -238,19 +238,19 @@ for (const cfg of configs) {
         const gate = up(p, 'float32', g);
         const u = up(p, 'float32', rand(n, n + 1));
         const out = allocBoth(p, n);
-        p.gpu.swiglu(gate[0], u[0], out[0], n);
-        p.ref.swiglu(gate[1], u[1], out[1], n);
+        p.gpu.kernels.swiglu(gate[0], u[0], out[0], n);
+        p.ref.kernels.swiglu(gate[1], u[1], out[1], n);
         await expectSame(p, out, `swiglu ${n}`);
         const go = up(p, 'float32', rand(n, n + 2));
         const gg = allocBoth(p, n);
         const gu = allocBoth(p, n);
-        p.gpu.swigluBackward(gate[0], u[0], go[0], gg[0], gu[0], n);
-        p.ref.swigluBackward(gate[1], u[1], go[1], gg[1], gu[1], n);
+        p.gpu.kernels.swigluBackward(gate[0], u[0], go[0], gg[0], gu[0], n);
+        p.ref.kernels.swigluBackward(gate[1], u[1], go[1], gg[1], gu[1], n);
         await expectSame(p, gg, `swigluBackward gGate ${n}`);
         await expectSame(p, gu, `swigluBackward gUp ${n}`);
         // In place: the output is the gate storage (written through a temporary).
-        p.gpu.swiglu(gate[0], u[0], gate[0], n);
-        p.ref.swiglu(gate[1], u[1], gate[1], n);
+        p.gpu.kernels.swiglu(gate[0], u[0], gate[0], n);
+        p.ref.kernels.swiglu(gate[1], u[1], gate[1], n);
         await expectSame(p, gate, `swiglu in place ${n}`);
       }
     });
@@ -264,8 +264,8 @@ for (const cfg of configs) {
       for (let step = 1; step <= 4; step++) {
         const grad = up(p, 'float32', rand(n, 10 + step, -2, 2));
         const args = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step };
-        p.gpu.adamw(param[0], grad[0], m[0], v[0], scale[0], args, n);
-        p.ref.adamw(param[1], grad[1], m[1], v[1], scale[1], args, n);
+        p.gpu.kernels.adamw(param[0], grad[0], m[0], v[0], scale[0], args, n);
+        p.ref.kernels.adamw(param[1], grad[1], m[1], v[1], scale[1], args, n);
       }
       await expectSame(p, param, 'adamw param');
       await expectSame(p, m, 'adamw m');
@@ -277,8 +277,8 @@ for (const cfg of configs) {
         const x = up(p, 'float32', rand(n, n));
         const out = up(p, 'float32', [2.5]);
         for (const accumulate of [true, false, true]) {
-          p.gpu.sumSquares(x[0], out[0], n, accumulate);
-          p.ref.sumSquares(x[1], out[1], n, accumulate);
+          p.gpu.kernels.sumSquares(x[0], out[0], n, accumulate);
+          p.ref.kernels.sumSquares(x[1], out[1], n, accumulate);
           await expectSame(p, out, `sumSquares ${n} accumulate=${accumulate}`, 1e-5);
         }
       }
