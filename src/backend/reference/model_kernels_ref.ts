@@ -23,14 +23,14 @@ function scoresOf(q: F, k: F, keyStart: F | null, a: AttentionArgs, b: number, h
   const D = a.headDim;
   const qo = ((b * a.heads + h) * a.tq + i) * D;
   const kBase = (b * a.kvHeads + kvHeadOf(h, a)) * a.kvStride * D;
-  const s = new Float64Array(a.tk).fill(-Infinity);
+  const scores = new Float64Array(a.tk).fill(-Infinity);
   for (let j = 0; j < a.tk; j++) {
     if (!visible(a, keyStart, b, i, j)) continue;
     let dot = 0;
     for (let d = 0; d < D; d++) dot += q[qo + d] * k[kBase + j * D + d];
-    s[j] = a.scale * dot;
+    scores[j] = a.scale * dot;
   }
-  return s;
+  return scores;
 }
 
 function logSumExp(s: F): number {
