@@ -113,7 +113,7 @@ describe('fused ops vs their definitions (reference backend)', () => {
     expect(a[base + 1]).toBeCloseTo(xs[base + 1] * Math.cos(ang) - xs[base + 3] * Math.sin(ang), 12);
     expect(a[base + 3]).toBeCloseTo(xs[base + 3] * Math.cos(ang) + xs[base + 1] * Math.sin(ang), 12);
     const back = T.zeros(x.shape);
-    backend.rope(y.storage, p.storage, back.storage, { batch: 2, t: 3, heads: 2, headDim: 4, theta: 100, inverse: true });
+    backend.kernels.rope(y.storage, p.storage, back.storage, { batch: 2, t: 3, heads: 2, headDim: 4, theta: 100, inverse: true });
     await expectSame(back, x);
     for (const t of [p, y]) t.dispose();
   });

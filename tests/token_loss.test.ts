@@ -221,8 +221,8 @@ async function kernelOutputs(b: Backend, data: ReturnType<typeof tokenInputs>, g
   const stats = b.alloc('float32', 3 * n);
   const gLogp = b.alloc('float32', n);
   const [lp, old, adv, w] = ins;
-  b.tokenLoss(lp, old, adv, w, loss, stats, n, a);
-  b.tokenLossBackward(lp, old, adv, w, g, gLogp, n, a);
+  b.kernels.tokenLoss(lp, old, adv, w, loss, stats, n, a);
+  b.kernels.tokenLossBackward(lp, old, adv, w, g, gLogp, n, a);
   const read = async (s: Storage) => Array.from(await b.read(s));
   const out = { loss: await read(loss), stats: await read(stats), gLogp: await read(gLogp) };
   for (const s of [...ins, g, loss, stats, gLogp]) b.free(s);
@@ -273,8 +273,8 @@ for (const { name, backend } of available) {
     it('rejects bad kernel arguments, listing each', () => {
       const s = backend.alloc('float32', 4);
       const bad = { epsLow: -0.1, epsHigh: Number.NaN, dualClip: 1, logRatioClamp: 100 };
-      expect(() => backend.tokenLoss(s, s, s, s, s, s, 1, bad)).toThrow(/epsLow.*epsHigh.*dualClip.*logRatioClamp/);
-      expect(() => backend.tokenLoss(s, s, s, s, s, s, 2, ARGS[0])).toThrow(/tokenLoss/); // stats needs 6 elements
+      expect(() => backend.kernels.tokenLoss(s, s, s, s, s, s, 1, bad)).toThrow(/epsLow.*epsHigh.*dualClip.*logRatioClamp/);
+      expect(() => backend.kernels.tokenLoss(s, s, s, s, s, s, 2, ARGS[0])).toThrow(/tokenLoss/); // stats needs 6 elements
       backend.free(s);
     });
   });

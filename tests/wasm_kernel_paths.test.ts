@@ -29,7 +29,7 @@ function close(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rt
 async function softmaxGather(b: Backend, x: Float32Array, t: number[], rows: number, cols: number): Promise<number[][]> {
   const sx = b.upload('float32', x), st = b.upload('int32', t);
   const outs = [b.alloc('float32', rows), b.alloc('float32', rows), b.alloc('float32', rows)];
-  b.logSoftmaxGather(sx, st, outs[0], outs[1], outs[2], rows, cols);
+  b.kernels.logSoftmaxGather(sx, st, outs[0], outs[1], outs[2], rows, cols);
   const res = await Promise.all(outs.map(async (o) => Array.from(await b.read(o))));
   for (const s of [sx, st, ...outs]) b.free(s);
   return res;
@@ -40,8 +40,8 @@ async function attentionGrads(b: Backend, a: AttentionArgs, q: Float32Array, k: 
   const [sq, sk, sv, sg] = [q, k, v, gOut].map((d) => b.upload('float32', d));
   const out = b.alloc('float32', q.length), lse = b.alloc('float32', rows);
   const grads = [b.alloc('float32', q.length), b.alloc('float32', k.length), b.alloc('float32', v.length)];
-  b.attention(sq, sk, sv, null, out, lse, a);
-  b.attentionBackward(sq, sk, sv, null, out, lse, sg, grads[0], grads[1], grads[2], a);
+  b.kernels.attention(sq, sk, sv, null, out, lse, a);
+  b.kernels.attentionBackward(sq, sk, sv, null, out, lse, sg, grads[0], grads[1], grads[2], a);
   const res = await Promise.all(grads.map(async (g) => Array.from(await b.read(g))));
   for (const s of [sq, sk, sv, sg, out, lse, ...grads] as Storage[]) b.free(s);
   return res;

@@ -2,23 +2,15 @@
 // Every product backend (WebGPU, WASM) and the float64 reference implement it; the tensor layer above
 // never knows which one it talks to. Kernels are enqueue-style and synchronous to call; only `read` is
 // asynchronous, so GPU backends can batch dispatches and read back without blocking.
+// The fused model kernels are one object per backend, `backend.kernels` (contract: model_kernels.ts).
 
 import type { ModelKernels } from './model_kernels.js';
+import type {
+  BackendName, DType, MatmulArgs, MemoryStats, RandomArgs, Storage, View,
+} from './types.js';
 
-export type { AdamWArgs, AttentionArgs, ModelKernels, RopeArgs } from './model_kernels.js';
-
-export type DType = 'float32' | 'int32';
-export const DTYPES: readonly DType[] = ['float32', 'int32'];
-export const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, int32: 4 };
-
-export type BackendName = 'webgpu' | 'wasm' | 'reference';
-
-/** Opaque handle to a backend allocation of `size` elements of `dtype`. */
-export interface Storage {
-  readonly backend: BackendName;
-  readonly dtype: DType;
-  readonly size: number;
-}
+export type { ModelKernels } from './model_kernels.js';
+export * from './types.js';
 
 export type UnaryOp =
   | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'relu' | 'silu' | 'sigmoid' | 'tanh'
@@ -39,48 +31,7 @@ export type ReduceOp = 'sum' | 'max' | 'min';
 export const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'max', 'min'];
 export const REDUCE_CODE: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2 };
 
-/** Highest tensor rank the strided kernels accept. */
-export const MAX_RANK = 6;
-
-/**
- * A strided view used by elementwise kernels: element at multi-index i of the output shape reads
- * `offset + Σ i[d]·strides[d]`. A stride of 0 broadcasts; arbitrary strides express permute and slice.
- */
-export interface View {
-  readonly strides: readonly number[];
-  readonly offset: number;
-}
-
-export interface MatmulArgs {
-  /** Number of independent matrix products. */
-  batch: number;
-  m: number;
-  n: number;
-  k: number;
-  /** a is stored [k, m] (per batch) and read transposed. */
-  transA: boolean;
-  /** b is stored [n, k] (per batch) and read transposed. */
-  transB: boolean;
-  /** Element strides between consecutive batches of a and b (0 broadcasts one matrix over the batch). */
-  strideA: number;
-  strideB: number;
-}
-
-export interface RandomArgs {
-  kind: 'uniform' | 'normal';
-  seed: number;
-  /** uniform: [low, high); normal: mean, std. */
-  a: number;
-  b: number;
-}
-
-export interface MemoryStats {
-  liveBytes: number;
-  peakBytes: number;
-  liveBuffers: number;
-}
-
-export interface Backend extends ModelKernels {
+export interface Backend {
   readonly name: BackendName;
   /** Human-readable detail of what runs the kernels (adapter, threads, SIMD). */
   describe(): Record<string, unknown>;
@@ -93,6 +44,8 @@ export interface Backend extends ModelKernels {
   read(s: Storage): Promise<Float32Array | Int32Array | Float64Array>;
   free(s: Storage): void;
   memory(): MemoryStats;
+  /** The fused transformer kernels (model_kernels.ts), validated against the signature table. */
+  readonly kernels: ModelKernels;
   /** Waits until all enqueued work has finished. */
   sync(): Promise<void>;
   /** Releases every resource (device, workers). The backend is unusable afterwards. */
@@ -125,58 +78,4 @@ export interface Backend extends ModelKernels {
   gather(table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void;
   /** out[ids[r], :] += src[r, :] (out must be pre-filled; duplicates accumulate). */
   scatterAdd(src: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void;
-}
-
-/** Contiguous row-major strides of a shape. */
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    strides[d] = s;
-    s *= shape[d];
-  }
-  return strides;
-}
-
-export function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-export function contiguousView(shape: readonly number[]): View {
-  return { strides: contiguousStrides(shape), offset: 0 };
-}
-
-/**
- * Collapses adjacent dimensions that are contiguous in every view, so kernels run fewer index
- * computations (a fully contiguous elementwise op becomes rank 1). Returns the reduced shape and views.
- */
-export function coalesce(shape: readonly number[], views: readonly View[]): { shape: number[]; views: View[] } {
-  const outShape: number[] = [];
-  const outStrides: number[][] = views.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && views.every((v, i) => outStrides[i][last] === v.strides[d] * shape[d])) {
-      outShape[last] *= shape[d];
-      views.forEach((v, i) => { outStrides[i][last] = v.strides[d]; });
-    } else {
-      outShape.push(shape[d]);
-      views.forEach((v, i) => outStrides[i].push(v.strides[d]));
-    }
-  }
-  if (outShape.length === 0) {
-    outShape.push(1);
-    outStrides.forEach((s) => s.push(1));
-  }
-  return { shape: outShape, views: views.map((v, i) => ({ strides: outStrides[i], offset: v.offset })) };
-}
-
-/** Error raised by a backend kernel, naming the kernel so failures are traceable. */
-export class KernelError extends Error {
-  constructor(readonly kernel: string, message: string) {
-    super(`kernel '${kernel}': ${message}`);
-    this.name = 'KernelError';
-  }
 }

@@ -1,96 +1,18 @@
-// Fused kernels of the transformer policy and its optimizer, part of the Backend contract.
+// Fused kernels of the transformer policy and its optimizer: the contract every backend's `kernels` object
+// satisfies, and the one argument-signature table that validates every call on every backend.
 // Every tensor argument is a contiguous float32 Storage unless marked int32; shapes are given in the args.
 // Each method's math is stated exactly here: the float64 reference implements it literally, the product
 // backends must match it to float32 tolerance.
+//
+// Adding a kernel: a method here, a line in KERNEL_SIGNATURES (TypeScript rejects a missing line or a wrong
+// parameter count), and one implementation per backend (webgpu/, wasm/, reference/ model-kernel objects).
 
-import { KernelError, type Storage, type View } from './backend.js';
+import {
+  type AdamWArgs, type AttentionArgs, type DType, KernelError, type RopeArgs, type Storage, type TokenLossArgs, type View,
+  sizeOf, viewExtent,
+} from './types.js';
 
-/**
- * Scaled dot-product attention over a batch of sequences, with grouped-query heads.
- * Layouts: q, out [batch, heads, tq, headDim]; k, v [batch, kvHeads, kvStride, headDim] of which rows
- * [0, tk) are used (a KV cache allocates kvStride = maxSeqLen rows); lse [batch, heads, tq].
- * Query head h reads kv head floor(h / (heads / kvHeads)).
- * Query row i sits at absolute position qOffset + i. Key j of sequence b is visible to it when
- *   j < tk, j ≥ keyStart[b] (left padding; keyStart absent = 0), and, if causal, j ≤ qOffset + i.
- * s_j = scale · q_i · k_j; lse_i = log Σ_visible exp(s_j); out_i = Σ_visible exp(s_j − lse_i) · v_j.
- * A row with no visible key gets out_i = 0 and lse_i = +Infinity (so exp(s − lse) = 0 in the backward).
- */
-export interface AttentionArgs {
-  batch: number;
-  heads: number;
-  kvHeads: number;
-  tq: number;
-  tk: number;
-  kvStride: number;
-  headDim: number;
-  scale: number;
-  causal: boolean;
-  qOffset: number;
-}
-
-/**
- * Rotary position embedding (Llama / Hugging Face "rotate_half" convention) over x [batch, t, heads, headDim]
- * with positions int32 [batch, t]. For j < headDim/2, with f_j = theta^(−2j/headDim) and a = pos·f_j
- * (−a when inverse, which is the backward):
- *   out[j] = x[j]·cos a − x[j + headDim/2]·sin a;  out[j + headDim/2] = x[j + headDim/2]·cos a + x[j]·sin a.
- */
-export interface RopeArgs {
-  batch: number;
-  t: number;
-  heads: number;
-  headDim: number;
-  theta: number;
-  inverse: boolean;
-}
-
-/**
- * Decoupled AdamW (PyTorch semantics), in place over n elements, with the gradient multiplied by scale[0]
- * (a 1-element float32 storage, so clipping needs no readback):
- *   g = grad·scale[0]; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
- *   param = param·(1 − lr·weightDecay) − lr · (m / (1 − β1^step)) / (sqrt(v / (1 − β2^step)) + eps).
- */
-export interface AdamWArgs {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** 1-based step count for bias correction. */
-  step: number;
-}
-
-/**
- * The clipped policy-gradient token loss of PPO / GRPO / DAPO. Per token i < n, with C = logRatioClamp:
- *   d = clamp(logp − oldLogp, −C, C); r = exp(d); A = adv;
- *   l1 = −A·r; l2 = −A·clamp(r, 1 − epsLow, 1 + epsHigh); l = max(l1, l2);
- *   if dualClip > 0 and A < 0: l = min(l, −A·dualClip);
- *   loss[i] = weight[i]·l.
- * epsLow ≠ epsHigh is DAPO's Clip-Higher; dualClip c > 1 bounds the loss of negative-advantage tokens.
- */
-export interface TokenLossArgs {
-  epsLow: number;
-  epsHigh: number;
-  /** c > 1 enables dual-clip for A < 0; 0 = off. */
-  dualClip: number;
-  /** The log-ratio is clamped to ±this before exp (e.g. 20). */
-  logRatioClamp: number;
-}
-
-/** Largest log-ratio clamp whose exp stays finite, with room for the advantage factor, in float32. */
-export const MAX_LOG_RATIO_CLAMP = 80;
-
-/** Throws a KernelError listing every invalid TokenLossArgs field (and n), for all backends alike. */
-export function checkTokenLossArgs(kernel: string, n: number, a: TokenLossArgs): void {
-  const bad: string[] = [];
-  if (!Number.isInteger(n) || n < 0) bad.push(`n must be a non-negative integer, got ${n}`);
-  if (!(a.epsLow >= 0 && a.epsLow < 1)) bad.push(`epsLow must be in [0, 1), got ${a.epsLow}`);
-  if (!(a.epsHigh >= 0 && Number.isFinite(a.epsHigh))) bad.push(`epsHigh must be a finite number ≥ 0, got ${a.epsHigh}`);
-  if (!(a.dualClip === 0 || (a.dualClip > 1 && Number.isFinite(a.dualClip)))) bad.push(`dualClip must be 0 (off) or a finite number > 1, got ${a.dualClip}`);
-  if (!(a.logRatioClamp > 0 && a.logRatioClamp <= MAX_LOG_RATIO_CLAMP)) {
-    bad.push(`logRatioClamp must be in (0, ${MAX_LOG_RATIO_CLAMP}], got ${a.logRatioClamp}`);
-  }
-  if (bad.length) throw new KernelError(kernel, bad.join('; '));
-}
+export type { AdamWArgs, AttentionArgs, RopeArgs, TokenLossArgs } from './types.js';
 
 export interface ModelKernels {
   /**
@@ -168,4 +90,258 @@ export interface ModelKernels {
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void;
   /** out[0] = (accumulate ? out[0] : 0) + Σ_{i<n} x[i]² (global grad norm without readback). */
   sumSquares(x: Storage, out: Storage, n: number, accumulate: boolean): void;
+}
+
+// ------------------------------------------------------------------------------------ argument signatures
+
+/** Largest log-ratio clamp whose exp stays finite, with room for the advantage factor, in float32. */
+export const MAX_LOG_RATIO_CLAMP = 80;
+
+/** Every invalid TokenLossArgs field, described (empty when valid). Shared by the kernels and loss_ops.ts. */
+export function tokenLossArgsProblems(args: TokenLossArgs): string[] {
+  const bad: string[] = [];
+  if (!(args.epsLow >= 0 && args.epsLow < 1)) bad.push(`epsLow must be in [0, 1), got ${args.epsLow}`);
+  if (!(args.epsHigh >= 0 && Number.isFinite(args.epsHigh))) bad.push(`epsHigh must be a finite number ≥ 0, got ${args.epsHigh}`);
+  if (!(args.dualClip === 0 || (args.dualClip > 1 && Number.isFinite(args.dualClip)))) {
+    bad.push(`dualClip must be 0 (off) or a finite number > 1, got ${args.dualClip}`);
+  }
+  if (!(args.logRatioClamp > 0 && args.logRatioClamp <= MAX_LOG_RATIO_CLAMP)) {
+    bad.push(`logRatioClamp must be in (0, ${MAX_LOG_RATIO_CLAMP}], got ${args.logRatioClamp}`);
+  }
+  return bad;
+}
+
+/** Throws a KernelError listing every invalid TokenLossArgs field (and n). */
+export function checkTokenLossArgs(kernel: string, n: number, args: TokenLossArgs): void {
+  const bad = [...countProblems({ n }), ...tokenLossArgsProblems(args)];
+  if (bad.length) throw new KernelError(kernel, bad.join('; '));
+}
+
+const ATTENTION_COUNTS = ['batch', 'heads', 'kvHeads', 'tq', 'tk', 'kvStride', 'headDim', 'qOffset'] as const;
+
+/** Every invalid AttentionArgs field, described (empty when valid). */
+export function attentionArgsProblems(args: AttentionArgs): string[] {
+  const bad = countProblems(Object.fromEntries(ATTENTION_COUNTS.map((key) => [key, args[key]])));
+  if (bad.length) return bad;
+  if (args.headDim === 0) bad.push('headDim must be at least 1');
+  if (args.kvHeads === 0 || args.heads % args.kvHeads !== 0) bad.push(`heads (${args.heads}) must be a multiple of kvHeads (${args.kvHeads})`);
+  if (args.kvStride < args.tk) bad.push(`kvStride (${args.kvStride}) must be at least tk (${args.tk})`);
+  if (!Number.isFinite(args.scale)) bad.push(`scale must be finite, got ${args.scale}`);
+  return bad;
+}
+
+function ropeArgsProblems(args: RopeArgs): string[] {
+  const bad = countProblems({ batch: args.batch, t: args.t, heads: args.heads, headDim: args.headDim });
+  if (!bad.length && args.headDim % 2 !== 0) bad.push(`headDim ${args.headDim} must be even`);
+  if (!(args.theta > 0)) bad.push(`theta must be positive, got ${args.theta}`);
+  return bad;
+}
+
+function adamwArgsProblems(args: AdamWArgs): string[] {
+  return Number.isInteger(args.step) && args.step >= 1 ? [] : [`step must be a positive integer, got ${args.step}`];
+}
+
+function countProblems(counts: Record<string, number>): string[] {
+  return Object.entries(counts)
+    .filter(([, v]) => !Number.isInteger(v) || v < 0)
+    .map(([name, v]) => `${name} must be a non-negative integer, got ${v}`);
+}
+
+/** One call's arguments by parameter name. */
+type Named = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** A positional parameter of a model kernel. */
+export type ParamSpec =
+  /** A storage the kernel reads ('input'), writes ('output'), or reads and writes in place ('inout');
+   *  'optional' may be null. `elements`: how many elements it must hold, from the other arguments. */
+  | { name: string; role: 'input' | 'output' | 'inout' | 'optional'; dtype: DType | 'any'; elements?: (a: Named) => number }
+  /** A non-negative integer (rows, cols, n). */
+  | { name: string; role: 'count' }
+  /** A number or flag passed through to the kernel. */
+  | { name: string; role: 'scalar' }
+  /** An args struct, with the validator of its fields. */
+  | { name: string; role: 'args'; problems: (args: any) => string[] } // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** A strided view or a shape (checked by the kernel's `check`). */
+  | { name: string; role: 'view' | 'shape' };
+
+type KernelFn = (...args: any[]) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** One ParamSpec per element of a parameter tuple (so an entry with the wrong arity does not compile). */
+type SpecsOf<T extends readonly unknown[]> = { readonly [I in keyof T]: ParamSpec };
+
+export interface KernelSignature<F extends KernelFn = KernelFn> {
+  /** One entry per positional parameter, in order. */
+  readonly params: SpecsOf<Parameters<F>>;
+  /** Rules across parameters, run once every count and args struct is valid. */
+  readonly check?: (a: Named) => string[];
+}
+
+const input = (name: string, elements: (a: Named) => number, dtype: DType = 'float32'): ParamSpec => ({ name, role: 'input', dtype, elements });
+const output = (name: string, elements: (a: Named) => number): ParamSpec => ({ name, role: 'output', dtype: 'float32', elements });
+const inout = (name: string, elements: (a: Named) => number): ParamSpec => ({ name, role: 'inout', dtype: 'float32', elements });
+const count = (name: string): ParamSpec => ({ name, role: 'count' });
+const scalar = (name: string): ParamSpec => ({ name, role: 'scalar' });
+
+// Element counts of the attention layouts (see AttentionArgs).
+const qElems = ({ args: a }: Named) => a.batch * a.heads * a.tq * a.headDim;
+const lseElems = ({ args: a }: Named) => a.batch * a.heads * a.tq;
+const kvElems = ({ args: a }: Named) => a.batch * a.kvHeads * a.kvStride * a.headDim;
+const keyStartElems = ({ args: a }: Named) => a.batch;
+const attentionArgs: ParamSpec = { name: 'args', role: 'args', problems: attentionArgsProblems };
+const tokenLossArgs: ParamSpec = { name: 'args', role: 'args', problems: tokenLossArgsProblems };
+const rowsTimesCols = ({ rows, cols }: Named) => rows * cols;
+const perRow = ({ rows }: Named) => rows;
+const perCol = ({ cols }: Named) => cols;
+const perToken = ({ n }: Named) => n;
+const one = () => 1;
+
+function writeViewProblems({ x, xView, out, outView, shape }: Named): string[] {
+  const dims = shape as readonly number[];
+  if (xView.strides.length !== dims.length || outView.strides.length !== dims.length) {
+    return [`views have ${xView.strides.length} and ${outView.strides.length} strides for a rank-${dims.length} shape`];
+  }
+  const bad = countProblems(Object.fromEntries(dims.map((d, i) => [`shape[${i}]`, d])));
+  if (bad.length || sizeOf(dims) === 0) return bad;
+  for (const [what, view, storage] of [['x', xView, x], ['out', outView, out]] as const) {
+    bad.push(...countProblems({ [`${what} view offset`]: view.offset }));
+    bad.push(...countProblems(Object.fromEntries((view as View).strides.map((st, i) => [`${what} view stride ${i}`, st]))));
+    if (bad.length) continue;
+    const extent = viewExtent(view, dims);
+    if (extent >= storage.size) bad.push(`${what} view reaches element ${extent} of ${storage.size}`);
+  }
+  if (dims.some((d, i) => d > 1 && outView.strides[i] === 0)) bad.push('out view maps several elements to one (stride 0)');
+  return bad;
+}
+
+/** The argument signature of every model kernel: the one place argument rules live, for every backend. */
+export const KERNEL_SIGNATURES: { readonly [K in keyof ModelKernels]: KernelSignature<ModelKernels[K]> } = {
+  writeView: {
+    params: [
+      { name: 'x', role: 'input', dtype: 'any' }, { name: 'xView', role: 'view' },
+      { name: 'out', role: 'inout', dtype: 'any' }, { name: 'outView', role: 'view' }, { name: 'shape', role: 'shape' },
+    ],
+    check: writeViewProblems,
+  },
+  attention: {
+    params: [
+      input('q', qElems), input('k', kvElems), input('v', kvElems),
+      { name: 'keyStart', role: 'optional', dtype: 'int32', elements: keyStartElems },
+      output('out', qElems), output('lse', lseElems), attentionArgs,
+    ],
+  },
+  attentionBackward: {
+    params: [
+      input('q', qElems), input('k', kvElems), input('v', kvElems),
+      { name: 'keyStart', role: 'optional', dtype: 'int32', elements: keyStartElems },
+      input('out', qElems), input('lse', lseElems), input('gOut', qElems),
+      output('gq', qElems), output('gk', kvElems), output('gv', kvElems), attentionArgs,
+    ],
+    check: ({ args }) => (args.kvStride === args.tk ? [] : [`requires kvStride == tk (got ${args.kvStride} and ${args.tk})`]),
+  },
+  logSoftmaxGather: {
+    params: [
+      input('logits', rowsTimesCols), input('targets', perRow, 'int32'),
+      output('logp', perRow), output('entropy', perRow), output('lse', perRow), count('rows'), count('cols'),
+    ],
+    check: ({ rows, cols }) => (rows > 0 && cols === 0 ? ['cols must be at least 1'] : []),
+  },
+  logSoftmaxGatherBackward: {
+    params: [
+      input('logits', rowsTimesCols), input('targets', perRow, 'int32'), input('lse', perRow), input('entropy', perRow),
+      input('gLogp', perRow), input('gEntropy', perRow), output('gLogits', rowsTimesCols), count('rows'), count('cols'),
+    ],
+  },
+  rmsNorm: {
+    params: [input('x', rowsTimesCols), input('weight', perCol), output('out', rowsTimesCols), output('rstd', perRow), count('rows'), count('cols'), scalar('eps')],
+  },
+  rmsNormBackward: {
+    params: [
+      input('x', rowsTimesCols), input('weight', perCol), input('rstd', perRow), input('gOut', rowsTimesCols),
+      output('gx', rowsTimesCols), output('gWeight', perCol), count('rows'), count('cols'),
+    ],
+  },
+  rope: {
+    params: [
+      input('x', ({ args: a }) => a.batch * a.t * a.heads * a.headDim), input('positions', ({ args: a }) => a.batch * a.t, 'int32'),
+      output('out', ({ args: a }) => a.batch * a.t * a.heads * a.headDim), { name: 'args', role: 'args', problems: ropeArgsProblems },
+    ],
+    check: ({ x, out }) => (x === out ? ['out may not alias x'] : []),
+  },
+  swiglu: { params: [input('gate', perToken), input('up', perToken), output('out', perToken), count('n')] },
+  swigluBackward: {
+    params: [input('gate', perToken), input('up', perToken), input('gOut', perToken), output('gGate', perToken), output('gUp', perToken), count('n')],
+  },
+  tokenLoss: {
+    params: [
+      input('logp', perToken), input('oldLogp', perToken), input('adv', perToken), input('weight', perToken),
+      output('loss', perToken), output('stats', ({ n }) => 3 * n), count('n'), tokenLossArgs,
+    ],
+  },
+  tokenLossBackward: {
+    params: [
+      input('logp', perToken), input('oldLogp', perToken), input('adv', perToken), input('weight', perToken), input('gLoss', perToken),
+      output('gLogp', perToken), count('n'), tokenLossArgs,
+    ],
+  },
+  adamw: {
+    params: [
+      inout('param', perToken), input('grad', perToken), inout('m', perToken), inout('v', perToken), input('scale', one),
+      { name: 'args', role: 'args', problems: adamwArgsProblems }, count('n'),
+    ],
+  },
+  sumSquares: { params: [input('x', perToken), inout('out', one), count('n'), scalar('accumulate')] },
+};
+
+function isStorage(value: unknown): value is Storage {
+  return typeof value === 'object' && value !== null && 'dtype' in value && 'size' in value;
+}
+
+/** Every problem with one call's arguments against its signature (empty when valid). */
+export function kernelCallProblems(signature: KernelSignature, args: readonly unknown[]): string[] {
+  const params = signature.params as readonly ParamSpec[];
+  const named: Named = {};
+  params.forEach((p, i) => { named[p.name] = args[i]; });
+  const bad: string[] = [];
+  if (args.length !== params.length) bad.push(`expects ${params.length} arguments, got ${args.length}`);
+  for (const p of params) {
+    const value = named[p.name];
+    if (p.role === 'count') bad.push(...countProblems({ [p.name]: value as number }));
+    else if (p.role === 'args') bad.push(...(value && typeof value === 'object' ? p.problems(value) : [`${p.name} must be an object`]));
+  }
+  const shapesKnown = bad.length === 0;
+  for (const p of params) {
+    if (p.role !== 'input' && p.role !== 'output' && p.role !== 'inout' && p.role !== 'optional') continue;
+    const value = named[p.name];
+    if (value === null && p.role === 'optional') continue;
+    if (!isStorage(value)) { bad.push(`${p.name} must be a storage, got ${value === null ? 'null' : typeof value}`); continue; }
+    if (p.dtype !== 'any' && value.dtype !== p.dtype) bad.push(`${p.name} must be ${p.dtype}, got ${value.dtype}`);
+    if (shapesKnown && p.elements) {
+      const needed = p.elements(named);
+      if (value.size < needed) bad.push(`${p.name} has ${value.size} elements, needs ${needed}`);
+    }
+  }
+  if (bad.length === 0 && signature.check) bad.push(...signature.check(named));
+  return bad;
+}
+
+/** Throws a KernelError naming the kernel and listing every bad argument of the call. */
+export function validateKernelCall(kernel: keyof ModelKernels, args: readonly unknown[]): void {
+  const bad = kernelCallProblems(KERNEL_SIGNATURES[kernel], args);
+  if (bad.length) throw new KernelError(kernel, bad.join('; '));
+}
+
+/**
+ * Wraps a backend's kernel object so every call is validated against KERNEL_SIGNATURES first; the
+ * implementations then check only what is theirs (storage ownership, aliasing, scratch and device limits).
+ */
+export function validatedKernels(impl: ModelKernels): ModelKernels {
+  const wrapped: Record<string, KernelFn> = {};
+  for (const kernel of Object.keys(KERNEL_SIGNATURES) as (keyof ModelKernels)[]) {
+    const run = (impl[kernel] as KernelFn).bind(impl);
+    wrapped[kernel] = (...args: unknown[]) => {
+      validateKernelCall(kernel, args);
+      run(...args);
+    };
+  }
+  return Object.freeze(wrapped) as unknown as ModelKernels;
 }

@@ -39,14 +39,14 @@ export async function benchAttention(backend: Backend, label: string, shape: Att
     batch, heads, kvHeads: heads, tq: t, tk: t, kvStride: t, headDim, scale: 1 / Math.sqrt(headDim), causal: true, qOffset: 0,
   };
   try {
-    const forward = () => backend.attention(q.storage, k.storage, v.storage, null, out.storage, lse.storage, args);
+    const forward = () => backend.kernels.attention(q.storage, k.storage, v.storage, null, out.storage, lse.storage, args);
     const fwd = await attempt('attention_fwd', label, shape, async () => {
       const { ms, runs } = await timeIt(backend, forward, opts);
       return { op: 'attention_fwd', backend: label, shape: [...shape], ms, gflops: gflopsOf(attentionFlops(shape, 'forward'), ms), runs };
     });
     // out and lse now hold the forward's results, which the backward reads (zeros if the forward failed).
     const bwd = await attempt('attention_bwd', label, shape, async () => {
-      const { ms, runs } = await timeIt(backend, () => backend.attentionBackward(
+      const { ms, runs } = await timeIt(backend, () => backend.kernels.attentionBackward(
         q.storage, k.storage, v.storage, null, out.storage, lse.storage, gOut.storage, gq.storage, gk.storage, gv.storage, args,
       ), opts);
       return { op: 'attention_bwd', backend: label, shape: [...shape], ms, gflops: gflopsOf(attentionFlops(shape, 'backward'), ms), runs };

@@ -35,14 +35,14 @@ export async function benchSoftmaxGather(backend: Backend, label: string, shape:
   const gLogits = zeros([rows, cols]);
   try {
     const fwd = await attempt('softmax_gather_fwd', label, shape, async () => {
-      const { ms, runs } = await timeIt(backend, () => backend.logSoftmaxGather(
+      const { ms, runs } = await timeIt(backend, () => backend.kernels.logSoftmaxGather(
         logits.storage, targets.storage, logp.storage, entropy.storage, lse.storage, rows, cols,
       ), opts);
       return { op: 'softmax_gather_fwd', backend: label, shape: [...shape], ms, gbps: gbpsOf(softmaxGatherBytes(shape, 'forward'), ms), runs };
     });
     // lse and entropy now hold the forward's results, which the backward reads.
     const bwd = await attempt('softmax_gather_bwd', label, shape, async () => {
-      const { ms, runs } = await timeIt(backend, () => backend.logSoftmaxGatherBackward(
+      const { ms, runs } = await timeIt(backend, () => backend.kernels.logSoftmaxGatherBackward(
         logits.storage, targets.storage, lse.storage, entropy.storage, gLogp.storage, gEntropy.storage, gLogits.storage, rows, cols,
       ), opts);
       return { op: 'softmax_gather_bwd', backend: label, shape: [...shape], ms, gbps: gbpsOf(softmaxGatherBytes(shape, 'backward'), ms), runs };

@@ -48,7 +48,7 @@ export class AdamW {
   gradNorm(): Tensor {
     const ss = T.zeros([1]);
     const backend = T.getBackend();
-    for (const p of this.params.values()) if (p.grad) backend.sumSquares(p.grad.storage, ss.storage, p.grad.size, true);
+    for (const p of this.params.values()) if (p.grad) backend.kernels.sumSquares(p.grad.storage, ss.storage, p.grad.size, true);
     const norm = T.sqrt(ss);
     ss.dispose();
     return norm;
@@ -73,7 +73,7 @@ export class AdamW {
         this.m.set(name, T.keep(T.zeros(p.shape)));
         this.v.set(name, T.keep(T.zeros(p.shape)));
       }
-      backend.adamw(p.storage, p.grad.storage, this.m.get(name)!.storage, this.v.get(name)!.storage, scale.storage, {
+      backend.kernels.adamw(p.storage, p.grad.storage, this.m.get(name)!.storage, this.v.get(name)!.storage, scale.storage, {
         lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: noDecay(name, p) ? 0 : o.weightDecay, step: this.steps,
       }, p.size);
       p.grad.dispose();

@@ -1,6 +1,6 @@
 // Differentiable policy-gradient losses over fused backend kernels. Contract of the token loss:
 // ../backend/model_kernels.ts (tokenLoss / tokenLossBackward).
-import { MAX_LOG_RATIO_CLAMP, type TokenLossArgs } from '../backend/model_kernels.js';
+import { type TokenLossArgs, tokenLossArgsProblems } from '../backend/model_kernels.js';
 import { getBackend, tidy } from './engine.js';
 import { checkInputs, empty, record } from './record.js';
 import { shapeStr } from './shape.js';
@@ -43,12 +43,7 @@ function tokenLossArgs(op: string, opts: ClippedTokenLossOptions): TokenLossArgs
     const v = opts[key];
     if (v !== undefined) a[key] = v;
   }
-  if (!(a.epsLow >= 0 && a.epsLow < 1)) bad.push(`epsLow must be in [0, 1), got ${a.epsLow}`);
-  if (!(a.epsHigh >= 0 && Number.isFinite(a.epsHigh))) bad.push(`epsHigh must be a finite number ≥ 0, got ${a.epsHigh}`);
-  if (!(a.dualClip === 0 || (a.dualClip > 1 && Number.isFinite(a.dualClip)))) bad.push(`dualClip must be 0 (off) or a finite number > 1, got ${a.dualClip}`);
-  if (!(a.logRatioClamp > 0 && a.logRatioClamp <= MAX_LOG_RATIO_CLAMP)) {
-    bad.push(`logRatioClamp must be in (0, ${MAX_LOG_RATIO_CLAMP}], got ${a.logRatioClamp}`);
-  }
+  bad.push(...tokenLossArgsProblems(a));
   if (bad.length) throw new RangeError(`${op}: ${bad.join('; ')}`);
   return a;
 }
@@ -75,10 +70,10 @@ export function clippedTokenLoss(
   return tidy(() => {
     const perToken = empty(logp.shape);
     const stats = empty([3, n]);
-    backend.tokenLoss(logp.storage, oldLogp.storage, advantages.storage, weights.storage, perToken.storage, stats.storage, n, args);
+    backend.kernels.tokenLoss(logp.storage, oldLogp.storage, advantages.storage, weights.storage, perToken.storage, stats.storage, n, args);
     const tracked = record(op, [logp], perToken, [logp, oldLogp, advantages, weights], (g, [lp, old, adv, w]) => {
       const gLogp = empty(lp.shape);
-      getBackend().tokenLossBackward(lp.storage, old.storage, adv.storage, w.storage, g.storage, gLogp.storage, n, args);
+      getBackend().kernels.tokenLossBackward(lp.storage, old.storage, adv.storage, w.storage, g.storage, gLogp.storage, n, args);
       return [gLogp];
     });
     const totals = sum(stats, { axis: 1 });

@@ -54,7 +54,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const out = empty(q.shape);
   const lse = empty([batch, heads, tq]);
   const ks = opts.keyStart ?? null;
-  backend.attention(q.storage, k.storage, v.storage, ks?.storage ?? null, out.storage, lse.storage, args);
+  backend.kernels.attention(q.storage, k.storage, v.storage, ks?.storage ?? null, out.storage, lse.storage, args);
   const inputs = ks ? [q, k, v, ks] : [q, k, v];
   const result = record(op, inputs, out, ks ? [q, k, v, out, lse, ks] : [q, k, v, out, lse], (g, saved) => {
     if (tk !== kvStride) fail(op, `no gradient through a partly used KV cache (kvLength ${tk} of ${kvStride} rows)`);
@@ -62,7 +62,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     const gq = empty(q.shape);
     const gk = empty(k.shape);
     const gv = empty(v.shape);
-    getBackend().attentionBackward(sq.storage, sk.storage, sv.storage, sks?.storage ?? null, so.storage, sl.storage, g.storage,
+    getBackend().kernels.attentionBackward(sq.storage, sk.storage, sv.storage, sks?.storage ?? null, so.storage, sl.storage, g.storage,
       gq.storage, gk.storage, gv.storage, args);
     return ks ? [gq, gk, gv, null] : [gq, gk, gv];
   });
@@ -87,7 +87,7 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor): { logp: Tenso
   const logp = empty([rows]);
   const entropy = empty([rows]);
   const lse = empty([rows]);
-  backend.logSoftmaxGather(logits.storage, targets.storage, logp.storage, entropy.storage, lse.storage, rows, cols);
+  backend.kernels.logSoftmaxGather(logits.storage, targets.storage, logp.storage, entropy.storage, lse.storage, rows, cols);
   backend.copy(logp.storage, { strides: [1], offset: 0 }, both.storage, 0, [rows]);
   backend.copy(entropy.storage, { strides: [1], offset: 0 }, both.storage, rows, [rows]);
   logp.dispose();
@@ -98,7 +98,7 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor): { logp: Tenso
     b.copy(g.storage, { strides: [1], offset: 0 }, gLogp.storage, 0, [rows]);
     b.copy(g.storage, { strides: [1], offset: rows }, gEnt.storage, 0, [rows]);
     const gx = empty([rows, cols]);
-    b.logSoftmaxGatherBackward(x.storage, t.storage, l.storage, e.storage, gLogp.storage, gEnt.storage, gx.storage, rows, cols);
+    b.kernels.logSoftmaxGatherBackward(x.storage, t.storage, l.storage, e.storage, gLogp.storage, gEnt.storage, gx.storage, rows, cols);
     gLogp.dispose();
     gEnt.dispose();
     return [gx, null];
@@ -124,11 +124,11 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   const rows = x.size / cols;
   const out = empty(x.shape);
   const rstd = empty([rows]);
-  getBackend().rmsNorm(x.storage, weight.storage, out.storage, rstd.storage, rows, cols, eps);
+  getBackend().kernels.rmsNorm(x.storage, weight.storage, out.storage, rstd.storage, rows, cols, eps);
   const r = record(op, [x, weight], out, [x, weight, rstd], (g, [sx, sw, sr]) => {
     const gx = empty(x.shape);
     const gw = empty(weight.shape);
-    getBackend().rmsNormBackward(sx.storage, sw.storage, sr.storage, g.storage, gx.storage, gw.storage, rows, cols);
+    getBackend().kernels.rmsNormBackward(sx.storage, sw.storage, sr.storage, g.storage, gx.storage, gw.storage, rows, cols);
     return [gx, gw];
   });
   rstd.dispose();
@@ -149,10 +149,10 @@ export function rope(x: Tensor, positions: Tensor, theta = 10000): Tensor {
   if (positions.size !== batch * t) fail(op, `positions ${shapeStr(positions.shape)} do not match [${batch}, ${t}]`);
   const args = { batch, t, heads, headDim, theta, inverse: false };
   const out = empty(x.shape);
-  getBackend().rope(x.storage, positions.storage, out.storage, args);
+  getBackend().kernels.rope(x.storage, positions.storage, out.storage, args);
   return record(op, [x, positions], out, [positions], (g, [pos]) => {
     const gx = empty(x.shape);
-    getBackend().rope(g.storage, pos.storage, gx.storage, { ...args, inverse: true });
+    getBackend().kernels.rope(g.storage, pos.storage, gx.storage, { ...args, inverse: true });
     return [gx, null];
   });
 }
@@ -165,11 +165,11 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
     fail(op, `gate ${shapeStr(gate.shape)} and up ${shapeStr(up.shape)} differ`);
   }
   const out = empty(gate.shape);
-  getBackend().swiglu(gate.storage, up.storage, out.storage, gate.size);
+  getBackend().kernels.swiglu(gate.storage, up.storage, out.storage, gate.size);
   return record(op, [gate, up], out, [gate, up], (g, [sg, su]) => {
     const gg = empty(gate.shape);
     const gu = empty(up.shape);
-    getBackend().swigluBackward(sg.storage, su.storage, g.storage, gg.storage, gu.storage, gate.size);
+    getBackend().kernels.swigluBackward(sg.storage, su.storage, g.storage, gg.storage, gu.storage, gate.size);
     return [gg, gu];
   });
 }
@@ -188,7 +188,7 @@ export function writeSlice(dst: Tensor, src: Tensor, begin: readonly number[]): 
   if (dst.tracksGrad) fail(op, 'the destination takes part in autograd; write into a tensor outside the graph');
   const strides = contiguousStrides(dst.shape);
   const offset = begin.reduce((acc, b, i) => acc + b * strides[i], 0);
-  getBackend().writeView(src.storage, contiguousView(src.shape), dst.storage, { strides, offset }, src.shape);
+  getBackend().kernels.writeView(src.storage, contiguousView(src.shape), dst.storage, { strides, offset }, src.shape);
 }
 
 /** Mean token cross-entropy −log p(target) over the rows whose target is not ignored (targets < 0). */

@@ -1,6 +1,8 @@
 // Float64 reference of the fused transformer kernels (contract: ../model_kernels.ts). Literal loops over
 // plain arrays, written for obviousness: the product backends are tested against these.
-import type { AdamWArgs, AttentionArgs, RopeArgs, TokenLossArgs } from '../model_kernels.js';
+import type { ModelKernels } from '../model_kernels.js';
+import type { AdamWArgs, AttentionArgs, DType, RopeArgs, Storage, TokenLossArgs } from '../types.js';
+import { forEachStrided } from './strided.js';
 
 type F = Float64Array;
 
@@ -21,14 +23,14 @@ function scoresOf(q: F, k: F, keyStart: F | null, a: AttentionArgs, b: number, h
   const D = a.headDim;
   const qo = ((b * a.heads + h) * a.tq + i) * D;
   const kBase = (b * a.kvHeads + kvHeadOf(h, a)) * a.kvStride * D;
-  const s = new Float64Array(a.tk).fill(-Infinity);
+  const scores = new Float64Array(a.tk).fill(-Infinity);
   for (let j = 0; j < a.tk; j++) {
     if (!visible(a, keyStart, b, i, j)) continue;
     let dot = 0;
     for (let d = 0; d < D; d++) dot += q[qo + d] * k[kBase + j * D + d];
-    s[j] = a.scale * dot;
+    scores[j] = a.scale * dot;
   }
-  return s;
+  return scores;
 }
 
 function logSumExp(s: F): number {
@@ -191,9 +193,9 @@ export function adamwRef(p: F, grad: F, m: F, v: F, scale: F, a: AdamWArgs, n: n
 }
 
 export function sumSquaresRef(x: F, out: F, n: number, accumulate: boolean): void {
-  let s = accumulate ? out[0] : 0;
-  for (let i = 0; i < n; i++) s += x[i] * x[i];
-  out[0] = s;
+  let total = accumulate ? out[0] : 0;
+  for (let i = 0; i < n; i++) total += x[i] * x[i];
+  out[0] = total;
 }
 
 /** The branches of the clipped token loss at one token, chosen identically for the forward and the backward. */
@@ -227,4 +229,81 @@ export function tokenLossBackwardRef(logp: F, oldLogp: F, adv: F, weight: F, gLo
     const { r, unclipped } = tokenLossAt(logp[i], oldLogp[i], adv[i], a);
     gLogp[i] = unclipped ? gLoss[i] * weight[i] * -adv[i] * r : 0;
   }
+}
+
+/** What the reference kernels need from the reference backend: the float64 contents of its storages. */
+export interface ReferenceKernelHost {
+  /** The contents of a live storage of this backend (throws a KernelError naming `kernel` otherwise). */
+  data(x: Storage, kernel: string): { readonly dtype: DType; readonly data: Float64Array };
+}
+
+/**
+ * The reference model kernels: each resolves its storages to float64 arrays and runs the literal loops
+ * above. Arguments are already validated against the signature table (model_kernels.ts).
+ */
+export function referenceModelKernels(host: ReferenceKernelHost) {
+  const arrays = (kernel: string, storages: Storage[]): F[] => storages.map((x) => host.data(x, kernel).data);
+  return {
+    writeView(x, xView, out, outView, shape) {
+      const source = host.data(x, 'writeView').data;
+      const target = host.data(out, 'writeView');
+      const toInt = target.dtype === 'int32';
+      forEachStrided(shape, [xView, outView], (_i, [from, to]) => {
+        target.data[to] = toInt ? Math.trunc(source[from]) | 0 : source[from];
+      });
+    },
+    attention(q, k, v, keyStart, out, lse, args) {
+      const [dq, dk, dv, dout, dlse] = arrays('attention', [q, k, v, out, lse]);
+      attentionRef(dq, dk, dv, keyStart ? host.data(keyStart, 'attention').data : null, dout, dlse, args);
+    },
+    attentionBackward(q, k, v, keyStart, out, lse, gOut, gq, gk, gv, args) {
+      const kernel = 'attentionBackward';
+      const [dq, dk, dv, dout, dlse, dg, dgq, dgk, dgv] = arrays(kernel, [q, k, v, out, lse, gOut, gq, gk, gv]);
+      attentionBackwardRef(dq, dk, dv, keyStart ? host.data(keyStart, kernel).data : null, dout, dlse, dg, dgq, dgk, dgv, args);
+    },
+    logSoftmaxGather(logits, targets, logp, entropy, lse, rows, cols) {
+      const [x, t, lp, en, ls] = arrays('logSoftmaxGather', [logits, targets, logp, entropy, lse]);
+      logSoftmaxGatherRef(x, t, lp, en, ls, rows, cols);
+    },
+    logSoftmaxGatherBackward(logits, targets, lse, entropy, gLogp, gEntropy, gLogits, rows, cols) {
+      const [x, t, ls, en, gl, ge, gx] = arrays('logSoftmaxGatherBackward', [logits, targets, lse, entropy, gLogp, gEntropy, gLogits]);
+      logSoftmaxGatherBackwardRef(x, t, ls, en, gl, ge, gx, rows, cols);
+    },
+    rmsNorm(x, weight, out, rstd, rows, cols, eps) {
+      const [dx, w, o, r] = arrays('rmsNorm', [x, weight, out, rstd]);
+      rmsNormRef(dx, w, o, r, rows, cols, eps);
+    },
+    rmsNormBackward(x, weight, rstd, gOut, gx, gWeight, rows, cols) {
+      const [dx, w, r, g, gdx, gw] = arrays('rmsNormBackward', [x, weight, rstd, gOut, gx, gWeight]);
+      rmsNormBackwardRef(dx, w, r, g, gdx, gw, rows, cols);
+    },
+    rope(x, positions, out, args) {
+      const [dx, pos, o] = arrays('rope', [x, positions, out]);
+      ropeRef(dx, pos, o, args);
+    },
+    swiglu(gate, up, out, n) {
+      const [g, u, o] = arrays('swiglu', [gate, up, out]);
+      swigluRef(g, u, o, n);
+    },
+    swigluBackward(gate, up, gOut, gGate, gUp, n) {
+      const [g, u, go, gg, gu] = arrays('swigluBackward', [gate, up, gOut, gGate, gUp]);
+      swigluBackwardRef(g, u, go, gg, gu, n);
+    },
+    tokenLoss(logp, oldLogp, adv, weight, loss, stats, n, args) {
+      const [lp, old, a, w, l, perTokenStats] = arrays('tokenLoss', [logp, oldLogp, adv, weight, loss, stats]);
+      tokenLossRef(lp, old, a, w, l, perTokenStats, n, args);
+    },
+    tokenLossBackward(logp, oldLogp, adv, weight, gLoss, gLogp, n, args) {
+      const [lp, old, a, w, gl, g] = arrays('tokenLossBackward', [logp, oldLogp, adv, weight, gLoss, gLogp]);
+      tokenLossBackwardRef(lp, old, a, w, gl, g, n, args);
+    },
+    adamw(param, grad, m, v, scale, args, n) {
+      const [p, g, dm, dv, sc] = arrays('adamw', [param, grad, m, v, scale]);
+      adamwRef(p, g, dm, dv, sc, args, n);
+    },
+    sumSquares(x, out, n, accumulate) {
+      const [dx, o] = arrays('sumSquares', [x, out]);
+      sumSquaresRef(dx, o, n, accumulate);
+    },
+  } satisfies ModelKernels;
 }

@@ -335,22 +335,22 @@ export class ThreadPool {
     Atomics.store(C, CLAIM64, (tag << 16n) | BigInt(CLOSED));
     const tEnd = performance.now();
     const waited = tEnd - tOwn;
-    const st = this.stats;
-    st.callerChunks += mine;
+    const stats = this.stats;
+    stats.callerChunks += mine;
     if (mine === nc) {
-      st.absent++;
+      stats.absent++;
       this.absentStreak++;
     } else this.absentStreak = 0;
-    st.waitMs += waited;
-    if (waited > 1) st.longWaits++;
+    stats.waitMs += waited;
+    if (waited > 1) stats.longWaits++;
     // A worker's chunk takes about as long as one of ours; waiting much longer means it lost its core.
     // So does a run of dispatches that no worker joined at all: the workers are not getting a core.
-    if (this.adaptive && st.dispatches > WARMUP_DISPATCHES && (waited > Math.max(CONTENDED_MS, 4 * (tOwn - tStart) / Math.max(1, mine)) || this.absentStreak >= ABSENT_STREAK)) {
+    if (this.adaptive && stats.dispatches > WARMUP_DISPATCHES && (waited > Math.max(CONTENDED_MS, 4 * (tOwn - tStart) / Math.max(1, mine)) || this.absentStreak >= ABSENT_STREAK)) {
       this.absentStreak = 0;
-      st.contended++;
+      stats.contended++;
       // One or two events can be a hiccup (V8's compiler or GC threads taking the other core for a moment);
       // a run of them means the cores are taken.
-      const close = tEnd - this.lastContended < STRIKE_MS || st.dispatches - this.lastContendedAt <= STRIKE_DISPATCHES;
+      const close = tEnd - this.lastContended < STRIKE_MS || stats.dispatches - this.lastContendedAt <= STRIKE_DISPATCHES;
       this.strikes = close ? this.strikes + 1 : 1;
       if (this.strikes >= STRIKES) {
         this.strikes = 0;
@@ -359,7 +359,7 @@ export class ThreadPool {
         this.soloUntil = tEnd + this.soloMs;
       }
       this.lastContended = tEnd;
-      this.lastContendedAt = st.dispatches;
+      this.lastContendedAt = stats.dispatches;
     }
     const werr = Atomics.load(I, ERROR);
     if (err) throw err;

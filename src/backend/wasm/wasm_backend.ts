@@ -2,19 +2,21 @@
 // size-class arena that owns every allocation, and an optional worker pool that splits each kernel's
 // work range across threads. Platform-neutral: Node supplies workers through node_workers.ts, browsers
 // through browser_workers.ts (cross-origin isolated pages only; otherwise one thread).
-import {
-  type AdamWArgs, type AttentionArgs, type Backend, type BinaryOp, type DType, type MatmulArgs, type MemoryStats,
-  type RandomArgs, type ReduceOp, type RopeArgs, type Storage, type UnaryOp, type View, BINARY_CODE, KernelError, MAX_RANK,
-  REDUCE_CODE, UNARY_CODE, coalesce, sizeOf,
-} from '../backend.js';
-import type { TokenLossArgs } from '../model_kernels.js';
+import { type Backend, type BinaryOp, type ReduceOp, type UnaryOp, BINARY_CODE, REDUCE_CODE, UNARY_CODE } from '../backend.js';
+import { type ModelKernels, validatedKernels } from '../model_kernels.js';
 import { mix32 } from '../rng.js';
+import {
+  type DType, KernelError, MAX_RANK, type MatmulArgs, type MemoryStats, type RandomArgs, type Storage, type View, coalesce, sizeOf,
+} from '../types.js';
+import { Arena } from './arena.js';
 import { browserThreadsAvailable, browserWorkerFactory } from './browser_workers.js';
 import { ENGINE_WASM_BASE64 } from './engine_wasm.gen.js';
-import { MODEL_KERNELS, WasmModelKernels } from './model_kernels_wasm.js';
+import { wasmModelKernels } from './model_kernels_wasm.js';
 import { CHUNKS_PER_PART, CONTROL_BYTES, type KernelFn, type PoolStats, ThreadPool, type WorkerFactory } from './thread_pool.js';
+import { decodeBase64, unshareMemoryImport } from './wasm_binary.js';
 
 export type { PoolStats, WorkerFactory } from './thread_pool.js';
+export { unshareMemoryImport } from './wasm_binary.js';
 
 export interface WasmBackendOptions {
   /** Threads including the calling one (default: navigator.hardwareConcurrency, else 1). */
@@ -36,13 +38,6 @@ export interface WasmBackendOptions {
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the import's declared maximum
-const KERNELS = [
-  'fill32', 'arange_f32', 'arange_i32', 'cast_f32_i32', 'cast_i32_f32', 'unary', 'binary', 'where', 'copy32',
-  'reduce', 'matmul', 'softmax', 'gather', 'scatter_add', 'random_uniform', 'random_normal', 'random_bits',
-  'write_view32', 'matmul_ksplit', 'matmul_ksplit_sum', ...MODEL_KERNELS,
-] as const;
-type KernelName = (typeof KERNELS)[number];
-const KID = Object.fromEntries(KERNELS.map((k, i) => [k, i])) as Record<KernelName, number>;
 
 /** Elements per thread below which a kernel runs on the calling thread only. */
 const MIN_PAR_ELEMS = 65536;
@@ -53,93 +48,10 @@ const MIN_GEBP_CHUNK = 64;
 const PARAM_BYTE = 2560; // strided-view parameter block inside the control block
 const MODEL_PARAM_BYTE = 3072; // model-kernel parameter block (engine/attention.ts) inside the control block
 
-function decodeBase64(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-/** Rewrites the memory import of a shared-memory module to unshared (for contexts without SharedArrayBuffer). */
-export function unshareMemoryImport(bytes: Uint8Array): Uint8Array {
-  const b = bytes.slice();
-  let pos = 8;
-  const leb = (): number => {
-    let result = 0, shift = 0, byte: number;
-    do { byte = b[pos++]; result += (byte & 0x7f) * 2 ** shift; shift += 7; } while (byte & 0x80);
-    return result;
-  };
-  while (pos < b.length) {
-    const id = b[pos++];
-    const size = leb();
-    const end = pos + size;
-    if (id === 2) {
-      const count = leb();
-      for (let i = 0; i < count; i++) {
-        const modLen = leb();
-        pos += modLen; // module name
-        const fieldLen = leb();
-        pos += fieldLen; // field name
-        const kind = b[pos++];
-        if (kind === 0) leb();
-        else if (kind === 1) { pos++; const f = b[pos++]; leb(); if (f & 1) leb(); }
-        else if (kind === 3) pos += 2;
-        else if (kind === 2) {
-          const flags = b[pos];
-          b[pos++] = flags & ~2;
-          leb(); if (flags & 1) leb();
-        } else throw new Error(`unexpected import kind ${kind}`);
-      }
-      return b;
-    }
-    pos = end;
-  }
-  return b;
-}
-
 class WasmStorage implements Storage {
   readonly backend = 'wasm' as const;
   freed = false;
   constructor(readonly owner: WasmBackend, readonly dtype: DType, readonly size: number, public ptr: number, readonly cls: number) {}
-}
-
-/** Size-class free lists over a bump pointer; 16-byte aligned blocks, classes at most 25% larger than asked. */
-class Arena {
-  private readonly lists = new Map<number, number[]>();
-  /** Bytes at or above this address have never been handed out (fresh memory is zero). */
-  fresh: number;
-  constructor(public top: number, private readonly grow: (endByte: number) => void) {
-    this.fresh = top;
-  }
-
-  static classOf(bytes: number): number {
-    if (bytes <= 1024) return Math.max(16, Math.ceil(bytes / 16) * 16);
-    const step = 2 ** (Math.floor(Math.log2(bytes)) - 2);
-    return Math.ceil(bytes / step) * step;
-  }
-
-  alloc(cls: number): number {
-    const list = this.lists.get(cls);
-    if (list && list.length > 0) return list.pop()!;
-    const ptr = this.top;
-    this.grow(ptr + cls);
-    this.top = ptr + cls;
-    return ptr;
-  }
-
-  /** Marks [ptr, end) handed out; returns the prefix of it that may hold stale data. */
-  dirtyEnd(ptr: number, end: number): number {
-    const stale = Math.min(end, Math.max(ptr, this.fresh));
-    this.fresh = Math.max(this.fresh, end);
-    return stale;
-  }
-
-  release(ptr: number, cls: number): void {
-    if (ptr + cls === this.top) { this.top = ptr; return; }
-    let list = this.lists.get(cls);
-    if (!list) this.lists.set(cls, (list = []));
-    list.push(ptr);
-  }
 }
 
 interface EngineExports {
@@ -171,13 +83,16 @@ export class WasmBackend implements Backend {
   private readonly nr: number;
   private readonly skinnyM: number;
   private readonly skinnyNb: number;
-  private readonly model: WasmModelKernels;
+  readonly kernels: ModelKernels;
+  /** Index of each engine export in `fns` (and in the worker pool's table). */
+  private readonly engineIndex: Map<string, number>;
   private destroyed = false;
   private readonly bits = new DataView(new ArrayBuffer(4));
 
   /** @internal use createWasmBackend */
   constructor(
     private readonly mem: WebAssembly.Memory,
+    engineNames: readonly string[],
     private readonly fns: KernelFn[],
     exports: EngineExports,
     private pool: ThreadPool | null,
@@ -185,6 +100,7 @@ export class WasmBackend implements Backend {
     ctrl: number,
   ) {
     this.refreshViews();
+    this.engineIndex = new Map(engineNames.map((name, i) => [name, i]));
     this.ctrl = ctrl;
     this.arena = new Arena(ctrl + CONTROL_BYTES, (end) => this.ensureBytes(end));
     this.scratchStride = Math.ceil(exports.matmul_scratch_bytes() / 64) * 64;
@@ -192,22 +108,19 @@ export class WasmBackend implements Backend {
     this.nr = exports.matmul_nr();
     this.skinnyM = exports.matmul_skinny_m();
     this.skinnyNb = exports.matmul_skinny_nb();
-    this.model = new WasmModelKernels({
+    this.kernels = validatedKernels(wasmModelKernels({
       threads: () => this.threads,
-      addr: (x, kernel, dtype, minSize, what) => {
-        const st = this.s(x, kernel);
-        if (st.dtype !== dtype) throw new KernelError(kernel, `${what} must be ${dtype}, got ${st.dtype}`);
-        if (st.size < minSize) throw new KernelError(kernel, `${what} has ${st.size} elements, needs ${minSize}`);
-        return st.ptr;
-      },
-      exec: (kernel, name, args, work, parts, opts) => this.exec(kernel, name, args, work, parts, opts),
+      ptr: (x, kernel) => this.own(x, kernel).ptr,
+      exec: (kernel, engineFn, args, work, parts, opts) => this.exec(kernel, engineFn, args, work, parts, opts),
+      partsFor: (elems, units) => this.partsFor(elems, units),
+      stridedParams: (kernel, shape, views) => this.writeStridedParams(kernel, shape, views),
       scratch: () => { this.ensureScratch(); return { base: this.scratch, stride: this.scratchStride }; },
       paramBlock: ctrl + MODEL_PARAM_BYTE,
       temp: (bytes) => this.temp(bytes),
       i32: () => this.i32,
       f32: () => this.f32,
       blocks: { ch: exports.tiles_ch(), bq: exports.attention_bq(), bkv: exports.attention_bkv(), sqChunk: exports.sum_squares_chunk() },
-    });
+    }));
   }
 
   /** An internal arena block (contents undefined), e.g. per-call partial sums shared by the threads. */
@@ -267,17 +180,19 @@ export class WasmBackend implements Backend {
 
   // ------------------------------------------------------------------ storage
 
-  private s(x: Storage, kernel: string): WasmStorage {
+  /** The storage as this backend's own, live one (throws a KernelError naming `kernel` otherwise). */
+  private own(x: Storage, kernel: string): WasmStorage {
     if (this.destroyed) throw new KernelError(kernel, 'backend was destroyed');
     if (!(x instanceof WasmStorage) || x.owner !== this) throw new KernelError(kernel, 'storage belongs to another backend');
     if (x.freed) throw new KernelError(kernel, 'storage was freed');
     return x;
   }
 
-  private f(x: Storage, kernel: string): WasmStorage {
-    const s = this.s(x, kernel);
-    if (s.dtype !== 'float32') throw new KernelError(kernel, `expects float32 storage, got ${s.dtype}`);
-    return s;
+  /** Like own(), and float32. */
+  private ownFloat(x: Storage, kernel: string): WasmStorage {
+    const storage = this.own(x, kernel);
+    if (storage.dtype !== 'float32') throw new KernelError(kernel, `expects float32 storage, got ${storage.dtype}`);
+    return storage;
   }
 
   alloc(dtype: DType, size: number): Storage {
@@ -306,10 +221,10 @@ export class WasmBackend implements Backend {
   }
 
   upload(dtype: DType, data: ArrayLike<number>): Storage {
-    const s = this.allocate(dtype, data.length, false) as WasmStorage;
-    if (dtype === 'int32') this.i32.set(data, s.ptr >> 2);
-    else this.f32.set(data, s.ptr >> 2);
-    return s;
+    const storage = this.allocate(dtype, data.length, false) as WasmStorage;
+    if (dtype === 'int32') this.i32.set(data, storage.ptr >> 2);
+    else this.f32.set(data, storage.ptr >> 2);
+    return storage;
   }
 
   async read(x: Storage): Promise<Float32Array | Int32Array> {
@@ -318,17 +233,17 @@ export class WasmBackend implements Backend {
 
   /** Synchronous copy of a storage's contents (the WASM backend never needs to wait). */
   readSync(x: Storage, kernel = 'readSync'): Float32Array | Int32Array {
-    const s = this.s(x, kernel);
-    const i = s.ptr >> 2;
-    return s.dtype === 'int32' ? this.i32.slice(i, i + s.size) : this.f32.slice(i, i + s.size);
+    const storage = this.own(x, kernel);
+    const first = storage.ptr >> 2;
+    return storage.dtype === 'int32' ? this.i32.slice(first, first + storage.size) : this.f32.slice(first, first + storage.size);
   }
 
   free(x: Storage): void {
-    const s = this.s(x, 'free');
-    s.freed = true;
-    if (s.cls > 0) this.arena.release(s.ptr, s.cls);
-    s.ptr = -1;
-    this.live -= s.size * 4;
+    const storage = this.own(x, 'free');
+    storage.freed = true;
+    if (storage.cls > 0) this.arena.release(storage.ptr, storage.cls);
+    storage.ptr = -1;
+    this.live -= storage.size * 4;
     this.buffers--;
   }
 
@@ -347,11 +262,12 @@ export class WasmBackend implements Backend {
 
   // ------------------------------------------------------------------ dispatch
 
-  /** Runs a kernel over [0, work) on `parts` threads (1: calling thread only). */
-  private exec(kernel: string, name: KernelName, args: number[], work: number, parts: number,
+  /** Runs the engine export `engineFn` over [0, work) on `parts` threads (1: calling thread only). */
+  private exec(kernel: string, engineFn: string, args: number[], work: number, parts: number,
     opts: { align?: number; scratchSlot?: number; chunks?: number } = {}): void {
     if (work <= 0) return;
-    const id = KID[name];
+    const id = this.engineIndex.get(engineFn);
+    if (id === undefined) throw new KernelError(kernel, `the wasm engine has no export '${engineFn}' (run node scripts/build.mjs engine)`);
     try {
       if (parts <= 1 || !this.pool || this.pool.solo()) this.fns[id](...args, 0, work);
       else this.pool.run(kernel, id, args, work, parts, { ...opts, scratchStride: this.scratchStride });
@@ -367,43 +283,51 @@ export class WasmBackend implements Backend {
     return Math.max(1, Math.min(this.pool.threads, Math.floor(elems / (MIN_PAR_ELEMS / 2)), units));
   }
 
-  private checkView(kernel: string, s: WasmStorage, v: View, shape: readonly number[], n: number): void {
+  private checkView(kernel: string, storage: WasmStorage, view: View, shape: readonly number[], n: number): void {
     if (n === 0) return;
-    if (v.strides.length !== shape.length) throw new KernelError(kernel, 'view rank does not match shape');
-    let max = v.offset;
+    if (view.strides.length !== shape.length) throw new KernelError(kernel, 'view rank does not match shape');
+    let max = view.offset;
     for (let d = 0; d < shape.length; d++) {
-      const st = v.strides[d];
-      if (!Number.isInteger(st) || st < 0) throw new KernelError(kernel, `invalid stride ${st}`);
-      max += (shape[d] - 1) * st;
+      const stride = view.strides[d];
+      if (!Number.isInteger(stride) || stride < 0) throw new KernelError(kernel, `invalid stride ${stride}`);
+      max += (shape[d] - 1) * stride;
     }
-    if (!Number.isInteger(v.offset) || v.offset < 0 || max >= s.size) {
-      throw new KernelError(kernel, `view reaches element ${max} of a storage of ${s.size}`);
+    if (!Number.isInteger(view.offset) || view.offset < 0 || max >= storage.size) {
+      throw new KernelError(kernel, `view reaches element ${max} of a storage of ${storage.size}`);
     }
   }
 
   /**
-   * Coalesces and writes the strided parameter block; returns its address and the element count.
-   * out: the contiguous output (checked to hold outOffset + n elements), or null when it is one of the views.
+   * Checks the views, then coalesces and writes the strided parameter block; returns its address and the
+   * element count. out: the contiguous output (checked to hold outOffset + n elements).
    */
-  private params(kernel: string, shape: readonly number[], views: readonly View[], stores: WasmStorage[], out: WasmStorage | null, outOffset = 0): { p: number; n: number; offs: number[] } {
+  private params(kernel: string, shape: readonly number[], views: readonly View[], stores: WasmStorage[], out: WasmStorage, outOffset = 0): { block: number; n: number; offsets: number[] } {
     if (shape.length > MAX_RANK) throw new KernelError(kernel, `rank ${shape.length} exceeds ${MAX_RANK}`);
     const n = sizeOf(shape);
     for (let i = 0; i < views.length; i++) this.checkView(kernel, stores[i], views[i], shape, n);
-    if (out && outOffset + n > out.size) throw new KernelError(kernel, `output of ${out.size} elements cannot hold ${outOffset + n}`);
-    const c = coalesce(shape, views);
-    const p = this.ctrl + PARAM_BYTE;
-    const I = this.i32;
-    const base = p >> 2;
-    I[base] = c.shape.length;
-    for (let d = 0; d < c.shape.length; d++) I[base + 1 + d] = c.shape[d];
-    for (let v = 0; v < c.views.length; v++) for (let d = 0; d < c.shape.length; d++) I[base + 8 + 8 * v + d] = c.views[v].strides[d];
-    return { p, n, offs: views.map((v) => v.offset) };
+    if (outOffset + n > out.size) throw new KernelError(kernel, `output of ${out.size} elements cannot hold ${outOffset + n}`);
+    return { block: this.writeStridedParams(kernel, shape, views), n, offsets: views.map((v) => v.offset) };
+  }
+
+  /** Coalesces `shape` and `views` into the strided parameter block (engine/elementwise.ts); returns its address. */
+  private writeStridedParams(kernel: string, shape: readonly number[], views: readonly View[]): number {
+    if (shape.length > MAX_RANK) throw new KernelError(kernel, `rank ${shape.length} exceeds ${MAX_RANK}`);
+    const merged = coalesce(shape, views);
+    const block = this.ctrl + PARAM_BYTE;
+    const words = this.i32;
+    const base = block >> 2;
+    words[base] = merged.shape.length;
+    for (let d = 0; d < merged.shape.length; d++) words[base + 1 + d] = merged.shape[d];
+    for (let v = 0; v < merged.views.length; v++) {
+      for (let d = 0; d < merged.shape.length; d++) words[base + 8 + 8 * v + d] = merged.views[v].strides[d];
+    }
+    return block;
   }
 
   // ------------------------------------------------------------------ kernels
 
   fill(out: Storage, value: number): void {
-    const o = this.s(out, 'fill');
+    const o = this.own(out, 'fill');
     let bits: number;
     if (o.dtype === 'int32') bits = Math.trunc(value) | 0;
     else { this.bits.setFloat32(0, value, true); bits = this.bits.getInt32(0, true); }
@@ -411,12 +335,12 @@ export class WasmBackend implements Backend {
   }
 
   arange(out: Storage, start: number, step: number): void {
-    const o = this.s(out, 'arange');
+    const o = this.own(out, 'arange');
     this.exec('arange', o.dtype === 'int32' ? 'arange_i32' : 'arange_f32', [o.ptr, start, step], o.size, this.partsFor(o.size, o.size));
   }
 
   random(out: Storage, args: RandomArgs): void {
-    const o = this.f(out, 'random');
+    const o = this.ownFloat(out, 'random');
     const key = mix32(args.seed);
     const kind = args.kind === 'uniform' ? 'random_uniform' : 'random_normal';
     this.exec(`random.${args.kind}`, kind, [o.ptr, key, args.a, args.b], o.size, this.partsFor(o.size * 8, o.size));
@@ -424,13 +348,13 @@ export class WasmBackend implements Backend {
 
   /** Raw random words bits(i) (testing aid: must equal rng.ts randomBits). */
   randomBits(out: Storage, seed: number): void {
-    const o = this.s(out, 'randomBits');
+    const o = this.own(out, 'randomBits');
     this.exec('randomBits', 'random_bits', [o.ptr, mix32(seed)], o.size, this.partsFor(o.size * 4, o.size));
   }
 
   cast(x: Storage, out: Storage): void {
-    const a = this.s(x, 'cast');
-    const o = this.s(out, 'cast');
+    const a = this.own(x, 'cast');
+    const o = this.own(out, 'cast');
     if (a.size < o.size) throw new KernelError('cast', `input of ${a.size} elements is shorter than output ${o.size}`);
     const parts = this.partsFor(o.size, o.size);
     if (a.dtype === o.dtype) {
@@ -441,56 +365,49 @@ export class WasmBackend implements Backend {
 
   unary(op: UnaryOp, x: Storage, xView: View, out: Storage, shape: readonly number[], scalar: number): void {
     const k = `unary.${op}`;
-    const a = this.f(x, k);
-    const o = this.f(out, k);
+    const a = this.ownFloat(x, k);
+    const o = this.ownFloat(out, k);
     const code = UNARY_CODE[op];
     if (code === undefined) throw new KernelError(k, 'unknown op');
-    const { p, n, offs } = this.params(k, shape, [xView], [a], o);
+    const { block, n, offsets } = this.params(k, shape, [xView], [a], o);
     const heavy = code === 1 || code === 2 || code === 6 || code === 7 || code === 8 || code === 12 || code === 16;
-    this.exec(k, 'unary', [code, a.ptr + 4 * offs[0], o.ptr, scalar, p], n, this.partsFor(heavy ? n * 4 : n, n), { align: 16 });
+    this.exec(k, 'unary', [code, a.ptr + 4 * offsets[0], o.ptr, scalar, block], n, this.partsFor(heavy ? n * 4 : n, n), { align: 16 });
   }
 
   binary(op: BinaryOp, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[]): void {
     const k = `binary.${op}`;
-    const sa = this.f(a, k);
-    const sb = this.f(b, k);
-    const o = this.f(out, k);
+    const sa = this.ownFloat(a, k);
+    const sb = this.ownFloat(b, k);
+    const o = this.ownFloat(out, k);
     const code = BINARY_CODE[op];
     if (code === undefined) throw new KernelError(k, 'unknown op');
-    const { p, n, offs } = this.params(k, shape, [aView, bView], [sa, sb], o);
-    this.exec(k, 'binary', [code, sa.ptr + 4 * offs[0], sb.ptr + 4 * offs[1], o.ptr, p], n,
+    const { block, n, offsets } = this.params(k, shape, [aView, bView], [sa, sb], o);
+    this.exec(k, 'binary', [code, sa.ptr + 4 * offsets[0], sb.ptr + 4 * offsets[1], o.ptr, block], n,
       this.partsFor(code === 6 ? n * 4 : n, n), { align: 16 });
   }
 
   where(cond: Storage, cView: View, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[]): void {
-    const sc = this.s(cond, 'where');
-    const sa = this.f(a, 'where');
-    const sb = this.f(b, 'where');
-    const o = this.f(out, 'where');
-    const { p, n, offs } = this.params('where', shape, [cView, aView, bView], [sc, sa, sb], o);
-    this.exec('where', 'where', [sc.ptr + 4 * offs[0], sa.ptr + 4 * offs[1], sb.ptr + 4 * offs[2], o.ptr, p], n,
+    const sc = this.own(cond, 'where');
+    const sa = this.ownFloat(a, 'where');
+    const sb = this.ownFloat(b, 'where');
+    const o = this.ownFloat(out, 'where');
+    const { block, n, offsets } = this.params('where', shape, [cView, aView, bView], [sc, sa, sb], o);
+    this.exec('where', 'where', [sc.ptr + 4 * offsets[0], sa.ptr + 4 * offsets[1], sb.ptr + 4 * offsets[2], o.ptr, block], n,
       this.partsFor(n, n), { align: 16 });
   }
 
   copy(x: Storage, xView: View, out: Storage, outOffset: number, shape: readonly number[]): void {
-    const a = this.s(x, 'copy');
-    const o = this.s(out, 'copy');
+    const a = this.own(x, 'copy');
+    const o = this.own(out, 'copy');
     if (!Number.isInteger(outOffset) || outOffset < 0) throw new KernelError('copy', `invalid outOffset ${outOffset}`);
-    const { p, n, offs } = this.params('copy', shape, [xView], [a], o, outOffset);
-    this.exec('copy', 'copy32', [a.ptr + 4 * offs[0], o.ptr + 4 * outOffset, p], n, this.partsFor(n, n), { align: 16 });
-  }
-
-  writeView(x: Storage, xView: View, out: Storage, outView: View, shape: readonly number[]): void {
-    const a = this.s(x, 'writeView');
-    const o = this.s(out, 'writeView');
-    const { p, n, offs } = this.params('writeView', shape, [xView, outView], [a, o], null);
-    this.exec('writeView', 'write_view32', [a.ptr + 4 * offs[0], o.ptr + 4 * offs[1], p], n, this.partsFor(n, n), { align: 16 });
+    const { block, n, offsets } = this.params('copy', shape, [xView], [a], o, outOffset);
+    this.exec('copy', 'copy32', [a.ptr + 4 * offsets[0], o.ptr + 4 * outOffset, block], n, this.partsFor(n, n), { align: 16 });
   }
 
   reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
     const k = `reduce.${op}`;
-    const a = this.f(x, k);
-    const o = this.f(out, k);
+    const a = this.ownFloat(x, k);
+    const o = this.ownFloat(out, k);
     if (outer * len * inner > a.size) throw new KernelError(k, `input of ${a.size} elements is shorter than ${outer}x${len}x${inner}`);
     if (outer * inner > o.size) throw new KernelError(k, `output of ${o.size} elements is shorter than ${outer}x${inner}`);
     const work = outer * inner;
@@ -499,9 +416,9 @@ export class WasmBackend implements Backend {
   }
 
   matmul(a: Storage, b: Storage, out: Storage, g: MatmulArgs): void {
-    const sa = this.f(a, 'matmul');
-    const sb = this.f(b, 'matmul');
-    const o = this.f(out, 'matmul');
+    const sa = this.ownFloat(a, 'matmul');
+    const sb = this.ownFloat(b, 'matmul');
+    const o = this.ownFloat(out, 'matmul');
     const { batch, m, n, k } = g;
     if (batch <= 0 || m <= 0 || n <= 0) return;
     const needA = (batch - 1) * g.strideA + m * k;
@@ -568,67 +485,10 @@ export class WasmBackend implements Backend {
   }
 
   softmax(x: Storage, out: Storage, rows: number, cols: number, log: boolean): void {
-    const a = this.f(x, 'softmax');
-    const o = this.f(out, 'softmax');
+    const a = this.ownFloat(x, 'softmax');
+    const o = this.ownFloat(out, 'softmax');
     if (rows * cols > a.size || rows * cols > o.size) throw new KernelError('softmax', `storages shorter than ${rows}x${cols}`);
     this.exec('softmax', 'softmax', [a.ptr, o.ptr, cols, log ? 1 : 0], rows, this.partsFor(rows * cols * 4, rows));
-  }
-
-  // ------------------------------------------------------------------ model kernels (model_kernels_wasm.ts)
-
-  attention(q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, args: AttentionArgs): void {
-    this.model.attention(q, k, v, keyStart, out, lse, args);
-  }
-
-  attentionBackward(q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, gOut: Storage,
-    gq: Storage, gk: Storage, gv: Storage, args: AttentionArgs): void {
-    this.model.attentionBackward(q, k, v, keyStart, out, lse, gOut, gq, gk, gv, args);
-  }
-
-  logSoftmaxGather(logits: Storage, targets: Storage, logp: Storage, entropy: Storage, lse: Storage, rows: number, cols: number): void {
-    this.model.logSoftmaxGather(logits, targets, logp, entropy, lse, rows, cols);
-  }
-
-  logSoftmaxGatherBackward(logits: Storage, targets: Storage, lse: Storage, entropy: Storage, gLogp: Storage, gEntropy: Storage,
-    gLogits: Storage, rows: number, cols: number): void {
-    this.model.logSoftmaxGatherBackward(logits, targets, lse, entropy, gLogp, gEntropy, gLogits, rows, cols);
-  }
-
-  rmsNorm(x: Storage, weight: Storage, out: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {
-    this.model.rmsNorm(x, weight, out, rstd, rows, cols, eps);
-  }
-
-  rmsNormBackward(x: Storage, weight: Storage, rstd: Storage, gOut: Storage, gx: Storage, gWeight: Storage, rows: number, cols: number): void {
-    this.model.rmsNormBackward(x, weight, rstd, gOut, gx, gWeight, rows, cols);
-  }
-
-  rope(x: Storage, positions: Storage, out: Storage, args: RopeArgs): void {
-    this.model.rope(x, positions, out, args);
-  }
-
-  swiglu(gate: Storage, up: Storage, out: Storage, n: number): void {
-    this.model.swiglu(gate, up, out, n);
-  }
-
-  swigluBackward(gate: Storage, up: Storage, gOut: Storage, gGate: Storage, gUp: Storage, n: number): void {
-    this.model.swigluBackward(gate, up, gOut, gGate, gUp, n);
-  }
-
-  tokenLoss(logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, loss: Storage, stats: Storage, n: number, args: TokenLossArgs): void {
-    this.model.tokenLoss(logp, oldLogp, adv, weight, loss, stats, n, args);
-  }
-
-  tokenLossBackward(logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, gLoss: Storage, gLogp: Storage, n: number,
-    args: TokenLossArgs): void {
-    this.model.tokenLossBackward(logp, oldLogp, adv, weight, gLoss, gLogp, n, args);
-  }
-
-  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {
-    this.model.adamw(param, grad, m, v, scale, args, n);
-  }
-
-  sumSquares(x: Storage, out: Storage, n: number, accumulate: boolean): void {
-    this.model.sumSquares(x, out, n, accumulate);
   }
 
   private checkIds(kernel: string, ids: WasmStorage, nIds: number, rows: number): void {
@@ -642,9 +502,9 @@ export class WasmBackend implements Backend {
   }
 
   gather(table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
-    const t = this.f(table, 'gather');
-    const id = this.s(ids, 'gather');
-    const o = this.f(out, 'gather');
+    const t = this.ownFloat(table, 'gather');
+    const id = this.own(ids, 'gather');
+    const o = this.ownFloat(out, 'gather');
     if (nIds * rowLen > o.size) throw new KernelError('gather', `out has ${o.size} elements, needs ${nIds * rowLen}`);
     if (rowLen <= 0) return;
     this.checkIds('gather', id, nIds, Math.floor(t.size / rowLen));
@@ -652,9 +512,9 @@ export class WasmBackend implements Backend {
   }
 
   scatterAdd(src: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
-    const sr = this.f(src, 'scatterAdd');
-    const id = this.s(ids, 'scatterAdd');
-    const o = this.f(out, 'scatterAdd');
+    const sr = this.ownFloat(src, 'scatterAdd');
+    const id = this.own(ids, 'scatterAdd');
+    const o = this.ownFloat(out, 'scatterAdd');
     if (nIds * rowLen > sr.size) throw new KernelError('scatterAdd', `src has ${sr.size} elements, needs ${nIds * rowLen}`);
     if (rowLen <= 0) return;
     this.checkIds('scatterAdd', id, nIds, Math.floor(o.size / rowLen));
@@ -686,17 +546,15 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const module = await WebAssembly.compile(bytes as BufferSource);
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const ex = instance.exports as unknown as EngineExports & Record<string, KernelFn>;
-  const fns = KERNELS.map((k) => {
-    const fn = ex[k];
-    if (typeof fn !== 'function') throw new Error(`wasm engine lacks kernel ${k}`);
-    return fn;
-  });
+  // Every exported function is callable by name (the worker pool resolves the same list in its instances).
+  const engineNames = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
+  const fns = engineNames.map((name) => ex[name]);
   const ctrl = Math.ceil(ex.heap_base() / PAGE) * PAGE;
   if (ctrl + CONTROL_BYTES > memory.buffer.byteLength) memory.grow(1);
   let pool: ThreadPool | null = null;
   const threads = shared && factory ? requested : 1;
   if (threads > 1) {
-    pool = await ThreadPool.create({ module, memory, ctrl, names: [...KERNELS], fns, threads, factory, spinMs: opts.workerSpinMs, adaptive: opts.adaptiveThreads });
+    pool = await ThreadPool.create({ module, memory, ctrl, names: engineNames, fns, threads, factory, spinMs: opts.workerSpinMs, adaptive: opts.adaptiveThreads });
   }
-  return new WasmBackend(memory, fns, ex, pool, { shared, workerKind: pool ? factory!.kind : null, requestedThreads: requested }, ctrl);
+  return new WasmBackend(memory, engineNames, fns, ex, pool, { shared, workerKind: pool ? factory!.kind : null, requestedThreads: requested }, ctrl);
 }

@@ -4,10 +4,8 @@
 // attention_backward.wgsl) with key / query tiles in workgroup memory for GPUs and devices without
 // subgroups. The head dim specialises the pipeline (registers are unrolled over it); every other shape is
 // a uniform.
-import { type AttentionArgs, type Storage, KernelError } from '../backend.js';
-import {
-  type GPUStorageRef, type KernelHost, type UniformSlot, requireCounts, requireNoAlias, requireStorage,
-} from './kernel_host.js';
+import { type AttentionArgs, KernelError, type Storage } from '../types.js';
+import { type GPUStorageRef, type KernelHost, type UniformSlot, requireNoAlias } from './kernel_host.js';
 
 type Variant = 'subgroups' | 'tiled';
 
@@ -20,39 +18,28 @@ function pickVariant(host: KernelHost, headDim: number): Variant {
   return host.variants.attention ?? (host.software ? 'subgroups' : 'tiled');
 }
 
-interface Checked {
+interface Inputs {
   q: GPUStorageRef;
   k: GPUStorageRef;
   v: GPUStorageRef;
-  ks: GPUStorageRef | null;
+  keyStart: GPUStorageRef | null;
 }
 
-function checkArgs(host: KernelHost, kernel: string, q: Storage, k: Storage, v: Storage, keyStart: Storage | null, a: AttentionArgs): Checked {
-  requireCounts(kernel, {
-    batch: a.batch, heads: a.heads, kvHeads: a.kvHeads, tq: a.tq, tk: a.tk, kvStride: a.kvStride, headDim: a.headDim, qOffset: a.qOffset,
-  });
-  if (a.headDim === 0) throw new KernelError(kernel, 'headDim must be at least 1');
-  if (a.kvHeads === 0 || a.heads % a.kvHeads !== 0) throw new KernelError(kernel, `heads (${a.heads}) must be a multiple of kvHeads (${a.kvHeads})`);
-  if (a.kvStride < a.tk) throw new KernelError(kernel, `kvStride (${a.kvStride}) must be at least tk (${a.tk})`);
-  if (!Number.isFinite(a.scale)) throw new KernelError(kernel, `scale must be finite, got ${a.scale}`);
-  const c: Checked = {
-    q: host.st(q, kernel), k: host.st(k, kernel), v: host.st(v, kernel), ks: keyStart ? host.st(keyStart, kernel) : null,
+/** The attention inputs as this backend's storages (sizes and args are checked by the signature table). */
+function inputsOf(host: KernelHost, kernel: string, q: Storage, k: Storage, v: Storage, keyStart: Storage | null): Inputs {
+  return {
+    q: host.gpuStorage(q, kernel), k: host.gpuStorage(k, kernel), v: host.gpuStorage(v, kernel),
+    keyStart: keyStart ? host.gpuStorage(keyStart, kernel) : null,
   };
-  const kvSize = a.batch * a.kvHeads * a.kvStride * a.headDim;
-  requireStorage(kernel, 'q', c.q, a.batch * a.heads * a.tq * a.headDim);
-  requireStorage(kernel, 'k', c.k, kvSize);
-  requireStorage(kernel, 'v', c.v, kvSize);
-  if (c.ks) requireStorage(kernel, 'keyStart', c.ks, a.batch, 'int32');
-  return c;
 }
 
 /** The uniform block shared by every attention kernel (Params in the WGSL files). */
 function attentionParams(a: AttentionArgs, hasKeyStart: boolean): (s: UniformSlot) => void {
-  return (s) => {
-    s.u[0] = a.tq; s.u[1] = a.tk; s.u[2] = a.kvStride; s.u[3] = a.heads;
-    s.u[4] = a.kvHeads; s.u[5] = a.heads / a.kvHeads; s.u[6] = a.qOffset; s.u[7] = a.causal ? 1 : 0;
-    s.u[8] = hasKeyStart ? 1 : 0; s.f[9] = a.scale; s.f[10] = Infinity; s.u[11] = a.headDim;
-    s.u[12] = a.batch * a.heads * a.tq;
+  return (slot) => {
+    slot.u[0] = a.tq; slot.u[1] = a.tk; slot.u[2] = a.kvStride; slot.u[3] = a.heads;
+    slot.u[4] = a.kvHeads; slot.u[5] = a.heads / a.kvHeads; slot.u[6] = a.qOffset; slot.u[7] = a.causal ? 1 : 0;
+    slot.u[8] = hasKeyStart ? 1 : 0; slot.f[9] = a.scale; slot.f[10] = Infinity; slot.u[11] = a.headDim;
+    slot.u[12] = a.batch * a.heads * a.tq;
   };
 }
 
@@ -73,38 +60,36 @@ export function attention(
   host: KernelHost, q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, a: AttentionArgs,
 ): void {
   const kernel = host.kernel('attention');
-  const c = checkArgs(host, kernel, q, k, v, keyStart, a);
-  const o = host.st(out, kernel);
-  const l = host.st(lse, kernel);
+  const c = inputsOf(host, kernel, q, k, v, keyStart);
+  const o = host.gpuStorage(out, kernel);
+  const l = host.gpuStorage(lse, kernel);
   const rows = a.batch * a.heads * a.tq;
-  requireStorage(kernel, 'out', o, rows * a.headDim);
-  requireStorage(kernel, 'lse', l, rows);
-  requireNoAlias(kernel, { out: o, lse: l }, { q: c.q, k: c.k, v: c.v, keyStart: c.ks });
+  requireNoAlias(kernel, { out: o, lse: l }, { q: c.q, k: c.k, v: c.v, keyStart: c.keyStart });
   if (rows === 0) return;
   // The kernels' row blocks run over the query rows of all heads sharing a kv head.
   const groupRows = (a.heads / a.kvHeads) * a.tq;
   const variant = pickVariant(host, a.headDim);
-  const params = attentionParams(a, c.ks !== null);
+  const params = attentionParams(a, c.keyStart !== null);
   // keyStart null: any read-only buffer fills the binding (the kernel does not read it).
-  const ksBuf = c.ks ? c.ks.buffer : c.q.buffer;
+  const ksBuf = c.keyStart ? c.keyStart.buffer : c.q.buffer;
   const buffers = [o.buffer, l.buffer, c.q.buffer, c.k.buffer, c.v.buffer, ksBuf];
   if (variant === 'subgroups') {
     const L = host.fixedSubgroupSize;
     const D4 = a.headDim / 4;
     // One query row per lane: two per lane ran at about the same speed and wastes more on short tq (decode).
     const tpl = { L, QR: 1, TM: L, D4, DV: Math.ceil(D4 / L) };
-    const pe = host.pipeline('attention_subgroups', 'attention_fwd', tpl, kernel);
+    const pipeline = host.pipeline('attention_subgroups', 'attention_fwd', tpl, kernel);
     const groups = [Math.ceil(groupRows / tpl.TM), a.kvHeads, a.batch] as const;
     checkGrid(host, kernel, groups);
-    host.launch(kernel, pe, params, buffers, groups);
+    host.launch(kernel, pipeline, params, buffers, groups);
     return;
   }
   const WG = Math.min(64, host.maxInvocations);
   const BK = tileKeys(host, kernel, a.headDim, 2, 0);
-  const pe = host.pipeline('attention', 'attention_fwd', { WG, BK, HD: a.headDim }, kernel);
+  const pipeline = host.pipeline('attention', 'attention_fwd', { WG, BK, HD: a.headDim }, kernel);
   const groups = [Math.ceil(groupRows / WG), a.kvHeads, a.batch] as const;
   checkGrid(host, kernel, groups);
-  host.launch(kernel, pe, params, buffers, groups);
+  host.launch(kernel, pipeline, params, buffers, groups);
 }
 
 /**
@@ -117,27 +102,20 @@ export function attentionBackward(
   gq: Storage, gk: Storage, gv: Storage, a: AttentionArgs,
 ): void {
   const kernel = host.kernel('attentionBackward');
-  const c = checkArgs(host, kernel, q, k, v, keyStart, a);
-  if (a.kvStride !== a.tk) throw new KernelError(kernel, `kvStride (${a.kvStride}) must equal tk (${a.tk})`);
-  const o = host.st(out, kernel);
-  const l = host.st(lse, kernel);
-  const g = host.st(gOut, kernel);
-  const dq = host.st(gq, kernel);
-  const dk = host.st(gk, kernel);
-  const dv = host.st(gv, kernel);
+  const c = inputsOf(host, kernel, q, k, v, keyStart);
+  const o = host.gpuStorage(out, kernel);
+  const l = host.gpuStorage(lse, kernel);
+  const g = host.gpuStorage(gOut, kernel);
+  const dq = host.gpuStorage(gq, kernel);
+  const dk = host.gpuStorage(gk, kernel);
+  const dv = host.gpuStorage(gv, kernel);
   const rows = a.batch * a.heads * a.tq;
   const qSize = rows * a.headDim;
   const kvSize = a.batch * a.kvHeads * a.tk * a.headDim;
-  requireStorage(kernel, 'out', o, qSize);
-  requireStorage(kernel, 'lse', l, rows);
-  requireStorage(kernel, 'gOut', g, qSize);
-  requireStorage(kernel, 'gq', dq, qSize);
-  requireStorage(kernel, 'gk', dk, kvSize);
-  requireStorage(kernel, 'gv', dv, kvSize);
-  requireNoAlias(kernel, { gq: dq, gk: dk, gv: dv }, { q: c.q, k: c.k, v: c.v, keyStart: c.ks, out: o, lse: l, gOut: g });
+  requireNoAlias(kernel, { gq: dq, gk: dk, gv: dv }, { q: c.q, k: c.k, v: c.v, keyStart: c.keyStart, out: o, lse: l, gOut: g });
   const variant = pickVariant(host, a.headDim);
-  const params = attentionParams(a, c.ks !== null);
-  const ksBuf = c.ks ? c.ks.buffer : c.q.buffer;
+  const params = attentionParams(a, c.keyStart !== null);
+  const ksBuf = c.keyStart ? c.keyStart.buffer : c.q.buffer;
   // Tiles of the tiled kernels: query / gOut rows (or keys / values) plus the (lse, D) pairs of 32 rows.
   const BK = tileKeys(host, kernel, a.headDim, 2, 2 * 32);
   const WG = Math.min(64, host.maxInvocations);
@@ -146,16 +124,16 @@ export function attentionBackward(
     // No query rows: every key gradient is zero.
     if (kvSize > 0) {
       const zero = host.pipeline('elementwise', 'fill', { WG: host.wg, OP: 0 }, kernel);
-      for (const t of [dk, dv]) host.launch(kernel, zero, (s) => { s.u[0] = kvSize; s.u[3] = 0; }, [t.buffer], host.groups1d(kvSize, kernel));
+      for (const t of [dk, dv]) host.launch(kernel, zero, (slot) => { slot.u[0] = kvSize; slot.u[3] = 0; }, [t.buffer], host.groups1d(kvSize, kernel));
     }
     return;
   }
   const stats = host.alloc('float32', 2 * rows);
-  const st = host.st(stats, kernel);
+  const statsRef = host.gpuStorage(stats, kernel);
   try {
     const pStats = host.pipeline('attention_backward', 'attention_bwd_stats', tiledTpl, kernel);
-    host.launch(kernel, pStats, params, [st.buffer, o.buffer, g.buffer, l.buffer], host.groups1d(rows, kernel, WG));
-    const shared = [c.q.buffer, c.k.buffer, c.v.buffer, ksBuf, st.buffer, g.buffer];
+    host.launch(kernel, pStats, params, [statsRef.buffer, o.buffer, g.buffer, l.buffer], host.groups1d(rows, kernel, WG));
+    const shared = [c.q.buffer, c.k.buffer, c.v.buffer, ksBuf, statsRef.buffer, g.buffer];
     let family = 'attention_backward';
     let tpl: Record<string, number> = tiledTpl;
     let rowBlock = WG;

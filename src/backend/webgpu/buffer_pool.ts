@@ -12,9 +12,9 @@ export function sizeClass(bytes: number, cap = Infinity): number {
     const p = 2 ** Math.ceil(Math.log2(bytes));
     const half = p / 2;
     cls = p;
-    for (const f of [1.25, 1.5, 1.75]) {
-      const c = half * f;
-      if (c >= bytes) { cls = c; break; }
+    for (const factor of [1.25, 1.5, 1.75]) {
+      const candidate = half * factor;
+      if (candidate >= bytes) { cls = candidate; break; }
     }
   }
   if (cls > cap) cls = Math.max(Math.ceil(bytes / 16) * 16, 16);

@@ -1,7 +1,7 @@
-// What the kernel launcher modules (model kernels, attention, small-M matmul) need from WebGPUBackend,
-// without reaching into its private state: validated storages, the pipeline cache, dispatch recording and
-// the device facts that pick kernel variants.
-import { type DType, type Storage, type View, KernelError } from '../backend.js';
+// What the kernel launcher modules (core kernels, model kernels, attention, small-M matmul) need from
+// WebGPUBackend, without reaching into its private state: the backend's own storages, the pipeline cache,
+// dispatch recording and the device facts that pick kernel variants.
+import { type DType, KernelError, type Storage } from '../types.js';
 
 export interface GPUStorageRef {
   readonly dtype: DType;
@@ -35,18 +35,20 @@ export interface KernelHost {
   readonly fixedSubgroupSize: number;
   /** Kernel variant overrides (tests, tuning). */
   readonly variants: KernelVariants;
+  /** Smallest subgroup size of the device; 0 without the 'subgroups' feature. */
+  readonly subgroupMinSize: number;
+  /** The matmul kernel choice (adapter.ts pickMatmulConfig, overridable). */
+  readonly matmul: MatmulConfig;
 
   /** Checks the backend is usable and registers `name` for error attribution; returns it. */
   kernel(name: string): string;
-  /** Validates a storage of this backend (not freed). */
-  st(x: Storage, kernel: string): GPUStorageRef;
+  /** The storage as this backend's own, live one (throws a KernelError naming `kernel` otherwise). */
+  gpuStorage(x: Storage, kernel: string): GPUStorageRef;
   pipeline(family: string, entry: string, tpl: Record<string, number>, kernel: string): PipelineRef;
   /** Records a dispatch; `buffers` bind at 1, 2, … after the uniform at 0. */
-  launch(kernel: string, pe: PipelineRef, fill: (s: UniformSlot) => void, buffers: GPUBuffer[], groups: Groups): void;
+  launch(kernel: string, pipeline: PipelineRef, fill: (slot: UniformSlot) => void, buffers: GPUBuffer[], groups: Groups): void;
   /** Grid for n work items of `wg` each, spilling into y past the per-dimension limit. */
   groups1d(n: number, kernel: string, wg?: number): [number, number, number];
-  /** Writes shape, strides and offsets of up to three views into the elementwise uniform block layout. */
-  stridedParams(kernel: string, shape: readonly number[], views: readonly View[]): (s: UniformSlot) => void;
   alloc(dtype: DType, size: number): Storage;
   upload(dtype: DType, data: ArrayLike<number>): Storage;
   /** Uploads a table the backend keeps for its lifetime (not counted as a live user buffer). */
@@ -69,25 +71,29 @@ export interface KernelVariants {
   attention?: 'subgroups' | 'tiled';
 }
 
-/** Throws unless `s` holds at least `n` elements of `dtype`. */
-export function requireStorage(kernel: string, what: string, s: GPUStorageRef, n: number, dtype: DType = 'float32'): void {
-  if (s.dtype !== dtype) throw new KernelError(kernel, `${what} must be ${dtype}, got ${s.dtype}`);
-  if (s.size < n) throw new KernelError(kernel, `${what} has ${s.size} elements, needs ${n}`);
-}
-
 /** Throws when an output shares its buffer with any other operand (outputs are bound writable). */
 export function requireNoAlias(kernel: string, outputs: Record<string, GPUStorageRef>, inputs: Record<string, GPUStorageRef | null>): void {
   const outs = Object.entries(outputs);
-  for (const [i, [name, o]] of outs.entries()) {
-    for (const [other, s] of [...outs.slice(i + 1), ...Object.entries(inputs)]) {
-      if (s && s.buffer === o.buffer) throw new KernelError(kernel, `${name} must not alias ${other}`);
+  for (const [i, [name, output]] of outs.entries()) {
+    for (const [other, storage] of [...outs.slice(i + 1), ...Object.entries(inputs)]) {
+      if (storage && storage.buffer === output.buffer) throw new KernelError(kernel, `${name} must not alias ${other}`);
     }
   }
 }
 
-/** Throws unless every value is a non-negative integer (shapes and counts from the caller). */
-export function requireCounts(kernel: string, counts: Record<string, number>): void {
-  for (const [name, v] of Object.entries(counts)) {
-    if (!Number.isInteger(v) || v < 0) throw new KernelError(kernel, `${name} must be a non-negative integer, got ${v}`);
-  }
+export interface MatmulConfig {
+  /**
+   * 'tiled': workgroup-memory tiles (GPUs). 'direct': no workgroup memory, no barriers, a row block per
+   * workgroup (CPU rasterisers). 'subgroups': 'direct' with the rows of A shared by subgroupBroadcast
+   * (TM a multiple of 8; used only with subgroups of ≥ 8 lanes, else 'direct'). The vec4 variants fall back
+   * to the scalar 'direct' kernel where their alignment conditions do not hold.
+   */
+  kind: 'tiled' | 'direct' | 'subgroups';
+  /** Few-row (m ≤ 8 on CPU rasterisers, ≤ 16 on GPUs) and few-column (n ≤ 4) products take the split-K
+   *  small-output kernel (matmul_small.wgsl); false keeps them on `kind` (default true). */
+  small?: boolean;
+  WX: number;
+  WY: number;
+  TM: number;
+  BK: number;
 }

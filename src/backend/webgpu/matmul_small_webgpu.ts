@@ -61,17 +61,17 @@ export function matmulSmall(host: KernelHost, kernel: string, a: GPUStorageRef, 
     kSplit = Math.ceil(k / wanted / 4) * 4;
     splits = Math.ceil(k / kSplit);
   }
-  const pe = host.pipeline('matmul_small', vec4 ? 'matmul_small4' : 'matmul_small', {
+  const pipeline = host.pipeline('matmul_small', vec4 ? 'matmul_small4' : 'matmul_small', {
     WX, MR, TRANS_A: pr.transA ? 1 : 0, TRANS_B: pr.transB ? 1 : 0,
   }, kernel);
   const partials = splits > 1 ? host.alloc('float32', splits * total) : null;
-  const target0 = partials ? host.st(partials, kernel).buffer : out;
+  const target0 = partials ? host.gpuStorage(partials, kernel).buffer : out;
   // Output element (row, col) of the kernel's problem; swapped, that is out[col, row].
   const rowStride = pr.swapped ? 1 : g.n;
   const colStride = pr.swapped ? g.n : 1;
   for (let b0 = 0; b0 < batch; b0 += maxDim) {
     const nb = Math.min(maxDim, batch - b0);
-    host.launch(kernel, pe, (s) => {
+    host.launch(kernel, pipeline, (s) => {
       s.u[0] = pr.m; s.u[1] = pr.n; s.u[2] = k; s.u[3] = b0; s.u[4] = pr.strideA; s.u[5] = pr.strideB;
       s.u[6] = kSplit; s.u[7] = rowStride; s.u[8] = colStride; s.u[9] = g.m * g.n; s.u[10] = total;
     }, [target0, first.buffer, second.buffer], [colBlocks, splits, nb]);
@@ -79,7 +79,7 @@ export function matmulSmall(host: KernelHost, kernel: string, a: GPUStorageRef, 
   if (partials) {
     const red = host.pipeline('reduce', 'reduce_loop', { WG: host.wg, OP: 0 }, kernel);
     host.launch(kernel, red, (s) => { s.u[0] = 1; s.u[1] = splits; s.u[2] = total; s.u[3] = total; s.f[4] = 0; },
-      [out, host.st(partials, kernel).buffer], host.groups1d(total, kernel));
+      [out, host.gpuStorage(partials, kernel).buffer], host.groups1d(total, kernel));
     host.free(partials);
   }
 }

@@ -1,14 +1,14 @@
-// WebGPU launchers of the fused model kernels other than attention (contract: ../model_kernels.ts):
-// writeView, logSoftmaxGather(+Backward), rmsNorm(+Backward), rope, swiglu(+Backward), tokenLoss(+Backward),
-// adamw, sumSquares.
-// Each validates its storages against the arguments, picks a kernel variant and records its dispatches.
+// The WebGPU backend's model kernels (contract: ../model_kernels.ts): writeView, logSoftmaxGather(+Backward),
+// rmsNorm(+Backward), rope, swiglu(+Backward), tokenLoss(+Backward), adamw, sumSquares here, attention in
+// attention_webgpu.ts. Arguments arrive validated against the signature table; each launcher resolves its
+// storages, keeps outputs from aliasing writable bindings, picks a kernel variant and records its dispatches.
+import type { ModelKernels } from '../model_kernels.js';
 import {
-  type AdamWArgs, type RopeArgs, type Storage, type View, KernelError, sizeOf,
-} from '../backend.js';
-import { type TokenLossArgs, checkTokenLossArgs } from '../model_kernels.js';
-import {
-  type GPUStorageRef, type KernelHost, type UniformSlot, requireCounts, requireNoAlias, requireStorage,
-} from './kernel_host.js';
+  type AdamWArgs, type RopeArgs, type Storage, type TokenLossArgs, type View, contiguousStrides, sizeOf,
+} from '../types.js';
+import { attention, attentionBackward } from './attention_webgpu.js';
+import { copyWords, stridedParams } from './core_kernels_webgpu.js';
+import { type GPUStorageRef, type KernelHost, type UniformSlot, requireNoAlias } from './kernel_host.js';
 
 /** Rows below which the one-row-per-invocation variants leave most SIMD lanes idle. */
 const MIN_ROWS_PER_INVOCATION = 16;
@@ -17,14 +17,6 @@ const ROWS_WG = 16;
 
 function rowVariant(host: KernelHost, rows: number): 'rows' | 'tree' {
   return host.variants.rowReduce ?? (host.software && rows >= MIN_ROWS_PER_INVOCATION ? 'rows' : 'tree');
-}
-
-/** Copies n raw words src → dst (contiguous) with the elementwise copy kernel. */
-function copyWords(host: KernelHost, kernel: string, src: GPUBuffer, dst: GPUBuffer, n: number): void {
-  const pe = host.pipeline('elementwise', 'copy', { WG: host.wg, OP: 0 }, kernel);
-  host.launch(kernel, pe, (s) => {
-    s.u[0] = n; s.u[1] = 1; s.u[8] = n; s.u[16] = 1;
-  }, [dst, src], host.groups1d(n, kernel));
 }
 
 /**
@@ -37,15 +29,15 @@ function withOutputs(
 ): void {
   const temps: { tmp: Storage; out: GPUStorageRef; count: number }[] = [];
   const bufs = outs.map(([o, count], i) => {
-    const clash = ins.some((s) => s.buffer === o.buffer) || outs.slice(0, i).some(([s]) => s.buffer === o.buffer);
+    const clash = ins.some((input) => input.buffer === o.buffer) || outs.slice(0, i).some(([earlier]) => earlier.buffer === o.buffer);
     if (!clash) return o.buffer;
     const tmp = host.alloc(o.dtype, count);
     temps.push({ tmp, out: o, count });
-    return host.st(tmp, kernel).buffer;
+    return host.gpuStorage(tmp, kernel).buffer;
   });
   body(bufs);
   for (const { tmp, out, count } of temps) {
-    if (count > 0) copyWords(host, kernel, host.st(tmp, kernel).buffer, out.buffer, count);
+    if (count > 0) copyWords(host, kernel, host.gpuStorage(tmp, kernel).buffer, out.buffer, count);
     host.free(tmp);
   }
 }
@@ -57,59 +49,40 @@ function withOutputs(
  */
 function elementwise4(
   host: KernelHost, kernel: string, family: string, entry: string, entry4: string, n: number, startWord: number,
-  params: (s: UniformSlot) => void, buffers: GPUBuffer[],
+  params: (slot: UniformSlot) => void, buffers: GPUBuffer[],
 ): void {
   const n4 = Math.floor(n / 4);
   if (n4 > 0) {
-    const pe = host.pipeline(family, entry4, { WG: host.wg }, kernel);
-    host.launch(kernel, pe, (s) => { params(s); s.u[0] = n; }, buffers, host.groups1d(n4, kernel));
+    const pipeline = host.pipeline(family, entry4, { WG: host.wg }, kernel);
+    host.launch(kernel, pipeline, (slot) => { params(slot); slot.u[0] = n; }, buffers, host.groups1d(n4, kernel));
   }
   if (n4 * 4 < n) {
-    const pe = host.pipeline(family, entry, { WG: host.wg }, kernel);
-    host.launch(kernel, pe, (s) => { params(s); s.u[0] = n; s.u[startWord] = n4 * 4; }, buffers, host.groups1d(n - n4 * 4, kernel));
+    const pipeline = host.pipeline(family, entry, { WG: host.wg }, kernel);
+    host.launch(kernel, pipeline, (slot) => { params(slot); slot.u[0] = n; slot.u[startWord] = n4 * 4; }, buffers, host.groups1d(n - n4 * 4, kernel));
   }
 }
 
 // ------------------------------------------------------------------------------------------ writeView
 
-/** Largest element offset a view reaches over `shape` (shape non-empty in every dim). */
-function viewExtent(view: View, shape: readonly number[]): number {
-  let max = view.offset;
-  for (let d = 0; d < shape.length; d++) max += (shape[d] - 1) * view.strides[d];
-  return max;
-}
-
 export function writeView(host: KernelHost, x: Storage, xView: View, out: Storage, outView: View, shape: readonly number[]): void {
-  const k = host.kernel('writeView');
-  const a = host.st(x, k);
-  const o = host.st(out, k);
-  if (xView.strides.length !== shape.length || outView.strides.length !== shape.length) {
-    throw new KernelError(k, `views have ${xView.strides.length} and ${outView.strides.length} strides for a rank-${shape.length} shape`);
-  }
-  shape.forEach((d, i) => requireCounts(k, { [`shape[${i}]`]: d }));
+  const kernel = host.kernel('writeView');
+  const source = host.gpuStorage(x, kernel);
+  const target = host.gpuStorage(out, kernel);
   const n = sizeOf(shape);
   if (n === 0) return;
-  if (viewExtent(xView, shape) >= a.size) throw new KernelError(k, `x view reaches element ${viewExtent(xView, shape)} of ${a.size}`);
-  if (viewExtent(outView, shape) >= o.size) throw new KernelError(k, `out view reaches element ${viewExtent(outView, shape)} of ${o.size}`);
-  if (shape.some((d, i) => d > 1 && outView.strides[i] === 0)) throw new KernelError(k, 'out view maps several elements to one (stride 0)');
-  const pe = host.pipeline('elementwise', 'write_view', { WG: host.wg, OP: 0 }, k);
-  let src = a.buffer;
+  const pipeline = host.pipeline('elementwise', 'write_view', { WG: host.wg, OP: 0 }, kernel);
+  let src = source.buffer;
   let srcView = xView;
   let staged: Storage | null = null;
-  if (a.buffer === o.buffer) {
+  if (source.buffer === target.buffer) {
     // Reading and writing one buffer in a dispatch is not allowed: stage the source view contiguously.
-    staged = host.alloc(a.dtype, n);
-    const cp = host.pipeline('elementwise', 'copy', { WG: host.wg, OP: 0 }, k);
-    const cpParams = host.stridedParams(k, shape, [xView]);
-    host.launch(k, cp, cpParams, [host.st(staged, k).buffer, a.buffer], host.groups1d(n, k));
-    src = host.st(staged, k).buffer;
-    const strides: number[] = [];
-    let s = 1;
-    for (let d = shape.length - 1; d >= 0; d--) { strides[d] = s; s *= shape[d]; }
-    srcView = { strides, offset: 0 };
+    staged = host.alloc(source.dtype, n);
+    const copyPipeline = host.pipeline('elementwise', 'copy', { WG: host.wg, OP: 0 }, kernel);
+    host.launch(kernel, copyPipeline, stridedParams(kernel, shape, [xView]), [host.gpuStorage(staged, kernel).buffer, source.buffer], host.groups1d(n, kernel));
+    src = host.gpuStorage(staged, kernel).buffer;
+    srcView = { strides: contiguousStrides(shape), offset: 0 };
   }
-  const params = host.stridedParams(k, shape, [srcView, outView]);
-  host.launch(k, pe, params, [o.buffer, src], host.groups1d(n, k));
+  host.launch(kernel, pipeline, stridedParams(kernel, shape, [srcView, outView]), [target.buffer, src], host.groups1d(n, kernel));
   if (staged) host.free(staged);
 }
 
@@ -118,53 +91,41 @@ export function writeView(host: KernelHost, x: Storage, xView: View, out: Storag
 export function logSoftmaxGather(
   host: KernelHost, logits: Storage, targets: Storage, logp: Storage, entropy: Storage, lse: Storage, rows: number, cols: number,
 ): void {
-  const k = host.kernel('logSoftmaxGather');
-  requireCounts(k, { rows, cols });
-  const x = host.st(logits, k);
-  const t = host.st(targets, k);
-  const lp = host.st(logp, k);
-  const en = host.st(entropy, k);
-  const ls = host.st(lse, k);
-  requireStorage(k, 'logits', x, rows * cols);
-  requireStorage(k, 'targets', t, rows, 'int32');
-  requireStorage(k, 'logp', lp, rows);
-  requireStorage(k, 'entropy', en, rows);
-  requireStorage(k, 'lse', ls, rows);
-  requireNoAlias(k, { logp: lp, entropy: en, lse: ls }, { logits: x, targets: t });
+  const kernel = host.kernel('logSoftmaxGather');
+  const x = host.gpuStorage(logits, kernel);
+  const t = host.gpuStorage(targets, kernel);
+  const lp = host.gpuStorage(logp, kernel);
+  const en = host.gpuStorage(entropy, kernel);
+  const ls = host.gpuStorage(lse, kernel);
+  requireNoAlias(kernel, { logp: lp, entropy: en, lse: ls }, { logits: x, targets: t });
   if (rows === 0) return;
-  if (cols === 0) throw new KernelError(k, 'cols must be at least 1');
   const variant = rowVariant(host, rows);
   const WG = variant === 'rows' ? Math.min(ROWS_WG, host.wg) : host.wg;
-  const pe = host.pipeline('softmax_gather', variant === 'rows' ? 'lsg_rows' : 'lsg_tree', { WG, V4: cols % 4 === 0 ? 1 : 0, U: 4 }, k);
-  const groups = variant === 'rows' ? host.groups1d(rows, k, WG) : host.groups1d(rows, k, 1);
-  host.launch(k, pe, (s) => { s.u[0] = rows; s.u[1] = cols; }, [lp.buffer, x.buffer, t.buffer, en.buffer, ls.buffer], groups);
+  const pipeline = host.pipeline('softmax_gather', variant === 'rows' ? 'lsg_rows' : 'lsg_tree', { WG, V4: cols % 4 === 0 ? 1 : 0, U: 4 }, kernel);
+  const groups = variant === 'rows' ? host.groups1d(rows, kernel, WG) : host.groups1d(rows, kernel, 1);
+  host.launch(kernel, pipeline, (slot) => { slot.u[0] = rows; slot.u[1] = cols; }, [lp.buffer, x.buffer, t.buffer, en.buffer, ls.buffer], groups);
 }
 
 export function logSoftmaxGatherBackward(
   host: KernelHost, logits: Storage, targets: Storage, lse: Storage, entropy: Storage, gLogp: Storage, gEntropy: Storage,
   gLogits: Storage, rows: number, cols: number,
 ): void {
-  const k = host.kernel('logSoftmaxGatherBackward');
-  requireCounts(k, { rows, cols });
-  const x = host.st(logits, k);
-  const t = host.st(targets, k);
-  const ls = host.st(lse, k);
-  const en = host.st(entropy, k);
-  const gl = host.st(gLogp, k);
-  const ge = host.st(gEntropy, k);
-  const gx = host.st(gLogits, k);
-  requireStorage(k, 'logits', x, rows * cols);
-  requireStorage(k, 'targets', t, rows, 'int32');
-  for (const [name, s] of [['lse', ls], ['entropy', en], ['gLogp', gl], ['gEntropy', ge]] as const) requireStorage(k, name, s, rows);
-  requireStorage(k, 'gLogits', gx, rows * cols);
+  const kernel = host.kernel('logSoftmaxGatherBackward');
+  const x = host.gpuStorage(logits, kernel);
+  const t = host.gpuStorage(targets, kernel);
+  const ls = host.gpuStorage(lse, kernel);
+  const en = host.gpuStorage(entropy, kernel);
+  const gl = host.gpuStorage(gLogp, kernel);
+  const ge = host.gpuStorage(gEntropy, kernel);
+  const gx = host.gpuStorage(gLogits, kernel);
   if (rows * cols === 0) return;
   const WG = host.wg;
   const U = 4;
   const chunksPerRow = Math.ceil(cols / (WG * 4 * U));
-  const pe = host.pipeline('softmax_gather', 'lsg_bwd', { WG, V4: cols % 4 === 0 ? 1 : 0, U }, k);
-  const groups = host.groups1d(rows * chunksPerRow * WG, k, WG);
-  withOutputs(host, k, [[gx, rows * cols]], [x, t, ls, en, gl, ge], ([out]) => {
-    host.launch(k, pe, (s) => { s.u[0] = rows; s.u[1] = cols; s.u[2] = chunksPerRow; },
+  const pipeline = host.pipeline('softmax_gather', 'lsg_bwd', { WG, V4: cols % 4 === 0 ? 1 : 0, U }, kernel);
+  const groups = host.groups1d(rows * chunksPerRow * WG, kernel, WG);
+  withOutputs(host, kernel, [[gx, rows * cols]], [x, t, ls, en, gl, ge], ([out]) => {
+    host.launch(kernel, pipeline, (slot) => { slot.u[0] = rows; slot.u[1] = cols; slot.u[2] = chunksPerRow; },
       [out, x.buffer, t.buffer, ls.buffer, en.buffer, gl.buffer, ge.buffer], groups);
   });
 }
@@ -172,56 +133,44 @@ export function logSoftmaxGatherBackward(
 // ------------------------------------------------------------------------------------------ RMSNorm
 
 export function rmsNorm(host: KernelHost, x: Storage, weight: Storage, out: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {
-  const k = host.kernel('rmsNorm');
-  requireCounts(k, { rows, cols });
-  const a = host.st(x, k);
-  const w = host.st(weight, k);
-  const o = host.st(out, k);
-  const r = host.st(rstd, k);
-  requireStorage(k, 'x', a, rows * cols);
-  requireStorage(k, 'weight', w, cols);
-  requireStorage(k, 'out', o, rows * cols);
-  requireStorage(k, 'rstd', r, rows);
+  const kernel = host.kernel('rmsNorm');
+  const a = host.gpuStorage(x, kernel);
+  const w = host.gpuStorage(weight, kernel);
+  const o = host.gpuStorage(out, kernel);
+  const r = host.gpuStorage(rstd, kernel);
   if (rows * cols === 0) return;
   const variant = rowVariant(host, rows);
   const WG = variant === 'rows' ? Math.min(ROWS_WG, host.wg) : host.wg;
   const entry = variant === 'rows' ? (cols % 4 === 0 ? 'rms_norm_rows4' : 'rms_norm_rows') : 'rms_norm_tree';
-  const pe = host.pipeline('norm', entry, { WG }, k);
-  const groups = variant === 'rows' ? host.groups1d(rows, k, WG) : host.groups1d(rows, k, 1);
-  withOutputs(host, k, [[o, rows * cols], [r, rows]], [a, w], ([ob, rb]) => {
-    host.launch(k, pe, (s) => { s.u[0] = rows; s.u[1] = cols; s.f[2] = eps; }, [ob, a.buffer, w.buffer, rb], groups);
+  const pipeline = host.pipeline('norm', entry, { WG }, kernel);
+  const groups = variant === 'rows' ? host.groups1d(rows, kernel, WG) : host.groups1d(rows, kernel, 1);
+  withOutputs(host, kernel, [[o, rows * cols], [r, rows]], [a, w], ([ob, rb]) => {
+    host.launch(kernel, pipeline, (slot) => { slot.u[0] = rows; slot.u[1] = cols; slot.f[2] = eps; }, [ob, a.buffer, w.buffer, rb], groups);
   });
 }
 
 export function rmsNormBackward(
   host: KernelHost, x: Storage, weight: Storage, rstd: Storage, gOut: Storage, gx: Storage, gWeight: Storage, rows: number, cols: number,
 ): void {
-  const k = host.kernel('rmsNormBackward');
-  requireCounts(k, { rows, cols });
-  const a = host.st(x, k);
-  const w = host.st(weight, k);
-  const r = host.st(rstd, k);
-  const g = host.st(gOut, k);
-  const dx = host.st(gx, k);
-  const dw = host.st(gWeight, k);
-  requireStorage(k, 'x', a, rows * cols);
-  requireStorage(k, 'weight', w, cols);
-  requireStorage(k, 'rstd', r, rows);
-  requireStorage(k, 'gOut', g, rows * cols);
-  requireStorage(k, 'gx', dx, rows * cols);
-  requireStorage(k, 'gWeight', dw, cols);
+  const kernel = host.kernel('rmsNormBackward');
+  const a = host.gpuStorage(x, kernel);
+  const w = host.gpuStorage(weight, kernel);
+  const r = host.gpuStorage(rstd, kernel);
+  const g = host.gpuStorage(gOut, kernel);
+  const dx = host.gpuStorage(gx, kernel);
+  const dw = host.gpuStorage(gWeight, kernel);
   if (cols === 0) return;
-  const params = (s: UniformSlot, rowsPerBlock = 0): void => {
-    s.u[0] = rows; s.u[1] = cols; s.u[3] = rowsPerBlock;
+  const params = (slot: UniformSlot, rowsPerBlock = 0): void => {
+    slot.u[0] = rows; slot.u[1] = cols; slot.u[3] = rowsPerBlock;
   };
-  withOutputs(host, k, [[dx, rows * cols], [dw, cols]], [a, w, r, g], ([dxb, dwb]) => {
+  withOutputs(host, kernel, [[dx, rows * cols], [dw, cols]], [a, w, r, g], ([dxb, dwb]) => {
     if (rows > 0) {
       const variant = rowVariant(host, rows);
       const WG = variant === 'rows' ? Math.min(ROWS_WG, host.wg) : host.wg;
       const entry = variant === 'rows' ? (cols % 4 === 0 ? 'rms_norm_bwd_gx_rows4' : 'rms_norm_bwd_gx_rows') : 'rms_norm_bwd_gx_tree';
-      const pe = host.pipeline('norm', entry, { WG }, k);
-      const groups = variant === 'rows' ? host.groups1d(rows, k, WG) : host.groups1d(rows, k, 1);
-      host.launch(k, pe, (s) => params(s), [dxb, a.buffer, w.buffer, r.buffer, g.buffer], groups);
+      const pipeline = host.pipeline('norm', entry, { WG }, kernel);
+      const groups = variant === 'rows' ? host.groups1d(rows, kernel, WG) : host.groups1d(rows, kernel, 1);
+      host.launch(kernel, pipeline, (slot) => params(slot), [dxb, a.buffer, w.buffer, r.buffer, g.buffer], groups);
     }
     // gWeight: column sums over row blocks; more than one block goes through partials and the reduce kernel.
     const WG = host.wg;
@@ -230,16 +179,16 @@ export function rmsNormBackward(
     const target = host.software ? 8 : 256;
     const blocks = Math.max(1, Math.min(Math.ceil(target / colGroups), Math.ceil(rows / 64), host.maxWorkgroupsPerDim));
     const rowsPerBlock = Math.max(1, Math.ceil(rows / blocks));
-    const pe = host.pipeline('norm', vec4 ? 'rms_norm_bwd_gw4' : 'rms_norm_bwd_gw', { WG }, k);
+    const pipeline = host.pipeline('norm', vec4 ? 'rms_norm_bwd_gw4' : 'rms_norm_bwd_gw', { WG }, kernel);
     if (blocks === 1) {
-      host.launch(k, pe, (s) => params(s, rowsPerBlock), [dwb, a.buffer, g.buffer, r.buffer], [colGroups, 1, 1]);
+      host.launch(kernel, pipeline, (slot) => params(slot, rowsPerBlock), [dwb, a.buffer, g.buffer, r.buffer], [colGroups, 1, 1]);
       return;
     }
     const partials = host.alloc('float32', blocks * cols);
-    const pb = host.st(partials, k).buffer;
-    host.launch(k, pe, (s) => params(s, rowsPerBlock), [pb, a.buffer, g.buffer, r.buffer], [colGroups, blocks, 1]);
-    const red = host.pipeline('reduce', 'reduce_loop', { WG, OP: 0 }, k);
-    host.launch(k, red, (s) => { s.u[0] = 1; s.u[1] = blocks; s.u[2] = cols; s.u[3] = cols; s.f[4] = 0; }, [dwb, pb], host.groups1d(cols, k));
+    const pb = host.gpuStorage(partials, kernel).buffer;
+    host.launch(kernel, pipeline, (slot) => params(slot, rowsPerBlock), [pb, a.buffer, g.buffer, r.buffer], [colGroups, blocks, 1]);
+    const red = host.pipeline('reduce', 'reduce_loop', { WG, OP: 0 }, kernel);
+    host.launch(kernel, red, (slot) => { slot.u[0] = 1; slot.u[1] = blocks; slot.u[2] = cols; slot.u[3] = cols; slot.f[4] = 0; }, [dwb, pb], host.groups1d(cols, kernel));
     host.free(partials);
   });
 }
@@ -278,64 +227,54 @@ function ropeTable(host: KernelHost, theta: number, headDim: number): Storage {
 }
 
 export function rope(host: KernelHost, x: Storage, positions: Storage, out: Storage, args: RopeArgs): void {
-  const k = host.kernel('rope');
+  const kernel = host.kernel('rope');
   const { batch, t, heads, headDim } = args;
-  requireCounts(k, { batch, t, heads, headDim });
-  if (headDim % 2 !== 0) throw new KernelError(k, `headDim must be even, got ${headDim}`);
-  if (!(args.theta > 0)) throw new KernelError(k, `theta must be positive, got ${args.theta}`);
-  const a = host.st(x, k);
-  const p = host.st(positions, k);
-  const o = host.st(out, k);
+  const a = host.gpuStorage(x, kernel);
+  const p = host.gpuStorage(positions, kernel);
+  const o = host.gpuStorage(out, kernel);
   const n = batch * t * heads * headDim;
-  requireStorage(k, 'x', a, n);
-  requireStorage(k, 'positions', p, batch * t, 'int32');
-  requireStorage(k, 'out', o, n);
-  requireNoAlias(k, { out: o }, { x: a, positions: p });
+  requireNoAlias(kernel, { out: o }, { x: a, positions: p });
   if (n === 0) return;
-  const table = host.st(ropeTable(host, args.theta, headDim), k);
+  const table = host.gpuStorage(ropeTable(host, args.theta, headDim), kernel);
   const pairs = n / 2;
-  const pe = host.pipeline('rope', 'rope', { WG: host.wg }, k);
-  host.launch(k, pe, (s) => {
-    s.u[0] = pairs; s.u[1] = headDim / 2; s.u[2] = heads; s.f[3] = args.inverse ? -1 : 1;
-  }, [o.buffer, a.buffer, p.buffer, table.buffer], host.groups1d(pairs, k));
+  const pipeline = host.pipeline('rope', 'rope', { WG: host.wg }, kernel);
+  host.launch(kernel, pipeline, (slot) => {
+    slot.u[0] = pairs; slot.u[1] = headDim / 2; slot.u[2] = heads; slot.f[3] = args.inverse ? -1 : 1;
+  }, [o.buffer, a.buffer, p.buffer, table.buffer], host.groups1d(pairs, kernel));
 }
 
 // ------------------------------------------------------------------------------------------ SwiGLU
 
 export function swiglu(host: KernelHost, gate: Storage, up: Storage, out: Storage, n: number): void {
-  const k = host.kernel('swiglu');
-  requireCounts(k, { n });
-  const g = host.st(gate, k);
-  const u = host.st(up, k);
-  const o = host.st(out, k);
-  for (const [name, s] of [['gate', g], ['up', u], ['out', o]] as const) requireStorage(k, name, s, n);
+  const kernel = host.kernel('swiglu');
+  const g = host.gpuStorage(gate, kernel);
+  const u = host.gpuStorage(up, kernel);
+  const o = host.gpuStorage(out, kernel);
   if (n === 0) return;
-  withOutputs(host, k, [[o, n]], [g, u], ([ob]) => {
-    elementwise4(host, k, 'swiglu', 'swiglu', 'swiglu4', n, 1, () => {}, [ob, g.buffer, u.buffer]);
+  withOutputs(host, kernel, [[o, n]], [g, u], ([ob]) => {
+    elementwise4(host, kernel, 'swiglu', 'swiglu', 'swiglu4', n, 1, () => {}, [ob, g.buffer, u.buffer]);
   });
 }
 
 export function swigluBackward(host: KernelHost, gate: Storage, up: Storage, gOut: Storage, gGate: Storage, gUp: Storage, n: number): void {
-  const k = host.kernel('swigluBackward');
-  requireCounts(k, { n });
-  const g = host.st(gate, k);
-  const u = host.st(up, k);
-  const go = host.st(gOut, k);
-  const dg = host.st(gGate, k);
-  const du = host.st(gUp, k);
-  for (const [name, s] of [['gate', g], ['up', u], ['gOut', go], ['gGate', dg], ['gUp', du]] as const) requireStorage(k, name, s, n);
+  const kernel = host.kernel('swigluBackward');
+  const g = host.gpuStorage(gate, kernel);
+  const u = host.gpuStorage(up, kernel);
+  const go = host.gpuStorage(gOut, kernel);
+  const dg = host.gpuStorage(gGate, kernel);
+  const du = host.gpuStorage(gUp, kernel);
   if (n === 0) return;
-  withOutputs(host, k, [[dg, n], [du, n]], [g, u, go], ([dgb, dub]) => {
-    elementwise4(host, k, 'swiglu', 'swiglu_bwd', 'swiglu_bwd4', n, 1, () => {}, [dgb, g.buffer, u.buffer, go.buffer, dub]);
+  withOutputs(host, kernel, [[dg, n], [du, n]], [g, u, go], ([dgb, dub]) => {
+    elementwise4(host, kernel, 'swiglu', 'swiglu_bwd', 'swiglu_bwd4', n, 1, () => {}, [dgb, g.buffer, u.buffer, go.buffer, dub]);
   });
 }
 
 // ------------------------------------------------------------------------------------------ token loss
 
 /** The token-loss uniform block: n, 1 − epsLow, 1 + epsHigh, dualClip, clamp (bounds rounded once, from float64). */
-function tokenLossParams(n: number, a: TokenLossArgs): (s: UniformSlot) => void {
-  return (s) => {
-    s.u[0] = n; s.f[1] = 1 - a.epsLow; s.f[2] = 1 + a.epsHigh; s.f[3] = a.dualClip; s.f[4] = a.logRatioClamp;
+function tokenLossParams(n: number, a: TokenLossArgs): (slot: UniformSlot) => void {
+  return (slot) => {
+    slot.u[0] = n; slot.f[1] = 1 - a.epsLow; slot.f[2] = 1 + a.epsHigh; slot.f[3] = a.dualClip; slot.f[4] = a.logRatioClamp;
   };
 }
 
@@ -343,19 +282,15 @@ export function tokenLoss(
   host: KernelHost, logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, loss: Storage, stats: Storage, n: number,
   args: TokenLossArgs,
 ): void {
-  const k = host.kernel('tokenLoss');
-  checkTokenLossArgs(k, n, args);
-  const ins = { logp: host.st(logp, k), oldLogp: host.st(oldLogp, k), adv: host.st(adv, k), weight: host.st(weight, k) };
-  for (const [name, s] of Object.entries(ins)) requireStorage(k, name, s, n);
-  const l = host.st(loss, k);
-  const st = host.st(stats, k);
-  requireStorage(k, 'loss', l, n);
-  requireStorage(k, 'stats', st, 3 * n);
+  const kernel = host.kernel('tokenLoss');
+  const ins = { logp: host.gpuStorage(logp, kernel), oldLogp: host.gpuStorage(oldLogp, kernel), adv: host.gpuStorage(adv, kernel), weight: host.gpuStorage(weight, kernel) };
+  const l = host.gpuStorage(loss, kernel);
+  const statsOut = host.gpuStorage(stats, kernel);
   if (n === 0) return;
-  const pe = host.pipeline('token_loss', 'token_loss', { WG: host.wg }, k);
-  withOutputs(host, k, [[l, n], [st, 3 * n]], Object.values(ins), ([lb, sb]) => {
-    host.launch(k, pe, tokenLossParams(n, args), [ins.logp.buffer, ins.oldLogp.buffer, ins.adv.buffer, ins.weight.buffer, lb, sb],
-      host.groups1d(n, k));
+  const pipeline = host.pipeline('token_loss', 'token_loss', { WG: host.wg }, kernel);
+  withOutputs(host, kernel, [[l, n], [statsOut, 3 * n]], Object.values(ins), ([lb, sb]) => {
+    host.launch(kernel, pipeline, tokenLossParams(n, args), [ins.logp.buffer, ins.oldLogp.buffer, ins.adv.buffer, ins.weight.buffer, lb, sb],
+      host.groups1d(n, kernel));
   });
 }
 
@@ -363,41 +298,34 @@ export function tokenLossBackward(
   host: KernelHost, logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, gLoss: Storage, gLogp: Storage, n: number,
   args: TokenLossArgs,
 ): void {
-  const k = host.kernel('tokenLossBackward');
-  checkTokenLossArgs(k, n, args);
+  const kernel = host.kernel('tokenLossBackward');
   const ins = {
-    logp: host.st(logp, k), oldLogp: host.st(oldLogp, k), adv: host.st(adv, k), weight: host.st(weight, k), gLoss: host.st(gLoss, k),
+    logp: host.gpuStorage(logp, kernel), oldLogp: host.gpuStorage(oldLogp, kernel), adv: host.gpuStorage(adv, kernel), weight: host.gpuStorage(weight, kernel), gLoss: host.gpuStorage(gLoss, kernel),
   };
-  for (const [name, s] of Object.entries(ins)) requireStorage(k, name, s, n);
-  const g = host.st(gLogp, k);
-  requireStorage(k, 'gLogp', g, n);
+  const g = host.gpuStorage(gLogp, kernel);
   if (n === 0) return;
-  const pe = host.pipeline('token_loss', 'token_loss_bwd', { WG: host.wg }, k);
-  withOutputs(host, k, [[g, n]], Object.values(ins), ([gb]) => {
-    host.launch(k, pe, tokenLossParams(n, args),
-      [ins.logp.buffer, ins.oldLogp.buffer, ins.adv.buffer, ins.weight.buffer, ins.gLoss.buffer, gb], host.groups1d(n, k));
+  const pipeline = host.pipeline('token_loss', 'token_loss_bwd', { WG: host.wg }, kernel);
+  withOutputs(host, kernel, [[g, n]], Object.values(ins), ([gb]) => {
+    host.launch(kernel, pipeline, tokenLossParams(n, args),
+      [ins.logp.buffer, ins.oldLogp.buffer, ins.adv.buffer, ins.weight.buffer, ins.gLoss.buffer, gb], host.groups1d(n, kernel));
   });
 }
 
 // ------------------------------------------------------------------------------------------ optimizer
 
 export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {
-  const k = host.kernel('adamw');
-  requireCounts(k, { n });
-  if (!Number.isInteger(args.step) || args.step < 1) throw new KernelError(k, `step must be a positive integer, got ${args.step}`);
-  const p = host.st(param, k);
-  const g = host.st(grad, k);
-  const ms = host.st(m, k);
-  const vs = host.st(v, k);
-  const sc = host.st(scale, k);
-  for (const [name, s] of [['param', p], ['grad', g], ['m', ms], ['v', vs]] as const) requireStorage(k, name, s, n);
-  requireStorage(k, 'scale', sc, 1);
-  requireNoAlias(k, { param: p, m: ms, v: vs }, { grad: g, scale: sc });
+  const kernel = host.kernel('adamw');
+  const p = host.gpuStorage(param, kernel);
+  const g = host.gpuStorage(grad, kernel);
+  const ms = host.gpuStorage(m, kernel);
+  const vs = host.gpuStorage(v, kernel);
+  const sc = host.gpuStorage(scale, kernel);
+  requireNoAlias(kernel, { param: p, m: ms, v: vs }, { grad: g, scale: sc });
   if (n === 0) return;
-  elementwise4(host, k, 'adamw', 'adamw', 'adamw4', n, 13, (s) => {
-    s.f[4] = args.lr; s.f[5] = args.beta1; s.f[6] = args.beta2; s.f[7] = args.eps;
-    s.f[8] = 1 - args.lr * args.weightDecay; s.f[9] = 1 - args.beta1; s.f[10] = 1 - args.beta2;
-    s.f[11] = 1 - Math.pow(args.beta1, args.step); s.f[12] = 1 - Math.pow(args.beta2, args.step);
+  elementwise4(host, kernel, 'adamw', 'adamw', 'adamw4', n, 13, (slot) => {
+    slot.f[4] = args.lr; slot.f[5] = args.beta1; slot.f[6] = args.beta2; slot.f[7] = args.eps;
+    slot.f[8] = 1 - args.lr * args.weightDecay; slot.f[9] = 1 - args.beta1; slot.f[10] = 1 - args.beta2;
+    slot.f[11] = 1 - Math.pow(args.beta1, args.step); slot.f[12] = 1 - Math.pow(args.beta2, args.step);
   }, [p.buffer, ms.buffer, vs.buffer, g.buffer, sc.buffer]);
 }
 
@@ -405,17 +333,14 @@ export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storag
 const SINGLE_PASS_PER_INVOCATION = 64;
 
 export function sumSquares(host: KernelHost, x: Storage, out: Storage, n: number, accumulate: boolean): void {
-  const k = host.kernel('sumSquares');
-  requireCounts(k, { n });
-  const a = host.st(x, k);
-  const o = host.st(out, k);
-  requireStorage(k, 'x', a, n);
-  requireStorage(k, 'out', o, 1);
-  requireNoAlias(k, { out: o }, { x: a });
+  const kernel = host.kernel('sumSquares');
+  const a = host.gpuStorage(x, kernel);
+  const o = host.gpuStorage(out, kernel);
+  requireNoAlias(kernel, { out: o }, { x: a });
   const WG = host.wg;
-  const pe = host.pipeline('adamw', 'sum_squares', { WG }, k);
+  const pipeline = host.pipeline('adamw', 'sum_squares', { WG }, kernel);
   const finalPass = (src: GPUBuffer, count: number, square: boolean): void => {
-    host.launch(k, pe, (s) => { s.u[0] = count; s.u[1] = 1; s.u[2] = accumulate ? 1 : 0; s.u[3] = square ? 1 : 0; }, [o.buffer, src], [1, 1, 1]);
+    host.launch(kernel, pipeline, (slot) => { slot.u[0] = count; slot.u[1] = 1; slot.u[2] = accumulate ? 1 : 0; slot.u[3] = square ? 1 : 0; }, [o.buffer, src], [1, 1, 1]);
   };
   if (n <= WG * SINGLE_PASS_PER_INVOCATION) {
     finalPass(a.buffer, n, true);
@@ -423,8 +348,31 @@ export function sumSquares(host: KernelHost, x: Storage, out: Storage, n: number
   }
   const groups = Math.min(Math.ceil(n / (WG * SINGLE_PASS_PER_INVOCATION)), host.software ? 64 : 1024, host.maxWorkgroupsPerDim);
   const partials = host.alloc('float32', groups);
-  const pb = host.st(partials, k).buffer;
-  host.launch(k, pe, (s) => { s.u[0] = n; s.u[1] = 0; s.u[3] = 1; }, [pb, a.buffer], [groups, 1, 1]);
+  const pb = host.gpuStorage(partials, kernel).buffer;
+  host.launch(kernel, pipeline, (slot) => { slot.u[0] = n; slot.u[1] = 0; slot.u[3] = 1; }, [pb, a.buffer], [groups, 1, 1]);
   finalPass(pb, groups, false);
   host.free(partials);
+}
+
+/** The WebGPU backend's model kernels as one object (the backend wraps it with the signature-table validator). */
+export function webgpuModelKernels(host: KernelHost) {
+  return {
+    writeView: (x, xView, out, outView, shape) => writeView(host, x, xView, out, outView, shape),
+    attention: (q, k, v, keyStart, out, lse, args) => attention(host, q, k, v, keyStart, out, lse, args),
+    attentionBackward: (q, k, v, keyStart, out, lse, gOut, gq, gk, gv, args) =>
+      attentionBackward(host, q, k, v, keyStart, out, lse, gOut, gq, gk, gv, args),
+    logSoftmaxGather: (logits, targets, logp, entropy, lse, rows, cols) => logSoftmaxGather(host, logits, targets, logp, entropy, lse, rows, cols),
+    logSoftmaxGatherBackward: (logits, targets, lse, entropy, gLogp, gEntropy, gLogits, rows, cols) =>
+      logSoftmaxGatherBackward(host, logits, targets, lse, entropy, gLogp, gEntropy, gLogits, rows, cols),
+    rmsNorm: (x, weight, out, rstd, rows, cols, eps) => rmsNorm(host, x, weight, out, rstd, rows, cols, eps),
+    rmsNormBackward: (x, weight, rstd, gOut, gx, gWeight, rows, cols) => rmsNormBackward(host, x, weight, rstd, gOut, gx, gWeight, rows, cols),
+    rope: (x, positions, out, args) => rope(host, x, positions, out, args),
+    swiglu: (gate, up, out, n) => swiglu(host, gate, up, out, n),
+    swigluBackward: (gate, up, gOut, gGate, gUp, n) => swigluBackward(host, gate, up, gOut, gGate, gUp, n),
+    tokenLoss: (logp, oldLogp, adv, weight, loss, stats, n, args) => tokenLoss(host, logp, oldLogp, adv, weight, loss, stats, n, args),
+    tokenLossBackward: (logp, oldLogp, adv, weight, gLoss, gLogp, n, args) =>
+      tokenLossBackward(host, logp, oldLogp, adv, weight, gLoss, gLogp, n, args),
+    adamw: (param, grad, m, v, scale, args, n) => adamw(host, param, grad, m, v, scale, args, n),
+    sumSquares: (x, out, n, accumulate) => sumSquares(host, x, out, n, accumulate),
+  } satisfies ModelKernels;
 }

@@ -1,0 +1,255 @@
+// WebGPU launchers of the core kernels of the Backend interface (fill, arange, random, cast, unary, binary,
+// where, copy, reduce, matmul, softmax, gather, scatterAdd), in the host-function style of the model
+// kernels, plus the helpers every launcher module shares: the strided uniform layout, raw word copies and
+// the output-aliasing guard.
+import { BINARY_CODE, type BinaryOp, type ReduceOp, UNARY_CODE, type UnaryOp } from '../backend.js';
+import { mix32 } from '../rng.js';
+import { KernelError, type MatmulArgs, type RandomArgs, type Storage, type View, coalesce, sizeOf } from '../types.js';
+import type { GPUStorageRef, KernelHost, UniformSlot } from './kernel_host.js';
+import { matmulSmall, smallMatmulProblem } from './matmul_small_webgpu.js';
+
+/** Highest rank the strided elementwise kernels index (MAX_RANK = 6 fits; 8 slots in the uniform). */
+const STRIDED_SLOTS = 8;
+
+/**
+ * The strided uniform block of shaders/elementwise.wgsl: word 0 = n, 1 = rank, 8 + d = shape[d],
+ * 16 + 8·v + d = stride d of view v, 40 + v = offset of view v (up to three views).
+ */
+export function stridedParams(kernel: string, shape: readonly number[], views: readonly View[]): (slot: UniformSlot) => void {
+  const merged = coalesce(shape, views);
+  if (merged.shape.length > STRIDED_SLOTS) throw new KernelError(kernel, `rank ${merged.shape.length} exceeds ${STRIDED_SLOTS}`);
+  const n = sizeOf(shape);
+  return (slot) => {
+    slot.u[0] = n;
+    slot.u[1] = merged.shape.length;
+    for (let d = 0; d < merged.shape.length; d++) {
+      slot.u[8 + d] = merged.shape[d];
+      for (let v = 0; v < merged.views.length; v++) slot.u[16 + v * 8 + d] = merged.views[v].strides[d];
+    }
+    for (let v = 0; v < merged.views.length; v++) slot.u[40 + v] = merged.views[v].offset;
+  };
+}
+
+/** Copies n raw words src → dst (contiguous) with the elementwise copy kernel. */
+export function copyWords(host: KernelHost, kernel: string, src: GPUBuffer, dst: GPUBuffer, n: number): void {
+  const pipeline = host.pipeline('elementwise', 'copy', { WG: host.wg, OP: 0 }, kernel);
+  host.launch(kernel, pipeline, (slot) => {
+    slot.u[0] = n; slot.u[1] = 1; slot.u[8] = n; slot.u[16] = 1; // rank 1: shape [n], stride 1
+  }, [dst, src], host.groups1d(n, kernel));
+}
+
+/** Runs `body(outBuffer)`; when `out` aliases an input, into a temporary that is then copied to `out`. */
+export function aliasGuard(host: KernelHost, kernel: string, out: GPUStorageRef, inputs: GPUStorageRef[], body: (outBuffer: GPUBuffer) => void): void {
+  if (!inputs.some((input) => input.buffer === out.buffer)) {
+    body(out.buffer);
+    return;
+  }
+  const temp = host.alloc(out.dtype, out.size);
+  body(host.gpuStorage(temp, kernel).buffer);
+  copyWords(host, kernel, host.gpuStorage(temp, kernel).buffer, out.buffer, out.size);
+  host.free(temp);
+}
+
+export function fill(host: KernelHost, out: Storage, value: number): void {
+  const kernel = host.kernel('fill');
+  const target = host.gpuStorage(out, kernel);
+  const bits = target.dtype === 'int32' ? (Math.trunc(value) | 0) >>> 0 : new Uint32Array(new Float32Array([value]).buffer)[0];
+  const pipeline = host.pipeline('elementwise', 'fill', { WG: host.wg, OP: 0 }, kernel);
+  host.launch(kernel, pipeline, (slot) => { slot.u[0] = target.size; slot.u[3] = bits; }, [target.buffer], host.groups1d(target.size, kernel));
+}
+
+export function arange(host: KernelHost, out: Storage, start: number, step: number): void {
+  const kernel = host.kernel('arange');
+  const target = host.gpuStorage(out, kernel);
+  const intExact = target.dtype === 'int32' && Number.isInteger(start) && Number.isInteger(step)
+    && Math.abs(start) < 2 ** 31 && Math.abs(step) < 2 ** 31;
+  const mode = target.dtype === 'float32' ? 0 : intExact ? 1 : 2;
+  const pipeline = host.pipeline('elementwise', 'arange', { WG: host.wg, OP: 0 }, kernel);
+  host.launch(kernel, pipeline, (slot) => {
+    slot.u[0] = target.size; slot.u[3] = mode; slot.f[4] = start; slot.f[5] = step; slot.i[6] = start | 0; slot.i[7] = step | 0;
+  }, [target.buffer], host.groups1d(target.size, kernel));
+}
+
+export function random(host: KernelHost, out: Storage, args: RandomArgs): void {
+  const kernel = host.kernel(`random.${args.kind}`);
+  const target = host.gpuStorage(out, kernel);
+  const key = mix32(args.seed);
+  const pipeline = host.pipeline('random', 'random', { WG: host.wg }, kernel);
+  host.launch(kernel, pipeline, (slot) => {
+    slot.u[0] = target.size; slot.u[1] = key; slot.u[2] = args.kind === 'uniform' ? 0 : 1; slot.f[4] = args.a; slot.f[5] = args.b;
+  }, [target.buffer], host.groups1d(target.size, kernel));
+}
+
+export function cast(host: KernelHost, x: Storage, out: Storage): void {
+  const kernel = host.kernel('cast');
+  const source = host.gpuStorage(x, kernel);
+  const target = host.gpuStorage(out, kernel);
+  if (source.size < target.size) throw new KernelError(kernel, `input has ${source.size} elements, output ${target.size}`);
+  const mode = source.dtype === target.dtype ? 2 : source.dtype === 'float32' ? 0 : 1;
+  const pipeline = host.pipeline('elementwise', 'cast_dtype', { WG: host.wg, OP: 0 }, kernel);
+  aliasGuard(host, kernel, target, [source], (outBuffer) => {
+    host.launch(kernel, pipeline, (slot) => { slot.u[0] = target.size; slot.u[3] = mode; }, [outBuffer, source.buffer], host.groups1d(target.size, kernel));
+  });
+}
+
+export function unary(host: KernelHost, op: UnaryOp, x: Storage, xView: View, out: Storage, shape: readonly number[], scalar: number): void {
+  const kernel = host.kernel(`unary.${op}`);
+  const source = host.gpuStorage(x, kernel);
+  const target = host.gpuStorage(out, kernel);
+  const n = sizeOf(shape);
+  if (n === 0) return;
+  const params = stridedParams(kernel, shape, [xView]);
+  const pipeline = host.pipeline('elementwise', 'unary', { WG: host.wg, OP: UNARY_CODE[op] }, kernel);
+  aliasGuard(host, kernel, target, [source], (outBuffer) => {
+    host.launch(kernel, pipeline, (slot) => { params(slot); slot.f[4] = scalar; }, [outBuffer, source.buffer], host.groups1d(n, kernel));
+  });
+}
+
+export function binary(
+  host: KernelHost, op: BinaryOp, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[],
+): void {
+  const kernel = host.kernel(`binary.${op}`);
+  const left = host.gpuStorage(a, kernel);
+  const right = host.gpuStorage(b, kernel);
+  const target = host.gpuStorage(out, kernel);
+  const n = sizeOf(shape);
+  if (n === 0) return;
+  const params = stridedParams(kernel, shape, [aView, bView]);
+  const pipeline = host.pipeline('elementwise', 'binary', { WG: host.wg, OP: BINARY_CODE[op] }, kernel);
+  aliasGuard(host, kernel, target, [left, right], (outBuffer) => {
+    host.launch(kernel, pipeline, params, [outBuffer, left.buffer, right.buffer], host.groups1d(n, kernel));
+  });
+}
+
+export function where(
+  host: KernelHost, cond: Storage, cView: View, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[],
+): void {
+  const kernel = host.kernel('where');
+  const condition = host.gpuStorage(cond, kernel);
+  const ifTrue = host.gpuStorage(a, kernel);
+  const ifFalse = host.gpuStorage(b, kernel);
+  const target = host.gpuStorage(out, kernel);
+  const n = sizeOf(shape);
+  if (n === 0) return;
+  const params = stridedParams(kernel, shape, [cView, aView, bView]);
+  const pipeline = host.pipeline('elementwise', 'where_', { WG: host.wg, OP: 0 }, kernel);
+  aliasGuard(host, kernel, target, [condition, ifTrue, ifFalse], (outBuffer) => {
+    host.launch(kernel, pipeline, (slot) => { params(slot); slot.u[3] = condition.dtype === 'int32' ? 1 : 0; },
+      [outBuffer, condition.buffer, ifTrue.buffer, ifFalse.buffer], host.groups1d(n, kernel));
+  });
+}
+
+export function copy(host: KernelHost, x: Storage, xView: View, out: Storage, outOffset: number, shape: readonly number[]): void {
+  const kernel = host.kernel('copy');
+  const source = host.gpuStorage(x, kernel);
+  const target = host.gpuStorage(out, kernel);
+  const n = sizeOf(shape);
+  if (n === 0) return;
+  if (outOffset + n > target.size) throw new KernelError(kernel, `writes [${outOffset}, ${outOffset + n}) past the output size ${target.size}`);
+  const params = stridedParams(kernel, shape, [xView]);
+  const pipeline = host.pipeline('elementwise', 'copy', { WG: host.wg, OP: 0 }, kernel);
+  aliasGuard(host, kernel, target, [source], (outBuffer) => {
+    host.launch(kernel, pipeline, (slot) => { params(slot); slot.u[2] = outOffset; }, [outBuffer, source.buffer], host.groups1d(n, kernel));
+  });
+}
+
+export function reduce(host: KernelHost, op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
+  const kernel = host.kernel(`reduce.${op}`);
+  const source = host.gpuStorage(x, kernel);
+  const target = host.gpuStorage(out, kernel);
+  const total = outer * inner;
+  if (total === 0) return;
+  const code = op === 'sum' ? 0 : op === 'max' ? 1 : 2;
+  const init = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
+  // A workgroup per output for long rows when there are few outputs or rows are contiguous (inner = 1);
+  // otherwise one invocation per output, whose reads coalesce across q.
+  const tree = len >= 64 && (inner === 1 || total <= 2048);
+  const pipeline = host.pipeline('reduce', tree ? 'reduce_tree' : 'reduce_loop', { WG: host.wg, OP: code }, kernel);
+  const groups = tree ? host.groups1d(total, kernel, 1) : host.groups1d(total, kernel);
+  aliasGuard(host, kernel, target, [source], (outBuffer) => {
+    host.launch(kernel, pipeline, (slot) => { slot.u[0] = outer; slot.u[1] = len; slot.u[2] = inner; slot.u[3] = total; slot.f[4] = init; },
+      [outBuffer, source.buffer], groups);
+  });
+}
+
+export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, args: MatmulArgs): void {
+  const kernel = host.kernel('matmul');
+  const left = host.gpuStorage(a, kernel);
+  const right = host.gpuStorage(b, kernel);
+  const target = host.gpuStorage(out, kernel);
+  const { batch, m, n } = args;
+  if (batch * m * n === 0) return;
+  if (target.size < batch * m * n) throw new KernelError(kernel, `output has ${target.size} elements, needs ${batch * m * n}`);
+  const config = host.matmul;
+  const small = config.small === false ? null : smallMatmulProblem(host, args);
+  if (small) {
+    aliasGuard(host, kernel, target, [left, right], (outBuffer) => matmulSmall(host, kernel, left, right, outBuffer, args, small));
+    return;
+  }
+  // The vec4 variants need every vec4 read aligned and in bounds.
+  const vec4 = config.kind !== 'tiled' && args.k % 4 === 0 && args.strideA % 4 === 0 && args.strideB % 4 === 0 && (args.transB || n % 4 === 0);
+  const subgroups = config.kind === 'subgroups' && host.subgroupMinSize >= 8 && config.TM % 8 === 0;
+  const entry = config.kind === 'tiled' ? 'matmul' : !vec4 ? 'matmul_direct' : subgroups ? 'matmul_subgroups' : 'matmul_direct4';
+  const tiled = entry === 'matmul';
+  const pipeline = host.pipeline(entry === 'matmul_subgroups' ? 'matmul_subgroups' : 'matmul', entry, {
+    WX: config.WX, WY: tiled ? config.WY : 1, TM: config.TM, BK: tiled ? config.BK : 4, R: subgroups ? config.TM / 8 : 0,
+    TRANS_A: args.transA ? 1 : 0, TRANS_B: args.transB ? 1 : 0,
+  }, kernel);
+  const rowBlock = tiled ? config.WY * config.TM : config.TM;
+  const colBlock = config.WX * 4;
+  const colGroups = Math.ceil(n / colBlock);
+  const rowGroups = Math.ceil(m / rowBlock);
+  const maxDim = host.maxWorkgroupsPerDim;
+  if (colGroups > maxDim || rowGroups > maxDim) throw new KernelError(kernel, `matrix of ${m}×${n} exceeds the dispatch limits`);
+  const rowsFirst = entry !== 'matmul' && entry !== 'matmul_direct';
+  aliasGuard(host, kernel, target, [left, right], (outBuffer) => {
+    for (let firstBatch = 0; firstBatch < batch; firstBatch += maxDim) {
+      const batches = Math.min(maxDim, batch - firstBatch);
+      host.launch(kernel, pipeline, (slot) => {
+        slot.u[0] = m; slot.u[1] = n; slot.u[2] = args.k; slot.u[3] = firstBatch; slot.u[4] = args.strideA; slot.u[5] = args.strideB;
+      }, [outBuffer, left.buffer, right.buffer], rowsFirst ? [rowGroups, colGroups, batches] : [colGroups, rowGroups, batches]);
+    }
+  });
+}
+
+export function softmax(host: KernelHost, x: Storage, out: Storage, rows: number, cols: number, log: boolean): void {
+  const kernel = host.kernel(log ? 'logSoftmax' : 'softmax');
+  const source = host.gpuStorage(x, kernel);
+  const target = host.gpuStorage(out, kernel);
+  if (rows * cols === 0) return;
+  const pipeline = host.pipeline('softmax', 'softmax', { WG: host.wg, LOG: log ? 1 : 0 }, kernel);
+  aliasGuard(host, kernel, target, [source], (outBuffer) => {
+    host.launch(kernel, pipeline, (slot) => { slot.u[0] = rows; slot.u[1] = cols; slot.f[2] = -Infinity; },
+      [outBuffer, source.buffer], host.groups1d(rows, kernel, 1));
+  });
+}
+
+export function gather(host: KernelHost, table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
+  const kernel = host.kernel('gather');
+  const rowsOf = host.gpuStorage(table, kernel);
+  const idList = host.gpuStorage(ids, kernel);
+  const target = host.gpuStorage(out, kernel);
+  if (idList.dtype !== 'int32') throw new KernelError(kernel, 'ids must be int32');
+  const total = nIds * rowLen;
+  if (total === 0) return;
+  const pipeline = host.pipeline('embedding', 'gather', { WG: host.wg }, kernel);
+  const rows = Math.floor(rowsOf.size / rowLen);
+  aliasGuard(host, kernel, target, [rowsOf, idList], (outBuffer) => {
+    host.launch(kernel, pipeline, (slot) => { slot.u[0] = nIds; slot.u[1] = rowLen; slot.u[2] = rows; slot.u[3] = total; },
+      [outBuffer, rowsOf.buffer, idList.buffer], host.groups1d(total, kernel));
+  });
+}
+
+export function scatterAdd(host: KernelHost, src: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
+  const kernel = host.kernel('scatterAdd');
+  const source = host.gpuStorage(src, kernel);
+  const idList = host.gpuStorage(ids, kernel);
+  const target = host.gpuStorage(out, kernel);
+  if (idList.dtype !== 'int32') throw new KernelError(kernel, 'ids must be int32');
+  if (nIds * rowLen === 0) return;
+  if (target.buffer === source.buffer || target.buffer === idList.buffer) throw new KernelError(kernel, 'out must not alias src or ids');
+  const pipeline = host.pipeline('embedding', 'scatter_add', { WG: host.wg }, kernel);
+  const rows = Math.floor(target.size / rowLen);
+  host.launch(kernel, pipeline, (slot) => { slot.u[0] = nIds; slot.u[1] = rowLen; slot.u[2] = rows; slot.u[3] = rowLen; },
+    [target.buffer, source.buffer, idList.buffer], host.groups1d(rowLen, kernel));
+}
