@@ -1,32 +1,17 @@
 // The engine in real headless Chromium (Debian's, through playwright-core): a matmul and a backward pass on
 // WebGPU and on WASM in the page, checked against the reference. Skipped without Chromium unless CI=true.
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BrowserContext } from 'playwright-core';
-import { type BrowserSession, browserTestMissing, startBrowserSession } from './support/chromium.js';
+import { describe, expect, it } from 'vitest';
+import { browserTestMissing, openTab, useBrowserSession } from './support/chromium.js';
+import { repoPath } from './support/paths.js';
 
-const missing = browserTestMissing('browser smoke test', join(import.meta.dirname, '../dist/web/smoke.js'));
+const missing = browserTestMissing('browser smoke test', repoPath('dist/web/smoke.js'));
 
 describe.skipIf(missing !== null)('browser (headless Chromium)', () => {
-  let session: BrowserSession;
-  let browser: BrowserContext;
-  let origin: string;
-
-  beforeAll(async () => {
-    session = await startBrowserSession();
-    ({ browser, origin } = session);
-  });
-
-  afterAll(async () => {
-    await session?.close();
-  });
+  const session = useBrowserSession();
 
   it('runs matmul + backward on WebGPU and WASM in the page, matching the reference', async () => {
-    const tab = await browser.newPage();
-    const logs: string[] = [];
-    tab.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
-    tab.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
-    await tab.goto(`${origin}/smoke.html`);
+    const { tab, logs } = await openTab(session.browser);
+    await tab.goto(`${session.origin}/smoke.html`);
     const handle = await tab.waitForFunction(() => (globalThis as unknown as { __smoke?: unknown }).__smoke, undefined, { timeout: 90_000 });
     const result = (await handle.jsonValue()) as { fatal?: string; crossOriginIsolated: boolean; outcomes: { backend: string; ok: boolean; error?: string; maxError?: number; detail: Record<string, unknown> }[] };
     console.log(JSON.stringify(result, null, 1));

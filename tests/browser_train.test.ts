@@ -1,12 +1,11 @@
 // The training page (web/train.html) in real headless Chromium: SFT → DAPO → eval of the quick config on WASM and on
 // WebGPU in the tab, through the same server script users run (scripts/serve-web.mjs, cross-origin isolated).
 // Skipped without Chromium or the page bundle unless CI=true.
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BrowserContext } from 'playwright-core';
-import { type BrowserSession, browserTestMissing, startBrowserSession } from './support/chromium.js';
+import { describe, expect, it } from 'vitest';
+import { browserTestMissing, openTab, useBrowserSession } from './support/chromium.js';
+import { repoPath } from './support/paths.js';
 
-const missing = browserTestMissing('browser training test', join(import.meta.dirname, '../dist/web/train.js'));
+const missing = browserTestMissing('browser training test', repoPath('dist/web/train.js'));
 
 /** What web/train.ts puts in window.dapoResult (the fields checked here). */
 interface PageResult {
@@ -30,26 +29,12 @@ interface PageResult {
 const PAGE_TIMEOUT_MS = 100_000;
 
 describe.skipIf(missing !== null)('training page (headless Chromium)', () => {
-  let session: BrowserSession;
-  let browser: BrowserContext;
-  let origin: string;
-
-  beforeAll(async () => {
-    session = await startBrowserSession();
-    ({ browser, origin } = session);
-  });
-
-  afterAll(async () => {
-    await session?.close();
-  });
+  const session = useBrowserSession();
 
   async function openPage(query: string): Promise<{ result: PageResult; logs: string[]; svgs: number; summary: string; figures: string[] }> {
-    const tab = await browser.newPage();
-    const logs: string[] = [];
-    tab.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
-    tab.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    const { tab, logs } = await openTab(session.browser);
     try {
-      await tab.goto(`${origin}/train.html?${query}`);
+      await tab.goto(`${session.origin}/train.html?${query}`);
       await tab.waitForFunction(() => 'dapoResult' in globalThis, undefined, { timeout: 20_000 });
       const result = await Promise.race([
         tab.evaluate(() => (globalThis as unknown as { dapoResult: Promise<unknown> }).dapoResult) as Promise<PageResult>,

@@ -5,7 +5,10 @@ import type { Backend } from '../src/backend/backend.js';
 import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
 import * as T from '../src/tensor/index.js';
 import type { Tensor } from '../src/tensor/index.js';
-import { assertClose, hostRandom, productBackends } from './support/backends.js';
+import { productBackends } from './support/backends.js';
+import { assertClose } from './support/close.js';
+import { BINARY_OP_CASES, unaryOpCases } from './support/op_cases.js';
+import { hostRandom, quantize } from './support/random.js';
 
 interface InputSpec {
   shape: number[];
@@ -27,72 +30,64 @@ interface Case {
   grad?: boolean;
 }
 
-const u = (shape: number[], lo = -1, hi = 1): InputSpec => ({ shape, lo, hi });
-const p = (shape: number[]): InputSpec => ({ shape, lo: 0.25, hi: 2 });
+/** Uniform inputs in [lo, hi), and positive ones for the ops defined only there. */
+const uniform = (shape: number[], lo = -1, hi = 1): InputSpec => ({ shape, lo, hi });
+const positive = (shape: number[]): InputSpec => ({ shape, lo: 0.25, hi: 2 });
 
 const cases: Case[] = [];
-const unaries: [string, (x: Tensor) => Tensor, boolean][] = [
-  ['neg', T.neg, false], ['exp', T.exp, false], ['log', T.log, true], ['sqrt', T.sqrt, true], ['rsqrt', T.rsqrt, true],
-  ['relu', T.relu, false], ['silu', T.silu, false], ['sigmoid', T.sigmoid, false], ['tanh', T.tanh, false],
-  ['abs', T.abs, false], ['square', T.square, false], ['powScalar', (x) => T.powScalar(x, 2.5), true],
-  ['mulScalar', (x) => T.mulScalar(x, -3), false], ['addScalar', (x) => T.addScalar(x, 0.5), false],
-];
-for (const [name, fn, positive] of unaries) {
-  cases.push({ name: `unary ${name} [7, 13]`, inputs: [positive ? p([7, 13]) : u([7, 13], -4, 4)], fn, grad: true });
+for (const { name, fn, positiveOnly } of unaryOpCases({ pow: 2.5, mul: -3, add: 0.5 })) {
+  cases.push({ name: `unary ${name} [7, 13]`, inputs: [positiveOnly ? positive([7, 13]) : uniform([7, 13], -4, 4)], fn, grad: true });
 }
-cases.push({ name: 'unary exp on 70001 elements (multi-workgroup)', inputs: [u([70001])], fn: T.exp });
-const binaries: [string, (a: Tensor, b: Tensor) => Tensor][] = [
-  ['add', T.add], ['sub', T.sub], ['mul', T.mul], ['div', T.div], ['maximum', T.maximum], ['minimum', T.minimum], ['pow', T.pow],
-];
-for (const [name, fn] of binaries) {
-  cases.push({ name: `binary ${name} broadcast [5,1,7]×[3,7]`, inputs: [p([5, 1, 7]), p([3, 7])], fn, grad: true });
+cases.push({ name: 'unary exp on 70001 elements (multi-workgroup)', inputs: [uniform([70001])], fn: T.exp });
+for (const { name, fn } of BINARY_OP_CASES) {
+  cases.push({ name: `binary ${name} broadcast [5,1,7]×[3,7]`, inputs: [positive([5, 1, 7]), positive([3, 7])], fn, grad: true });
 }
 for (const [name, fn] of [['eq', T.eq], ['ne', T.ne], ['lt', T.lt], ['le', T.le], ['gt', T.gt], ['ge', T.ge]] as const) {
   cases.push({ name: `compare ${name} with ties`, inputs: [{ shape: [11, 6], quantize: 2 }, { shape: [6], quantize: 2 }], fn });
 }
-cases.push({ name: 'binary add rank-6 broadcast', inputs: [u([2, 1, 3, 1, 5, 2]), u([3, 4, 1, 2])], fn: T.add, grad: true });
-cases.push({ name: 'where broadcast', inputs: [{ shape: [9, 1], quantize: 1 }, u([9, 10]), u([10])], fn: (c, a, b) => T.where(c, a, b), grad: true });
+cases.push({ name: 'binary add rank-6 broadcast', inputs: [uniform([2, 1, 3, 1, 5, 2]), uniform([3, 4, 1, 2])], fn: T.add, grad: true });
+cases.push({ name: 'where broadcast', inputs: [{ shape: [9, 1], quantize: 1 }, uniform([9, 10]), uniform([10])], fn: (c, a, b) => T.where(c, a, b), grad: true });
 for (const axis of [0, 1, 2]) {
-  cases.push({ name: `sum axis ${axis} of [7, 13, 5]`, inputs: [u([7, 13, 5])], fn: (x) => T.sum(x, { axis }), grad: true });
-  cases.push({ name: `max axis ${axis} of [7, 13, 5]`, inputs: [u([7, 13, 5])], fn: (x) => T.max(x, { axis }), grad: true });
+  cases.push({ name: `sum axis ${axis} of [7, 13, 5]`, inputs: [uniform([7, 13, 5])], fn: (x) => T.sum(x, { axis }), grad: true });
+  cases.push({ name: `max axis ${axis} of [7, 13, 5]`, inputs: [uniform([7, 13, 5])], fn: (x) => T.max(x, { axis }), grad: true });
 }
-cases.push({ name: 'sum whole [1031]', inputs: [u([1031])], fn: (x) => T.sum(x), atol: 1e-4 });
-cases.push({ name: 'sum long rows [3, 40099]', inputs: [u([3, 40099])], fn: (x) => T.sum(x, { axis: 1 }), atol: 1e-3 });
-cases.push({ name: 'min whole [257, 3]', inputs: [u([257, 3])], fn: (x) => T.min(x) });
-cases.push({ name: 'mean axes [0, 2] of [4, 6, 9]', inputs: [u([4, 6, 9])], fn: (x) => T.mean(x, { axis: [0, 2] }), grad: true });
+cases.push({ name: 'sum whole [1031]', inputs: [uniform([1031])], fn: (x) => T.sum(x), atol: 1e-4 });
+cases.push({ name: 'sum long rows [3, 40099]', inputs: [uniform([3, 40099])], fn: (x) => T.sum(x, { axis: 1 }), atol: 1e-3 });
+cases.push({ name: 'min whole [257, 3]', inputs: [uniform([257, 3])], fn: (x) => T.min(x) });
+cases.push({ name: 'mean axes [0, 2] of [4, 6, 9]', inputs: [uniform([4, 6, 9])], fn: (x) => T.mean(x, { axis: [0, 2] }), grad: true });
 const mm: [number, number, number][] = [[1, 1, 1], [1, 64, 37], [7, 13, 5], [33, 17, 65], [64, 64, 64], [130, 129, 257], [5, 3, 1531]];
 for (const [m, n, k] of mm) {
-  cases.push({ name: `matmul ${m}×${k} @ ${k}×${n}`, inputs: [u([m, k]), u([k, n])], fn: (a, b) => T.matmul(a, b), atol: 2e-5 * Math.sqrt(k), grad: m * n * k < 1e6 });
+  cases.push({ name: `matmul ${m}×${k} @ ${k}×${n}`, inputs: [uniform([m, k]), uniform([k, n])], fn: (a, b) => T.matmul(a, b), atol: 2e-5 * Math.sqrt(k), grad: m * n * k < 1e6 });
 }
 for (const transA of [false, true]) {
   for (const transB of [false, true]) {
     cases.push({
       name: `matmul transA=${transA} transB=${transB} (31×29 @ 29×17)`,
-      inputs: [u(transA ? [29, 31] : [31, 29]), u(transB ? [17, 29] : [29, 17])],
+      inputs: [uniform(transA ? [29, 31] : [31, 29]), uniform(transB ? [17, 29] : [29, 17])],
       fn: (a, b) => T.matmul(a, b, { transA, transB }), atol: 2e-4, grad: true,
     });
   }
 }
-cases.push({ name: 'matmul batched [3,7,5] @ broadcast [5,11]', inputs: [u([3, 7, 5]), u([5, 11])], fn: (a, b) => T.matmul(a, b), atol: 1e-4, grad: true });
-cases.push({ name: 'matmul batched [2,3,4,5] @ [2,3,5,6] transB', inputs: [u([2, 3, 4, 5]), u([2, 3, 6, 5])], fn: (a, b) => T.matmul(a, b, { transB: true }), atol: 1e-4, grad: true });
+cases.push({ name: 'matmul batched [3,7,5] @ broadcast [5,11]', inputs: [uniform([3, 7, 5]), uniform([5, 11])], fn: (a, b) => T.matmul(a, b), atol: 1e-4, grad: true });
+cases.push({ name: 'matmul batched [2,3,4,5] @ [2,3,5,6] transB', inputs: [uniform([2, 3, 4, 5]), uniform([2, 3, 6, 5])], fn: (a, b) => T.matmul(a, b, { transB: true }), atol: 1e-4, grad: true });
 for (const shape of [[7, 1], [5, 1000], [3, 4097]]) {
-  cases.push({ name: `softmax ${JSON.stringify(shape)}`, inputs: [u(shape, -8, 8)], fn: (x) => T.softmax(x), grad: shape[1] < 2000 });
-  cases.push({ name: `logSoftmax ${JSON.stringify(shape)}`, inputs: [u(shape, -8, 8)], fn: (x) => T.logSoftmax(x), grad: shape[1] < 2000 });
+  cases.push({ name: `softmax ${JSON.stringify(shape)}`, inputs: [uniform(shape, -8, 8)], fn: (x) => T.softmax(x), grad: shape[1] < 2000 });
+  cases.push({ name: `logSoftmax ${JSON.stringify(shape)}`, inputs: [uniform(shape, -8, 8)], fn: (x) => T.logSoftmax(x), grad: shape[1] < 2000 });
 }
-cases.push({ name: 'gather / scatterAdd with duplicate ids', inputs: [u([37, 19]), { shape: [5, 11], ints: 37 }], fn: (t, ids) => T.gather(t, ids), grad: true });
-cases.push({ name: 'gather ids all equal (scatter accumulation)', inputs: [u([4, 130]), { shape: [300], ints: 1 }], fn: (t, ids) => T.gather(t, ids), grad: true, atol: 1e-4 });
-cases.push({ name: 'permute [3,5,7] → [2,0,1]', inputs: [u([3, 5, 7])], fn: (x) => T.permute(x, [2, 0, 1]), grad: true });
-cases.push({ name: 'slice [9,8,7] interior', inputs: [u([9, 8, 7])], fn: (x) => T.slice(x, [2, 1, 3], [5, 6, 1]), grad: true });
-cases.push({ name: 'concat axis 1', inputs: [u([3, 2, 5]), u([3, 7, 5]), u([3, 1, 5])], fn: (a, b, c) => T.concat([a, b, c], 1), grad: true });
-cases.push({ name: 'broadcastTo [1,5] → [4,3,5]', inputs: [u([1, 5])], fn: (x) => T.broadcastTo(x, [4, 3, 5]), grad: true });
-cases.push({ name: 'cast float → int32 → float', inputs: [u([50], -20, 20)], fn: (x) => T.cast(T.cast(x, 'int32'), 'float32') });
+cases.push({ name: 'gather / scatterAdd with duplicate ids', inputs: [uniform([37, 19]), { shape: [5, 11], ints: 37 }], fn: (t, ids) => T.gather(t, ids), grad: true });
+cases.push({ name: 'gather ids all equal (scatter accumulation)', inputs: [uniform([4, 130]), { shape: [300], ints: 1 }], fn: (t, ids) => T.gather(t, ids), grad: true, atol: 1e-4 });
+cases.push({ name: 'permute [3,5,7] → [2,0,1]', inputs: [uniform([3, 5, 7])], fn: (x) => T.permute(x, [2, 0, 1]), grad: true });
+cases.push({ name: 'slice [9,8,7] interior', inputs: [uniform([9, 8, 7])], fn: (x) => T.slice(x, [2, 1, 3], [5, 6, 1]), grad: true });
+cases.push({ name: 'concat axis 1', inputs: [uniform([3, 2, 5]), uniform([3, 7, 5]), uniform([3, 1, 5])], fn: (a, b, c) => T.concat([a, b, c], 1), grad: true });
+cases.push({ name: 'broadcastTo [1,5] → [4,3,5]', inputs: [uniform([1, 5])], fn: (x) => T.broadcastTo(x, [4, 3, 5]), grad: true });
+cases.push({ name: 'cast float → int32 → float', inputs: [uniform([50], -20, 20)], fn: (x) => T.cast(T.cast(x, 'int32'), 'float32') });
 cases.push({ name: 'arange int32 and float', inputs: [], fn: () => T.add(T.cast(T.arange(3, 1000, 7, 'int32'), 'float32'), T.arange(3, 1000, 7)) });
 cases.push({ name: 'fill', inputs: [], fn: () => T.full([3, 333], -2.5) });
 cases.push({ name: 'random uniform (counter-based, identical on every backend)', inputs: [], fn: () => T.randUniform([1000, 3], 42, -2, 3) });
 cases.push({ name: 'random normal', inputs: [], fn: () => T.randNormal([4097], 7, 1, 2), atol: 1e-4 });
 cases.push({
   name: 'a two-layer MLP loss and its gradients',
-  inputs: [u([8, 13]), u([13, 32]), u([32]), u([32, 5])],
+  inputs: [uniform([8, 13]), uniform([13, 32]), uniform([32]), uniform([32, 5])],
   fn: (x, w1, b1, w2) => T.mean(T.logSoftmax(T.matmul(T.silu(T.add(T.matmul(x, w1), b1)), w2))),
   grad: true, atol: 1e-4,
 });
@@ -100,9 +95,8 @@ cases.push({
 function inputData(spec: InputSpec, seed: number): Float32Array | Int32Array {
   const n = spec.shape.reduce((a, b) => a * b, 1);
   if (spec.ints) return Int32Array.from(hostRandom(n, seed, 0, spec.ints), (v) => Math.min(spec.ints! - 1, Math.floor(v)));
-  const d = hostRandom(n, seed, spec.lo ?? -1, spec.hi ?? 1);
-  if (spec.quantize) for (let i = 0; i < n; i++) d[i] = Math.round(d[i] * spec.quantize) / spec.quantize;
-  return d;
+  const values = hostRandom(n, seed, spec.lo ?? -1, spec.hi ?? 1);
+  return spec.quantize ? quantize(values, spec.quantize) : values;
 }
 
 interface Result {

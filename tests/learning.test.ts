@@ -8,6 +8,8 @@ import * as T from '../src/tensor/index.js';
 import { TransformerLM } from '../src/nn/transformer.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { type NamedBackend, productBackends } from './support/backends.js';
+import { assertClose } from './support/close.js';
+import { SeededRandom } from './support/random.js';
 
 const SEP = 10;
 const DIGITS = 6;
@@ -17,12 +19,11 @@ const config = { vocabSize: 11, dModel: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, 
 
 /** Batch `step` of the task: inputs [B, SEQ−1] and next-token targets, scored only after the separator. */
 function batchAt(step: number): { inputs: number[]; targets: number[] } {
-  let s = (step * 7919 + 17) >>> 0;
-  const rand = () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s >>> 28; };
+  const random = new SeededRandom(step * 7919 + 17);
   const inputs: number[] = [];
   const targets: number[] = [];
   for (let b = 0; b < BATCH; b++) {
-    const digits = Array.from({ length: DIGITS }, () => rand() % 10);
+    const digits = random.ints(DIGITS, 0, 10);
     const seq = [...digits, SEP, ...[...digits].reverse()];
     inputs.push(...seq.slice(0, -1));
     targets.push(...seq.slice(1).map((t, i) => (i >= DIGITS ? t : -1)));
@@ -84,7 +85,7 @@ describe('learning check (supervised, synthetic reversal task)', () => {
   it('backends agree with the reference on the first steps', () => {
     const ref = firstSteps.get('reference')!;
     for (const [name, losses] of firstSteps) {
-      losses.forEach((l, i) => expect(Math.abs(l - ref[i]), `${name} step ${i}: ${l} vs ${ref[i]}`).toBeLessThan(2e-3 * ref[i]));
+      assertClose(losses, ref, `${name}: losses of the first steps`, 0, 2e-3);
     }
   });
 });

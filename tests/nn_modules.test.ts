@@ -10,6 +10,7 @@ import { KVCache } from '../src/nn/kv_cache.js';
 import { DecoderBlock, Embedding, Linear, RMSNorm, RotaryEmbedding, SelfAttention, SwiGLUMLP } from '../src/nn/layers.js';
 import { Module, ModuleList, paramSeed } from '../src/nn/module.js';
 import { TransformerLM } from '../src/nn/transformer.js';
+import { assertClose } from './support/close.js';
 
 beforeAll(() => T.setBackend(new ReferenceBackend()));
 
@@ -107,12 +108,8 @@ async function refBlock(blk: DecoderBlock, x: A, B: number, Tn: number, s: AttnS
   return addA(h, refMlp(n, s.dModel, ffn, await host(blk.mlp.gateProj.weight), await host(blk.mlp.upProj.weight), await host(blk.mlp.downProj.weight)));
 }
 
-function expectClose(got: A, want: A, tol = 1e-9): void {
-  expect(got.length).toBe(want.length);
-  let worst = 0;
-  got.forEach((g, i) => { worst = Math.max(worst, Math.abs(g - want[i]) / (1 + Math.abs(want[i]))); });
-  expect(worst).toBeLessThan(tol);
-}
+/** Float64 modules against a float64 composition: equal up to summation order, |got − want| ≤ 1e-9·(1 + |want|). */
+const FLOAT64_TOL = 1e-9;
 
 /** Runs fn without autograd, reads and frees the result. */
 async function run(fn: () => Tensor): Promise<A> {
@@ -162,7 +159,7 @@ describe('modules vs a float64 composition', () => {
     expect(big.bias).toBeNull();
     const x = T.randNormal([2, 3, 5], 11);
     const got = await run(() => big.forward(x));
-    expectClose(got, refLinear(await host(x), 5, await host(big.weight), 4));
+    assertClose(got, refLinear(await host(x), 5, await host(big.weight), 4), 'Linear random shapes', FLOAT64_TOL, FLOAT64_TOL);
     expect(() => big.forward(T.randNormal([2, 4], 1))).toThrow(/Linear.forward: input \[2, 4\] must end with an axis of 5/);
     x.dispose();
     big.dispose();
@@ -172,13 +169,13 @@ describe('modules vs a float64 composition', () => {
     const norm = new RMSNorm(2);
     const got = await run(() => norm.forward(T.tensor([3, 4], [1, 2])));
     const r = Math.sqrt(12.5 + 1e-6); // default eps
-    expectClose(got, [3 / r, 4 / r], 1e-12);
+    assertClose(got, [3 / r, 4 / r], 'RMSNorm [3, 4]', 1e-12, 1e-12);
     norm.dispose();
 
     const n2 = new RMSNorm(6, { eps: 1e-5 });
     n2.setParameter('weight', T.keep(T.randNormal([6], 3)));
     const x = T.randNormal([4, 6], 5);
-    expectClose(await run(() => n2.forward(x)), refRmsNorm(await host(x), 6, await host(n2.weight), 1e-5));
+    assertClose(await run(() => n2.forward(x)), refRmsNorm(await host(x), 6, await host(n2.weight), 1e-5), 'RMSNorm random rows', FLOAT64_TOL, FLOAT64_TOL);
     x.dispose();
     n2.dispose();
   });
@@ -187,10 +184,10 @@ describe('modules vs a float64 composition', () => {
     const rot = new RotaryEmbedding(4, 100);
     // Position 1, pair 0 at angle 1 rad, pair 1 at 100^(−1/2) = 0.1 rad; x = e_0 + e_1.
     const got = await run(() => rot.forward(T.tensor([1, 1, 0, 0], [1, 1, 1, 4]), ints([1], [1, 1])));
-    expectClose(got, [Math.cos(1), Math.cos(0.1), Math.sin(1), Math.sin(0.1)], 1e-12);
+    assertClose(got, [Math.cos(1), Math.cos(0.1), Math.sin(1), Math.sin(0.1)], 'RoPE unit vectors', 1e-12, 1e-12);
     const x = T.randNormal([2, 3, 2, 4], 8);
     const pos = ints([0, 5, 9, 3, 3, 1], [2, 3]);
-    expectClose(await run(() => rot.forward(x, pos)), refRope(await host(x), 2, 3, 2, 4, [0, 5, 9, 3, 3, 1], 100));
+    assertClose(await run(() => rot.forward(x, pos)), refRope(await host(x), 2, 3, 2, 4, [0, 5, 9, 3, 3, 1], 100), 'RoPE theta 100', FLOAT64_TOL, FLOAT64_TOL);
     expect(rot.parameters()).toEqual([]);
     x.dispose();
     pos.dispose();
@@ -203,11 +200,11 @@ describe('modules vs a float64 composition', () => {
     const x = T.randNormal([2, 4, 8], 21);
     const hx = await host(x);
     const w = await attnWeights(attn);
-    expectClose(await run(() => attn.forward(x)), refAttention(hx, 2, 4, shape, w, [0, 1, 2, 3, 0, 1, 2, 3]));
+    assertClose(await run(() => attn.forward(x)), refAttention(hx, 2, 4, shape, w, [0, 1, 2, 3, 0, 1, 2, 3]), 'SelfAttention causal', FLOAT64_TOL, FLOAT64_TOL);
     const posA = [0, 0, 0, 1, 7, 8, 9, 10];
     const pos = ints(posA, [2, 4]);
     const ks = ints([2, 0], [2]);
-    expectClose(await run(() => attn.forward(x, { positions: pos, keyStart: ks })), refAttention(hx, 2, 4, shape, w, posA, [2, 0]));
+    assertClose(await run(() => attn.forward(x, { positions: pos, keyStart: ks })), refAttention(hx, 2, 4, shape, w, posA, [2, 0]), 'SelfAttention shifted positions, left padding', FLOAT64_TOL, FLOAT64_TOL);
     for (const t of [x, pos, ks]) t.dispose();
     attn.dispose();
   });
@@ -223,7 +220,7 @@ describe('modules vs a float64 composition', () => {
       got.push(...(await run(() => attn.forward(T.slice(x, [0, t, 0], [1, 1, 8]), { cache }))));
       cache.advance(1);
     }
-    expectClose(got, full);
+    assertClose(got, full, 'SelfAttention prefill + decode', FLOAT64_TOL, FLOAT64_TOL);
     // Layer 1 was written, layer 0 untouched.
     expect((await host(cache.layer(0).k)).every((v) => v === 0)).toBe(true);
     expect((await host(cache.layer(1).k)).some((v) => v !== 0)).toBe(true);
@@ -239,7 +236,7 @@ describe('modules vs a float64 composition', () => {
     const mlp = new SwiGLUMLP(6, 10, { seed: 3, std: 0.5 });
     const x = T.randNormal([3, 6], 30);
     const want = refMlp(await host(x), 6, 10, await host(mlp.gateProj.weight), await host(mlp.upProj.weight), await host(mlp.downProj.weight));
-    expectClose(await run(() => mlp.forward(x)), want);
+    assertClose(await run(() => mlp.forward(x)), want, 'SwiGLUMLP', FLOAT64_TOL, FLOAT64_TOL);
     x.dispose();
     mlp.dispose();
   });
@@ -250,7 +247,7 @@ describe('modules vs a float64 composition', () => {
     blk.setParameter('input_layernorm.weight', T.keep(T.randNormal([8], 40)));
     const x = T.randNormal([2, 3, 8], 31);
     const want = await refBlock(blk, await host(x), 2, 3, shape, 12, 1e-5, [0, 1, 2, 0, 1, 2]);
-    expectClose(await run(() => blk.forward(x)), want);
+    assertClose(await run(() => blk.forward(x)), want, 'DecoderBlock', FLOAT64_TOL, FLOAT64_TOL);
     x.dispose();
     blk.dispose();
   });
@@ -267,7 +264,7 @@ describe('modules vs a float64 composition', () => {
       const want = refLinear(x, 8, tie ? table : await host(m.lmHead!.weight), 9);
       expect(m.lmHead === null).toBe(tie);
       const ids = ints(idsA, [2, 3]);
-      expectClose(await run(() => m.forward(ids)), want);
+      assertClose(await run(() => m.forward(ids)), want, `TransformerLM tied=${tie}`, FLOAT64_TOL, FLOAT64_TOL);
       ids.dispose();
       m.dispose();
     }

@@ -10,35 +10,15 @@ import { mix32, randomBits } from '../src/backend/rng.js';
 import { nodeWorkerFactory } from '../src/backend/wasm/node_workers.js';
 import { ENGINE_WASM_BASE64 } from '../src/backend/wasm/engine_wasm.gen.js';
 import { type WasmBackend, createWasmBackend, unshareMemoryImport } from '../src/backend/wasm/wasm_backend.js';
+import { assertClose } from './support/close.js';
+import { matmulVariants } from './support/matmul_cases.js';
+import { SeededRandom, quantize } from './support/random.js';
 
-let seed = 12345;
-function rnd(): number {
-  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-  return seed / 4294967296;
-}
-function data(n: number, lo = -1, hi = 1, quantize = 0): Float32Array {
-  const d = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const v = lo + (hi - lo) * rnd();
-    d[i] = quantize ? Math.round(v * quantize) / quantize : v;
-  }
-  return d;
-}
-
-function close(actual: ArrayLike<number>, expected: ArrayLike<number>, atol = 1e-5, rtol = 1e-5, what = ''): void {
-  expect(actual.length, `${what} length`).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i], e = expected[i];
-    if (Number.isNaN(e) || Number.isNaN(a)) {
-      if (!(Number.isNaN(e) && Number.isNaN(a))) expect.fail(`${what}[${i}]: got ${a}, expected ${e}`);
-      continue;
-    }
-    if (!Number.isFinite(e) || !Number.isFinite(a)) {
-      if (a !== e) expect.fail(`${what}[${i}]: got ${a}, expected ${e}`);
-      continue;
-    }
-    if (Math.abs(a - e) > atol + rtol * Math.abs(e)) expect.fail(`${what}[${i}]: got ${a}, expected ${e} (|diff| ${Math.abs(a - e)})`);
-  }
+const random = new SeededRandom(12345);
+/** The next n values of this file's data stream; stepsPerUnit > 0 rounds them to create ties. */
+function data(n: number, lo = -1, hi = 1, stepsPerUnit = 0): Float32Array {
+  const values = random.floats(n, lo, hi);
+  return stepsPerUnit ? quantize(values, stepsPerUnit) : values;
 }
 
 const ref = new ReferenceBackend();
@@ -82,7 +62,7 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
         let r = await both(w, [], n, (b, _, o) => b.fill(o, -2.75), dt);
         expect(r.got).toEqual(r.want);
         r = await both(w, [], n, (b, _, o) => b.arange(o, -3.5, 0.25), dt);
-        close(r.got, r.want, 0, 1e-7, `arange ${dt}`);
+        assertClose(r.got, r.want, `arange ${dt}`, 0, 1e-7);
       }
       const x = data(n, -50, 50);
       let r = await both(w, [{ data: x }], n, (b, [a], o) => b.cast(a, o), 'int32');
@@ -109,7 +89,7 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
         const x = data(c.size, lo, hi);
         const n = sizeOf(c.shape);
         const r = await both(w, [{ data: x }], n, (b, [a], o) => b.unary(op, a, c.view, o, c.shape, s));
-        close(r.got, r.want, 2e-6, 2e-5, `unary.${op} ${JSON.stringify(c.shape)}`);
+        assertClose(r.got, r.want, `unary.${op} ${JSON.stringify(c.shape)}`, 2e-6, 2e-5);
       }
     }
   });
@@ -133,7 +113,7 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
       for (const c of cases) {
         const a = data(c.na, lo, hi, q), bb = data(c.nb, bLo, hi, q);
         const r = await both(w, [{ data: a }, { data: bb }], sizeOf(c.shape), (b, [x, y], o) => b.binary(op as BinaryOp, x, c.va, y, c.vb, o, c.shape));
-        close(r.got, r.want, 2e-6, 2e-5, `binary.${op} ${JSON.stringify(c.shape)}`);
+        assertClose(r.got, r.want, `binary.${op} ${JSON.stringify(c.shape)}`, 2e-6, 2e-5);
       }
     }
   });
@@ -146,7 +126,7 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
     ] as [number[], View, View, View, number, number, number][]) {
       const r = await both(w, [{ data: data(nc, -1, 1, 1) }, { data: data(na) }, { data: data(nb) }], sizeOf(shape),
         (b, [c, x, y], o) => b.where(c, vc, x, va, y, vb, o, shape));
-      close(r.got, r.want, 0, 0, `where ${JSON.stringify(shape)}`);
+      assertClose(r.got, r.want, `where ${JSON.stringify(shape)}`, 0, 0);
     }
   });
 
@@ -154,12 +134,12 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
     const shape = [3, 5, 7, 11];
     const perm: View = { strides: [1, 3, 15, 105], offset: 0 }; // x stored [11, 7, 5, 3] read transposed
     let r = await both(w, [{ data: data(1155) }], 1200, (b, [x], o) => b.copy(x, perm, o, 45, shape), 'float32', new Float32Array(1200).fill(9));
-    close(r.got, r.want, 0, 0, 'copy permute');
+    assertClose(r.got, r.want, 'copy permute', 0, 0);
     const ints = Array.from({ length: 60000 }, (_, i) => (i * 2654435761) | 0);
     r = await both(w, [{ dtype: 'int32', data: ints }], 50000, (b, [x], o) => b.copy(x, { strides: [300, 2], offset: 1 }, o, 0, [200, 150]), 'int32');
     expect(r.got).toEqual(r.want);
     r = await both(w, [{ data: data(13) }], 13 * 1000, (b, [x], o) => b.copy(x, { strides: [0, 1], offset: 0 }, o, 0, [1000, 13]));
-    close(r.got, r.want, 0, 0, 'copy broadcast');
+    assertClose(r.got, r.want, 'copy broadcast', 0, 0);
   });
 
   it('reduce sum/max/min over [outer, len, inner]', async () => {
@@ -168,7 +148,7 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
       for (const [o, l, i] of shapes) {
         const x = data(Math.max(1, o * l * i));
         const r = await both(w, [{ data: x }], o * i, (b, [a], out) => b.reduce(op, a, out, o, l, i));
-        close(r.got, r.want, op === 'sum' ? 2e-6 * Math.sqrt(l) * 4 : 0, 1e-5, `reduce.${op} [${o},${l},${i}]`);
+        assertClose(r.got, r.want, `reduce.${op} [${o},${l},${i}]`, op === 'sum' ? 2e-6 * Math.sqrt(l) * 4 : 0, 1e-5);
       }
     }
   });
@@ -180,16 +160,10 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
       [3, 1, 77, 129], [1, 2, 1100, 300],
     ];
     for (const [batch, m, n, k] of shapes) {
-      for (const transA of [false, true]) {
-        for (const transB of [false, true]) {
-          for (const bcast of batch > 1 ? [0, 1, 2] : [0]) {
-            const sA = bcast === 1 ? 0 : m * k, sB = bcast === 2 ? 0 : k * n;
-            const a = data(Math.max(1, (batch - 1) * sA + m * k)), bm = data(Math.max(1, (batch - 1) * sB + k * n));
-            const r = await both(w, [{ data: a }, { data: bm }], batch * m * n, (b, [x, y], o) =>
-              b.matmul(x, y, o, { batch, m, n, k, transA, transB, strideA: sA, strideB: sB }));
-            close(r.got, r.want, 1e-6 * (k + 1), 1e-5, `matmul b${batch} ${m}x${n}x${k} tA=${transA} tB=${transB} bc=${bcast}`);
-          }
-        }
+      for (const { args, sizeA, sizeB, label } of matmulVariants(batch, m, n, k)) {
+        const a = data(sizeA), bm = data(sizeB);
+        const r = await both(w, [{ data: a }, { data: bm }], batch * m * n, (b, [x, y], o) => b.matmul(x, y, o, args));
+        assertClose(r.got, r.want, `matmul ${label}`, 1e-6 * (k + 1), 1e-5);
       }
     }
   });
@@ -198,7 +172,7 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
     for (const [rows, cols] of [[1, 1], [7, 13], [13, 1531], [64, 1000], [3, 5]]) {
       for (const log of [false, true]) {
         const r = await both(w, [{ data: data(rows * cols, -8, 8) }], rows * cols, (b, [x], o) => b.softmax(x, o, rows, cols, log));
-        close(r.got, r.want, 1e-6, 1e-5, `softmax ${rows}x${cols} log=${log}`);
+        assertClose(r.got, r.want, `softmax ${rows}x${cols} log=${log}`, 1e-6, 1e-5);
       }
     }
   });
@@ -206,13 +180,13 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
   it('gather and scatterAdd with duplicate ids', async () => {
     for (const [vocab, dim, nIds] of [[37, 13, 100], [50, 256, 300], [5, 1, 9], [1000, 127, 64]]) {
       const table = data(vocab * dim);
-      const ids = Array.from({ length: nIds }, () => Math.floor(rnd() * vocab));
+      const ids = random.ints(nIds, 0, vocab);
       ids[0] = ids[nIds - 1] = vocab - 1;
       let r = await both(w, [{ data: table }, { dtype: 'int32', data: ids }], nIds * dim, (b, [t, i], o) => b.gather(t, i, o, nIds, dim));
-      close(r.got, r.want, 0, 0, 'gather');
+      assertClose(r.got, r.want, 'gather', 0, 0);
       const src = data(nIds * dim);
       r = await both(w, [{ data: src }, { dtype: 'int32', data: ids }], vocab * dim, (b, [s, i], o) => b.scatterAdd(s, i, o, nIds, dim), 'float32', data(vocab * dim));
-      close(r.got, r.want, 1e-6, 1e-5, 'scatterAdd');
+      assertClose(r.got, r.want, 'scatterAdd', 1e-6, 1e-5);
     }
     const t = w.upload('float32', [1, 2, 3, 4]);
     const bad = w.upload('int32', [0, 2]);
@@ -233,7 +207,7 @@ describe.each([1, 2])('wasm backend, %i thread(s)', (threads) => {
     let r = await both(w, [], n, (b, _, o) => b.random(o, { kind: 'uniform', seed: 42, a: -0.5, b: 2 }));
     expect(r.got).toEqual(r.want.map(Math.fround));
     r = await both(w, [], n, (b, _, o) => b.random(o, { kind: 'normal', seed: 7, a: 1, b: 0.02 }));
-    close(r.got, r.want, 1e-7, 1e-6, 'normal');
+    assertClose(r.got, r.want, 'normal', 1e-7, 1e-6);
   });
 
   it('fails clearly on use after free and double free', async () => {

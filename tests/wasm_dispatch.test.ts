@@ -10,14 +10,11 @@ import { type WasmBackend, createWasmBackend } from '../src/backend/wasm/wasm_ba
 import { backward } from '../src/autograd/backward.js';
 import { setBackend } from '../src/tensor/engine.js';
 import * as T from '../src/tensor/index.js';
+import { assertClose } from './support/close.js';
+import { hostRandom } from './support/random.js';
 
-function data(n: number, seed: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  });
-}
+/** Inputs in [-0.5, 0.5) from a seed. */
+const data = (n: number, seed: number): Float32Array => hostRandom(n, seed, -0.5, 0.5);
 
 /** Workers that start and then never run a single instruction of the pool loop. */
 const silentFactory: WorkerFactory = {
@@ -26,7 +23,7 @@ const silentFactory: WorkerFactory = {
 };
 
 const [m, k, n, big] = [192, 160, 200, 1 << 17];
-const inputs = [data(m * k, 1), data(k * n, 2), data(big, 3), data(big, 4)].map((d) => Float32Array.from(d));
+const inputs = [data(m * k, 1), data(k * n, 2), data(big, 3), data(big, 4)];
 
 /** A few kernels big enough to be split over threads; returns every output. */
 async function workload(b: WasmBackend): Promise<Float32Array[]> {
@@ -142,11 +139,6 @@ describe.each([
   beforeAll(async () => { backend = await make(); setBackend(backend); });
   afterAll(() => backend.destroy());
 
-  const close = (got: ArrayLike<number>, want: ArrayLike<number>) => {
-    expect(got.length).toBe(want.length);
-    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(tol * (1 + Math.abs(want[i])));
-  };
-
   it.each([false, true])('matmul of a batch against one shared B (transB %s) matches B broadcast explicitly, gradients too', async (transB) => {
     setBackend(backend);
     const [bt, m, k, n] = [3, 5, 7, 6];
@@ -164,9 +156,9 @@ describe.each([
     };
     const fast = await run(false);
     const general = await run(true);
-    close(fast.y, general.y);
-    close(fast.ga, general.ga);
-    close(fast.gb, general.gb);
+    assertClose(fast.y, general.y, 'product: shared B vs B broadcast', tol, tol);
+    assertClose(fast.ga, general.ga, 'gradient of A: shared B vs B broadcast', tol, tol);
+    assertClose(fast.gb, general.gb, 'gradient of B: shared B vs B broadcast', tol, tol);
     // and against a hand-rolled float64 product for the forward
     const av = data(bt * m * k, 11), bv = data(k * n, 12);
     const want: number[] = [];
@@ -175,7 +167,7 @@ describe.each([
       for (let p = 0; p < k; p++) acc += av[(t * m + i) * k + p] * (transB ? bv[j * k + p] : bv[p * n + j]);
       want.push(acc);
     }
-    close(fast.y, want);
+    assertClose(fast.y, want, 'product: shared B vs float64 loops', tol, tol);
   });
 
   it('permute that only moves size-1 axes shares storage; others copy; both differentiate', async () => {

@@ -7,24 +7,11 @@ import type { AttentionArgs, Backend, Storage } from '../src/backend/backend.js'
 import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
 import { nodeWorkerFactory } from '../src/backend/wasm/node_workers.js';
 import { type WasmBackend, createWasmBackend } from '../src/backend/wasm/wasm_backend.js';
+import { assertClose } from './support/close.js';
+import { SeededRandom } from './support/random.js';
 
-let seed = 24681;
-function data(n: number, lo = -1, hi = 1): Float32Array {
-  const d = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    d[i] = lo + ((hi - lo) * seed) / 4294967296;
-  }
-  return d;
-}
-
-function close(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, what: string): void {
-  expect(got.length, what).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const [a, e] = [got[i], want[i]];
-    if (a !== e && !(Math.abs(a - e) <= atol + rtol * Math.abs(e))) expect.fail(`${what}[${i}]: got ${a}, expected ${e}`);
-  }
-}
+const random = new SeededRandom(24681);
+const data = (n: number, lo = -1, hi = 1): Float32Array => random.floats(n, lo, hi);
 
 async function softmaxGather(b: Backend, x: Float32Array, t: number[], rows: number, cols: number): Promise<number[][]> {
   const sx = b.upload('float32', x), st = b.upload('int32', t);
@@ -65,10 +52,10 @@ describe.each([1, 2])('wasm kernel paths, %i thread(s)', (threads) => {
     for (let c = 0; c < 64; c++) x[4 * cols + c] = -Infinity; // row 4: the head is -Infinity
     const t = [100, 3000, 70, 4500, 700];
     const [got, want] = [await softmaxGather(w, x, t, rows, cols), await softmaxGather(ref, x, t, rows, cols)];
-    close(got[0], want[0], 2e-6, 2e-6, 'logp');
+    assertClose(got[0], want[0], 'logp', 2e-6, 2e-6);
     // entropy of row 4 is NaN in the reference (0·-Infinity); the kernel's is not checked there
-    close(got[1].slice(0, 4), want[1].slice(0, 4), 1e-5, 1e-5, 'entropy');
-    close(got[2], want[2], 2e-6, 2e-6, 'lse');
+    assertClose(got[1].slice(0, 4), want[1].slice(0, 4), 'entropy', 1e-5, 1e-5);
+    assertClose(got[2], want[2], 'lse', 2e-6, 2e-6);
     expect(got[2][1]).toBeGreaterThan(190);
   });
 
@@ -77,8 +64,8 @@ describe.each([1, 2])('wasm kernel paths, %i thread(s)', (threads) => {
     const qn = a.batch * a.heads * a.tq * a.headDim, kn = a.batch * a.kvHeads * a.tk * a.headDim;
     const [q, k, v, g] = [data(qn, -2, 2), data(kn, -2, 2), data(kn), data(qn)];
     const [got, want] = [await attentionGrads(w, a, q, k, v, g), await attentionGrads(ref, a, q, k, v, g)];
-    close(got[0], want[0], 1e-5, 1e-4, 'gq');
-    close(got[1], want[1], 1e-5, 1e-4, 'gk');
-    close(got[2], want[2], 1e-5, 1e-4, 'gv');
+    assertClose(got[0], want[0], 'gq', 1e-5, 1e-4);
+    assertClose(got[1], want[1], 'gk', 1e-5, 1e-4);
+    assertClose(got[2], want[2], 'gv', 1e-5, 1e-4);
   });
 });

@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 // @ts-expect-error -- a plain ESM script without type declarations
 import { createWebServer } from '../../scripts/serve-web.mjs';
 
@@ -50,5 +51,36 @@ export async function startBrowserSession(): Promise<BrowserSession> {
       await new Promise((r) => server.close(r));
       rmSync(userDir, { recursive: true, force: true });
     },
+  };
+}
+
+/** A page with its console output and uncaught errors collected as "type: text" lines. */
+export async function openTab(browser: BrowserContext): Promise<{ tab: Page; logs: string[] }> {
+  const tab = await browser.newPage();
+  const logs: string[] = [];
+  tab.on('console', (message) => logs.push(`${message.type()}: ${message.text()}`));
+  tab.on('pageerror', (error) => logs.push(`pageerror: ${error.message}`));
+  return { tab, logs };
+}
+
+/**
+ * One browser session for the enclosing describe block: started in its beforeAll, closed in its afterAll.
+ * Read origin and browser inside the tests, once the session has started.
+ */
+export function useBrowserSession(): Pick<BrowserSession, 'origin' | 'browser'> {
+  let session: BrowserSession | undefined;
+  beforeAll(async () => {
+    session = await startBrowserSession();
+  });
+  afterAll(async () => {
+    await session?.close();
+  });
+  const started = (): BrowserSession => {
+    if (!session) throw new Error('the browser session starts in beforeAll; use it inside a test');
+    return session;
+  };
+  return {
+    get origin() { return started().origin; },
+    get browser() { return started().browser; },
   };
 }
