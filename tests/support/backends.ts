@@ -5,8 +5,6 @@ import { createBackend } from '../../src/backend/select.js';
 import { nodePlatform } from '../../src/node.js';
 
 // Kept here for the tests that import them with the backends; they live in random.ts and close.ts.
-export { hostRandom } from './random.js';
-export { assertClose } from './close.js';
 
 export interface NamedBackend {
   name: string;

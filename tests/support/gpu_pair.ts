@@ -4,8 +4,6 @@ import type { ReferenceBackend } from '../../src/backend/reference/reference_bac
 import type { WebGPUBackend } from '../../src/backend/webgpu/webgpu_backend.js';
 
 // Earlier names of the shared helpers, kept for the tests that still import them from here.
-export { hostRandom as rand } from './random.js';
-export { assertCloseToScale as expectClose, maxAbs } from './close.js';
 
 export interface Pair { gpu: WebGPUBackend; ref: ReferenceBackend }
 

@@ -1,16 +1,16 @@
 // The policy model on the float64 reference: config validation, KV-cache consistency with the full
 // forward, gradient check of a whole tiny model, generation, safetensors checkpoints.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import * as T from '../src/tensor/index.js';
-import type { Tensor } from '../src/tensor/index.js';
-import { ConfigError, resolveModelConfig } from '../src/nn/config.js';
-import { TransformerLM } from '../src/nn/transformer.js';
-import { generate } from '../src/nn/generate.js';
-import { sampleToken } from '../src/nn/sampling.js';
-import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors.js';
-import { encodeModel, fromHfConfig, loadModelWeights, toHfConfig } from '../src/io/checkpoint.js';
-import { assertClose } from './support/close.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import * as T from '../../src/tensor/index.js';
+import type { Tensor } from '../../src/tensor/index.js';
+import { ConfigError, resolveModelConfig } from '../../src/nn/config.js';
+import { TransformerLM } from '../../src/nn/transformer.js';
+import { generate } from '../../src/nn/generate.js';
+import { sampleToken } from '../../src/nn/sampling.js';
+import { decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.js';
+import { encodeModel, fromHfConfig, loadModelWeights, toHfConfig } from '../../src/io/checkpoint.js';
+import { assertClose } from '../support/close.js';
 
 const backend = new ReferenceBackend();
 beforeAll(() => T.setBackend(backend));

@@ -3,10 +3,10 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import * as T from '../src/tensor/index.js';
-import { TransformerLM } from '../src/nn/transformer.js';
-import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from '../src/io/node_files.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import * as T from '../../src/tensor/index.js';
+import { TransformerLM } from '../../src/nn/transformer.js';
+import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from '../../src/io/node_files.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dapo-ckpt-'));
 beforeAll(() => T.setBackend(new ReferenceBackend()));

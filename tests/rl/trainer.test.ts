@@ -6,17 +6,17 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import * as T from '../src/tensor/index.js';
-import { TransformerLM } from '../src/nn/transformer.js';
-import { AdamW } from '../src/optim/adamw.js';
-import { resolveTrainConfig } from '../src/rl/config.js';
-import { type TrainSequence } from '../src/rl/sequences.js';
-import { updatePolicy } from '../src/rl/policy_update.js';
-import { TrainingStopped } from '../src/rl/run_store.js';
-import { Trainer, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
-import { NodeRunStore, readJsonl, restoreOptimizer, restoreRun } from '../src/rl/run_dir_node.js';
-import { type NamedBackend, productBackends } from './support/backends.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import * as T from '../../src/tensor/index.js';
+import { TransformerLM } from '../../src/nn/transformer.js';
+import { AdamW } from '../../src/optim/adamw.js';
+import { resolveTrainConfig } from '../../src/rl/config.js';
+import { type TrainSequence } from '../../src/rl/sequences.js';
+import { updatePolicy } from '../../src/rl/policy_update.js';
+import { TrainingStopped } from '../../src/rl/run_store.js';
+import { Trainer, buildTaskAndModel, freshParts, optimizerForResume } from '../../src/rl/trainer.js';
+import { NodeRunStore, readJsonl, restoreOptimizer, restoreRun } from '../../src/rl/run_dir_node.js';
+import { type NamedBackend, productBackends } from '../support/backends.js';
 
 const TINY = {
   seed: 3,

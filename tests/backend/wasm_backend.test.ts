@@ -4,15 +4,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Backend, BINARY_OPS, type BinaryOp, KernelError, REDUCE_OPS, type Storage, UNARY_OPS, type UnaryOp, type View,
   contiguousStrides, sizeOf,
-} from '../src/backend/backend.js';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import { mix32, randomBits } from '../src/backend/rng.js';
-import { nodeWorkerFactory } from '../src/backend/wasm/node_workers.js';
-import { ENGINE_WASM_BASE64 } from '../src/backend/wasm/engine_wasm.gen.js';
-import { type WasmBackend, createWasmBackend, unshareMemoryImport } from '../src/backend/wasm/wasm_backend.js';
-import { assertClose } from './support/close.js';
-import { matmulVariants } from './support/matmul_cases.js';
-import { SeededRandom, quantize } from './support/random.js';
+} from '../../src/backend/backend.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import { mix32, randomBits } from '../../src/backend/rng.js';
+import { nodeWorkerFactory } from '../../src/backend/wasm/node_workers.js';
+import { ENGINE_WASM_BASE64 } from '../../src/backend/wasm/engine_wasm.gen.js';
+import { type WasmBackend, createWasmBackend, unshareMemoryImport } from '../../src/backend/wasm/wasm_backend.js';
+import { assertClose } from '../support/close.js';
+import { matmulVariants } from '../support/matmul_cases.js';
+import { SeededRandom, quantize } from '../support/random.js';
 
 const random = new SeededRandom(12345);
 /** The next n values of this file's data stream; stepsPerUnit > 0 rounds them to create ties. */

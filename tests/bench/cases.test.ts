@@ -2,24 +2,24 @@
 // the stated FLOP/byte conventions, and records print as the documented JSON lines. The TF.js peers run
 // at the same tiny shapes on tfjs-wasm and must line up with our records.
 import { afterAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import { type BenchOutcome, type BenchRecord, type TimingOptions, isFailure } from '../src/bench/common.js';
-import { attentionFlops, benchAttention } from '../src/bench/attention_bench.js';
-import { benchSoftmaxGather, softmaxGatherBytes } from '../src/bench/softmax_gather_bench.js';
-import { benchMatmulTrain, matmulTrainFlops } from '../src/bench/matmul_train_bench.js';
-import { benchTrainStep } from '../src/bench/train_bench.js';
-import { benchGenerate } from '../src/bench/generate_bench.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import { type BenchOutcome, type BenchRecord, type TimingOptions, isFailure } from '../../src/bench/common.js';
+import { attentionFlops, benchAttention } from '../../src/bench/attention_bench.js';
+import { benchSoftmaxGather, softmaxGatherBytes } from '../../src/bench/softmax_gather_bench.js';
+import { benchMatmulTrain, matmulTrainFlops } from '../../src/bench/matmul_train_bench.js';
+import { benchTrainStep } from '../../src/bench/train_bench.js';
+import { benchGenerate } from '../../src/bench/generate_bench.js';
 import {
   DAPO_STEP_SHAPE, DAPO_STEP_SHAPE_QUICK, STATED_DAPO_STEP, benchDapoStep, checkDapoStepShape, runDapoStep, statedPeerFor,
-} from '../src/bench/dapo_step_bench.js';
-import { TransformerLM } from '../src/nn/transformer.js';
-import { AdamW } from '../src/optim/adamw.js';
-import { setBackend } from '../src/tensor/engine.js';
-import { BENCH_CASES, parseCaseNames } from '../src/bench/cases.js';
-import { recordJson } from '../src/bench/format.js';
-import { runBench } from '../cli/bench.js';
-import { loadTfjs } from '../cli/tfjs_peer.js';
-import { tfjsAttention, tfjsMatmulTrain, tfjsSoftmaxGather } from '../cli/tfjs_model_peer.js';
+} from '../../src/bench/dapo_step_bench.js';
+import { TransformerLM } from '../../src/nn/transformer.js';
+import { AdamW } from '../../src/optim/adamw.js';
+import { setBackend } from '../../src/tensor/engine.js';
+import { BENCH_CASES, parseCaseNames } from '../../src/bench/cases.js';
+import { recordJson } from '../../src/bench/format.js';
+import { runBench } from '../../cli/bench.js';
+import { loadTfjs } from '../../cli/tfjs_peer.js';
+import { tfjsAttention, tfjsMatmulTrain, tfjsSoftmaxGather } from '../../cli/tfjs_model_peer.js';
 
 const backend = new ReferenceBackend();
 afterAll(() => backend.destroy());

@@ -3,15 +3,15 @@
 // and training steps lean on (one flattened product for a batch against a shared weight, permutes of
 // size-1 axes that share storage) checked against the general paths.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import { nodeWorkerFactory } from '../src/backend/wasm/node_workers.js';
-import type { WorkerFactory } from '../src/backend/wasm/thread_pool.js';
-import { type WasmBackend, createWasmBackend } from '../src/backend/wasm/wasm_backend.js';
-import { backward } from '../src/autograd/backward.js';
-import { setBackend } from '../src/tensor/engine.js';
-import * as T from '../src/tensor/index.js';
-import { assertClose } from './support/close.js';
-import { hostRandom } from './support/random.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import { nodeWorkerFactory } from '../../src/backend/wasm/node_workers.js';
+import type { WorkerFactory } from '../../src/backend/wasm/thread_pool.js';
+import { type WasmBackend, createWasmBackend } from '../../src/backend/wasm/wasm_backend.js';
+import { backward } from '../../src/autograd/backward.js';
+import { setBackend } from '../../src/tensor/engine.js';
+import * as T from '../../src/tensor/index.js';
+import { assertClose } from '../support/close.js';
+import { hostRandom } from '../support/random.js';
 
 /** Inputs in [-0.5, 0.5) from a seed. */
 const data = (n: number, seed: number): Float32Array => hostRandom(n, seed, -0.5, 0.5);

@@ -1,9 +1,9 @@
 // Fused transformer ops on the float64 reference: forwards against compositions of basic ops, backwards by
 // finite differences. The product backends are checked against this reference in their own kernel tests.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import * as T from '../src/tensor/index.js';
-import type { Tensor } from '../src/tensor/index.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import * as T from '../../src/tensor/index.js';
+import type { Tensor } from '../../src/tensor/index.js';
 
 const backend = new ReferenceBackend();
 beforeAll(() => T.setBackend(backend));

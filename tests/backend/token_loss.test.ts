@@ -1,12 +1,14 @@
 // The fused clipped token loss (DAPO / GRPO): hand-computed cases and a gradcheck on the float64 reference,
 // then every product backend's kernels (forward, stats, backward) and the differentiable op against it.
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Backend, Storage } from '../src/backend/backend.js';
-import type { TokenLossArgs } from '../src/backend/model_kernels.js';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import * as T from '../src/tensor/index.js';
-import type { ClippedTokenLossOptions, Tensor } from '../src/tensor/index.js';
-import { assertClose, hostRandom, productBackends } from './support/backends.js';
+import type { Backend, Storage } from '../../src/backend/backend.js';
+import type { TokenLossArgs } from '../../src/backend/model_kernels.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import * as T from '../../src/tensor/index.js';
+import type { ClippedTokenLossOptions, Tensor } from '../../src/tensor/index.js';
+import { productBackends } from '../support/backends.js';
+import { assertClose } from '../support/close.js';
+import { hostRandom } from '../support/random.js';
 
 const reference = new ReferenceBackend();
 const { available } = await productBackends();

@@ -1,11 +1,11 @@
 // The DAPO/GRPO algorithm pieces on plain numbers, against hand-computed values.
 import { describe, expect, it } from 'vitest';
-import { uniformAt } from '../src/backend/rng.js';
-import { groupAdvantages, groupKind } from '../src/rl/advantages.js';
-import { LOSS_AGGREGATIONS, type LossAggregation, tokenWeights } from '../src/rl/aggregation.js';
-import { GroupFilter, resampleFlatGroups } from '../src/rl/dynamic_sampling.js';
-import { overlongPenalty } from '../src/rl/overlong.js';
-import { learningRate } from '../src/rl/schedule.js';
+import { uniformAt } from '../../src/backend/rng.js';
+import { groupAdvantages, groupKind } from '../../src/rl/advantages.js';
+import { LOSS_AGGREGATIONS, type LossAggregation, tokenWeights } from '../../src/rl/aggregation.js';
+import { GroupFilter, resampleFlatGroups } from '../../src/rl/dynamic_sampling.js';
+import { overlongPenalty } from '../../src/rl/overlong.js';
+import { learningRate } from '../../src/rl/schedule.js';
 
 describe('groupAdvantages', () => {
   it('normalises by the Bessel-corrected std (hand-computed group of 4)', () => {

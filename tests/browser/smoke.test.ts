@@ -1,8 +1,8 @@
 // The engine in real headless Chromium (Debian's, through playwright-core): a matmul and a backward pass on
 // WebGPU and on WASM in the page, checked against the reference. Skipped without Chromium unless CI=true.
 import { describe, expect, it } from 'vitest';
-import { browserTestMissing, openTab, useBrowserSession } from './support/chromium.js';
-import { repoPath } from './support/paths.js';
+import { browserTestMissing, openTab, useBrowserSession } from '../support/chromium.js';
+import { repoPath } from '../support/paths.js';
 
 const missing = browserTestMissing('browser smoke test', repoPath('dist/web/smoke.js'));
 

@@ -1,7 +1,7 @@
 // The layering check of scripts/check-layers.mjs: first on synthetic graphs (so we know it can fail), then on
 // the repository, where it must find no import cycle, no upward import and no Node code in browser modules.
 import { describe, expect, it } from 'vitest';
-import { buildGraph, checkGraph, checkRepository, findCycles, findLayerViolations, findNodeImports, importSpecifiers } from '../scripts/check-layers.mjs';
+import { buildGraph, checkGraph, checkRepository, findCycles, findLayerViolations, findNodeImports, importSpecifiers } from '../../scripts/check-layers.mjs';
 
 /** A graph from inline sources: repository path → TypeScript text. */
 function graphOf(sources: Record<string, string>) {

@@ -2,8 +2,8 @@
 // WebGPU in the tab, through the same server script users run (scripts/serve-web.mjs, cross-origin isolated).
 // Skipped without Chromium or the page bundle unless CI=true.
 import { describe, expect, it } from 'vitest';
-import { browserTestMissing, openTab, useBrowserSession } from './support/chromium.js';
-import { repoPath } from './support/paths.js';
+import { browserTestMissing, openTab, useBrowserSession } from '../support/chromium.js';
+import { repoPath } from '../support/paths.js';
 
 const missing = browserTestMissing('browser training test', repoPath('dist/web/train.js'));
 

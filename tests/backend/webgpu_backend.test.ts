@@ -5,14 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Backend, type DType, type MatmulArgs, type Storage, type View,
   BINARY_OPS, KernelError, UNARY_OPS, contiguousStrides, contiguousView, sizeOf,
-} from '../src/backend/backend.js';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import { createWebGPUBackend, expandTemplate, isSoftwareAdapter } from '../src/backend/webgpu/webgpu_backend.js';
-import { requestNodeAdapter } from '../src/backend/webgpu/node_gpu.js';
-import { assertCloseToScale, maxAbs } from './support/close.js';
-import { type Pair, readBoth, up } from './support/gpu_pair.js';
-import { hostRandom } from './support/random.js';
-import { WEBGPU_TEST_ADAPTERS } from './support/webgpu_adapters.js';
+} from '../../src/backend/backend.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import { createWebGPUBackend, expandTemplate, isSoftwareAdapter } from '../../src/backend/webgpu/webgpu_backend.js';
+import { requestNodeAdapter } from '../../src/backend/webgpu/node_gpu.js';
+import { assertCloseToScale, maxAbs } from '../support/close.js';
+import { type Pair, readBoth, up } from '../support/gpu_pair.js';
+import { hostRandom } from '../support/random.js';
+import { WEBGPU_TEST_ADAPTERS } from '../support/webgpu_adapters.js';
 
 function permutedView(shape: number[], perm: number[]): { stored: number[]; view: View } {
   // Data stored contiguously as `stored` = shape permuted; the view reads it back in `shape` order.

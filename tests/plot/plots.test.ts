@@ -2,13 +2,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { plotRunDir, readCompareRun, writeComparePlots } from '../cli/plot.js';
-import { uniformAt } from '../src/backend/rng.js';
-import { type CompareRun, REACH_FRACTION, comparePlots, compareTable, stepsToReach } from '../src/plot/compare.js';
-import { flatDomain } from '../src/plot/charts.js';
-import { DAPO_PANELS, panelSvg, runPlots } from '../src/plot/panels.js';
-import { svgToPng } from '../src/plot/png_node.js';
-import { type MetricsRecord, aggregateSeries, ema, meanStd, parseJsonl } from '../src/plot/series.js';
+import { plotRunDir, readCompareRun, writeComparePlots } from '../../cli/plot.js';
+import { uniformAt } from '../../src/backend/rng.js';
+import { type CompareRun, REACH_FRACTION, comparePlots, compareTable, stepsToReach } from '../../src/plot/compare.js';
+import { flatDomain } from '../../src/plot/charts.js';
+import { DAPO_PANELS, panelSvg, runPlots } from '../../src/plot/panels.js';
+import { svgToPng } from '../../src/plot/png_node.js';
+import { type MetricsRecord, aggregateSeries, ema, meanStd, parseJsonl } from '../../src/plot/series.js';
 
 const tmpDirs: string[] = [];
 function tempDir(): string {

@@ -3,12 +3,12 @@
 // row that starts with -Infinity, and the attention backward with one work item holding several query heads.
 // Each is checked against the float64 reference backend.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AttentionArgs, Backend, Storage } from '../src/backend/backend.js';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import { nodeWorkerFactory } from '../src/backend/wasm/node_workers.js';
-import { type WasmBackend, createWasmBackend } from '../src/backend/wasm/wasm_backend.js';
-import { assertClose } from './support/close.js';
-import { SeededRandom } from './support/random.js';
+import type { AttentionArgs, Backend, Storage } from '../../src/backend/backend.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import { nodeWorkerFactory } from '../../src/backend/wasm/node_workers.js';
+import { type WasmBackend, createWasmBackend } from '../../src/backend/wasm/wasm_backend.js';
+import { assertClose } from '../support/close.js';
+import { SeededRandom } from '../support/random.js';
 
 const random = new SeededRandom(24681);
 const data = (n: number, lo = -1, hi = 1): Float32Array => random.floats(n, lo, hi);

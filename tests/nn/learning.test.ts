@@ -2,14 +2,14 @@
 // (reverse six digits) drives the loss down on every product backend; the same seed gives the same
 // losses on a backend; backends agree with each other and with the float64 reference on the first steps.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend } from '../src/backend/backend.js';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import * as T from '../src/tensor/index.js';
-import { TransformerLM } from '../src/nn/transformer.js';
-import { AdamW } from '../src/optim/adamw.js';
-import { type NamedBackend, productBackends } from './support/backends.js';
-import { assertClose } from './support/close.js';
-import { SeededRandom } from './support/random.js';
+import type { Backend } from '../../src/backend/backend.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import * as T from '../../src/tensor/index.js';
+import { TransformerLM } from '../../src/nn/transformer.js';
+import { AdamW } from '../../src/optim/adamw.js';
+import { type NamedBackend, productBackends } from '../support/backends.js';
+import { assertClose } from '../support/close.js';
+import { SeededRandom } from '../support/random.js';
 
 const SEP = 10;
 const DIGITS = 6;

@@ -1,8 +1,9 @@
 // Tensor + autograd on the float64 reference backend: gradcheck of every differentiable op, scopes, errors.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import * as T from '../src/tensor/index.js';
-import type { Tensor } from '../src/tensor/index.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import * as T from '../../src/tensor/index.js';
+import type { Tensor } from '../../src/tensor/index.js';
+import { BINARY_OP_CASES, unaryOpCases } from '../support/op_cases.js';
 
 const backend = new ReferenceBackend();
 beforeAll(() => T.setBackend(backend));
@@ -17,19 +18,10 @@ async function check(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts: Pa
 }
 
 describe('gradcheck (float64 finite differences)', () => {
-  const unaryCases: [string, (x: Tensor) => Tensor, boolean][] = [
-    ['neg', T.neg, false], ['exp', T.exp, false], ['log', T.log, true], ['sqrt', T.sqrt, true], ['rsqrt', T.rsqrt, true],
-    ['relu', T.relu, false], ['silu', T.silu, false], ['sigmoid', T.sigmoid, false], ['tanh', T.tanh, false],
-    ['abs', T.abs, false], ['square', T.square, false], ['powScalar', (x) => T.powScalar(x, 3), false],
-    ['mulScalar', (x) => T.mulScalar(x, -2.5), false], ['addScalar', (x) => T.addScalar(x, 4), false],
-  ];
-  for (const [name, fn, positive] of unaryCases) {
-    it(name, async () => check(fn, [positive ? pos([3, 5], 1) : rnd([3, 5], 1)]));
+  for (const { name, fn, positiveOnly } of unaryOpCases({ pow: 3, mul: -2.5, add: 4 })) {
+    it(name, async () => check(fn, [positiveOnly ? pos([3, 5], 1) : rnd([3, 5], 1)]));
   }
-  const binaryCases: [string, (a: Tensor, b: Tensor) => Tensor][] = [
-    ['add', T.add], ['sub', T.sub], ['mul', T.mul], ['div', T.div], ['maximum', T.maximum], ['minimum', T.minimum], ['pow', T.pow],
-  ];
-  for (const [name, fn] of binaryCases) {
+  for (const { name, fn } of BINARY_OP_CASES) {
     it(`${name} with broadcasting`, async () => check(fn, [pos([2, 3, 4], 2), pos([3, 1], 3)]));
   }
   it('where', async () => {

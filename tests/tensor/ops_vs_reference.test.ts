@@ -1,14 +1,14 @@
 // Every op on every product backend against the float64 reference: forward values and the gradients that
 // flow back through the backend's own kernels, on random inputs with awkward shapes (1, primes, non-tile sizes).
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Backend } from '../src/backend/backend.js';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import * as T from '../src/tensor/index.js';
-import type { Tensor } from '../src/tensor/index.js';
-import { productBackends } from './support/backends.js';
-import { assertClose } from './support/close.js';
-import { BINARY_OP_CASES, unaryOpCases } from './support/op_cases.js';
-import { hostRandom, quantize } from './support/random.js';
+import type { Backend } from '../../src/backend/backend.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import * as T from '../../src/tensor/index.js';
+import type { Tensor } from '../../src/tensor/index.js';
+import { productBackends } from '../support/backends.js';
+import { assertClose } from '../support/close.js';
+import { BINARY_OP_CASES, unaryOpCases } from '../support/op_cases.js';
+import { hostRandom, quantize } from '../support/random.js';
 
 interface InputSpec {
   shape: number[];

@@ -1,12 +1,12 @@
 // The data side of the trainer: tokenizer, built-in verifiable-reward tasks, countdown checker, GSM8K loader.
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../src/nn/config.js';
-import { additionScratchpad } from '../src/data/addition.js';
-import { checkCountdown } from '../src/data/countdown.js';
-import { extractFinalNumber, gsm8kTask, gsm8kTokenizer, numericEqual, parseGsm8kJsonl } from '../src/data/gsm8k.js';
-import { multiplicationScratchpad } from '../src/data/multiplication.js';
-import { type Problem, TASK_DEFAULTS, TASK_NAMES, makeTask } from '../src/data/tasks.js';
-import { CharTokenizer, TASK_TOKENIZER } from '../src/data/tokenizer.js';
+import { ConfigError } from '../../src/nn/config.js';
+import { additionScratchpad } from '../../src/data/addition.js';
+import { checkCountdown } from '../../src/data/countdown.js';
+import { extractFinalNumber, gsm8kTask, gsm8kTokenizer, numericEqual, parseGsm8kJsonl } from '../../src/data/gsm8k.js';
+import { multiplicationScratchpad } from '../../src/data/multiplication.js';
+import { type Problem, TASK_DEFAULTS, TASK_NAMES, makeTask } from '../../src/data/tasks.js';
+import { CharTokenizer, TASK_TOKENIZER } from '../../src/data/tokenizer.js';
 
 const problemOf = (prompt: string, answer: string): Problem => ({ id: 'hand', prompt, answer, solution: '' });
 

@@ -8,14 +8,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type AttentionArgs, type Backend, type DType, KernelError, type Storage, contiguousStrides,
-} from '../src/backend/backend.js';
-import { KERNEL_SIGNATURES } from '../src/backend/model_kernels.js';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import { nodeWorkerFactory } from '../src/backend/wasm/node_workers.js';
-import { createWasmBackend } from '../src/backend/wasm/wasm_backend.js';
-import { requestNodeAdapter } from '../src/backend/webgpu/node_gpu.js';
-import { type WebGPUBackendOptions, createWebGPUBackend, expandTemplate } from '../src/backend/webgpu/webgpu_backend.js';
-import { type NamedBackend, assertClose, hostRandom, productBackends } from './support/backends.js';
+} from '../../src/backend/backend.js';
+import { KERNEL_SIGNATURES } from '../../src/backend/model_kernels.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import { nodeWorkerFactory } from '../../src/backend/wasm/node_workers.js';
+import { createWasmBackend } from '../../src/backend/wasm/wasm_backend.js';
+import { requestNodeAdapter } from '../../src/backend/webgpu/node_gpu.js';
+import { type WebGPUBackendOptions, createWebGPUBackend, expandTemplate } from '../../src/backend/webgpu/webgpu_backend.js';
+import { type NamedBackend, productBackends } from '../support/backends.js';
+import { assertClose } from '../support/close.js';
+import { hostRandom } from '../support/random.js';
 
 const ref = new ReferenceBackend();
 

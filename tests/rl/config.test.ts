@@ -1,9 +1,9 @@
 // The training config: defaults, the GRPO preset, layering, validation listing every problem, CLI overrides.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_MODEL_CONFIG } from '../src/nn/config.js';
+import { DEFAULT_MODEL_CONFIG } from '../../src/nn/config.js';
 import {
   DAPO_DEFAULTS, DEFAULT_TRAIN_CONFIG, GRPO_PRESET, TrainConfigError, closestKey, modelConfigOf, parseOverrides, resolveTrainConfig,
-} from '../src/rl/config.js';
+} from '../../src/rl/config.js';
 
 function problemsOf(fn: () => unknown): string[] {
   try {

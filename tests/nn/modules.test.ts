@@ -2,15 +2,15 @@
 // Hugging Face parameter names, the live parameter map, option validation, and the module-built
 // TransformerLM pinned to weights and logits recorded from the pre-module implementation.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import * as T from '../src/tensor/index.js';
-import type { Tensor } from '../src/tensor/index.js';
-import { ConfigError } from '../src/nn/config.js';
-import { KVCache } from '../src/nn/kv_cache.js';
-import { DecoderBlock, Embedding, Linear, RMSNorm, RotaryEmbedding, SelfAttention, SwiGLUMLP } from '../src/nn/layers.js';
-import { Module, ModuleList, paramSeed } from '../src/nn/module.js';
-import { TransformerLM } from '../src/nn/transformer.js';
-import { assertClose } from './support/close.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import * as T from '../../src/tensor/index.js';
+import type { Tensor } from '../../src/tensor/index.js';
+import { ConfigError } from '../../src/nn/config.js';
+import { KVCache } from '../../src/nn/kv_cache.js';
+import { DecoderBlock, Embedding, Linear, RMSNorm, RotaryEmbedding, SelfAttention, SwiGLUMLP } from '../../src/nn/layers.js';
+import { Module, ModuleList, paramSeed } from '../../src/nn/module.js';
+import { TransformerLM } from '../../src/nn/transformer.js';
+import { assertClose } from '../support/close.js';
 
 beforeAll(() => T.setBackend(new ReferenceBackend()));
 

@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { repoPath } from '../support/paths.js';
 
 const run = promisify(execFile);
-const CLI = join(__dirname, '..', 'dist', 'cli', 'main.js');
+const CLI = repoPath('dist/cli/main.js');
 
 async function dapo(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {

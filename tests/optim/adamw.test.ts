@@ -1,8 +1,8 @@
 // AdamW with global-norm clipping on the float64 reference, against the PyTorch update written out by hand.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import * as T from '../src/tensor/index.js';
-import { AdamW } from '../src/optim/adamw.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import * as T from '../../src/tensor/index.js';
+import { AdamW } from '../../src/optim/adamw.js';
 
 const backend = new ReferenceBackend();
 beforeAll(() => T.setBackend(backend));

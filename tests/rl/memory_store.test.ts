@@ -5,16 +5,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
-import * as T from '../src/tensor/index.js';
-import { TransformerLM } from '../src/nn/transformer.js';
-import { loadModelWeights } from '../src/io/checkpoint.js';
-import { decodeSafetensors } from '../src/io/safetensors.js';
-import { resolveTrainConfig } from '../src/rl/config.js';
-import { type RunStore, TrainingStopped } from '../src/rl/run_store.js';
-import { Trainer, buildTaskAndModel, freshParts } from '../src/rl/trainer.js';
-import { MemoryRunStore, type RecordKind } from '../src/rl/memory_store.js';
-import { NodeRunStore, readJsonl } from '../src/rl/run_dir_node.js';
+import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
+import * as T from '../../src/tensor/index.js';
+import { TransformerLM } from '../../src/nn/transformer.js';
+import { loadModelWeights } from '../../src/io/checkpoint.js';
+import { decodeSafetensors } from '../../src/io/safetensors.js';
+import { resolveTrainConfig } from '../../src/rl/config.js';
+import { type RunStore, TrainingStopped } from '../../src/rl/run_store.js';
+import { Trainer, buildTaskAndModel, freshParts } from '../../src/rl/trainer.js';
+import { MemoryRunStore, type RecordKind } from '../../src/rl/memory_store.js';
+import { NodeRunStore, readJsonl } from '../../src/rl/run_dir_node.js';
 
 const TINY = {
   seed: 5,
