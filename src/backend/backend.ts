@@ -36,6 +36,7 @@ export interface Backend {
   /** Human-readable detail of what runs the kernels (adapter, threads, SIMD). */
   describe(): Record<string, unknown>;
 
+  /** A zero-filled storage of `size` elements. */
   alloc(dtype: DType, size: number): Storage;
   /** Optional: like alloc, contents unspecified (for outputs a kernel writes completely; skips zeroing). */
   allocUninitialized?(dtype: DType, size: number): Storage;

@@ -49,6 +49,7 @@ export interface KernelHost {
   launch(kernel: string, pipeline: PipelineRef, fill: (slot: UniformSlot) => void, buffers: GPUBuffer[], groups: Groups): void;
   /** Grid for n work items of `wg` each, spilling into y past the per-dimension limit. */
   groups1d(n: number, kernel: string, wg?: number): [number, number, number];
+  /** A temporary whose contents are unspecified (the launchers write it completely before reading). */
   alloc(dtype: DType, size: number): Storage;
   upload(dtype: DType, data: ArrayLike<number>): Storage;
   /** Uploads a table the backend keeps for its lifetime (not counted as a live user buffer). */

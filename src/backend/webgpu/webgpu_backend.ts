@@ -178,7 +178,16 @@ export class WebGPUBackend implements Backend {
 
   // ---------------------------------------------------------------- storage
 
+  /** A zero-filled storage (the Backend contract). Pool buffers keep old contents, so they are cleared; the
+   *  write cannot overtake encoded work because a pooled buffer is referenced by no pending submit. */
   alloc(dtype: DType, size: number): Storage {
+    const storage = this.allocUninitialized(dtype, size) as WebGPUStorage;
+    if (size > 0) this.device.queue.writeBuffer(storage.buffer, 0, new Uint32Array(size));
+    return storage;
+  }
+
+  /** Like alloc with unspecified contents: kernel outputs and uploads write every element anyway. */
+  allocUninitialized(dtype: DType, size: number): Storage {
     this.dispatcher.check('alloc');
     if (!Number.isInteger(size) || size < 0) throw new KernelError('alloc', `invalid size ${size}`);
     const bytes = size * 4;
@@ -195,7 +204,7 @@ export class WebGPUBackend implements Backend {
   }
 
   upload(dtype: DType, data: ArrayLike<number>): Storage {
-    const storage = this.alloc(dtype, data.length) as WebGPUStorage;
+    const storage = this.allocUninitialized(dtype, data.length) as WebGPUStorage;
     if (data.length > 0) {
       const words = dtype === 'int32'
         ? (data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>))
@@ -325,7 +334,7 @@ export class WebGPUBackend implements Backend {
       pipeline: (family, entry, tpl, kernel) => dispatcher.pipeline(family, entry, tpl, kernel),
       launch: (kernel, pipeline, fill, buffers, groups) => dispatcher.launch(kernel, pipeline, fill, buffers, groups),
       groups1d: (n, kernel, wg) => dispatcher.groups1d(n, kernel, wg),
-      alloc: (dtype, size) => this.alloc(dtype, size),
+      alloc: (dtype, size) => this.allocUninitialized(dtype, size),
       upload: (dtype, data) => this.upload(dtype, data),
       uploadConstant: (dtype, data) => this.uploadConstant(dtype, data),
       free: (x) => this.free(x),
