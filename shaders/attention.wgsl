@@ -6,23 +6,7 @@
 // Contract: src/backend/model_kernels.ts (attention). Template: __WG__ (rows per workgroup), __BK__ (keys per
 // tile), __HD__ (head dim).
 
-struct Params {
-  tq: u32,
-  tk: u32,
-  kvStride: u32,
-  heads: u32,
-  kvHeads: u32,
-  group: u32,        // heads / kvHeads
-  qOffset: u32,
-  causal: u32,
-  hasKeyStart: u32,
-  scale: f32,
-  inf: f32,          // +Infinity: lse of a row that sees no key
-  headDim: u32,
-  rows: u32,         // batch · heads · tq
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
+//#include attention_params.wgsl
 @group(0) @binding(1) var<storage, read_write> outF: array<f32>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> Q: array<f32>;
@@ -37,16 +21,6 @@ const NEG: f32 = -1.0e30;
 
 var<workgroup> Ks: array<f32, BK * HD>;
 var<workgroup> Vs: array<f32, BK * HD>;
-
-fn firstKey(b: u32) -> u32 {
-  if (P.hasKeyStart == 0u) { return 0u; }
-  return u32(max(keyStart[b], 0));
-}
-
-// Largest query row index (within its head) among the flattened rows first … last of a block.
-fn lastQueryRow(first: u32, last: u32) -> u32 {
-  return select(P.tq - 1u, last % P.tq, first / P.tq == last / P.tq);
-}
 
 @compute @workgroup_size(WG)
 fn attention_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

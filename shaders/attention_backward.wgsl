@@ -10,23 +10,7 @@
 // Scores are recomputed from lse; nothing T×T is stored. Template: __WG__ (rows per workgroup), __BK__ (rows
 // per tile), __HD__ (head dim).
 
-struct Params {
-  tq: u32,
-  tk: u32,
-  kvStride: u32,
-  heads: u32,
-  kvHeads: u32,
-  group: u32,        // heads / kvHeads
-  qOffset: u32,
-  causal: u32,
-  hasKeyStart: u32,
-  scale: f32,
-  inf: f32,
-  headDim: u32,
-  rows: u32,         // batch · heads · tq
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
+//#include attention_params.wgsl
 // attention_bwd_stats
 @group(0) @binding(1) var<storage, read_write> statsOut: array<vec2<f32>>;
 @group(0) @binding(2) var<storage, read> O: array<f32>;
@@ -46,16 +30,6 @@ const WG: u32 = __WG__u;
 const BK: u32 = __BK__u;
 const HD: u32 = __HD__u;
 const BIG: f32 = 1.0e30;
-
-fn firstKey(b: u32) -> u32 {
-  if (P.hasKeyStart == 0u) { return 0u; }
-  return u32(max(keyStart[b], 0));
-}
-
-// Largest query row index (within its head) among the flattened rows first … last of a block.
-fn lastQueryRow(first: u32, last: u32) -> u32 {
-  return select(P.tq - 1u, last % P.tq, first / P.tq == last / P.tq);
-}
 
 @compute @workgroup_size(WG)
 fn attention_bwd_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

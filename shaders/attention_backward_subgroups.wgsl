@@ -14,23 +14,7 @@
 // __TM__ = L·R (rows or keys per workgroup), __D4__ = headDim/4, __DV__ = ceil(D4/L).
 enable subgroups;
 
-struct Params {
-  tq: u32,
-  tk: u32,
-  kvStride: u32,
-  heads: u32,
-  kvHeads: u32,
-  group: u32,        // heads / kvHeads
-  qOffset: u32,
-  causal: u32,
-  hasKeyStart: u32,
-  scale: f32,
-  inf: f32,
-  headDim: u32,
-  rows: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
+//#include attention_params.wgsl
 @group(0) @binding(1) var<storage, read_write> out4: array<vec4<f32>>;   // gq (dq) or gk (dkv)
 @group(0) @binding(2) var<storage, read> Q4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> K4: array<vec4<f32>>;
@@ -44,16 +28,6 @@ const L: u32 = __L__u;
 const TM: u32 = __TM__u;
 const D4: u32 = __D4__u;
 const KT: u32 = 4u * L;
-
-fn firstKey(b: u32) -> u32 {
-  if (P.hasKeyStart == 0u) { return 0u; }
-  return u32(max(keyStart[b], 0));
-}
-
-// Largest query row index (within its head) among the flattened rows first … last of a block.
-fn lastQueryRow(first: u32, last: u32) -> u32 {
-  return select(P.tq - 1u, last % P.tq, first / P.tq == last / P.tq);
-}
 
 @compute @workgroup_size(L)
 fn attention_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
