@@ -1,6 +1,9 @@
 // Elementwise kernels: fill, arange, cast, unary, binary, where, copy.
 // All take a work range [s, e) over the contiguous output so a thread pool can split them.
 import { expV, tanhV, gOff0, gOff1, gOff2, pRank, pShape, pStride, rowOffsets } from './common';
+import {
+  BINARY_ADD, BINARY_DIV, BINARY_EQ, BINARY_GE, BINARY_GT, BINARY_LE, BINARY_LT, BINARY_MAX, BINARY_MIN, BINARY_MUL, BINARY_NE, BINARY_POW, BINARY_SUB, UNARY_ABS, UNARY_ADD_SCALAR, UNARY_EXP, UNARY_LOG, UNARY_MUL_SCALAR, UNARY_NEG, UNARY_POW_SCALAR, UNARY_RECIPROCAL, UNARY_RELU, UNARY_RELU_GRAD, UNARY_RSQRT, UNARY_SIGMOID, UNARY_SIGN, UNARY_SILU, UNARY_SILU_GRAD, UNARY_SQRT, UNARY_SQUARE, UNARY_TANH, hasSimdBinary, hasSimdUnary,
+} from './ops.gen';
 
 // ---------------------------------------------------------------- fill / arange / cast
 
@@ -37,56 +40,54 @@ export function cast_i32_f32(x: usize, out: usize, s: i32, e: i32): void {
 
 @inline function unaryS(op: i32, x: f32, s: f32): f32 {
   switch (op) {
-    case 0: return -x;
-    case 1: return Mathf.exp(x);
-    case 2: return Mathf.log(x);
-    case 3: return Mathf.sqrt(x);
-    case 4: return <f32>1 / Mathf.sqrt(x);
-    case 5: return x > 0 ? x : 0;
-    case 6: return x / (<f32>1 + Mathf.exp(-x));
-    case 7: return <f32>1 / (<f32>1 + Mathf.exp(-x));
-    case 8: return Mathf.tanh(x);
-    case 9: return Mathf.abs(x);
-    case 10: return x * x;
-    case 11: return <f32>1 / x;
-    case 12: return Mathf.pow(x, s);
-    case 13: return x * s;
-    case 14: return x + s;
-    case 15: return x > 0 ? <f32>1 : <f32>0;
-    case 16: {
+    case UNARY_NEG: return -x;
+    case UNARY_EXP: return Mathf.exp(x);
+    case UNARY_LOG: return Mathf.log(x);
+    case UNARY_SQRT: return Mathf.sqrt(x);
+    case UNARY_RSQRT: return <f32>1 / Mathf.sqrt(x);
+    case UNARY_RELU: return x > 0 ? x : 0;
+    case UNARY_SILU: return x / (<f32>1 + Mathf.exp(-x));
+    case UNARY_SIGMOID: return <f32>1 / (<f32>1 + Mathf.exp(-x));
+    case UNARY_TANH: return Mathf.tanh(x);
+    case UNARY_ABS: return Mathf.abs(x);
+    case UNARY_SQUARE: return x * x;
+    case UNARY_RECIPROCAL: return <f32>1 / x;
+    case UNARY_POW_SCALAR: return Mathf.pow(x, s);
+    case UNARY_MUL_SCALAR: return x * s;
+    case UNARY_ADD_SCALAR: return x + s;
+    case UNARY_RELU_GRAD: return x > 0 ? <f32>1 : <f32>0;
+    case UNARY_SILU_GRAD: {
       const sg = <f32>1 / (<f32>1 + Mathf.exp(-x));
       return sg * (<f32>1 + x * (<f32>1 - sg));
     }
-    case 17: return x > 0 ? <f32>1 : x < 0 ? <f32>-1 : <f32>0;
+    case UNARY_SIGN: return x > 0 ? <f32>1 : x < 0 ? <f32>-1 : <f32>0;
   }
   return x;
 }
-
-@inline function hasSimdUnary(op: i32): bool { return op != 2 && op != 12; }
 
 @inline function unaryV(op: i32, x: v128, s: v128): v128 {
   const one = f32x4.splat(1);
   const zero = f32x4.splat(0);
   switch (op) {
-    case 0: return f32x4.neg(x);
-    case 1: return expV(x);
-    case 3: return f32x4.sqrt(x);
-    case 4: return f32x4.div(one, f32x4.sqrt(x));
-    case 5: return v128.and(x, f32x4.gt(x, zero));
-    case 6: return f32x4.div(x, f32x4.add(one, expV(f32x4.neg(x))));
-    case 7: return f32x4.div(one, f32x4.add(one, expV(f32x4.neg(x))));
-    case 8: return tanhV(x);
-    case 9: return f32x4.abs(x);
-    case 10: return f32x4.mul(x, x);
-    case 11: return f32x4.div(one, x);
-    case 13: return f32x4.mul(x, s);
-    case 14: return f32x4.add(x, s);
-    case 15: return v128.and(one, f32x4.gt(x, zero));
-    case 16: {
+    case UNARY_NEG: return f32x4.neg(x);
+    case UNARY_EXP: return expV(x);
+    case UNARY_SQRT: return f32x4.sqrt(x);
+    case UNARY_RSQRT: return f32x4.div(one, f32x4.sqrt(x));
+    case UNARY_RELU: return v128.and(x, f32x4.gt(x, zero));
+    case UNARY_SILU: return f32x4.div(x, f32x4.add(one, expV(f32x4.neg(x))));
+    case UNARY_SIGMOID: return f32x4.div(one, f32x4.add(one, expV(f32x4.neg(x))));
+    case UNARY_TANH: return tanhV(x);
+    case UNARY_ABS: return f32x4.abs(x);
+    case UNARY_SQUARE: return f32x4.mul(x, x);
+    case UNARY_RECIPROCAL: return f32x4.div(one, x);
+    case UNARY_MUL_SCALAR: return f32x4.mul(x, s);
+    case UNARY_ADD_SCALAR: return f32x4.add(x, s);
+    case UNARY_RELU_GRAD: return v128.and(one, f32x4.gt(x, zero));
+    case UNARY_SILU_GRAD: {
       const sg = f32x4.div(one, f32x4.add(one, expV(f32x4.neg(x))));
       return f32x4.mul(sg, f32x4.add(one, f32x4.mul(x, f32x4.sub(one, sg))));
     }
-    case 17: return f32x4.sub(v128.and(one, f32x4.gt(x, zero)), v128.and(one, f32x4.lt(x, zero)));
+    case UNARY_SIGN: return f32x4.sub(v128.and(one, f32x4.gt(x, zero)), v128.and(one, f32x4.lt(x, zero)));
   }
   return x;
 }
@@ -103,24 +104,24 @@ export function cast_i32_f32(x: usize, out: usize, s: i32, e: i32): void {
 /** Contiguous run: o[i] = op(x[i]) for i < n. */
 function unaryContig(op: i32, x: usize, o: usize, n: i32, s: f32): void {
   switch (op) {
-    case 0: unaryLoop(0, x, o, n, s); break;
-    case 1: unaryLoop(1, x, o, n, s); break;
-    case 2: unaryLoop(2, x, o, n, s); break;
-    case 3: unaryLoop(3, x, o, n, s); break;
-    case 4: unaryLoop(4, x, o, n, s); break;
-    case 5: unaryLoop(5, x, o, n, s); break;
-    case 6: unaryLoop(6, x, o, n, s); break;
-    case 7: unaryLoop(7, x, o, n, s); break;
-    case 8: unaryLoop(8, x, o, n, s); break;
-    case 9: unaryLoop(9, x, o, n, s); break;
-    case 10: unaryLoop(10, x, o, n, s); break;
-    case 11: unaryLoop(11, x, o, n, s); break;
-    case 12: unaryLoop(12, x, o, n, s); break;
-    case 13: unaryLoop(13, x, o, n, s); break;
-    case 14: unaryLoop(14, x, o, n, s); break;
-    case 15: unaryLoop(15, x, o, n, s); break;
-    case 16: unaryLoop(16, x, o, n, s); break;
-    case 17: unaryLoop(17, x, o, n, s); break;
+    case UNARY_NEG: unaryLoop(UNARY_NEG, x, o, n, s); break;
+    case UNARY_EXP: unaryLoop(UNARY_EXP, x, o, n, s); break;
+    case UNARY_LOG: unaryLoop(UNARY_LOG, x, o, n, s); break;
+    case UNARY_SQRT: unaryLoop(UNARY_SQRT, x, o, n, s); break;
+    case UNARY_RSQRT: unaryLoop(UNARY_RSQRT, x, o, n, s); break;
+    case UNARY_RELU: unaryLoop(UNARY_RELU, x, o, n, s); break;
+    case UNARY_SILU: unaryLoop(UNARY_SILU, x, o, n, s); break;
+    case UNARY_SIGMOID: unaryLoop(UNARY_SIGMOID, x, o, n, s); break;
+    case UNARY_TANH: unaryLoop(UNARY_TANH, x, o, n, s); break;
+    case UNARY_ABS: unaryLoop(UNARY_ABS, x, o, n, s); break;
+    case UNARY_SQUARE: unaryLoop(UNARY_SQUARE, x, o, n, s); break;
+    case UNARY_RECIPROCAL: unaryLoop(UNARY_RECIPROCAL, x, o, n, s); break;
+    case UNARY_POW_SCALAR: unaryLoop(UNARY_POW_SCALAR, x, o, n, s); break;
+    case UNARY_MUL_SCALAR: unaryLoop(UNARY_MUL_SCALAR, x, o, n, s); break;
+    case UNARY_ADD_SCALAR: unaryLoop(UNARY_ADD_SCALAR, x, o, n, s); break;
+    case UNARY_RELU_GRAD: unaryLoop(UNARY_RELU_GRAD, x, o, n, s); break;
+    case UNARY_SILU_GRAD: unaryLoop(UNARY_SILU_GRAD, x, o, n, s); break;
+    case UNARY_SIGN: unaryLoop(UNARY_SIGN, x, o, n, s); break;
   }
 }
 
@@ -157,19 +158,19 @@ export function unary(op: i32, x: usize, out: usize, scalar: f32, p: usize, s: i
 
 @inline function binaryS(op: i32, a: f32, b: f32): f32 {
   switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return a / b;
-    case 4: return Mathf.max(a, b);
-    case 5: return Mathf.min(a, b);
-    case 6: return Mathf.pow(a, b);
-    case 7: return a == b ? <f32>1 : <f32>0;
-    case 8: return a != b ? <f32>1 : <f32>0;
-    case 9: return a < b ? <f32>1 : <f32>0;
-    case 10: return a <= b ? <f32>1 : <f32>0;
-    case 11: return a > b ? <f32>1 : <f32>0;
-    case 12: return a >= b ? <f32>1 : <f32>0;
+    case BINARY_ADD: return a + b;
+    case BINARY_SUB: return a - b;
+    case BINARY_MUL: return a * b;
+    case BINARY_DIV: return a / b;
+    case BINARY_MAX: return Mathf.max(a, b);
+    case BINARY_MIN: return Mathf.min(a, b);
+    case BINARY_POW: return Mathf.pow(a, b);
+    case BINARY_EQ: return a == b ? <f32>1 : <f32>0;
+    case BINARY_NE: return a != b ? <f32>1 : <f32>0;
+    case BINARY_LT: return a < b ? <f32>1 : <f32>0;
+    case BINARY_LE: return a <= b ? <f32>1 : <f32>0;
+    case BINARY_GT: return a > b ? <f32>1 : <f32>0;
+    case BINARY_GE: return a >= b ? <f32>1 : <f32>0;
   }
   return a;
 }
@@ -177,25 +178,25 @@ export function unary(op: i32, x: usize, out: usize, scalar: f32, p: usize, s: i
 @inline function binaryV(op: i32, a: v128, b: v128): v128 {
   const one = f32x4.splat(1);
   switch (op) {
-    case 0: return f32x4.add(a, b);
-    case 1: return f32x4.sub(a, b);
-    case 2: return f32x4.mul(a, b);
-    case 3: return f32x4.div(a, b);
-    case 4: return f32x4.max(a, b);
-    case 5: return f32x4.min(a, b);
-    case 7: return v128.and(one, f32x4.eq(a, b));
-    case 8: return v128.and(one, f32x4.ne(a, b));
-    case 9: return v128.and(one, f32x4.lt(a, b));
-    case 10: return v128.and(one, f32x4.le(a, b));
-    case 11: return v128.and(one, f32x4.gt(a, b));
-    case 12: return v128.and(one, f32x4.ge(a, b));
+    case BINARY_ADD: return f32x4.add(a, b);
+    case BINARY_SUB: return f32x4.sub(a, b);
+    case BINARY_MUL: return f32x4.mul(a, b);
+    case BINARY_DIV: return f32x4.div(a, b);
+    case BINARY_MAX: return f32x4.max(a, b);
+    case BINARY_MIN: return f32x4.min(a, b);
+    case BINARY_EQ: return v128.and(one, f32x4.eq(a, b));
+    case BINARY_NE: return v128.and(one, f32x4.ne(a, b));
+    case BINARY_LT: return v128.and(one, f32x4.lt(a, b));
+    case BINARY_LE: return v128.and(one, f32x4.le(a, b));
+    case BINARY_GT: return v128.and(one, f32x4.gt(a, b));
+    case BINARY_GE: return v128.and(one, f32x4.ge(a, b));
   }
   return a;
 }
 
 @inline function binaryLoop(op: i32, a: usize, sa: i32, b: usize, sb: i32, o: usize, n: i32): void {
   let i = 0;
-  if (op != 6) {
+  if (hasSimdBinary(op)) {
     if (sa == 1 && sb == 1) {
       for (; i + 4 <= n; i += 4) {
         const off = <usize>i << 2;
@@ -222,19 +223,19 @@ export function unary(op: i32, x: usize, out: usize, scalar: f32, p: usize, s: i
 
 function binaryRun(op: i32, a: usize, sa: i32, b: usize, sb: i32, o: usize, n: i32): void {
   switch (op) {
-    case 0: binaryLoop(0, a, sa, b, sb, o, n); break;
-    case 1: binaryLoop(1, a, sa, b, sb, o, n); break;
-    case 2: binaryLoop(2, a, sa, b, sb, o, n); break;
-    case 3: binaryLoop(3, a, sa, b, sb, o, n); break;
-    case 4: binaryLoop(4, a, sa, b, sb, o, n); break;
-    case 5: binaryLoop(5, a, sa, b, sb, o, n); break;
-    case 6: binaryLoop(6, a, sa, b, sb, o, n); break;
-    case 7: binaryLoop(7, a, sa, b, sb, o, n); break;
-    case 8: binaryLoop(8, a, sa, b, sb, o, n); break;
-    case 9: binaryLoop(9, a, sa, b, sb, o, n); break;
-    case 10: binaryLoop(10, a, sa, b, sb, o, n); break;
-    case 11: binaryLoop(11, a, sa, b, sb, o, n); break;
-    case 12: binaryLoop(12, a, sa, b, sb, o, n); break;
+    case BINARY_ADD: binaryLoop(BINARY_ADD, a, sa, b, sb, o, n); break;
+    case BINARY_SUB: binaryLoop(BINARY_SUB, a, sa, b, sb, o, n); break;
+    case BINARY_MUL: binaryLoop(BINARY_MUL, a, sa, b, sb, o, n); break;
+    case BINARY_DIV: binaryLoop(BINARY_DIV, a, sa, b, sb, o, n); break;
+    case BINARY_MAX: binaryLoop(BINARY_MAX, a, sa, b, sb, o, n); break;
+    case BINARY_MIN: binaryLoop(BINARY_MIN, a, sa, b, sb, o, n); break;
+    case BINARY_POW: binaryLoop(BINARY_POW, a, sa, b, sb, o, n); break;
+    case BINARY_EQ: binaryLoop(BINARY_EQ, a, sa, b, sb, o, n); break;
+    case BINARY_NE: binaryLoop(BINARY_NE, a, sa, b, sb, o, n); break;
+    case BINARY_LT: binaryLoop(BINARY_LT, a, sa, b, sb, o, n); break;
+    case BINARY_LE: binaryLoop(BINARY_LE, a, sa, b, sb, o, n); break;
+    case BINARY_GT: binaryLoop(BINARY_GT, a, sa, b, sb, o, n); break;
+    case BINARY_GE: binaryLoop(BINARY_GE, a, sa, b, sb, o, n); break;
   }
 }
 

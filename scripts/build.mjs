@@ -42,18 +42,20 @@ async function generateKernelConstants() {
   const wgsl = ops.map((op) => `const ${op.constant}: u32 = ${op.code}u;`);
   // The scalar fallback list becomes a chain of != tests: op is a constant where it is inlined, so it folds.
   const scalarOnly = (kind) => ops.filter((op) => op.kind === kind && !op.simd).map((op) => `op != ${op.constant}`).join(' && ') || 'true';
+  // `@inline const`: AssemblyScript substitutes the literal, so switches over named codes compile exactly as
+  // they did over bare numbers (a plain const imported from another file optimises into different code).
   const engine = [
-    ...ops.map((op) => `export const ${op.constant}: i32 = ${op.code};`),
+    ...ops.map((op) => `@inline export const ${op.constant}: i32 = ${op.code};`),
     '',
     '/** The op has a 4-lane SIMD loop (ops.ts `simd`). */',
     `@inline export function hasSimdUnary(op: i32): bool { return ${scalarOnly('unary')}; }`,
     `@inline export function hasSimdBinary(op: i32): bool { return ${scalarOnly('binary')}; }`,
     '',
     '// i32 word offsets of the strided-view parameter block (STRIDED_PARAM_BLOCK).',
-    ...Object.entries(STRIDED_PARAM_BLOCK).map(([field, word]) => `export const PARAM_${constantCase(field)}: i32 = ${word};`),
+    ...Object.entries(STRIDED_PARAM_BLOCK).map(([field, word]) => `@inline export const PARAM_${constantCase(field)}: i32 = ${word};`),
     '',
     '// i32 word offsets of the attention parameter block (ATTENTION_PARAM_BLOCK).',
-    ...Object.entries(ATTENTION_PARAM_BLOCK).map(([field, word]) => `export const ARG_${constantCase(field)}: i32 = ${word};`),
+    ...Object.entries(ATTENTION_PARAM_BLOCK).map(([field, word]) => `@inline export const ARG_${constantCase(field)}: i32 = ${word};`),
   ];
   writeIfChanged(join(root, 'shaders/include/ops.gen.wgsl'), `${header}${wgsl.join('\n')}\n`);
   writeIfChanged(join(root, 'engine/ops.gen.ts'), `${header}${engine.join('\n')}\n`);

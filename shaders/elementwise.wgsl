@@ -1,6 +1,6 @@
 // Elementwise kernels: fill, arange, cast, unary, binary, where, copy, write_view.
-// Templated by the host before compilation: __WG__ (workgroup size), __OP__ (unary/binary op code,
-// UNARY_CODE / BINARY_CODE order in src/backend/backend.ts).
+// Templated by the host before compilation: __WG__ (workgroup size), __OP__ (unary/binary op code from
+// src/backend/ops.ts; the named codes come from the generated include ops.gen.wgsl).
 // Strided views: element i of the output shape reads offset + sum(idx[d] * stride[d]) for up to 8 dims
 // (MAX_RANK = 6). Work items past 65535 workgroups use a 2-D grid; the linear id is rebuilt here.
 
@@ -28,6 +28,7 @@ struct Params {
 
 const WG: u32 = __WG__u;
 const OP: u32 = __OP__u;
+//#include ops.gen.wgsl
 
 fn linearId(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid;
@@ -86,43 +87,43 @@ fn powf(a: f32, b: f32) -> f32 {
 
 fn unaryOp(x: f32, s: f32) -> f32 {
   switch OP {
-    case 0u: { return -x; }
-    case 1u: { return exp(x); }
-    case 2u: { return log(x); }
-    case 3u: { return sqrt(x); }
-    case 4u: { return 1.0 / sqrt(x); }
-    case 5u: { return select(0.0, x, x > 0.0); }
-    case 6u: { return x * sigmoid(x); }
-    case 7u: { return sigmoid(x); }
-    case 8u: { return safeTanh(x); }
-    case 9u: { return abs(x); }
-    case 10u: { return x * x; }
-    case 11u: { return 1.0 / x; }
-    case 12u: { return powf(x, s); }
-    case 13u: { return x * s; }
-    case 14u: { return x + s; }
-    case 15u: { return select(0.0, 1.0, x > 0.0); }
-    case 16u: { let sg = sigmoid(x); return sg * (1.0 + x * (1.0 - sg)); }
-    case 17u: { return select(select(0.0, -1.0, x < 0.0), 1.0, x > 0.0); }
+    case UNARY_NEG: { return -x; }
+    case UNARY_EXP: { return exp(x); }
+    case UNARY_LOG: { return log(x); }
+    case UNARY_SQRT: { return sqrt(x); }
+    case UNARY_RSQRT: { return 1.0 / sqrt(x); }
+    case UNARY_RELU: { return select(0.0, x, x > 0.0); }
+    case UNARY_SILU: { return x * sigmoid(x); }
+    case UNARY_SIGMOID: { return sigmoid(x); }
+    case UNARY_TANH: { return safeTanh(x); }
+    case UNARY_ABS: { return abs(x); }
+    case UNARY_SQUARE: { return x * x; }
+    case UNARY_RECIPROCAL: { return 1.0 / x; }
+    case UNARY_POW_SCALAR: { return powf(x, s); }
+    case UNARY_MUL_SCALAR: { return x * s; }
+    case UNARY_ADD_SCALAR: { return x + s; }
+    case UNARY_RELU_GRAD: { return select(0.0, 1.0, x > 0.0); }
+    case UNARY_SILU_GRAD: { let sg = sigmoid(x); return sg * (1.0 + x * (1.0 - sg)); }
+    case UNARY_SIGN: { return select(select(0.0, -1.0, x < 0.0), 1.0, x > 0.0); }
     default: { return nan(); }
   }
 }
 
 fn binaryOp(a: f32, b: f32) -> f32 {
   switch OP {
-    case 0u: { return a + b; }
-    case 1u: { return a - b; }
-    case 2u: { return a * b; }
-    case 3u: { return a / b; }
-    case 4u: { return max(a, b); }
-    case 5u: { return min(a, b); }
-    case 6u: { return powf(a, b); }
-    case 7u: { return select(0.0, 1.0, a == b); }
-    case 8u: { return select(0.0, 1.0, a != b); }
-    case 9u: { return select(0.0, 1.0, a < b); }
-    case 10u: { return select(0.0, 1.0, a <= b); }
-    case 11u: { return select(0.0, 1.0, a > b); }
-    case 12u: { return select(0.0, 1.0, a >= b); }
+    case BINARY_ADD: { return a + b; }
+    case BINARY_SUB: { return a - b; }
+    case BINARY_MUL: { return a * b; }
+    case BINARY_DIV: { return a / b; }
+    case BINARY_MAX: { return max(a, b); }
+    case BINARY_MIN: { return min(a, b); }
+    case BINARY_POW: { return powf(a, b); }
+    case BINARY_EQ: { return select(0.0, 1.0, a == b); }
+    case BINARY_NE: { return select(0.0, 1.0, a != b); }
+    case BINARY_LT: { return select(0.0, 1.0, a < b); }
+    case BINARY_LE: { return select(0.0, 1.0, a <= b); }
+    case BINARY_GT: { return select(0.0, 1.0, a > b); }
+    case BINARY_GE: { return select(0.0, 1.0, a >= b); }
     default: { return nan(); }
   }
 }

@@ -1,7 +1,7 @@
 // Reductions over x viewed as [outer, len, inner]: out[o, q] = op_{r < len} x[(o * len + r) * inner + q].
 // reduce_loop: one invocation per output, sequential loop (inner > 1 or short rows: reads coalesce over q).
 // reduce_tree: one workgroup per output, strided partial reductions then a shared-memory tree.
-// __OP__: 0 sum, 1 max, 2 min. The identity (0, -inf, +inf) comes in the uniform `init`.
+// __OP__: a REDUCE_* code (src/backend/ops.ts, named in the generated ops.gen.wgsl). The identity (0, -inf, +inf) comes in the uniform `init`.
 
 struct Params {
   outer: u32,
@@ -17,10 +17,11 @@ struct Params {
 
 const WG: u32 = __WG__u;
 const OP: u32 = __OP__u;
+//#include ops.gen.wgsl
 
 fn combine(a: f32, b: f32) -> f32 {
-  if (OP == 0u) { return a + b; }
-  if (OP == 1u) { return max(a, b); }
+  if (OP == REDUCE_SUM) { return a + b; }
+  if (OP == REDUCE_MAX) { return max(a, b); }
   return min(a, b);
 }
 
