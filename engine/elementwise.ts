@@ -1,8 +1,12 @@
 // Elementwise kernels: fill, arange, cast, unary, binary, where, copy.
 // All take a work range [s, e) over the contiguous output so a thread pool can split them.
-import { expV, tanhV, gOff0, gOff1, gOff2, pRank, pShape, pStride, rowOffsets } from './common';
 import {
-  BINARY_ADD, BINARY_DIV, BINARY_EQ, BINARY_GE, BINARY_GT, BINARY_LE, BINARY_LT, BINARY_MAX, BINARY_MIN, BINARY_MUL, BINARY_NE, BINARY_POW, BINARY_SUB, UNARY_ABS, UNARY_ADD_SCALAR, UNARY_EXP, UNARY_LOG, UNARY_MUL_SCALAR, UNARY_NEG, UNARY_POW_SCALAR, UNARY_RECIPROCAL, UNARY_RELU, UNARY_RELU_GRAD, UNARY_RSQRT, UNARY_SIGMOID, UNARY_SIGN, UNARY_SILU, UNARY_SILU_GRAD, UNARY_SQRT, UNARY_SQUARE, UNARY_TANH, hasSimdBinary, hasSimdUnary,
+  expV, tanhV, paramRank, paramShape, paramStride, rowOffset0, rowOffset1, rowOffset2, rowOffsets, transpose4x4,
+} from './common';
+import {
+  BINARY_ADD, BINARY_DIV, BINARY_EQ, BINARY_GE, BINARY_GT, BINARY_LE, BINARY_LT, BINARY_MAX, BINARY_MIN, BINARY_MUL, BINARY_NE, BINARY_POW, BINARY_SUB,
+  UNARY_ABS, UNARY_ADD_SCALAR, UNARY_EXP, UNARY_LOG, UNARY_MUL_SCALAR, UNARY_NEG, UNARY_POW_SCALAR, UNARY_RECIPROCAL,
+  UNARY_RELU, UNARY_RELU_GRAD, UNARY_RSQRT, UNARY_SIGMOID, UNARY_SIGN, UNARY_SILU, UNARY_SILU_GRAD, UNARY_SQRT, UNARY_SQUARE, UNARY_TANH, hasSimdBinary, hasSimdUnary,
 } from './ops.gen';
 
 // ---------------------------------------------------------------- fill / arange / cast
@@ -38,7 +42,7 @@ export function cast_i32_f32(x: usize, out: usize, s: i32, e: i32): void {
 
 // ---------------------------------------------------------------- unary
 
-@inline function unaryS(op: i32, x: f32, s: f32): f32 {
+@inline function unaryScalar(op: i32, x: f32, s: f32): f32 {
   switch (op) {
     case UNARY_NEG: return -x;
     case UNARY_EXP: return Mathf.exp(x);
@@ -65,7 +69,7 @@ export function cast_i32_f32(x: usize, out: usize, s: i32, e: i32): void {
   return x;
 }
 
-@inline function unaryV(op: i32, x: v128, s: v128): v128 {
+@inline function unaryVector(op: i32, x: v128, s: v128): v128 {
   const one = f32x4.splat(1);
   const zero = f32x4.splat(0);
   switch (op) {
@@ -96,9 +100,9 @@ export function cast_i32_f32(x: usize, out: usize, s: i32, e: i32): void {
   let i = 0;
   if (hasSimdUnary(op)) {
     const sv = f32x4.splat(s);
-    for (; i + 4 <= n; i += 4) v128.store(o + (<usize>i << 2), unaryV(op, v128.load(x + (<usize>i << 2)), sv));
+    for (; i + 4 <= n; i += 4) v128.store(o + (<usize>i << 2), unaryVector(op, v128.load(x + (<usize>i << 2)), sv));
   }
-  for (; i < n; i++) store<f32>(o + (<usize>i << 2), unaryS(op, load<f32>(x + (<usize>i << 2)), s));
+  for (; i < n; i++) store<f32>(o + (<usize>i << 2), unaryScalar(op, load<f32>(x + (<usize>i << 2)), s));
 }
 
 /** Contiguous run: o[i] = op(x[i]) for i < n. */
@@ -128,35 +132,35 @@ function unaryContig(op: i32, x: usize, o: usize, n: i32, s: f32): void {
 function unaryRun(op: i32, x: usize, sx: i32, o: usize, n: i32, s: f32): void {
   if (sx == 1) { unaryContig(op, x, o, n, s); return; }
   if (sx == 0) {
-    const v = unaryS(op, load<f32>(x), s);
+    const v = unaryScalar(op, load<f32>(x), s);
     const vv = f32x4.splat(v);
     let i = 0;
     for (; i + 4 <= n; i += 4) v128.store(o + (<usize>i << 2), vv);
     for (; i < n; i++) store<f32>(o + (<usize>i << 2), v);
     return;
   }
-  for (let i = 0; i < n; i++) store<f32>(o + (<usize>i << 2), unaryS(op, load<f32>(x + (<usize>(i * sx) << 2)), s));
+  for (let i = 0; i < n; i++) store<f32>(o + (<usize>i << 2), unaryScalar(op, load<f32>(x + (<usize>(i * sx) << 2)), s));
 }
 
 /** out[i] = op(x[view(i)], scalar) for i in [s, e); p: parameter block with one view. */
 export function unary(op: i32, x: usize, out: usize, scalar: f32, p: usize, s: i32, e: i32): void {
-  const rank = pRank(p);
-  const rowLen = pShape(p, rank - 1);
-  const sx = pStride(p, 0, rank - 1);
+  const rank = paramRank(p);
+  const rowLen = paramShape(p, rank - 1);
+  const sx = paramStride(p, 0, rank - 1);
   let row = s / rowLen;
   let col = s % rowLen;
   let i = s;
   while (i < e) {
     const n = min(rowLen - col, e - i);
     rowOffsets(p, 1, rank, row);
-    unaryRun(op, x + (<usize>(gOff0 + col * sx) << 2), sx, out + (<usize>i << 2), n, scalar);
+    unaryRun(op, x + (<usize>(rowOffset0 + col * sx) << 2), sx, out + (<usize>i << 2), n, scalar);
     i += n; row++; col = 0;
   }
 }
 
 // ---------------------------------------------------------------- binary
 
-@inline function binaryS(op: i32, a: f32, b: f32): f32 {
+@inline function binaryScalar(op: i32, a: f32, b: f32): f32 {
   switch (op) {
     case BINARY_ADD: return a + b;
     case BINARY_SUB: return a - b;
@@ -175,7 +179,7 @@ export function unary(op: i32, x: usize, out: usize, scalar: f32, p: usize, s: i
   return a;
 }
 
-@inline function binaryV(op: i32, a: v128, b: v128): v128 {
+@inline function binaryVector(op: i32, a: v128, b: v128): v128 {
   const one = f32x4.splat(1);
   switch (op) {
     case BINARY_ADD: return f32x4.add(a, b);
@@ -200,24 +204,24 @@ export function unary(op: i32, x: usize, out: usize, scalar: f32, p: usize, s: i
     if (sa == 1 && sb == 1) {
       for (; i + 4 <= n; i += 4) {
         const off = <usize>i << 2;
-        v128.store(o + off, binaryV(op, v128.load(a + off), v128.load(b + off)));
+        v128.store(o + off, binaryVector(op, v128.load(a + off), v128.load(b + off)));
       }
     } else if (sa == 1 && sb == 0) {
       const bv = v128.load32_splat(b);
       for (; i + 4 <= n; i += 4) {
         const off = <usize>i << 2;
-        v128.store(o + off, binaryV(op, v128.load(a + off), bv));
+        v128.store(o + off, binaryVector(op, v128.load(a + off), bv));
       }
     } else if (sa == 0 && sb == 1) {
       const av = v128.load32_splat(a);
       for (; i + 4 <= n; i += 4) {
         const off = <usize>i << 2;
-        v128.store(o + off, binaryV(op, av, v128.load(b + off)));
+        v128.store(o + off, binaryVector(op, av, v128.load(b + off)));
       }
     }
   }
   for (; i < n; i++) {
-    store<f32>(o + (<usize>i << 2), binaryS(op, load<f32>(a + (<usize>(i * sa) << 2)), load<f32>(b + (<usize>(i * sb) << 2))));
+    store<f32>(o + (<usize>i << 2), binaryScalar(op, load<f32>(a + (<usize>(i * sa) << 2)), load<f32>(b + (<usize>(i * sb) << 2))));
   }
 }
 
@@ -241,17 +245,17 @@ function binaryRun(op: i32, a: usize, sa: i32, b: usize, sb: i32, o: usize, n: i
 
 /** out[i] = op(a[viewA(i)], b[viewB(i)]) for i in [s, e). */
 export function binary(op: i32, a: usize, b: usize, out: usize, p: usize, s: i32, e: i32): void {
-  const rank = pRank(p);
-  const rowLen = pShape(p, rank - 1);
-  const sa = pStride(p, 0, rank - 1);
-  const sb = pStride(p, 1, rank - 1);
+  const rank = paramRank(p);
+  const rowLen = paramShape(p, rank - 1);
+  const sa = paramStride(p, 0, rank - 1);
+  const sb = paramStride(p, 1, rank - 1);
   let row = s / rowLen;
   let col = s % rowLen;
   let i = s;
   while (i < e) {
     const n = min(rowLen - col, e - i);
     rowOffsets(p, 2, rank, row);
-    binaryRun(op, a + (<usize>(gOff0 + col * sa) << 2), sa, b + (<usize>(gOff1 + col * sb) << 2), sb, out + (<usize>i << 2), n);
+    binaryRun(op, a + (<usize>(rowOffset0 + col * sa) << 2), sa, b + (<usize>(rowOffset1 + col * sb) << 2), sb, out + (<usize>i << 2), n);
     i += n; row++; col = 0;
   }
 }
@@ -275,19 +279,19 @@ function whereRun(c: usize, sc: i32, a: usize, sa: i32, b: usize, sb: i32, o: us
 }
 
 export function where(c: usize, a: usize, b: usize, out: usize, p: usize, s: i32, e: i32): void {
-  const rank = pRank(p);
-  const rowLen = pShape(p, rank - 1);
-  const sc = pStride(p, 0, rank - 1);
-  const sa = pStride(p, 1, rank - 1);
-  const sb = pStride(p, 2, rank - 1);
+  const rank = paramRank(p);
+  const rowLen = paramShape(p, rank - 1);
+  const sc = paramStride(p, 0, rank - 1);
+  const sa = paramStride(p, 1, rank - 1);
+  const sb = paramStride(p, 2, rank - 1);
   let row = s / rowLen;
   let col = s % rowLen;
   let i = s;
   while (i < e) {
     const n = min(rowLen - col, e - i);
     rowOffsets(p, 3, rank, row);
-    whereRun(c + (<usize>(gOff0 + col * sc) << 2), sc, a + (<usize>(gOff1 + col * sa) << 2), sa,
-      b + (<usize>(gOff2 + col * sb) << 2), sb, out + (<usize>i << 2), n);
+    whereRun(c + (<usize>(rowOffset0 + col * sc) << 2), sc, a + (<usize>(rowOffset1 + col * sa) << 2), sa,
+      b + (<usize>(rowOffset2 + col * sb) << 2), sb, out + (<usize>i << 2), n);
     i += n; row++; col = 0;
   }
 }
@@ -295,39 +299,24 @@ export function where(c: usize, a: usize, b: usize, out: usize, p: usize, s: i32
 // ---------------------------------------------------------------- copy (raw 32-bit words)
 
 export function copy32(x: usize, out: usize, p: usize, s: i32, e: i32): void {
-  const rank = pRank(p);
-  const rowLen = pShape(p, rank - 1);
-  const sx = pStride(p, 0, rank - 1);
+  const rank = paramRank(p);
+  const rowLen = paramShape(p, rank - 1);
+  const sx = paramStride(p, 0, rank - 1);
   let row = s / rowLen;
   let col = s % rowLen;
   let i = s;
   while (i < e) {
     const n = min(rowLen - col, e - i);
     rowOffsets(p, 1, rank, row);
-    const src = x + (<usize>(gOff0 + col * sx) << 2);
+    const src = x + (<usize>(rowOffset0 + col * sx) << 2);
     const dst = out + (<usize>i << 2);
-    if (sx != 1 && rank >= 2 && col == 0 && e - i >= 4 * rowLen && pStride(p, 0, rank - 2) == 1 &&
-      (row % pShape(p, rank - 2)) + 4 <= pShape(p, rank - 2)) {
+    if (sx != 1 && rank >= 2 && col == 0 && e - i >= 4 * rowLen && paramStride(p, 0, rank - 2) == 1 &&
+      (row % paramShape(p, rank - 2)) + 4 <= paramShape(p, rank - 2)) {
       // Four output rows read four adjacent input elements per column: 4x4 SIMD transposes.
       const ld = <usize>sx << 2;
       const ro = <usize>rowLen << 2;
       let j = 0;
-      for (; j + 4 <= rowLen; j += 4) {
-        const s0 = src + <usize>j * ld;
-        const r0 = v128.load(s0);
-        const r1 = v128.load(s0 + ld);
-        const r2 = v128.load(s0 + 2 * ld);
-        const r3 = v128.load(s0 + 3 * ld);
-        const t01l = i32x4.shuffle(r0, r1, 0, 4, 1, 5);
-        const t23l = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
-        const t01h = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
-        const t23h = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
-        const d = dst + (<usize>j << 2);
-        v128.store(d, i64x2.shuffle(t01l, t23l, 0, 2));
-        v128.store(d + ro, i64x2.shuffle(t01l, t23l, 1, 3));
-        v128.store(d + 2 * ro, i64x2.shuffle(t01h, t23h, 0, 2));
-        v128.store(d + 3 * ro, i64x2.shuffle(t01h, t23h, 1, 3));
-      }
+      for (; j + 4 <= rowLen; j += 4) transpose4x4(src + <usize>j * ld, ld, dst + (<usize>j << 2), ro);
       for (; j < rowLen; j++) {
         for (let q = 0; q < 4; q++) store<i32>(dst + <usize>q * ro + (<usize>j << 2), load<i32>(src + <usize>j * ld + (<usize>q << 2)));
       }
@@ -352,18 +341,18 @@ export function copy32(x: usize, out: usize, p: usize, s: i32, e: i32): void {
  * Work range [s, e) over the logical index; the host guarantees the out view never maps two indices to one word.
  */
 export function write_view32(x: usize, out: usize, p: usize, s: i32, e: i32): void {
-  const rank = pRank(p);
-  const rowLen = pShape(p, rank - 1);
-  const sx = pStride(p, 0, rank - 1);
-  const so = pStride(p, 1, rank - 1);
+  const rank = paramRank(p);
+  const rowLen = paramShape(p, rank - 1);
+  const sx = paramStride(p, 0, rank - 1);
+  const so = paramStride(p, 1, rank - 1);
   let row = s / rowLen;
   let col = s % rowLen;
   let i = s;
   while (i < e) {
     const n = min(rowLen - col, e - i);
     rowOffsets(p, 2, rank, row);
-    const src = x + (<usize>(gOff0 + col * sx) << 2);
-    const dst = out + (<usize>(gOff1 + col * so) << 2);
+    const src = x + (<usize>(rowOffset0 + col * sx) << 2);
+    const dst = out + (<usize>(rowOffset1 + col * so) << 2);
     if (sx == 1 && so == 1) {
       // inline: runs are short (a KV-cache row is headDim words) and memory.copy is an out-of-line call
       let j = 0;
