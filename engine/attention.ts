@@ -4,7 +4,7 @@
 //
 // Arguments come in an i32 parameter block written by the host (ARG_* word indices, generated from
 // ATTENTION_PARAM_BLOCK in src/backend/kernel_layouts.ts; ARG_SCALE holds f32 bits).
-// Work range [s, e) over batch · heads · ceil(tq / BQ) items; each item owns its output rows, so any split
+// Work range [start, end) over batch · heads · ceil(tq / BQ) items; each item owns its output rows, so any split
 // gives bit-identical results. Query blocks are visited in zigzag order (0, n−1, 1, n−2, …) so that
 // contiguous ranges of items carry equal causal work.
 import { expFast, expFastV, hmax, hsum, zeroFloats } from './common';
@@ -160,10 +160,10 @@ function forwardBlock(p: usize, b: i32, h: i32, i0: i32, nq: i32, scratch: usize
   }
 }
 
-export function attention_fwd(p: usize, scratch: usize, s: i32, e: i32): void {
+export function attention_fwd(p: usize, scratch: usize, start: i32, end: i32): void {
   const heads = arg(p, ARG_HEADS), tq = arg(p, ARG_TQ);
   const nqb = (tq + BQ - 1) / BQ;
-  for (let w = s; w < e; w++) {
+  for (let w = start; w < end; w++) {
     const bh = w / nqb;
     const qb = zigzag(w - bh * nqb, nqb);
     const i0 = qb * BQ;

@@ -10,7 +10,8 @@
 import { expFastFlushV, hsum, zeroFloats } from './common';
 import { arg, argPtr, argScale, keyStartOf } from './attention';
 import {
-  ARG_CAUSAL, ARG_D_ROW, ARG_GK, ARG_GQ, ARG_GV, ARG_G_OUT, ARG_HEADS, ARG_HEAD_DIM, ARG_K, ARG_KV_HEADS, ARG_LSE, ARG_OUT, ARG_Q, ARG_Q_OFFSET, ARG_TK, ARG_TQ, ARG_V,
+  ARG_CAUSAL, ARG_D_ROW, ARG_GK, ARG_GQ, ARG_GV, ARG_G_OUT, ARG_HEADS, ARG_HEAD_DIM, ARG_K, ARG_KV_HEADS, ARG_LSE,
+  ARG_OUT, ARG_Q, ARG_Q_OFFSET, ARG_TK, ARG_TQ, ARG_V,
 } from './ops.gen';
 import { CH, accumRows, accumRowsT, dotRows } from './tiles';
 
@@ -110,8 +111,8 @@ function backwardItem(p: usize, b: i32, kvh: i32, scratch: usize): void {
   }
 }
 
-/** Work range [s, e) over batch · kvHeads items. */
-export function attention_bwd(p: usize, scratch: usize, s: i32, e: i32): void {
+/** Work range [start, end) over batch · kvHeads items. */
+export function attention_bwd(p: usize, scratch: usize, start: i32, end: i32): void {
   const kvHeads = arg(p, ARG_KV_HEADS);
-  for (let w = s; w < e; w++) backwardItem(p, w / kvHeads, w % kvHeads, scratch);
+  for (let w = start; w < end; w++) backwardItem(p, w / kvHeads, w % kvHeads, scratch);
 }

@@ -22,8 +22,8 @@ import { hsum, sumPartials, zeroFloats } from './common';
 }
 
 /** out[r] = x[r]·rstd_r·weight, rstd_r = 1 / sqrt(mean(x[r]²) + eps). Work range over rows. */
-export function rms_norm(x: usize, w: usize, out: usize, rstd: usize, cols: i32, eps: f32, s: i32, e: i32): void {
-  for (let r = s; r < e; r++) {
+export function rms_norm(x: usize, w: usize, out: usize, rstd: usize, cols: i32, eps: f32, start: i32, end: i32): void {
+  for (let r = start; r < end; r++) {
     const off = <usize>r * <usize>cols << 2;
     const xr = x + off, or = out + off;
     const rs = <f32>(1 / Math.sqrt(<f64>sumSquares(xr, cols) / <f64>cols + <f64>eps));
@@ -46,9 +46,9 @@ export function rms_norm(x: usize, w: usize, out: usize, rstd: usize, cols: i32,
  * with dot = Σ g·w·x; chunk c's partial[c] = Σ_rows g·x·rstd.
  */
 export function rms_norm_bwd_rows(x: usize, w: usize, rstd: usize, g: usize, gx: usize, partial: usize, rows: i32, cols: i32,
-  chunkRows: i32, s: i32, e: i32): void {
+  chunkRows: i32, start: i32, end: i32): void {
   const rowBytes = <usize>cols << 2;
-  for (let ch = s; ch < e; ch++) {
+  for (let ch = start; ch < end; ch++) {
     const part = partial + <usize>ch * rowBytes;
     zeroFloats(part, cols);
     const r1 = min(rows, (ch + 1) * chunkRows);

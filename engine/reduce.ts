@@ -1,5 +1,5 @@
 // Reductions over x viewed as [outer, len, inner]: out[o * inner + q] = op over r of x[(o * len + r) * inner + q].
-// Work range [s, e) over the outer * inner outputs. op: a REDUCE_* code (src/backend/ops.ts).
+// Work range [start, end) over the outer * inner outputs. op: a REDUCE_* code (src/backend/ops.ts).
 import { hmax, hmin, hsum } from './common';
 import { REDUCE_MAX, REDUCE_SUM } from './ops.gen';
 
@@ -35,16 +35,16 @@ import { REDUCE_MAX, REDUCE_SUM } from './ops.gen';
 
 const QCHUNK: i32 = 256;
 
-@inline function reduceOp(op: i32, x: usize, out: usize, len: i32, inner: i32, s: i32, e: i32): void {
+@inline function reduceOp(op: i32, x: usize, out: usize, len: i32, inner: i32, start: i32, end: i32): void {
   if (inner == 1) {
-    for (let o = s; o < e; o++) store<f32>(out + (<usize>o << 2), rowReduce(op, x + (<usize>o * <usize>len << 2), len));
+    for (let o = start; o < end; o++) store<f32>(out + (<usize>o << 2), rowReduce(op, x + (<usize>o * <usize>len << 2), len));
     return;
   }
-  let i = s;
-  while (i < e) {
+  let i = start;
+  while (i < end) {
     const p = i / inner;
     const q0 = i % inner;
-    const q1 = min(inner, q0 + (e - i));
+    const q1 = min(inner, q0 + (end - i));
     for (let qc = q0; qc < q1; qc += QCHUNK) {
       const qe = min(q1, qc + QCHUNK);
       const o = out + (<usize>(p * inner) << 2);
@@ -71,8 +71,8 @@ const QCHUNK: i32 = 256;
   }
 }
 
-export function reduce(op: i32, x: usize, out: usize, len: i32, inner: i32, s: i32, e: i32): void {
-  if (op == 0) reduceOp(0, x, out, len, inner, s, e);
-  else if (op == 1) reduceOp(1, x, out, len, inner, s, e);
-  else reduceOp(2, x, out, len, inner, s, e);
+export function reduce(op: i32, x: usize, out: usize, len: i32, inner: i32, start: i32, end: i32): void {
+  if (op == 0) reduceOp(0, x, out, len, inner, start, end);
+  else if (op == 1) reduceOp(1, x, out, len, inner, start, end);
+  else reduceOp(2, x, out, len, inner, start, end);
 }
