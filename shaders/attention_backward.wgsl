@@ -26,7 +26,7 @@
 @group(0) @binding(7) var<storage, read> GO: array<f32>;
 @group(0) @binding(8) var<storage, read_write> gvOut: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 const BK: u32 = __BK__u;
 const HD: u32 = __HD__u;
 const BIG: f32 = 1.0e30;
@@ -34,7 +34,7 @@ const BIG: f32 = 1.0e30;
 @compute @workgroup_size(WG)
 fn attention_bwd_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-  let row = (wid.y * nwg.x + wid.x) * WG + lid;
+  let row = linearId(wid, nwg, lid);
   if (row >= P.rows) { return; }
   var d = 0.0;
   for (var c = 0u; c < P.headDim; c++) { d = fma(G[row * P.headDim + c], O[row * P.headDim + c], d); }

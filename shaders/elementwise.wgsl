@@ -2,7 +2,7 @@
 // Templated by the host before compilation: __WG__ (workgroup size), __OP__ (unary/binary op code from
 // src/backend/ops.ts; the named codes come from the generated include ops.gen.wgsl).
 // Strided views: element i of the output shape reads offset + sum(idx[d] * stride[d]) for up to 8 dims
-// (MAX_RANK = 6). Work items past 65535 workgroups use a 2-D grid; the linear id is rebuilt here.
+// (MAX_RANK = 6). Work items past 65535 workgroups use a 2-D grid (include/grid.wgsl).
 
 struct Params {
   n: u32,
@@ -26,13 +26,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read> yF: array<f32>;
 @group(0) @binding(4) var<storage, read> zF: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 const OP: u32 = __OP__u;
 //#include ops.gen.wgsl
-
-fn linearId(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
 
 fn stride(v: u32, d: u32) -> u32 {
   return P.strides[2u * v + d / 4u][d % 4u];

@@ -15,7 +15,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> outF: array<f32>;
 @group(0) @binding(2) var<storage, read> xF: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 const OP: u32 = __OP__u;
 //#include ops.gen.wgsl
 
@@ -28,7 +28,7 @@ fn combine(a: f32, b: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn reduce_loop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  let i = linearId(wid, nwg, lid);
   if (i >= P.total) { return; }
   let o = i / P.inner;
   let q = i % P.inner;
@@ -46,7 +46,7 @@ var<workgroup> partial: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn reduce_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let i = wid.y * nwg.x + wid.x;   // uniform across the workgroup
+  let i = workgroupIndex(wid, nwg);   // uniform across the workgroup
   let inRange = i < P.total;
   let o = i / P.inner;
   let q = i % P.inner;
