@@ -83,10 +83,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     let row = row0 + ty * TM + i;
     if (row < P.m) {
       let o = outBase + row * P.n + col;
-      if (col < P.n) { outF[o] = acc[i].x; }
-      if (col + 1u < P.n) { outF[o + 1u] = acc[i].y; }
-      if (col + 2u < P.n) { outF[o + 2u] = acc[i].z; }
-      if (col + 3u < P.n) { outF[o + 3u] = acc[i].w; }
+      storeRow4(o, col, acc[i]);
     }
   }
 }
@@ -136,10 +133,7 @@ fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     let row = row0 + i;
     if (row < P.m) {
       let o = outBase + row * P.n + col;
-      if (col < P.n) { outF[o] = acc[i].x; }
-      if (col + 1u < P.n) { outF[o + 1u] = acc[i].y; }
-      if (col + 2u < P.n) { outF[o + 2u] = acc[i].z; }
-      if (col + 3u < P.n) { outF[o + 3u] = acc[i].w; }
+      storeRow4(o, col, acc[i]);
     }
   }
 }
@@ -156,13 +150,7 @@ fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 
 @compute @workgroup_size(WX)
 fn matmul_direct4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let batch = wid.z + P.batchOffset;
-  let baseA = batch * P.strideA;
-  let baseB = batch * P.strideB;
-  let row0 = wid.x * TM;
-  let col = (wid.y * WX + lid) * 4u;
-  let c = min(vec4<u32>(col, col + 1u, col + 2u, col + 3u), vec4<u32>(P.n - 1u));
-  let colV = min(col, P.n - 4u);
+//#include matmul_vec4_setup.wgsl
   let mLast = P.m - 1u;
 //#unroll i TM
   var acc_{i} = vec4<f32>(0.0);

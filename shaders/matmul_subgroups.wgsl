@@ -19,13 +19,7 @@ const TRANS_B: bool = __TRANS_B__u == 1u;
 @compute @workgroup_size(WX)
 fn matmul_subgroups(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
                     @builtin(subgroup_invocation_id) sid: u32) {
-  let batch = wid.z + P.batchOffset;
-  let baseA = batch * P.strideA;
-  let baseB = batch * P.strideB;
-  let row0 = wid.x * TM;
-  let col = (wid.y * WX + lid) * 4u;
-  let c = min(vec4<u32>(col, col + 1u, col + 2u, col + 3u), vec4<u32>(P.n - 1u));
-  let colV = min(col, P.n - 4u);
+//#include matmul_vec4_setup.wgsl
   // The rows this lane loads for the whole subgroup (clamped: edge rows are computed and dropped).
 //#unroll r R
   let myRow_{r} = min(row0 + {r}u * 8u + sid % 8u, P.m - 1u);

@@ -4,9 +4,6 @@
 //#unroll i TM
   if (row0 + {i}u < P.m) {
     let o = outBase + (row0 + {i}u) * P.n + col;
-    if (col < P.n) { outF[o] = acc_{i}.x; }
-    if (col + 1u < P.n) { outF[o + 1u] = acc_{i}.y; }
-    if (col + 2u < P.n) { outF[o + 2u] = acc_{i}.z; }
-    if (col + 3u < P.n) { outF[o + 3u] = acc_{i}.w; }
+    storeRow4(o, col, acc_{i});
   }
 //#end
