@@ -73,7 +73,37 @@ function expandIncludes(text, from, seen = new Set()) {
   });
 }
 
+/**
+ * 32-bit word offset of every field of `struct <name>` in a WGSL source (scalars 1 word; vec4 and
+ * array<vec4<…>, N> 4-word aligned, 4 and 4·N words): enough for the uniform blocks the host fills by offset.
+ */
+function structWordOffsets(wgsl, name) {
+  const body = new RegExp(`struct ${name} \\{([^}]*)\\}`).exec(wgsl)?.[1];
+  if (!body) throw new Error(`no struct ${name}`);
+  const offsets = {};
+  let word = 0;
+  for (const [, field, type] of body.replace(/\/\/.*$/gm, '').matchAll(/^\s*(\w+): (.*),\s*$/gm)) {
+    const array = /^array<vec4<\w+>, (\d+)>$/.exec(type);
+    const [align, words] = array ? [4, 4 * Number(array[1])] : /^vec4</.test(type) ? [4, 4] : [1, 1];
+    word = Math.ceil(word / align) * align;
+    offsets[field] = word;
+    word += words;
+  }
+  return offsets;
+}
+
+/** STRIDED_UNIFORM (kernel_layouts.ts) must name the same words as elementwise.wgsl's Params. */
+async function checkStridedUniform() {
+  const { STRIDED_UNIFORM } = await importLeafModule('src/backend/kernel_layouts.ts');
+  const wgsl = structWordOffsets(readFileSync(join(root, 'shaders/elementwise.wgsl'), 'utf8'), 'Params');
+  for (const [field, word] of Object.entries(STRIDED_UNIFORM)) {
+    if (field === 'viewWords' || field === 'maxDims') continue;
+    if (wgsl[field] !== word) throw new Error(`STRIDED_UNIFORM.${field} = ${word}, but elementwise.wgsl Params.${field} is at word ${wgsl[field]}`);
+  }
+}
+
 if (want('shaders') || want('engine')) await generateKernelConstants();
+if (want('shaders')) await checkStridedUniform();
 
 if (want('shaders')) {
   const dir = join(root, 'shaders');

@@ -11,8 +11,8 @@ struct Params {
   flag: u32,      // fill: value bits; arange: mode; cast: mode; where: cond is int32
   scalar: f32,    // unary scalar / arange start
   scalar2: f32,   // arange step
-  istart: i32,    // arange int start
-  istep: i32,     // arange int step
+  intStart: i32,  // arange int start
+  intStep: i32,   // arange int step
   shape: array<vec4<u32>, 2>,
   strides: array<vec4<u32>, 6>,  // view v, dim d: strides[2v + d/4][d%4]
   offsets: vec4<u32>,
@@ -139,7 +139,7 @@ fn arange(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
   if (P.flag == 1u) {
-    outU[i] = bitcast<u32>(P.istart + i32(i) * P.istep);
+    outU[i] = bitcast<u32>(P.intStart + i32(i) * P.intStep);
   } else {
     let v = P.scalar + f32(i) * P.scalar2;
     if (P.flag == 0u) {

@@ -3,9 +3,9 @@
 // imports) and generates the AssemblyScript constants of the WASM blocks into engine/ops.gen.ts.
 
 /**
- * The uniform block of shaders/elementwise.wgsl (`struct Params` in shaders/include/strided_params.wgsl):
- * 8 scalar words, then shape as 2 vec4 (8 dims), strides as 6 vec4 (8 dims for each of 3 views), the
- * 3 view offsets as one vec4.
+ * The uniform block of shaders/elementwise.wgsl (its `struct Params`, same field names; scripts/build.mjs
+ * fails when the two disagree): 8 scalar words, then shape as 2 vec4 (8 dims), strides as 6 vec4 (8 dims for
+ * each of 3 views), the 3 view offsets as one vec4.
  */
 export const STRIDED_UNIFORM = {
   n: 0,
