@@ -30,25 +30,25 @@ struct Params {
 const OP: u32 = __OP__u;
 //#include ops.gen.wgsl
 
-fn stride(v: u32, d: u32) -> u32 {
-  return P.strides[2u * v + d / 4u][d % 4u];
+fn viewStride(view: u32, dim: u32) -> u32 {
+  return P.strides[2u * view + dim / 4u][dim % 4u];
 }
 
 // Offsets of element i in the (up to) three input views.
 fn viewOffsets(i: u32) -> vec3<u32> {
   if (P.rank == 1u) {
-    return P.offsets.xyz + i * vec3<u32>(stride(0u, 0u), stride(1u, 0u), stride(2u, 0u));
+    return P.offsets.xyz + i * vec3<u32>(viewStride(0u, 0u), viewStride(1u, 0u), viewStride(2u, 0u));
   }
-  var rem = i;
-  var o = P.offsets.xyz;
+  var rest = i;
+  var offsets = P.offsets.xyz;
   for (var d = i32(P.rank) - 1; d >= 0; d--) {
-    let du = u32(d);
-    let s = P.shape[du / 4u][du % 4u];
-    let idx = rem % s;
-    rem = rem / s;
-    o += idx * vec3<u32>(stride(0u, du), stride(1u, du), stride(2u, du));
+    let dim = u32(d);
+    let size = P.shape[dim / 4u][dim % 4u];
+    let index = rest % size;
+    rest = rest / size;
+    offsets += index * vec3<u32>(viewStride(0u, dim), viewStride(1u, dim), viewStride(2u, dim));
   }
-  return o;
+  return offsets;
 }
 
 fn nan() -> f32 {
@@ -81,7 +81,7 @@ fn powf(a: f32, b: f32) -> f32 {
   return pow(a, b);
 }
 
-fn unaryOp(x: f32, s: f32) -> f32 {
+fn unaryOp(x: f32, scalar: f32) -> f32 {
   switch OP {
     case UNARY_NEG: { return -x; }
     case UNARY_EXP: { return exp(x); }
@@ -95,11 +95,11 @@ fn unaryOp(x: f32, s: f32) -> f32 {
     case UNARY_ABS: { return abs(x); }
     case UNARY_SQUARE: { return x * x; }
     case UNARY_RECIPROCAL: { return 1.0 / x; }
-    case UNARY_POW_SCALAR: { return powf(x, s); }
-    case UNARY_MUL_SCALAR: { return x * s; }
-    case UNARY_ADD_SCALAR: { return x + s; }
+    case UNARY_POW_SCALAR: { return powf(x, scalar); }
+    case UNARY_MUL_SCALAR: { return x * scalar; }
+    case UNARY_ADD_SCALAR: { return x + scalar; }
     case UNARY_RELU_GRAD: { return select(0.0, 1.0, x > 0.0); }
-    case UNARY_SILU_GRAD: { let sg = sigmoid(x); return sg * (1.0 + x * (1.0 - sg)); }
+    case UNARY_SILU_GRAD: { let sig = sigmoid(x); return sig * (1.0 + x * (1.0 - sig)); }
     case UNARY_SIGN: { return select(select(0.0, -1.0, x < 0.0), 1.0, x > 0.0); }
     default: { return nan(); }
   }
@@ -171,8 +171,8 @@ fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
          @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
-  let o = viewOffsets(i);
-  outF[i] = unaryOp(xF[o.x], P.scalar);
+  let at = viewOffsets(i);
+  outF[i] = unaryOp(xF[at.x], P.scalar);
 }
 
 @compute @workgroup_size(WG)
@@ -180,8 +180,8 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
-  let o = viewOffsets(i);
-  outF[i] = binaryOp(xF[o.x], yF[o.y]);
+  let at = viewOffsets(i);
+  outF[i] = binaryOp(xF[at.x], yF[at.y]);
 }
 
 // cond is read as raw words: float32 nonzero ignores the sign bit (-0 is false); int32 any bit.
@@ -190,10 +190,10 @@ fn where_(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
-  let o = viewOffsets(i);
-  var c = xU[o.x];
+  let at = viewOffsets(i);
+  var c = xU[at.x];
   if (P.flag == 0u) { c = c & 0x7fffffffu; }
-  outF[i] = select(zF[o.z], yF[o.y], c != 0u);
+  outF[i] = select(zF[at.z], yF[at.y], c != 0u);
 }
 
 @compute @workgroup_size(WG)
@@ -201,8 +201,8 @@ fn copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
-  let o = viewOffsets(i);
-  outU[P.outOffset + i] = xU[o.x];
+  let at = viewOffsets(i);
+  outU[P.outOffset + i] = xU[at.x];
 }
 
 // write_view: out[view 1 (i)] = x[view 0 (i)] (raw words): a strided write such as new keys into a KV cache;
@@ -212,6 +212,6 @@ fn write_view(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
               @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
-  let o = viewOffsets(i);
-  outU[o.y] = xU[o.x];
+  let at = viewOffsets(i);
+  outU[at.y] = xU[at.x];
 }
