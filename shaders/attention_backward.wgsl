@@ -49,13 +49,7 @@ var<workgroup> Ss: array<vec2<f32>, BK>;
 @compute @workgroup_size(WG)
 fn attention_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   // Rows: the flattened rows of the query heads sharing kv head `kvh`, as in attention.wgsl.
-  let b = wid.z;
-  let kvh = wid.y;
-  let nRows = P.group * P.tq;
-  let r0 = wid.x * WG;
-  let row = min(r0 + lid, nRows - 1u);
-  let rowIdx = (b * P.heads + kvh * P.group) * P.tq + row;
-  let kvBase = (b * P.kvHeads + kvh) * P.kvStride * HD;
+//#include attention_rows.wgsl
   var q: array<f32, HD>;
   var go: array<f32, HD>;
   var acc: array<f32, HD>;

@@ -32,12 +32,7 @@ const KT: u32 = 4u * L;
 @compute @workgroup_size(L)
 fn attention_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   // Rows: the flattened rows of the query heads sharing kv head `kvh`, as in attention_subgroups.wgsl.
-  let b = wid.z;
-  let kvh = wid.y;
-  let nRows = P.group * P.tq;
-  let r0 = wid.x * TM;
-  let rowBase = (b * P.heads + kvh * P.group) * P.tq;
-  let kvBase = (b * P.kvHeads + kvh) * P.kvStride * D4;
+//#include attention_rows_subgroups.wgsl
   // Row i of the block is loaded by lane i % L into its register set i / L.
 //#unroll r R
   let myRow_{r} = rowBase + min(r0 + {r}u * L + lane, nRows - 1u);

@@ -32,12 +32,7 @@ const NEG: f32 = -1.0e30;
 fn attention_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   // Rows of the block run over the G = heads / kvHeads query heads sharing kv head `kvh` (contiguous in
   // q, out and lse): decode (tq = 1) fills the lanes with the group's heads instead of clamped copies.
-  let b = wid.z;
-  let kvh = wid.y;
-  let nRows = P.group * P.tq;
-  let r0 = wid.x * TM;
-  let rowBase = (b * P.heads + kvh * P.group) * P.tq;
-  let kvBase = (b * P.kvHeads + kvh) * P.kvStride * D4;
+//#include attention_rows_subgroups.wgsl
 //#unroll r QR
   let qo_{r} = (rowBase + min(r0 + {r}u * L + lane, nRows - 1u)) * D4;
 //#end
