@@ -32,14 +32,7 @@ fn attention_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     q[d] = Q[rowIdx * HD + d] * P.scale;
     acc[d] = 0.0;
   }
-  let ks = firstKey(b);
-  var kEnd = P.tk;
-  // Invocations past the last row only help stage tiles.
-  var myEnd = select(0u, P.tk, r0 + lid < nRows);
-  if (P.causal != 0u) {
-    kEnd = min(kEnd, P.qOffset + lastQueryRow(r0, min(r0 + WG, nRows) - 1u) + 1u);
-    myEnd = min(myEnd, P.qOffset + row % P.tq + 1u);
-  }
+//#include attention_key_range.wgsl
   var m = NEG;
   var l = 0.0;
   var s: array<f32, BK>;

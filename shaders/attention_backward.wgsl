@@ -59,13 +59,7 @@ fn attention_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     acc[d] = 0.0;
   }
   let st = stats[rowIdx];
-  let ks = firstKey(b);
-  var kEnd = P.tk;
-  var myEnd = select(0u, P.tk, r0 + lid < nRows);
-  if (P.causal != 0u) {
-    kEnd = min(kEnd, P.qOffset + lastQueryRow(r0, min(r0 + WG, nRows) - 1u) + 1u);
-    myEnd = min(myEnd, P.qOffset + row % P.tq + 1u);
-  }
+//#include attention_key_range.wgsl
   for (var j0 = ks; j0 < kEnd; j0 += BK) {
     workgroupBarrier();
     for (var e = lid; e < BK * HD; e += WG) {
