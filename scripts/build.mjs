@@ -1,5 +1,7 @@
-// One build: WGSL → TS string module, AssemblyScript → .wasm → TS base64 module, TypeScript → dist/,
-// and the browser test page bundle. Generated modules let Node and browsers load kernels without fs.
+// One build: kernel constants from the op table (src/backend/ops.ts) and the parameter-block layouts
+// (src/backend/kernel_layouts.ts) → shaders/include/ops.gen.wgsl and engine/ops.gen.ts; WGSL with its
+// `//#include` fragments expanded → TS string module; AssemblyScript → .wasm → TS base64 module; TypeScript →
+// dist/; the browser page bundles. Generated modules let Node and browsers load kernels without fs.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
