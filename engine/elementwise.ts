@@ -1,5 +1,8 @@
 // Elementwise kernels: fill, arange, cast, unary, binary, where, copy.
 // All take a work range [start, end) over the contiguous output so a thread pool can split them.
+// The strided kernels each walk their output rows with the same few lines of loop: AssemblyScript has no
+// closures, and passing the row body as a function pointer would make it an indirect call per row segment
+// that can no longer inline the per-op SIMD loops.
 import {
   expV, tanhV, paramRank, paramShape, paramStride, rowOffset0, rowOffset1, rowOffset2, rowOffsets, transpose4x4,
 } from './common';
