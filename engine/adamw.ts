@@ -4,17 +4,17 @@
 
 /**
  * param = param·decay − stepSize·m / (sqrt(v)·rsqrtBc2 + eps) after m, v take g = grad·scale[0]; the host folds
- * decay = 1 − lr·wd, stepSize = lr / (1 − β1^t), rsqrtBc2 = 1 / sqrt(1 − β2^t). Work range [s, e) over elements.
+ * decay = 1 − lr·wd, stepSize = lr / (1 − β1^t), rsqrtBc2 = 1 / sqrt(1 − β2^t). Work range [start, end) over elements.
  */
 export function adamw(param: usize, grad: usize, m: usize, v: usize, scale: usize, beta1: f32, beta2: f32, eps: f32,
-  decay: f32, stepSize: f32, rsqrtBc2: f32, s: i32, e: i32): void {
+  decay: f32, stepSize: f32, rsqrtBc2: f32, start: i32, end: i32): void {
   const gs = load<f32>(scale);
   const b1 = f32x4.splat(beta1), c1 = f32x4.splat(<f32>1 - beta1);
   const b2 = f32x4.splat(beta2), c2 = f32x4.splat(<f32>1 - beta2);
   const gsv = f32x4.splat(gs), ev = f32x4.splat(eps), dv = f32x4.splat(decay), sv = f32x4.splat(stepSize);
   const rv = f32x4.splat(rsqrtBc2);
-  let i = s;
-  for (; i + 4 <= e; i += 4) {
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
     const a = <usize>i << 2;
     const g = f32x4.mul(v128.load(grad + a), gsv);
     const mv = f32x4.add(f32x4.mul(b1, v128.load(m + a)), f32x4.mul(c1, g));
@@ -24,7 +24,7 @@ export function adamw(param: usize, grad: usize, m: usize, v: usize, scale: usiz
     const den = f32x4.add(f32x4.mul(f32x4.sqrt(vv), rv), ev);
     v128.store(param + a, f32x4.sub(f32x4.mul(v128.load(param + a), dv), f32x4.div(f32x4.mul(sv, mv), den)));
   }
-  for (; i < e; i++) {
+  for (; i < end; i++) {
     const a = <usize>i << 2;
     const g = load<f32>(grad + a) * gs;
     const mv = beta1 * load<f32>(m + a) + (<f32>1 - beta1) * g;
@@ -39,13 +39,13 @@ export function adamw(param: usize, grad: usize, m: usize, v: usize, scale: usiz
 export const SQ_CHUNK: i32 = 16384;
 export function sum_squares_chunk(): i32 { return SQ_CHUNK; }
 
-/** partials[c] (f64) = Σ x[i]² over chunk c of n elements; work range [s, e) over chunks. */
-export function sum_squares_partial(x: usize, partials: usize, n: i32, s: i32, e: i32): void {
-  for (let ch = s; ch < e; ch++) {
+/** partials[c] (f64) = Σ x[i]² over chunk c of n elements; work range [start, end) over chunks. */
+export function sum_squares_partial(x: usize, partials: usize, n: i32, start: i32, end: i32): void {
+  for (let ch = start; ch < end; ch++) {
     const i0 = ch * SQ_CHUNK;
     const i1 = min(n, i0 + SQ_CHUNK);
     let total: f64 = 0;
-    // f32 lanes over 256-element blocks, each block's sum carried in f64
+    // f32 lanes over 256-element blocks, each block'start sum carried in f64
     for (let b0 = i0; b0 < i1; b0 += 256) {
       const b1 = min(i1, b0 + 256);
       let a0 = f32x4.splat(0), a1 = a0;

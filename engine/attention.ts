@@ -2,16 +2,17 @@
 // visited CH at a time with an online softmax (running max M, running sum L, rescaled output O), so no
 // tq × tk matrix ever exists. Grouped-query heads read kv head h / (heads / kvHeads).
 //
-// Arguments come in an i32 parameter block written by the host (indices below; SCALE holds f32 bits).
-// Work range [s, e) over batch · heads · ceil(tq / BQ) items; each item owns its output rows, so any split
+// Arguments come in an i32 parameter block written by the host (ARG_* word indices, generated from
+// ATTENTION_PARAM_BLOCK in src/backend/kernel_layouts.ts; ARG_SCALE holds f32 bits).
+// Work range [start, end) over batch · heads · ceil(tq / BQ) items; each item owns its output rows, so any split
 // gives bit-identical results. Query blocks are visited in zigzag order (0, n−1, 1, n−2, …) so that
 // contiguous ranges of items carry equal causal work.
 import { expFast, expFastV, hmax, hsum, zeroFloats } from './common';
+import {
+  ARG_CAUSAL, ARG_HEADS, ARG_HEAD_DIM, ARG_K, ARG_KEY_START, ARG_KV_HEADS, ARG_KV_STRIDE, ARG_LSE, ARG_OUT, ARG_Q, ARG_Q_OFFSET,
+  ARG_SCALE, ARG_TK, ARG_TQ, ARG_V,
+} from './ops.gen';
 import { CH, accumRows, dotRows } from './tiles';
-
-export const A_Q = 0, A_K = 1, A_V = 2, A_KEY_START = 3, A_OUT = 4, A_LSE = 5, A_GOUT = 6, A_GQ = 7, A_GK = 8, A_GV = 9,
-  A_DROW = 10, A_BATCH = 11, A_HEADS = 12, A_KV_HEADS = 13, A_TQ = 14, A_TK = 15, A_KV_STRIDE = 16, A_HEAD_DIM = 17,
-  A_CAUSAL = 18, A_Q_OFFSET = 19, A_SCALE = 20;
 
 /** Query rows per work item. */
 export const BQ: i32 = 16;
@@ -19,14 +20,14 @@ export function attention_bq(): i32 { return BQ; }
 
 @inline export function arg(p: usize, i: i32): i32 { return load<i32>(p + (<usize>i << 2)); }
 @inline export function argPtr(p: usize, i: i32): usize { return <usize>load<u32>(p + (<usize>i << 2)); }
-@inline export function argScale(p: usize): f32 { return load<f32>(p + (<usize>A_SCALE << 2)); }
+@inline export function argScale(p: usize): f32 { return load<f32>(p + (<usize>ARG_SCALE << 2)); }
 
 /** Position of the r-th item of n in zigzag order. */
 @inline export function zigzag(r: i32, n: i32): i32 { return (r & 1) ? n - 1 - (r >> 1) : r >> 1; }
 
 /** First visible key of sequence b (left padding), 0 without keyStart. */
 @inline export function keyStartOf(p: usize, b: i32): i32 {
-  const ks = argPtr(p, A_KEY_START);
+  const ks = argPtr(p, ARG_KEY_START);
   return ks == 0 ? 0 : max(0, load<i32>(ks + (<usize>b << 2)));
 }
 
@@ -112,16 +113,16 @@ export function attention_bq(): i32 { return BQ; }
 
 /** Forward of query rows [i0, i0 + nq) of head h, sequence b. Scratch: S [BQ][CH], O [BQ][D], M, L [BQ]. */
 function forwardBlock(p: usize, b: i32, h: i32, i0: i32, nq: i32, scratch: usize): void {
-  const heads = arg(p, A_HEADS), kvHeads = arg(p, A_KV_HEADS), tq = arg(p, A_TQ), tk = arg(p, A_TK);
-  const d = arg(p, A_HEAD_DIM), causal = arg(p, A_CAUSAL), qOffset = arg(p, A_Q_OFFSET);
+  const heads = arg(p, ARG_HEADS), kvHeads = arg(p, ARG_KV_HEADS), tq = arg(p, ARG_TQ), tk = arg(p, ARG_TK);
+  const d = arg(p, ARG_HEAD_DIM), causal = arg(p, ARG_CAUSAL), qOffset = arg(p, ARG_Q_OFFSET);
   const scale = argScale(p);
   const kvh = h / (heads / kvHeads);
   const ldr = <usize>d << 2;
   const row0 = <usize>((b * heads + h) * tq + i0);
-  const q0 = argPtr(p, A_Q) + row0 * ldr;
-  const kvBase = <usize>(b * kvHeads + kvh) * <usize>arg(p, A_KV_STRIDE) * ldr;
-  const kb = argPtr(p, A_K) + kvBase;
-  const vb = argPtr(p, A_V) + kvBase;
+  const q0 = argPtr(p, ARG_Q) + row0 * ldr;
+  const kvBase = <usize>(b * kvHeads + kvh) * <usize>arg(p, ARG_KV_STRIDE) * ldr;
+  const kb = argPtr(p, ARG_K) + kvBase;
+  const vb = argPtr(p, ARG_V) + kvBase;
   const ks = keyStartOf(p, b);
   const hiLast = keyEnd(causal, tk, qOffset + i0 + nq - 1);
 
@@ -144,8 +145,8 @@ function forwardBlock(p: usize, b: i32, h: i32, i0: i32, nq: i32, scratch: usize
     }
     accumRows(sBuf, nq, vb + <usize>j0 * ldr, ldr, nb, d, oBuf, ldr);
   }
-  const out = argPtr(p, A_OUT) + row0 * ldr;
-  const lse = argPtr(p, A_LSE) + (row0 << 2);
+  const out = argPtr(p, ARG_OUT) + row0 * ldr;
+  const lse = argPtr(p, ARG_LSE) + (row0 << 2);
   for (let i = 0; i < nq; i++) {
     const l = load<f32>(lBuf + (<usize>i << 2));
     const orow = out + <usize>i * ldr;
@@ -159,10 +160,10 @@ function forwardBlock(p: usize, b: i32, h: i32, i0: i32, nq: i32, scratch: usize
   }
 }
 
-export function attention_fwd(p: usize, scratch: usize, s: i32, e: i32): void {
-  const heads = arg(p, A_HEADS), tq = arg(p, A_TQ);
+export function attention_fwd(p: usize, scratch: usize, start: i32, end: i32): void {
+  const heads = arg(p, ARG_HEADS), tq = arg(p, ARG_TQ);
   const nqb = (tq + BQ - 1) / BQ;
-  for (let w = s; w < e; w++) {
+  for (let w = start; w < end; w++) {
     const bh = w / nqb;
     const qb = zigzag(w - bh * nqb, nqb);
     const i0 = qb * BQ;

@@ -6,12 +6,13 @@
 // Each score block is computed once and feeds all three gradients (5 block products, where separate dq and
 // dk/dv passes need 7). A work item owns every row it writes (gk, gv of its kv head, gq and D of the query
 // heads sharing it) and adds gq's key-block terms in a fixed order, so any thread split gives bit-identical
-// results. Requires kvStride == tk (checked by the host). Parameter block as in attention.ts; DROW holds D.
+// results. Requires kvStride == tk (checked by the host). Parameter block as in attention.ts; ARG_D_ROW holds D.
 import { expFastFlushV, hsum, zeroFloats } from './common';
+import { arg, argPtr, argScale, keyStartOf } from './attention';
 import {
-  A_CAUSAL, A_DROW, A_GK, A_GOUT, A_GQ, A_GV, A_HEAD_DIM, A_HEADS, A_KV_HEADS, A_K, A_LSE, A_OUT, A_Q, A_Q_OFFSET, A_TK,
-  A_TQ, A_V, arg, argPtr, argScale, keyStartOf,
-} from './attention';
+  ARG_CAUSAL, ARG_D_ROW, ARG_GK, ARG_GQ, ARG_GV, ARG_G_OUT, ARG_HEADS, ARG_HEAD_DIM, ARG_K, ARG_KV_HEADS, ARG_LSE,
+  ARG_OUT, ARG_Q, ARG_Q_OFFSET, ARG_TK, ARG_TQ, ARG_V,
+} from './ops.gen';
 import { CH, accumRows, accumRowsT, dotRows } from './tiles';
 
 /** Key rows per block of the backward. */
@@ -55,23 +56,23 @@ export function attention_bkv(): i32 { return BKV; }
 
 /** gq of the query heads sharing kv head kvh of sequence b, gk and gv of that kv head. Scratch: Pᵀ, dSᵀ [BKV][CH]. */
 function backwardItem(p: usize, b: i32, kvh: i32, scratch: usize): void {
-  const heads = arg(p, A_HEADS), kvHeads = arg(p, A_KV_HEADS), tq = arg(p, A_TQ), tk = arg(p, A_TK);
-  const d = arg(p, A_HEAD_DIM), causal = arg(p, A_CAUSAL), qOffset = arg(p, A_Q_OFFSET);
+  const heads = arg(p, ARG_HEADS), kvHeads = arg(p, ARG_KV_HEADS), tq = arg(p, ARG_TQ), tk = arg(p, ARG_TK);
+  const d = arg(p, ARG_HEAD_DIM), causal = arg(p, ARG_CAUSAL), qOffset = arg(p, ARG_Q_OFFSET);
   const scale = argScale(p);
   const group = heads / kvHeads;
   const ldr = <usize>d << 2;
   const kvRow0 = <usize>((b * kvHeads + kvh) * tk);
-  const kb = argPtr(p, A_K) + kvRow0 * ldr;
-  const vb = argPtr(p, A_V) + kvRow0 * ldr;
-  const gkb = argPtr(p, A_GK) + kvRow0 * ldr;
-  const gvb = argPtr(p, A_GV) + kvRow0 * ldr;
+  const kb = argPtr(p, ARG_K) + kvRow0 * ldr;
+  const vb = argPtr(p, ARG_V) + kvRow0 * ldr;
+  const gkb = argPtr(p, ARG_GK) + kvRow0 * ldr;
+  const gvb = argPtr(p, ARG_GV) + kvRow0 * ldr;
   const headRow0 = <usize>((b * heads + kvh * group) * tq);
-  const q = argPtr(p, A_Q) + headRow0 * ldr;
-  const g = argPtr(p, A_GOUT) + headRow0 * ldr;
-  const o = argPtr(p, A_OUT) + headRow0 * ldr;
-  const gq = argPtr(p, A_GQ) + headRow0 * ldr;
-  const lse = argPtr(p, A_LSE) + (headRow0 << 2);
-  const drow = argPtr(p, A_DROW) + (headRow0 << 2);
+  const q = argPtr(p, ARG_Q) + headRow0 * ldr;
+  const g = argPtr(p, ARG_G_OUT) + headRow0 * ldr;
+  const o = argPtr(p, ARG_OUT) + headRow0 * ldr;
+  const gq = argPtr(p, ARG_GQ) + headRow0 * ldr;
+  const lse = argPtr(p, ARG_LSE) + (headRow0 << 2);
+  const drow = argPtr(p, ARG_D_ROW) + (headRow0 << 2);
   const ks = keyStartOf(p, b);
 
   // the group's query rows are contiguous: group·tq rows from headRow0
@@ -110,8 +111,8 @@ function backwardItem(p: usize, b: i32, kvh: i32, scratch: usize): void {
   }
 }
 
-/** Work range [s, e) over batch · kvHeads items. */
-export function attention_bwd(p: usize, scratch: usize, s: i32, e: i32): void {
-  const kvHeads = arg(p, A_KV_HEADS);
-  for (let w = s; w < e; w++) backwardItem(p, w / kvHeads, w % kvHeads, scratch);
+/** Work range [start, end) over batch · kvHeads items. */
+export function attention_bwd(p: usize, scratch: usize, start: i32, end: i32): void {
+  const kvHeads = arg(p, ARG_KV_HEADS);
+  for (let w = start; w < end; w++) backwardItem(p, w / kvHeads, w % kvHeads, scratch);
 }

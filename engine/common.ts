@@ -1,30 +1,34 @@
 // Shared helpers for the kernels: strided-view parameter blocks and SIMD math.
 //
-// Strided kernels receive a pointer `p` to an i32 parameter block written by the host:
-//   p[0] = rank (1..6), p[1 + d] = shape[d], p[8 + 8 * v + d] = strides of view v (elements).
-// View base pointers already include the view offset. Work ranges index the contiguous output.
+// Strided kernels receive a pointer `params` to an i32 parameter block written by the host (layout
+// STRIDED_PARAM_BLOCK in src/backend/kernel_layouts.ts): the rank (1..6), shape[d], and the strides of each
+// view (elements). View base pointers already include the view offset. Work ranges index the contiguous output.
+import { PARAM_RANK, PARAM_SHAPE, PARAM_STRIDES, PARAM_VIEW_WORDS } from './ops.gen';
 
-// Per-instance (per-thread) scratch results of rowOffsets(); globals are private to each instance.
-export let gOff0: i32 = 0;
-export let gOff1: i32 = 0;
-export let gOff2: i32 = 0;
+// Per-instance (per-thread) results of rowOffsets(): AssemblyScript has no multiple return values, and
+// globals are private to each instance.
+export let rowOffset0: i32 = 0;
+export let rowOffset1: i32 = 0;
+export let rowOffset2: i32 = 0;
 
-@inline export function pRank(p: usize): i32 { return load<i32>(p); }
-@inline export function pShape(p: usize, d: i32): i32 { return load<i32>(p + (<usize>(1 + d) << 2)); }
-@inline export function pStride(p: usize, v: i32, d: i32): i32 { return load<i32>(p + (<usize>(8 + 8 * v + d) << 2)); }
+@inline export function paramRank(params: usize): i32 { return load<i32>(params + (<usize>PARAM_RANK << 2)); }
+@inline export function paramShape(params: usize, dim: i32): i32 { return load<i32>(params + (<usize>(PARAM_SHAPE + dim) << 2)); }
+@inline export function paramStride(params: usize, view: i32, dim: i32): i32 {
+  return load<i32>(params + (<usize>(PARAM_STRIDES + PARAM_VIEW_WORDS * view + dim) << 2));
+}
 
-/** Element offsets of the first element of `row` (all dims but the last) for `nv` views. */
-@inline export function rowOffsets(p: usize, nv: i32, rank: i32, row: i32): void {
-  let o0 = 0, o1 = 0, o2 = 0;
+/** Element offsets of the first element of `row` (all dims but the last) for `views` views. */
+@inline export function rowOffsets(params: usize, views: i32, rank: i32, row: i32): void {
+  let offset0 = 0, offset1 = 0, offset2 = 0;
   for (let d = rank - 2; d >= 0; d--) {
-    const sz = pShape(p, d);
-    const idx = row % sz;
-    row = row / sz;
-    o0 += idx * pStride(p, 0, d);
-    if (nv > 1) o1 += idx * pStride(p, 1, d);
-    if (nv > 2) o2 += idx * pStride(p, 2, d);
+    const size = paramShape(params, d);
+    const index = row % size;
+    row = row / size;
+    offset0 += index * paramStride(params, 0, d);
+    if (views > 1) offset1 += index * paramStride(params, 1, d);
+    if (views > 2) offset2 += index * paramStride(params, 2, d);
   }
-  gOff0 = o0; gOff1 = o1; gOff2 = o2;
+  rowOffset0 = offset0; rowOffset1 = offset1; rowOffset2 = offset2;
 }
 
 // ---- SIMD exp (Cephes expf polynomial, ~1-2 ulp) ----
@@ -143,4 +147,40 @@ export let gOff2: i32 = 0;
   let i = 0;
   for (; i + 4 <= n; i += 4) v128.store(dst + (<usize>i << 2), z);
   for (; i < n; i++) store<f32>(dst + (<usize>i << 2), 0);
+}
+
+/** Reads four rows of four 32-bit words (row pitch ld bytes) and stores them transposed (row pitch dstPitch bytes). */
+@inline export function transpose4x4(src: usize, ld: usize, dst: usize, dstPitch: usize): void {
+  const r0 = v128.load(src);
+  const r1 = v128.load(src + ld);
+  const r2 = v128.load(src + 2 * ld);
+  const r3 = v128.load(src + 3 * ld);
+  const t01l = i32x4.shuffle(r0, r1, 0, 4, 1, 5);
+  const t23l = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
+  const t01h = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const t23h = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(dst, i64x2.shuffle(t01l, t23l, 0, 2));
+  v128.store(dst + dstPitch, i64x2.shuffle(t01l, t23l, 1, 3));
+  v128.store(dst + 2 * dstPitch, i64x2.shuffle(t01h, t23h, 0, 2));
+  v128.store(dst + 3 * dstPitch, i64x2.shuffle(t01h, t23h, 1, 3));
+}
+
+/**
+ * out[i] = Σ_chunk partials[chunk][i] in chunk order (chunk 0 first, so any thread split sums identically) for i
+ * in [start, end); chunk rows are chunkBytes apart. The second pass of the split-k matmul and the norm backward.
+ */
+@inline export function sumPartials(partials: usize, chunkBytes: usize, chunks: i32, out: usize, start: i32, end: i32): void {
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    const off = <usize>i << 2;
+    let acc = v128.load(partials + off);
+    for (let chunk = 1; chunk < chunks; chunk++) acc = f32x4.add(acc, v128.load(partials + <usize>chunk * chunkBytes + off));
+    v128.store(out + off, acc);
+  }
+  for (; i < end; i++) {
+    const off = <usize>i << 2;
+    let acc = load<f32>(partials + off);
+    for (let chunk = 1; chunk < chunks; chunk++) acc += load<f32>(partials + <usize>chunk * chunkBytes + off);
+    store<f32>(out + off, acc);
+  }
 }

@@ -1,344 +1,341 @@
 // Elementwise kernels: fill, arange, cast, unary, binary, where, copy.
-// All take a work range [s, e) over the contiguous output so a thread pool can split them.
-import { expV, tanhV, gOff0, gOff1, gOff2, pRank, pShape, pStride, rowOffsets } from './common';
+// All take a work range [start, end) over the contiguous output so a thread pool can split them.
+// The strided kernels each walk their output rows with the same few lines of loop: AssemblyScript has no
+// closures, and passing the row body as a function pointer would make it an indirect call per row segment
+// that can no longer inline the per-op SIMD loops.
+import {
+  expV, tanhV, paramRank, paramShape, paramStride, rowOffset0, rowOffset1, rowOffset2, rowOffsets, transpose4x4,
+} from './common';
+import {
+  BINARY_ADD, BINARY_DIV, BINARY_EQ, BINARY_GE, BINARY_GT, BINARY_LE, BINARY_LT, BINARY_MAX, BINARY_MIN, BINARY_MUL,
+  BINARY_NE, BINARY_POW, BINARY_SUB,
+  UNARY_ABS, UNARY_ADD_SCALAR, UNARY_EXP, UNARY_LOG, UNARY_MUL_SCALAR, UNARY_NEG, UNARY_POW_SCALAR, UNARY_RECIPROCAL,
+  UNARY_RELU, UNARY_RELU_GRAD, UNARY_RSQRT, UNARY_SIGMOID, UNARY_SIGN, UNARY_SILU, UNARY_SILU_GRAD, UNARY_SQRT,
+  UNARY_SQUARE, UNARY_TANH, hasSimdBinary, hasSimdUnary,
+} from './ops.gen';
 
 // ---------------------------------------------------------------- fill / arange / cast
 
 /** out[i] = bits (raw 32-bit word; the host encodes float32 or int32). */
-export function fill32(out: usize, bits: i32, s: i32, e: i32): void {
-  let i = s;
+export function fill32(out: usize, bits: i32, start: i32, end: i32): void {
+  let i = start;
   const v = i32x4.splat(bits);
-  for (; i + 4 <= e; i += 4) v128.store(out + (<usize>i << 2), v);
-  for (; i < e; i++) store<i32>(out + (<usize>i << 2), bits);
+  for (; i + 4 <= end; i += 4) v128.store(out + (<usize>i << 2), v);
+  for (; i < end; i++) store<i32>(out + (<usize>i << 2), bits);
 }
 
-export function arange_f32(out: usize, start: f64, step: f64, s: i32, e: i32): void {
-  for (let i = s; i < e; i++) store<f32>(out + (<usize>i << 2), <f32>(start + <f64>i * step));
+export function arange_f32(out: usize, first: f64, step: f64, start: i32, end: i32): void {
+  for (let i = start; i < end; i++) store<f32>(out + (<usize>i << 2), <f32>(first + <f64>i * step));
 }
 
-export function arange_i32(out: usize, start: f64, step: f64, s: i32, e: i32): void {
-  for (let i = s; i < e; i++) store<i32>(out + (<usize>i << 2), <i32>(start + <f64>i * step));
+export function arange_i32(out: usize, first: f64, step: f64, start: i32, end: i32): void {
+  for (let i = start; i < end; i++) store<i32>(out + (<usize>i << 2), <i32>(first + <f64>i * step));
 }
 
 /** float32 -> int32, truncating toward zero (saturating). */
-export function cast_f32_i32(x: usize, out: usize, s: i32, e: i32): void {
-  let i = s;
-  for (; i + 4 <= e; i += 4) v128.store(out + (<usize>i << 2), i32x4.trunc_sat_f32x4_s(v128.load(x + (<usize>i << 2))));
-  for (; i < e; i++) store<i32>(out + (<usize>i << 2), <i32>load<f32>(x + (<usize>i << 2)));
+export function cast_f32_i32(x: usize, out: usize, start: i32, end: i32): void {
+  let i = start;
+  for (; i + 4 <= end; i += 4) v128.store(out + (<usize>i << 2), i32x4.trunc_sat_f32x4_s(v128.load(x + (<usize>i << 2))));
+  for (; i < end; i++) store<i32>(out + (<usize>i << 2), <i32>load<f32>(x + (<usize>i << 2)));
 }
 
-export function cast_i32_f32(x: usize, out: usize, s: i32, e: i32): void {
-  let i = s;
-  for (; i + 4 <= e; i += 4) v128.store(out + (<usize>i << 2), f32x4.convert_i32x4_s(v128.load(x + (<usize>i << 2))));
-  for (; i < e; i++) store<f32>(out + (<usize>i << 2), <f32>load<i32>(x + (<usize>i << 2)));
+export function cast_i32_f32(x: usize, out: usize, start: i32, end: i32): void {
+  let i = start;
+  for (; i + 4 <= end; i += 4) v128.store(out + (<usize>i << 2), f32x4.convert_i32x4_s(v128.load(x + (<usize>i << 2))));
+  for (; i < end; i++) store<f32>(out + (<usize>i << 2), <f32>load<i32>(x + (<usize>i << 2)));
 }
 
 // ---------------------------------------------------------------- unary
 
-@inline function unaryS(op: i32, x: f32, s: f32): f32 {
+@inline function unaryScalar(op: i32, x: f32, scalar: f32): f32 {
   switch (op) {
-    case 0: return -x;
-    case 1: return Mathf.exp(x);
-    case 2: return Mathf.log(x);
-    case 3: return Mathf.sqrt(x);
-    case 4: return <f32>1 / Mathf.sqrt(x);
-    case 5: return x > 0 ? x : 0;
-    case 6: return x / (<f32>1 + Mathf.exp(-x));
-    case 7: return <f32>1 / (<f32>1 + Mathf.exp(-x));
-    case 8: return Mathf.tanh(x);
-    case 9: return Mathf.abs(x);
-    case 10: return x * x;
-    case 11: return <f32>1 / x;
-    case 12: return Mathf.pow(x, s);
-    case 13: return x * s;
-    case 14: return x + s;
-    case 15: return x > 0 ? <f32>1 : <f32>0;
-    case 16: {
+    case UNARY_NEG: return -x;
+    case UNARY_EXP: return Mathf.exp(x);
+    case UNARY_LOG: return Mathf.log(x);
+    case UNARY_SQRT: return Mathf.sqrt(x);
+    case UNARY_RSQRT: return <f32>1 / Mathf.sqrt(x);
+    case UNARY_RELU: return x > 0 ? x : 0;
+    case UNARY_SILU: return x / (<f32>1 + Mathf.exp(-x));
+    case UNARY_SIGMOID: return <f32>1 / (<f32>1 + Mathf.exp(-x));
+    case UNARY_TANH: return Mathf.tanh(x);
+    case UNARY_ABS: return Mathf.abs(x);
+    case UNARY_SQUARE: return x * x;
+    case UNARY_RECIPROCAL: return <f32>1 / x;
+    case UNARY_POW_SCALAR: return Mathf.pow(x, scalar);
+    case UNARY_MUL_SCALAR: return x * scalar;
+    case UNARY_ADD_SCALAR: return x + scalar;
+    case UNARY_RELU_GRAD: return x > 0 ? <f32>1 : <f32>0;
+    case UNARY_SILU_GRAD: {
       const sg = <f32>1 / (<f32>1 + Mathf.exp(-x));
       return sg * (<f32>1 + x * (<f32>1 - sg));
     }
-    case 17: return x > 0 ? <f32>1 : x < 0 ? <f32>-1 : <f32>0;
+    case UNARY_SIGN: return x > 0 ? <f32>1 : x < 0 ? <f32>-1 : <f32>0;
   }
   return x;
 }
 
-@inline function hasSimdUnary(op: i32): bool { return op != 2 && op != 12; }
-
-@inline function unaryV(op: i32, x: v128, s: v128): v128 {
+@inline function unaryVector(op: i32, x: v128, scalar: v128): v128 {
   const one = f32x4.splat(1);
   const zero = f32x4.splat(0);
   switch (op) {
-    case 0: return f32x4.neg(x);
-    case 1: return expV(x);
-    case 3: return f32x4.sqrt(x);
-    case 4: return f32x4.div(one, f32x4.sqrt(x));
-    case 5: return v128.and(x, f32x4.gt(x, zero));
-    case 6: return f32x4.div(x, f32x4.add(one, expV(f32x4.neg(x))));
-    case 7: return f32x4.div(one, f32x4.add(one, expV(f32x4.neg(x))));
-    case 8: return tanhV(x);
-    case 9: return f32x4.abs(x);
-    case 10: return f32x4.mul(x, x);
-    case 11: return f32x4.div(one, x);
-    case 13: return f32x4.mul(x, s);
-    case 14: return f32x4.add(x, s);
-    case 15: return v128.and(one, f32x4.gt(x, zero));
-    case 16: {
+    case UNARY_NEG: return f32x4.neg(x);
+    case UNARY_EXP: return expV(x);
+    case UNARY_SQRT: return f32x4.sqrt(x);
+    case UNARY_RSQRT: return f32x4.div(one, f32x4.sqrt(x));
+    case UNARY_RELU: return v128.and(x, f32x4.gt(x, zero));
+    case UNARY_SILU: return f32x4.div(x, f32x4.add(one, expV(f32x4.neg(x))));
+    case UNARY_SIGMOID: return f32x4.div(one, f32x4.add(one, expV(f32x4.neg(x))));
+    case UNARY_TANH: return tanhV(x);
+    case UNARY_ABS: return f32x4.abs(x);
+    case UNARY_SQUARE: return f32x4.mul(x, x);
+    case UNARY_RECIPROCAL: return f32x4.div(one, x);
+    case UNARY_MUL_SCALAR: return f32x4.mul(x, scalar);
+    case UNARY_ADD_SCALAR: return f32x4.add(x, scalar);
+    case UNARY_RELU_GRAD: return v128.and(one, f32x4.gt(x, zero));
+    case UNARY_SILU_GRAD: {
       const sg = f32x4.div(one, f32x4.add(one, expV(f32x4.neg(x))));
       return f32x4.mul(sg, f32x4.add(one, f32x4.mul(x, f32x4.sub(one, sg))));
     }
-    case 17: return f32x4.sub(v128.and(one, f32x4.gt(x, zero)), v128.and(one, f32x4.lt(x, zero)));
+    case UNARY_SIGN: return f32x4.sub(v128.and(one, f32x4.gt(x, zero)), v128.and(one, f32x4.lt(x, zero)));
   }
   return x;
 }
 
-@inline function unaryLoop(op: i32, x: usize, o: usize, n: i32, s: f32): void {
+@inline function unaryLoop(op: i32, x: usize, out: usize, n: i32, scalar: f32): void {
   let i = 0;
   if (hasSimdUnary(op)) {
-    const sv = f32x4.splat(s);
-    for (; i + 4 <= n; i += 4) v128.store(o + (<usize>i << 2), unaryV(op, v128.load(x + (<usize>i << 2)), sv));
+    const scalarVector = f32x4.splat(scalar);
+    for (; i + 4 <= n; i += 4) v128.store(out + (<usize>i << 2), unaryVector(op, v128.load(x + (<usize>i << 2)), scalarVector));
   }
-  for (; i < n; i++) store<f32>(o + (<usize>i << 2), unaryS(op, load<f32>(x + (<usize>i << 2)), s));
+  for (; i < n; i++) store<f32>(out + (<usize>i << 2), unaryScalar(op, load<f32>(x + (<usize>i << 2)), scalar));
 }
 
 /** Contiguous run: o[i] = op(x[i]) for i < n. */
-function unaryContig(op: i32, x: usize, o: usize, n: i32, s: f32): void {
+function unaryContig(op: i32, x: usize, out: usize, n: i32, scalar: f32): void {
   switch (op) {
-    case 0: unaryLoop(0, x, o, n, s); break;
-    case 1: unaryLoop(1, x, o, n, s); break;
-    case 2: unaryLoop(2, x, o, n, s); break;
-    case 3: unaryLoop(3, x, o, n, s); break;
-    case 4: unaryLoop(4, x, o, n, s); break;
-    case 5: unaryLoop(5, x, o, n, s); break;
-    case 6: unaryLoop(6, x, o, n, s); break;
-    case 7: unaryLoop(7, x, o, n, s); break;
-    case 8: unaryLoop(8, x, o, n, s); break;
-    case 9: unaryLoop(9, x, o, n, s); break;
-    case 10: unaryLoop(10, x, o, n, s); break;
-    case 11: unaryLoop(11, x, o, n, s); break;
-    case 12: unaryLoop(12, x, o, n, s); break;
-    case 13: unaryLoop(13, x, o, n, s); break;
-    case 14: unaryLoop(14, x, o, n, s); break;
-    case 15: unaryLoop(15, x, o, n, s); break;
-    case 16: unaryLoop(16, x, o, n, s); break;
-    case 17: unaryLoop(17, x, o, n, s); break;
+    case UNARY_NEG: unaryLoop(UNARY_NEG, x, out, n, scalar); break;
+    case UNARY_EXP: unaryLoop(UNARY_EXP, x, out, n, scalar); break;
+    case UNARY_LOG: unaryLoop(UNARY_LOG, x, out, n, scalar); break;
+    case UNARY_SQRT: unaryLoop(UNARY_SQRT, x, out, n, scalar); break;
+    case UNARY_RSQRT: unaryLoop(UNARY_RSQRT, x, out, n, scalar); break;
+    case UNARY_RELU: unaryLoop(UNARY_RELU, x, out, n, scalar); break;
+    case UNARY_SILU: unaryLoop(UNARY_SILU, x, out, n, scalar); break;
+    case UNARY_SIGMOID: unaryLoop(UNARY_SIGMOID, x, out, n, scalar); break;
+    case UNARY_TANH: unaryLoop(UNARY_TANH, x, out, n, scalar); break;
+    case UNARY_ABS: unaryLoop(UNARY_ABS, x, out, n, scalar); break;
+    case UNARY_SQUARE: unaryLoop(UNARY_SQUARE, x, out, n, scalar); break;
+    case UNARY_RECIPROCAL: unaryLoop(UNARY_RECIPROCAL, x, out, n, scalar); break;
+    case UNARY_POW_SCALAR: unaryLoop(UNARY_POW_SCALAR, x, out, n, scalar); break;
+    case UNARY_MUL_SCALAR: unaryLoop(UNARY_MUL_SCALAR, x, out, n, scalar); break;
+    case UNARY_ADD_SCALAR: unaryLoop(UNARY_ADD_SCALAR, x, out, n, scalar); break;
+    case UNARY_RELU_GRAD: unaryLoop(UNARY_RELU_GRAD, x, out, n, scalar); break;
+    case UNARY_SILU_GRAD: unaryLoop(UNARY_SILU_GRAD, x, out, n, scalar); break;
+    case UNARY_SIGN: unaryLoop(UNARY_SIGN, x, out, n, scalar); break;
   }
 }
 
-function unaryRun(op: i32, x: usize, sx: i32, o: usize, n: i32, s: f32): void {
-  if (sx == 1) { unaryContig(op, x, o, n, s); return; }
-  if (sx == 0) {
-    const v = unaryS(op, load<f32>(x), s);
-    const vv = f32x4.splat(v);
+function unaryRun(op: i32, x: usize, strideX: i32, out: usize, n: i32, scalar: f32): void {
+  if (strideX == 1) { unaryContig(op, x, out, n, scalar); return; }
+  if (strideX == 0) {
+    const v = unaryScalar(op, load<f32>(x), scalar);
+    const valueVector = f32x4.splat(v);
     let i = 0;
-    for (; i + 4 <= n; i += 4) v128.store(o + (<usize>i << 2), vv);
-    for (; i < n; i++) store<f32>(o + (<usize>i << 2), v);
+    for (; i + 4 <= n; i += 4) v128.store(out + (<usize>i << 2), valueVector);
+    for (; i < n; i++) store<f32>(out + (<usize>i << 2), v);
     return;
   }
-  for (let i = 0; i < n; i++) store<f32>(o + (<usize>i << 2), unaryS(op, load<f32>(x + (<usize>(i * sx) << 2)), s));
+  for (let i = 0; i < n; i++) store<f32>(out + (<usize>i << 2), unaryScalar(op, load<f32>(x + (<usize>(i * strideX) << 2)), scalar));
 }
 
-/** out[i] = op(x[view(i)], scalar) for i in [s, e); p: parameter block with one view. */
-export function unary(op: i32, x: usize, out: usize, scalar: f32, p: usize, s: i32, e: i32): void {
-  const rank = pRank(p);
-  const rowLen = pShape(p, rank - 1);
-  const sx = pStride(p, 0, rank - 1);
-  let row = s / rowLen;
-  let col = s % rowLen;
-  let i = s;
-  while (i < e) {
-    const n = min(rowLen - col, e - i);
-    rowOffsets(p, 1, rank, row);
-    unaryRun(op, x + (<usize>(gOff0 + col * sx) << 2), sx, out + (<usize>i << 2), n, scalar);
+/** out[i] = op(x[view(i)], scalar) for i in [start, end); p: parameter block with one view. */
+export function unary(op: i32, x: usize, out: usize, scalar: f32, params: usize, start: i32, end: i32): void {
+  const rank = paramRank(params);
+  const rowLen = paramShape(params, rank - 1);
+  const strideX = paramStride(params, 0, rank - 1);
+  let row = start / rowLen;
+  let col = start % rowLen;
+  let i = start;
+  while (i < end) {
+    const n = min(rowLen - col, end - i);
+    rowOffsets(params, 1, rank, row);
+    unaryRun(op, x + (<usize>(rowOffset0 + col * strideX) << 2), strideX, out + (<usize>i << 2), n, scalar);
     i += n; row++; col = 0;
   }
 }
 
 // ---------------------------------------------------------------- binary
 
-@inline function binaryS(op: i32, a: f32, b: f32): f32 {
+@inline function binaryScalar(op: i32, a: f32, b: f32): f32 {
   switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return a / b;
-    case 4: return Mathf.max(a, b);
-    case 5: return Mathf.min(a, b);
-    case 6: return Mathf.pow(a, b);
-    case 7: return a == b ? <f32>1 : <f32>0;
-    case 8: return a != b ? <f32>1 : <f32>0;
-    case 9: return a < b ? <f32>1 : <f32>0;
-    case 10: return a <= b ? <f32>1 : <f32>0;
-    case 11: return a > b ? <f32>1 : <f32>0;
-    case 12: return a >= b ? <f32>1 : <f32>0;
+    case BINARY_ADD: return a + b;
+    case BINARY_SUB: return a - b;
+    case BINARY_MUL: return a * b;
+    case BINARY_DIV: return a / b;
+    case BINARY_MAX: return Mathf.max(a, b);
+    case BINARY_MIN: return Mathf.min(a, b);
+    case BINARY_POW: return Mathf.pow(a, b);
+    case BINARY_EQ: return a == b ? <f32>1 : <f32>0;
+    case BINARY_NE: return a != b ? <f32>1 : <f32>0;
+    case BINARY_LT: return a < b ? <f32>1 : <f32>0;
+    case BINARY_LE: return a <= b ? <f32>1 : <f32>0;
+    case BINARY_GT: return a > b ? <f32>1 : <f32>0;
+    case BINARY_GE: return a >= b ? <f32>1 : <f32>0;
   }
   return a;
 }
 
-@inline function binaryV(op: i32, a: v128, b: v128): v128 {
+@inline function binaryVector(op: i32, a: v128, b: v128): v128 {
   const one = f32x4.splat(1);
   switch (op) {
-    case 0: return f32x4.add(a, b);
-    case 1: return f32x4.sub(a, b);
-    case 2: return f32x4.mul(a, b);
-    case 3: return f32x4.div(a, b);
-    case 4: return f32x4.max(a, b);
-    case 5: return f32x4.min(a, b);
-    case 7: return v128.and(one, f32x4.eq(a, b));
-    case 8: return v128.and(one, f32x4.ne(a, b));
-    case 9: return v128.and(one, f32x4.lt(a, b));
-    case 10: return v128.and(one, f32x4.le(a, b));
-    case 11: return v128.and(one, f32x4.gt(a, b));
-    case 12: return v128.and(one, f32x4.ge(a, b));
+    case BINARY_ADD: return f32x4.add(a, b);
+    case BINARY_SUB: return f32x4.sub(a, b);
+    case BINARY_MUL: return f32x4.mul(a, b);
+    case BINARY_DIV: return f32x4.div(a, b);
+    case BINARY_MAX: return f32x4.max(a, b);
+    case BINARY_MIN: return f32x4.min(a, b);
+    case BINARY_EQ: return v128.and(one, f32x4.eq(a, b));
+    case BINARY_NE: return v128.and(one, f32x4.ne(a, b));
+    case BINARY_LT: return v128.and(one, f32x4.lt(a, b));
+    case BINARY_LE: return v128.and(one, f32x4.le(a, b));
+    case BINARY_GT: return v128.and(one, f32x4.gt(a, b));
+    case BINARY_GE: return v128.and(one, f32x4.ge(a, b));
   }
   return a;
 }
 
-@inline function binaryLoop(op: i32, a: usize, sa: i32, b: usize, sb: i32, o: usize, n: i32): void {
+@inline function binaryLoop(op: i32, a: usize, strideA: i32, b: usize, strideB: i32, out: usize, n: i32): void {
   let i = 0;
-  if (op != 6) {
-    if (sa == 1 && sb == 1) {
+  if (hasSimdBinary(op)) {
+    if (strideA == 1 && strideB == 1) {
       for (; i + 4 <= n; i += 4) {
         const off = <usize>i << 2;
-        v128.store(o + off, binaryV(op, v128.load(a + off), v128.load(b + off)));
+        v128.store(out + off, binaryVector(op, v128.load(a + off), v128.load(b + off)));
       }
-    } else if (sa == 1 && sb == 0) {
-      const bv = v128.load32_splat(b);
+    } else if (strideA == 1 && strideB == 0) {
+      const bSplat = v128.load32_splat(b);
       for (; i + 4 <= n; i += 4) {
         const off = <usize>i << 2;
-        v128.store(o + off, binaryV(op, v128.load(a + off), bv));
+        v128.store(out + off, binaryVector(op, v128.load(a + off), bSplat));
       }
-    } else if (sa == 0 && sb == 1) {
-      const av = v128.load32_splat(a);
+    } else if (strideA == 0 && strideB == 1) {
+      const aSplat = v128.load32_splat(a);
       for (; i + 4 <= n; i += 4) {
         const off = <usize>i << 2;
-        v128.store(o + off, binaryV(op, av, v128.load(b + off)));
+        v128.store(out + off, binaryVector(op, aSplat, v128.load(b + off)));
       }
     }
   }
   for (; i < n; i++) {
-    store<f32>(o + (<usize>i << 2), binaryS(op, load<f32>(a + (<usize>(i * sa) << 2)), load<f32>(b + (<usize>(i * sb) << 2))));
+    const aValue = load<f32>(a + (<usize>(i * strideA) << 2));
+    store<f32>(out + (<usize>i << 2), binaryScalar(op, aValue, load<f32>(b + (<usize>(i * strideB) << 2))));
   }
 }
 
-function binaryRun(op: i32, a: usize, sa: i32, b: usize, sb: i32, o: usize, n: i32): void {
+function binaryRun(op: i32, a: usize, strideA: i32, b: usize, strideB: i32, out: usize, n: i32): void {
   switch (op) {
-    case 0: binaryLoop(0, a, sa, b, sb, o, n); break;
-    case 1: binaryLoop(1, a, sa, b, sb, o, n); break;
-    case 2: binaryLoop(2, a, sa, b, sb, o, n); break;
-    case 3: binaryLoop(3, a, sa, b, sb, o, n); break;
-    case 4: binaryLoop(4, a, sa, b, sb, o, n); break;
-    case 5: binaryLoop(5, a, sa, b, sb, o, n); break;
-    case 6: binaryLoop(6, a, sa, b, sb, o, n); break;
-    case 7: binaryLoop(7, a, sa, b, sb, o, n); break;
-    case 8: binaryLoop(8, a, sa, b, sb, o, n); break;
-    case 9: binaryLoop(9, a, sa, b, sb, o, n); break;
-    case 10: binaryLoop(10, a, sa, b, sb, o, n); break;
-    case 11: binaryLoop(11, a, sa, b, sb, o, n); break;
-    case 12: binaryLoop(12, a, sa, b, sb, o, n); break;
+    case BINARY_ADD: binaryLoop(BINARY_ADD, a, strideA, b, strideB, out, n); break;
+    case BINARY_SUB: binaryLoop(BINARY_SUB, a, strideA, b, strideB, out, n); break;
+    case BINARY_MUL: binaryLoop(BINARY_MUL, a, strideA, b, strideB, out, n); break;
+    case BINARY_DIV: binaryLoop(BINARY_DIV, a, strideA, b, strideB, out, n); break;
+    case BINARY_MAX: binaryLoop(BINARY_MAX, a, strideA, b, strideB, out, n); break;
+    case BINARY_MIN: binaryLoop(BINARY_MIN, a, strideA, b, strideB, out, n); break;
+    case BINARY_POW: binaryLoop(BINARY_POW, a, strideA, b, strideB, out, n); break;
+    case BINARY_EQ: binaryLoop(BINARY_EQ, a, strideA, b, strideB, out, n); break;
+    case BINARY_NE: binaryLoop(BINARY_NE, a, strideA, b, strideB, out, n); break;
+    case BINARY_LT: binaryLoop(BINARY_LT, a, strideA, b, strideB, out, n); break;
+    case BINARY_LE: binaryLoop(BINARY_LE, a, strideA, b, strideB, out, n); break;
+    case BINARY_GT: binaryLoop(BINARY_GT, a, strideA, b, strideB, out, n); break;
+    case BINARY_GE: binaryLoop(BINARY_GE, a, strideA, b, strideB, out, n); break;
   }
 }
 
-/** out[i] = op(a[viewA(i)], b[viewB(i)]) for i in [s, e). */
-export function binary(op: i32, a: usize, b: usize, out: usize, p: usize, s: i32, e: i32): void {
-  const rank = pRank(p);
-  const rowLen = pShape(p, rank - 1);
-  const sa = pStride(p, 0, rank - 1);
-  const sb = pStride(p, 1, rank - 1);
-  let row = s / rowLen;
-  let col = s % rowLen;
-  let i = s;
-  while (i < e) {
-    const n = min(rowLen - col, e - i);
-    rowOffsets(p, 2, rank, row);
-    binaryRun(op, a + (<usize>(gOff0 + col * sa) << 2), sa, b + (<usize>(gOff1 + col * sb) << 2), sb, out + (<usize>i << 2), n);
+/** out[i] = op(a[viewA(i)], b[viewB(i)]) for i in [start, end). */
+export function binary(op: i32, a: usize, b: usize, out: usize, params: usize, start: i32, end: i32): void {
+  const rank = paramRank(params);
+  const rowLen = paramShape(params, rank - 1);
+  const strideA = paramStride(params, 0, rank - 1);
+  const strideB = paramStride(params, 1, rank - 1);
+  let row = start / rowLen;
+  let col = start % rowLen;
+  let i = start;
+  while (i < end) {
+    const n = min(rowLen - col, end - i);
+    rowOffsets(params, 2, rank, row);
+    binaryRun(op, a + (<usize>(rowOffset0 + col * strideA) << 2), strideA, b + (<usize>(rowOffset1 + col * strideB) << 2), strideB, out + (<usize>i << 2), n);
     i += n; row++; col = 0;
   }
 }
 
 // ---------------------------------------------------------------- where
 
-function whereRun(c: usize, sc: i32, a: usize, sa: i32, b: usize, sb: i32, o: usize, n: i32): void {
+function whereRun(cond: usize, strideCond: i32, a: usize, strideA: i32, b: usize, strideB: i32, out: usize, n: i32): void {
   let i = 0;
-  if (sc == 1 && sa == 1 && sb == 1) {
+  if (strideCond == 1 && strideA == 1 && strideB == 1) {
     const zero = f32x4.splat(0);
     for (; i + 4 <= n; i += 4) {
       const off = <usize>i << 2;
-      const m = f32x4.ne(v128.load(c + off), zero);
-      v128.store(o + off, v128.bitselect(v128.load(a + off), v128.load(b + off), m));
+      const m = f32x4.ne(v128.load(cond + off), zero);
+      v128.store(out + off, v128.bitselect(v128.load(a + off), v128.load(b + off), m));
     }
   }
   for (; i < n; i++) {
-    const cv = load<f32>(c + (<usize>(i * sc) << 2));
-    store<f32>(o + (<usize>i << 2), cv != 0 ? load<f32>(a + (<usize>(i * sa) << 2)) : load<f32>(b + (<usize>(i * sb) << 2)));
+    const condValue = load<f32>(cond + (<usize>(i * strideCond) << 2));
+    const picked = condValue != 0 ? a + (<usize>(i * strideA) << 2) : b + (<usize>(i * strideB) << 2);
+    store<f32>(out + (<usize>i << 2), load<f32>(picked));
   }
 }
 
-export function where(c: usize, a: usize, b: usize, out: usize, p: usize, s: i32, e: i32): void {
-  const rank = pRank(p);
-  const rowLen = pShape(p, rank - 1);
-  const sc = pStride(p, 0, rank - 1);
-  const sa = pStride(p, 1, rank - 1);
-  const sb = pStride(p, 2, rank - 1);
-  let row = s / rowLen;
-  let col = s % rowLen;
-  let i = s;
-  while (i < e) {
-    const n = min(rowLen - col, e - i);
-    rowOffsets(p, 3, rank, row);
-    whereRun(c + (<usize>(gOff0 + col * sc) << 2), sc, a + (<usize>(gOff1 + col * sa) << 2), sa,
-      b + (<usize>(gOff2 + col * sb) << 2), sb, out + (<usize>i << 2), n);
+export function where(cond: usize, a: usize, b: usize, out: usize, params: usize, start: i32, end: i32): void {
+  const rank = paramRank(params);
+  const rowLen = paramShape(params, rank - 1);
+  const strideCond = paramStride(params, 0, rank - 1);
+  const strideA = paramStride(params, 1, rank - 1);
+  const strideB = paramStride(params, 2, rank - 1);
+  let row = start / rowLen;
+  let col = start % rowLen;
+  let i = start;
+  while (i < end) {
+    const n = min(rowLen - col, end - i);
+    rowOffsets(params, 3, rank, row);
+    whereRun(cond + (<usize>(rowOffset0 + col * strideCond) << 2), strideCond, a + (<usize>(rowOffset1 + col * strideA) << 2), strideA,
+      b + (<usize>(rowOffset2 + col * strideB) << 2), strideB, out + (<usize>i << 2), n);
     i += n; row++; col = 0;
   }
 }
 
 // ---------------------------------------------------------------- copy (raw 32-bit words)
 
-export function copy32(x: usize, out: usize, p: usize, s: i32, e: i32): void {
-  const rank = pRank(p);
-  const rowLen = pShape(p, rank - 1);
-  const sx = pStride(p, 0, rank - 1);
-  let row = s / rowLen;
-  let col = s % rowLen;
-  let i = s;
-  while (i < e) {
-    const n = min(rowLen - col, e - i);
-    rowOffsets(p, 1, rank, row);
-    const src = x + (<usize>(gOff0 + col * sx) << 2);
+export function copy32(x: usize, out: usize, params: usize, start: i32, end: i32): void {
+  const rank = paramRank(params);
+  const rowLen = paramShape(params, rank - 1);
+  const strideX = paramStride(params, 0, rank - 1);
+  let row = start / rowLen;
+  let col = start % rowLen;
+  let i = start;
+  while (i < end) {
+    const n = min(rowLen - col, end - i);
+    rowOffsets(params, 1, rank, row);
+    const src = x + (<usize>(rowOffset0 + col * strideX) << 2);
     const dst = out + (<usize>i << 2);
-    if (sx != 1 && rank >= 2 && col == 0 && e - i >= 4 * rowLen && pStride(p, 0, rank - 2) == 1 &&
-      (row % pShape(p, rank - 2)) + 4 <= pShape(p, rank - 2)) {
+    if (strideX != 1 && rank >= 2 && col == 0 && end - i >= 4 * rowLen && paramStride(params, 0, rank - 2) == 1 &&
+      (row % paramShape(params, rank - 2)) + 4 <= paramShape(params, rank - 2)) {
       // Four output rows read four adjacent input elements per column: 4x4 SIMD transposes.
-      const ld = <usize>sx << 2;
+      const ld = <usize>strideX << 2;
       const ro = <usize>rowLen << 2;
       let j = 0;
-      for (; j + 4 <= rowLen; j += 4) {
-        const s0 = src + <usize>j * ld;
-        const r0 = v128.load(s0);
-        const r1 = v128.load(s0 + ld);
-        const r2 = v128.load(s0 + 2 * ld);
-        const r3 = v128.load(s0 + 3 * ld);
-        const t01l = i32x4.shuffle(r0, r1, 0, 4, 1, 5);
-        const t23l = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
-        const t01h = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
-        const t23h = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
-        const d = dst + (<usize>j << 2);
-        v128.store(d, i64x2.shuffle(t01l, t23l, 0, 2));
-        v128.store(d + ro, i64x2.shuffle(t01l, t23l, 1, 3));
-        v128.store(d + 2 * ro, i64x2.shuffle(t01h, t23h, 0, 2));
-        v128.store(d + 3 * ro, i64x2.shuffle(t01h, t23h, 1, 3));
-      }
+      for (; j + 4 <= rowLen; j += 4) transpose4x4(src + <usize>j * ld, ld, dst + (<usize>j << 2), ro);
       for (; j < rowLen; j++) {
         for (let q = 0; q < 4; q++) store<i32>(dst + <usize>q * ro + (<usize>j << 2), load<i32>(src + <usize>j * ld + (<usize>q << 2)));
       }
       i += 4 * rowLen; row += 4;
       continue;
     }
-    if (sx == 1) {
+    if (strideX == 1) {
       memory.copy(dst, src, <usize>n << 2);
-    } else if (sx == 0) {
+    } else if (strideX == 0) {
       fill32(dst, load<i32>(src), 0, n);
     } else {
-      for (let j = 0; j < n; j++) store<i32>(dst + (<usize>j << 2), load<i32>(src + (<usize>(j * sx) << 2)));
+      for (let j = 0; j < n; j++) store<i32>(dst + (<usize>j << 2), load<i32>(src + (<usize>(j * strideX) << 2)));
     }
     i += n; row++; col = 0;
   }
@@ -348,28 +345,28 @@ export function copy32(x: usize, out: usize, p: usize, s: i32, e: i32): void {
 
 /**
  * out[outView(i)] = x[xView(i)] (raw 32-bit words); view 0 of the parameter block is x, view 1 is out.
- * Work range [s, e) over the logical index; the host guarantees the out view never maps two indices to one word.
+ * Work range [s, end) over the logical index; the host guarantees the out view never maps two indices to one word.
  */
-export function write_view32(x: usize, out: usize, p: usize, s: i32, e: i32): void {
-  const rank = pRank(p);
-  const rowLen = pShape(p, rank - 1);
-  const sx = pStride(p, 0, rank - 1);
-  const so = pStride(p, 1, rank - 1);
-  let row = s / rowLen;
-  let col = s % rowLen;
-  let i = s;
-  while (i < e) {
-    const n = min(rowLen - col, e - i);
-    rowOffsets(p, 2, rank, row);
-    const src = x + (<usize>(gOff0 + col * sx) << 2);
-    const dst = out + (<usize>(gOff1 + col * so) << 2);
-    if (sx == 1 && so == 1) {
+export function write_view32(x: usize, out: usize, params: usize, start: i32, end: i32): void {
+  const rank = paramRank(params);
+  const rowLen = paramShape(params, rank - 1);
+  const strideX = paramStride(params, 0, rank - 1);
+  const strideOut = paramStride(params, 1, rank - 1);
+  let row = start / rowLen;
+  let col = start % rowLen;
+  let i = start;
+  while (i < end) {
+    const n = min(rowLen - col, end - i);
+    rowOffsets(params, 2, rank, row);
+    const src = x + (<usize>(rowOffset0 + col * strideX) << 2);
+    const dst = out + (<usize>(rowOffset1 + col * strideOut) << 2);
+    if (strideX == 1 && strideOut == 1) {
       // inline: runs are short (a KV-cache row is headDim words) and memory.copy is an out-of-line call
       let j = 0;
       for (; j + 4 <= n; j += 4) v128.store(dst + (<usize>j << 2), v128.load(src + (<usize>j << 2)));
       for (; j < n; j++) store<i32>(dst + (<usize>j << 2), load<i32>(src + (<usize>j << 2)));
     } else {
-      for (let j = 0; j < n; j++) store<i32>(dst + (<usize>(j * so) << 2), load<i32>(src + (<usize>(j * sx) << 2)));
+      for (let j = 0; j < n; j++) store<i32>(dst + (<usize>(j * strideOut) << 2), load<i32>(src + (<usize>(j * strideX) << 2)));
     }
     i += n; row++; col = 0;
   }

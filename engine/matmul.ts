@@ -5,7 +5,7 @@
 // Small m (decode: [1..16, d] times a weight) streams B in place, never packed. With transB (weights stored
 // [n, k]) threads split the output columns (mode 2): each reads its own rows of B. Without transB, threads
 // split k instead (matmul_ksplit + matmul_ksplit_sum): each streams whole rows of B.
-import { zeroFloats } from './common';
+import { sumPartials, transpose4x4, zeroFloats } from './common';
 import { dotRows } from './tiles';
 
 export const MR: i32 = 4;
@@ -24,22 +24,6 @@ export const SKINNY_M: i32 = 16;
 export const SKINNY_NB: i32 = 8;
 export function matmul_skinny_m(): i32 { return SKINNY_M; }
 export function matmul_skinny_nb(): i32 { return SKINNY_NB; }
-
-/** Reads four rows of four floats (row pitch ld bytes) and stores them transposed (row pitch dstPitch bytes). */
-@inline function transpose4x4(src: usize, ld: usize, dst: usize, dstPitch: usize): void {
-  const r0 = v128.load(src);
-  const r1 = v128.load(src + ld);
-  const r2 = v128.load(src + 2 * ld);
-  const r3 = v128.load(src + 3 * ld);
-  const t01l = i32x4.shuffle(r0, r1, 0, 4, 1, 5);
-  const t23l = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
-  const t01h = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
-  const t23h = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
-  v128.store(dst, i64x2.shuffle(t01l, t23l, 0, 2));
-  v128.store(dst + dstPitch, i64x2.shuffle(t01l, t23l, 1, 3));
-  v128.store(dst + 2 * dstPitch, i64x2.shuffle(t01h, t23h, 0, 2));
-  v128.store(dst + 3 * dstPitch, i64x2.shuffle(t01h, t23h, 1, 3));
-}
 
 // B(p, j) = transB ? b[j * k + p] : b[p * n + j]; packs rows [pc, pc+kc), cols [jc, jc+nc) into NR-wide panels.
 function packB(b: usize, transB: i32, n: i32, k: i32, pc: i32, kc: i32, jc: i32, nc: i32, bp: usize): void {
@@ -410,11 +394,11 @@ function skinnyRows(a: usize, rowStep: usize, as: usize, m: i32, k: i32, b: usiz
  * Small-m product without transB, split over k: chunk q of kch rows of B writes the partial product
  * partials[q] = A[:, chunk] · B[chunk, :] over all n columns. Each thread streams whole, contiguous rows of B;
  * splitting the columns instead had both cores streaming interleaved halves of the same rows, which ran no
- * faster than one core. Work range [s, e) over chunks; matmul_ksplit_sum adds the partials in chunk order.
+ * faster than one core. Work range [start, end) over chunks; matmul_ksplit_sum adds the partials in chunk order.
  */
-export function matmul_ksplit(a: usize, b: usize, partials: usize, m: i32, n: i32, k: i32, transA: i32, kch: i32, s: i32, e: i32): void {
+export function matmul_ksplit(a: usize, b: usize, partials: usize, m: i32, n: i32, k: i32, transA: i32, kch: i32, start: i32, end: i32): void {
   const mn = <usize>m * <usize>n;
-  for (let q = s; q < e; q++) {
+  for (let q = start; q < end; q++) {
     const p0 = q * kch;
     const rows = min(kch, k - p0);
     const aq = transA ? a + ((<usize>p0 * <usize>m) << 2) : a + (<usize>p0 << 2);
@@ -423,39 +407,26 @@ export function matmul_ksplit(a: usize, b: usize, partials: usize, m: i32, n: i3
   }
 }
 
-/** out[i] = Σ_q partials[q][i] in chunk order (q = 0 first), for i in [s, e) of the m·n outputs. */
-export function matmul_ksplit_sum(partials: usize, out: usize, chunks: i32, mn: i32, s: i32, e: i32): void {
-  const stride = <usize>mn << 2;
-  let i = s;
-  for (; i + 4 <= e; i += 4) {
-    const off = <usize>i << 2;
-    let acc = v128.load(partials + off);
-    for (let q = 1; q < chunks; q++) acc = f32x4.add(acc, v128.load(partials + <usize>q * stride + off));
-    v128.store(out + off, acc);
-  }
-  for (; i < e; i++) {
-    const off = <usize>i << 2;
-    let acc = load<f32>(partials + off);
-    for (let q = 1; q < chunks; q++) acc += load<f32>(partials + <usize>q * stride + off);
-    store<f32>(out + off, acc);
-  }
+/** out[i] = Σ_q partials[q][i] in chunk order (q = 0 first), for i in [start, end) of the m·n outputs. */
+export function matmul_ksplit_sum(partials: usize, out: usize, chunks: i32, mn: i32, start: i32, end: i32): void {
+  sumPartials(partials, <usize>mn << 2, chunks, out, start, end);
 }
 
 /**
- * mode 0: [s, e) ranges over the flattened batch * m output rows; mode 1: [s, e) ranges over the n output
- * columns (every batch and row); mode 2 (skinny, m ≤ SKINNY_M): [s, e) ranges over batch · ceil(n / SKINNY_NB)
+ * mode 0: [start, end) ranges over the flattened batch * m output rows; mode 1: [start, end) ranges over the n output
+ * columns (every batch and row); mode 2 (skinny, m ≤ SKINNY_M): [start, end) ranges over batch · ceil(n / SKINNY_NB)
  * column blocks, batch-major. scratch: this thread's scratch area (matmul_scratch_bytes()).
  */
 export function matmul(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32, k: i32, transA: i32, transB: i32,
-  strideA: i32, strideB: i32, mode: i32, scratch: usize, s: i32, e: i32): void {
+  strideA: i32, strideB: i32, mode: i32, scratch: usize, start: i32, end: i32): void {
   const mn = <usize>m * <usize>n;
   if (mode == 2) {
     const blocks = (n + SKINNY_NB - 1) / SKINNY_NB;
-    let i = s;
-    while (i < e) {
+    let i = start;
+    while (i < end) {
       const bt = i / blocks;
       const jb = i - bt * blocks;
-      const jbEnd = min(blocks, jb + (e - i));
+      const jbEnd = min(blocks, jb + (end - i));
       skinny(a + (<usize>bt * <usize>strideA << 2), b + (<usize>bt * <usize>strideB << 2), out + (<usize>bt * mn << 2),
         m, n, k, transA, transB, jb * SKINNY_NB, min(n, jbEnd * SKINNY_NB), scratch, <usize>matmul_scratch_bytes());
       i += jbEnd - jb;
@@ -463,20 +434,20 @@ export function matmul(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i3
     return;
   }
   if (mode == 0) {
-    if (s >= e) return;
-    const bt0 = s / m;
-    const bt1 = (e - 1) / m;
+    if (start >= end) return;
+    const bt0 = start / m;
+    const bt1 = (end - 1) / m;
     for (let bt = bt0; bt <= bt1; bt++) {
-      const r0 = max(s - bt * m, 0);
-      const r1 = min(e - bt * m, m);
+      const r0 = max(start - bt * m, 0);
+      const r1 = min(end - bt * m, m);
       gebp(a + (<usize>bt * <usize>strideA << 2), b + (<usize>bt * <usize>strideB << 2), out + (<usize>bt * mn << 2),
         m, n, k, transA, transB, r0, r1, 0, n, scratch);
     }
   } else {
-    if (s >= e) return;
+    if (start >= end) return;
     for (let bt = 0; bt < batch; bt++) {
       gebp(a + (<usize>bt * <usize>strideA << 2), b + (<usize>bt * <usize>strideB << 2), out + (<usize>bt * mn << 2),
-        m, n, k, transA, transB, 0, m, s, e, scratch);
+        m, n, k, transA, transB, 0, m, start, end, scratch);
     }
   }
 }

@@ -2,7 +2,7 @@
 // The backward's weight gradient is a sum over rows: rows are cut into fixed chunks (chosen by the host from
 // the shape alone), each chunk writes its own partial row, and a second pass adds the partials in chunk order,
 // so the result does not depend on how many threads ran.
-import { hsum, zeroFloats } from './common';
+import { hsum, sumPartials, zeroFloats } from './common';
 
 @inline function sumSquares(x: usize, n: i32): f32 {
   let a0 = f32x4.splat(0), a1 = a0;
@@ -22,8 +22,8 @@ import { hsum, zeroFloats } from './common';
 }
 
 /** out[r] = x[r]·rstd_r·weight, rstd_r = 1 / sqrt(mean(x[r]²) + eps). Work range over rows. */
-export function rms_norm(x: usize, w: usize, out: usize, rstd: usize, cols: i32, eps: f32, s: i32, e: i32): void {
-  for (let r = s; r < e; r++) {
+export function rms_norm(x: usize, w: usize, out: usize, rstd: usize, cols: i32, eps: f32, start: i32, end: i32): void {
+  for (let r = start; r < end; r++) {
     const off = <usize>r * <usize>cols << 2;
     const xr = x + off, or = out + off;
     const rs = <f32>(1 / Math.sqrt(<f64>sumSquares(xr, cols) / <f64>cols + <f64>eps));
@@ -46,9 +46,9 @@ export function rms_norm(x: usize, w: usize, out: usize, rstd: usize, cols: i32,
  * with dot = Σ g·w·x; chunk c's partial[c] = Σ_rows g·x·rstd.
  */
 export function rms_norm_bwd_rows(x: usize, w: usize, rstd: usize, g: usize, gx: usize, partial: usize, rows: i32, cols: i32,
-  chunkRows: i32, s: i32, e: i32): void {
+  chunkRows: i32, start: i32, end: i32): void {
   const rowBytes = <usize>cols << 2;
-  for (let ch = s; ch < e; ch++) {
+  for (let ch = start; ch < end; ch++) {
     const part = partial + <usize>ch * rowBytes;
     zeroFloats(part, cols);
     const r1 = min(rows, (ch + 1) * chunkRows);
@@ -87,19 +87,6 @@ export function rms_norm_bwd_rows(x: usize, w: usize, rstd: usize, g: usize, gx:
 }
 
 /** Backward, pass 2: gWeight[c] = Σ_chunks partial[chunk][c] in chunk order; work range over columns. */
-export function rms_norm_bwd_weight(partial: usize, gw: usize, chunks: i32, cols: i32, s: i32, e: i32): void {
-  const rowBytes = <usize>cols << 2;
-  let c = s;
-  for (; c + 4 <= e; c += 4) {
-    const a = <usize>c << 2;
-    let acc = v128.load(partial + a);
-    for (let ch = 1; ch < chunks; ch++) acc = f32x4.add(acc, v128.load(partial + <usize>ch * rowBytes + a));
-    v128.store(gw + a, acc);
-  }
-  for (; c < e; c++) {
-    const a = <usize>c << 2;
-    let acc = load<f32>(partial + a);
-    for (let ch = 1; ch < chunks; ch++) acc += load<f32>(partial + <usize>ch * rowBytes + a);
-    store<f32>(gw + a, acc);
-  }
+export function rms_norm_bwd_weight(partial: usize, gw: usize, chunks: i32, cols: i32, start: i32, end: i32): void {
+  sumPartials(partial, <usize>cols << 2, chunks, gw, start, end);
 }

@@ -13,23 +13,23 @@
 
 export function rng_key(seed: u32): u32 { return mix32(seed); }
 
-/** Raw 32-bit words bits(i) for i in [s, e) (for testing bit-exactness). */
-export function random_bits(out: usize, key: u32, s: i32, e: i32): void {
-  for (let i = s; i < e; i++) store<u32>(out + (<usize>i << 2), bits(key, <u32>i));
+/** Raw 32-bit words bits(i) for i in [start, end) (for testing bit-exactness). */
+export function random_bits(out: usize, key: u32, start: i32, end: i32): void {
+  for (let i = start; i < end; i++) store<u32>(out + (<usize>i << 2), bits(key, <u32>i));
 }
 
 /** out[i] = a + (b - a) * u(i), u in [0, 1); computed in float64 exactly like rng.ts. */
-export function random_uniform(out: usize, key: u32, a: f64, b: f64, s: i32, e: i32): void {
+export function random_uniform(out: usize, key: u32, a: f64, b: f64, start: i32, end: i32): void {
   const w = b - a;
-  for (let i = s; i < e; i++) {
+  for (let i = start; i < end; i++) {
     const u = <f64>(bits(key, <u32>i) >>> 8) * 5.9604644775390625e-8;
     store<f32>(out + (<usize>i << 2), <f32>(a + w * u));
   }
 }
 
 /** out[i] = mean + std * Box-Muller(bits(2i), bits(2i+1)). */
-export function random_normal(out: usize, key: u32, mean: f64, std: f64, s: i32, e: i32): void {
-  for (let i = s; i < e; i++) {
+export function random_normal(out: usize, key: u32, mean: f64, std: f64, start: i32, end: i32): void {
+  for (let i = start; i < end; i++) {
     const c = <u32>i << 1;
     const u1 = <f64>((bits(key, c) >>> 8) + 1) * 5.9604644775390625e-8;
     const u2 = <f64>(bits(key, c + 1) >>> 8) * 5.9604644775390625e-8;

@@ -1,16 +1,17 @@
 // Reductions over x viewed as [outer, len, inner]: out[o * inner + q] = op over r of x[(o * len + r) * inner + q].
-// Work range [s, e) over the outer * inner outputs. op: 0 sum, 1 max, 2 min.
+// Work range [start, end) over the outer * inner outputs. op: a REDUCE_* code (src/backend/ops.ts).
 import { hmax, hmin, hsum } from './common';
+import { REDUCE_MAX, REDUCE_SUM } from './ops.gen';
 
-@inline function identity(op: i32): f32 { return op == 0 ? <f32>0 : op == 1 ? -Infinity : Infinity; }
+@inline function identity(op: i32): f32 { return op == REDUCE_SUM ? <f32>0 : op == REDUCE_MAX ? -Infinity : Infinity; }
 
 @inline function combS(op: i32, a: f32, b: f32): f32 {
-  return op == 0 ? a + b : op == 1 ? Mathf.max(a, b) : Mathf.min(a, b);
+  return op == REDUCE_SUM ? a + b : op == REDUCE_MAX ? Mathf.max(a, b) : Mathf.min(a, b);
 }
 @inline function combV(op: i32, a: v128, b: v128): v128 {
-  return op == 0 ? f32x4.add(a, b) : op == 1 ? f32x4.max(a, b) : f32x4.min(a, b);
+  return op == REDUCE_SUM ? f32x4.add(a, b) : op == REDUCE_MAX ? f32x4.max(a, b) : f32x4.min(a, b);
 }
-@inline function hcomb(op: i32, v: v128): f32 { return op == 0 ? hsum(v) : op == 1 ? hmax(v) : hmin(v); }
+@inline function hcomb(op: i32, v: v128): f32 { return op == REDUCE_SUM ? hsum(v) : op == REDUCE_MAX ? hmax(v) : hmin(v); }
 
 /** Reduction of one contiguous row of n floats. */
 @inline function rowReduce(op: i32, x: usize, n: i32): f32 {
@@ -34,16 +35,16 @@ import { hmax, hmin, hsum } from './common';
 
 const QCHUNK: i32 = 256;
 
-@inline function reduceOp(op: i32, x: usize, out: usize, len: i32, inner: i32, s: i32, e: i32): void {
+@inline function reduceOp(op: i32, x: usize, out: usize, len: i32, inner: i32, start: i32, end: i32): void {
   if (inner == 1) {
-    for (let o = s; o < e; o++) store<f32>(out + (<usize>o << 2), rowReduce(op, x + (<usize>o * <usize>len << 2), len));
+    for (let o = start; o < end; o++) store<f32>(out + (<usize>o << 2), rowReduce(op, x + (<usize>o * <usize>len << 2), len));
     return;
   }
-  let i = s;
-  while (i < e) {
+  let i = start;
+  while (i < end) {
     const p = i / inner;
     const q0 = i % inner;
-    const q1 = min(inner, q0 + (e - i));
+    const q1 = min(inner, q0 + (end - i));
     for (let qc = q0; qc < q1; qc += QCHUNK) {
       const qe = min(q1, qc + QCHUNK);
       const o = out + (<usize>(p * inner) << 2);
@@ -70,8 +71,8 @@ const QCHUNK: i32 = 256;
   }
 }
 
-export function reduce(op: i32, x: usize, out: usize, len: i32, inner: i32, s: i32, e: i32): void {
-  if (op == 0) reduceOp(0, x, out, len, inner, s, e);
-  else if (op == 1) reduceOp(1, x, out, len, inner, s, e);
-  else reduceOp(2, x, out, len, inner, s, e);
+export function reduce(op: i32, x: usize, out: usize, len: i32, inner: i32, start: i32, end: i32): void {
+  if (op == 0) reduceOp(0, x, out, len, inner, start, end);
+  else if (op == 1) reduceOp(1, x, out, len, inner, start, end);
+  else reduceOp(2, x, out, len, inner, start, end);
 }

@@ -1,7 +1,7 @@
 // Rotary position embedding ("rotate_half") over x [batch, t, heads, headDim], positions int32 [batch, t].
 // Per (batch, t) row the cos/sin table of its position is built once and reused by every head: angles
 // pos·theta^(−2j/headDim) are reduced by π/2 in float64 (positions reach tens of thousands of radians), then
-// sin and cos of the reduced angle are float64x2 polynomials. Work range [s, e) over batch · t rows.
+// sin and cos of the reduced angle are float64x2 polynomials. Work range [start, end) over batch · t rows.
 
 const PIO2_HI: f64 = 1.5707963267341256; // π/2 split so k·PIO2_HI is exact for |k| < 2^20
 const PIO2_LO: f64 = 6.077100506506192e-11;
@@ -39,11 +39,11 @@ const TWO_OVER_PI: f64 = 0.6366197723675814;
 }
 
 /**
- * out = rope(x) for rows [s, e) of batch · t. scratch: this thread's area for the frequency and cos/sin tables.
+ * out = rope(x) for rows [start, end) of batch · t. scratch: this thread's area for the frequency and cos/sin tables.
  * inverse negates the angle (the backward).
  */
 export function rope(x: usize, positions: usize, out: usize, heads: i32, headDim: i32, theta: f64, inverse: i32,
-  scratch: usize, s: i32, e: i32): void {
+  scratch: usize, start: i32, end: i32): void {
   const half = headDim >> 1;
   const half2 = (half + 1) & ~1; // tables padded to whole f64x2 pairs
   const freq = scratch; // f64 [half2]
@@ -55,7 +55,7 @@ export function rope(x: usize, positions: usize, out: usize, heads: i32, headDim
   const sgn: f64 = inverse ? -1 : 1;
   const rowBytes = <usize>heads * <usize>headDim << 2;
   const halfBytes = <usize>half << 2;
-  for (let r = s; r < e; r++) {
+  for (let r = start; r < end; r++) {
     const pv = f64x2.splat(sgn * <f64>load<i32>(positions + (<usize>r << 2)));
     for (let j = 0; j < half2; j += 2) {
       sinCos2(f64x2.mul(pv, v128.load(freq + (<usize>j << 3))), sinT + (<usize>j << 2), cosT + (<usize>j << 2));

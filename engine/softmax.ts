@@ -1,8 +1,8 @@
-// Row-wise softmax / log-softmax over x viewed as [rows, cols]; work range [s, e) over rows.
+// Row-wise softmax / log-softmax over x viewed as [rows, cols]; work range [start, end) over rows.
 import { expV, hmax, hsum } from './common';
 
-export function softmax(x: usize, out: usize, cols: i32, log: i32, s: i32, e: i32): void {
-  for (let r = s; r < e; r++) {
+export function softmax(x: usize, out: usize, cols: i32, log: i32, start: i32, end: i32): void {
+  for (let r = start; r < end; r++) {
     const xr = x + (<usize>r * <usize>cols << 2);
     const or = out + (<usize>r * <usize>cols << 2);
     // max

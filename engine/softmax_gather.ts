@@ -3,7 +3,7 @@
 // needed. Each block of BLK floats is summed against the max of everything before it (the first block against
 // the max of its first HEAD floats) while the block's own max is taken in the same loop; only a block whose max
 // exceeds the reference by more than MARGIN (exp would overflow or lose range) is summed again, from L1,
-// against its own max. Never writes [rows, cols] in the forward. Work range [s, e) over rows.
+// against its own max. Never writes [rows, cols] in the forward. Work range [start, end) over rows.
 import { expFast, expFastV, hmax, hsum } from './common';
 
 /** Floats per block: the reference moves up to the running max between blocks. */
@@ -64,8 +64,8 @@ let gMax: f32 = 0;
  * Running sums against the reference m: S = Σ exp(x − m), T = Σ exp(x − m)·(x − m); then lse = m + log S
  * and entropy = log S − T / S (no cancellation against a large m).
  */
-export function log_softmax_gather(x: usize, targets: usize, logp: usize, entropy: usize, lse: usize, cols: i32, s: i32, e: i32): void {
-  for (let r = s; r < e; r++) {
+export function log_softmax_gather(x: usize, targets: usize, logp: usize, entropy: usize, lse: usize, cols: i32, start: i32, end: i32): void {
+  for (let r = start; r < end; r++) {
     const row = x + (<usize>r * <usize>cols << 2);
     if (cols == 0) {
       // an empty row: log Σ = log 0 reads as +Infinity (no class), like a row with no visible key
@@ -86,7 +86,7 @@ export function log_softmax_gather(x: usize, targets: usize, logp: usize, entrop
         // !(bm − m ≤ MARGIN) also catches m = −Infinity (and NaN): then the block is summed again
         const redo = !(bm - m <= MARGIN);
         if (m != -Infinity) {
-          // move the row's sums to the new reference: S' = c·S, T' = c·(T + δ·S) with c = exp(δ), δ = m − m'
+          // move the row'start sums to the new reference: S' = c·S, T' = c·(T + δ·S) with c = exp(δ), δ = m − m'
           const delta = m - bm;
           const corr = Mathf.exp(delta);
           const cv = f32x4.splat(corr), dv = f32x4.splat(delta);
@@ -125,8 +125,8 @@ export function log_softmax_gather(x: usize, targets: usize, logp: usize, entrop
  * p·(−gLogp − gEntropy·(entropy + d)) with d = x − lse, plus gLogp at the target column.
  */
 export function log_softmax_gather_bwd(x: usize, targets: usize, lse: usize, entropy: usize, gLogp: usize, gEntropy: usize,
-  gx: usize, cols: i32, s: i32, e: i32): void {
-  for (let r = s; r < e; r++) {
+  gx: usize, cols: i32, start: i32, end: i32): void {
+  for (let r = start; r < end; r++) {
     const off = <usize>r * <usize>cols << 2;
     const row = x + off;
     const out = gx + off;

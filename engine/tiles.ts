@@ -5,8 +5,6 @@
 /** Row stride (floats) of the P operand of accumRows; the tiles read P rows at constant offsets. */
 export const CH: i32 = 64;
 export function tiles_ch(): i32 { return CH; }
-// Byte offsets of P rows 1..3 (CH·4, 2·CH·4, 3·CH·4) as literals: load offsets must be immediates.
-const P1: u32 = 256, P2: u32 = 512, P3: u32 = 768;
 
 /** Four accumulators → one vector of their four horizontal sums. */
 @inline function sum4(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
@@ -114,8 +112,24 @@ export function dotRows(a: usize, lda: usize, nA: i32, b: usize, ldb: usize, nB:
   }
 }
 
+// ---- accumulate tiles: O += P·B, P a small block with rows or columns CH floats apart ----
+// One set of tiles serves both layouts of P: the layout is a type argument, so every P offset below is a
+// compile-time constant (wasm load offsets must be immediates) and each instantiation compiles to the same
+// code as a hand-written copy would.
+
+/** P[i][j] at (i·CH + j) floats: accumRows. */
+class RowMajorP {}
+/** P[i][j] at (j·CH + i) floats (P given as Pᵀ): accumRowsT, which lets the attention backward use one dSᵀ block
+ * both as dSᵀ (for gk) and as dS (for gq) without a transpose. */
+class TransposedP {}
+
+/** Byte distance from P[i][j] to P[i + 1][j]. */
+@inline function nextRowOfP<Layout>(): u32 { return idof<Layout>() == idof<TransposedP>() ? 4 : CH << 2; }
+/** Byte distance from P[i][j] to P[i][j + 1]. */
+@inline function nextColOfP<Layout>(): u32 { return idof<Layout>() == idof<TransposedP>() ? CH << 2 : 4; }
+
 /** O[0..4][0..8] += P[0..4][j]·B[j][0..8] over j < nB. */
-@inline function acc4x8(p: usize, b: usize, ldb: usize, nB: i32, o: usize, ldo: usize): void {
+@inline function acc4x8<Layout>(p: usize, b: usize, ldb: usize, nB: i32, o: usize, ldo: usize): void {
   const o1 = o + ldo, o2 = o1 + ldo, o3 = o2 + ldo;
   let c00 = v128.load(o), c01 = v128.load(o, 16);
   let c10 = v128.load(o1), c11 = v128.load(o1, 16);
@@ -128,16 +142,16 @@ export function dotRows(a: usize, lda: usize, nA: i32, b: usize, ldb: usize, nB:
     let x = v128.load32_splat(pj);
     c00 = f32x4.add(c00, f32x4.mul(x, y0));
     c01 = f32x4.add(c01, f32x4.mul(x, y1));
-    x = v128.load32_splat(pj, P1);
+    x = v128.load32_splat(pj, nextRowOfP<Layout>());
     c10 = f32x4.add(c10, f32x4.mul(x, y0));
     c11 = f32x4.add(c11, f32x4.mul(x, y1));
-    x = v128.load32_splat(pj, P2);
+    x = v128.load32_splat(pj, 2 * nextRowOfP<Layout>());
     c20 = f32x4.add(c20, f32x4.mul(x, y0));
     c21 = f32x4.add(c21, f32x4.mul(x, y1));
-    x = v128.load32_splat(pj, P3);
+    x = v128.load32_splat(pj, 3 * nextRowOfP<Layout>());
     c30 = f32x4.add(c30, f32x4.mul(x, y0));
     c31 = f32x4.add(c31, f32x4.mul(x, y1));
-    pj += 4;
+    pj += nextColOfP<Layout>();
     bj += ldb;
   }
   v128.store(o, c00); v128.store(o, c01, 16);
@@ -147,24 +161,24 @@ export function dotRows(a: usize, lda: usize, nA: i32, b: usize, ldb: usize, nB:
 }
 
 /** O[0..4][0..4] += P[0..4][j]·B[j][0..4] over j < nB. */
-@inline function acc4x4(p: usize, b: usize, ldb: usize, nB: i32, o: usize, ldo: usize): void {
+@inline function acc4x4<Layout>(p: usize, b: usize, ldb: usize, nB: i32, o: usize, ldo: usize): void {
   const o1 = o + ldo, o2 = o1 + ldo, o3 = o2 + ldo;
   let c0 = v128.load(o), c1 = v128.load(o1), c2 = v128.load(o2), c3 = v128.load(o3);
   let pj = p, bj = b;
   for (let j = 0; j < nB; j++) {
     const y = v128.load(bj);
     c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(pj), y));
-    c1 = f32x4.add(c1, f32x4.mul(v128.load32_splat(pj, P1), y));
-    c2 = f32x4.add(c2, f32x4.mul(v128.load32_splat(pj, P2), y));
-    c3 = f32x4.add(c3, f32x4.mul(v128.load32_splat(pj, P3), y));
-    pj += 4;
+    c1 = f32x4.add(c1, f32x4.mul(v128.load32_splat(pj, nextRowOfP<Layout>()), y));
+    c2 = f32x4.add(c2, f32x4.mul(v128.load32_splat(pj, 2 * nextRowOfP<Layout>()), y));
+    c3 = f32x4.add(c3, f32x4.mul(v128.load32_splat(pj, 3 * nextRowOfP<Layout>()), y));
+    pj += nextColOfP<Layout>();
     bj += ldb;
   }
   v128.store(o, c0); v128.store(o1, c1); v128.store(o2, c2); v128.store(o3, c3);
 }
 
 /** O[0][0..8] += P[0][j]·B[j][0..8] over j < nB; even and odd j accumulate apart (four add chains, not two). */
-@inline function acc1x8(p: usize, b: usize, ldb: usize, nB: i32, o: usize): void {
+@inline function acc1x8<Layout>(p: usize, b: usize, ldb: usize, nB: i32, o: usize): void {
   let c0 = v128.load(o), c1 = v128.load(o, 16);
   let d0 = f32x4.splat(0), d1 = d0;
   let pj = p, bj = b;
@@ -174,10 +188,10 @@ export function dotRows(a: usize, lda: usize, nA: i32, b: usize, ldb: usize, nB:
     c0 = f32x4.add(c0, f32x4.mul(x, v128.load(bj)));
     c1 = f32x4.add(c1, f32x4.mul(x, v128.load(bj, 16)));
     const bk = bj + ldb;
-    const y = v128.load32_splat(pj, 4);
+    const y = v128.load32_splat(pj, nextColOfP<Layout>());
     d0 = f32x4.add(d0, f32x4.mul(y, v128.load(bk)));
     d1 = f32x4.add(d1, f32x4.mul(y, v128.load(bk, 16)));
-    pj += 8;
+    pj += 2 * nextColOfP<Layout>();
     bj = bk + ldb;
   }
   if (j < nB) {
@@ -189,35 +203,33 @@ export function dotRows(a: usize, lda: usize, nA: i32, b: usize, ldb: usize, nB:
 }
 
 /** O[0][0..4] += P[0][j]·B[j][0..4] over j < nB. */
-@inline function acc1x4(p: usize, b: usize, ldb: usize, nB: i32, o: usize): void {
+@inline function acc1x4<Layout>(p: usize, b: usize, ldb: usize, nB: i32, o: usize): void {
   let c = v128.load(o);
   let pj = p, bj = b;
   for (let j = 0; j < nB; j++) {
     c = f32x4.add(c, f32x4.mul(v128.load32_splat(pj), v128.load(bj)));
-    pj += 4;
+    pj += nextColOfP<Layout>();
     bj += ldb;
   }
   v128.store(o, c);
 }
 
-/**
- * O[i][c] += Σ_{j<nB} P[i·CH + j]·B[j][c] for i < nA, c < len. P: row stride CH floats (nB ≤ CH); B row j at
- * b + j·ldb, O row i at o + i·ldo (bytes). Column blocks outer so a B block of nB × 8 stays in L1 across rows.
- */
-export function accumRows(p: usize, nA: i32, b: usize, ldb: usize, nB: i32, len: i32, o: usize, ldo: usize): void {
-  const rowP = <usize>CH << 2;
+/** accumRows / accumRowsT for one layout of P. */
+@inline function accumulate<Layout>(p: usize, nA: i32, b: usize, ldb: usize, nB: i32, len: i32, o: usize, ldo: usize): void {
+  const rowP = <usize>nextRowOfP<Layout>();
+  const colP = <usize>nextColOfP<Layout>();
   const nA4 = nA & ~3;
   let c = 0;
   for (; c + 8 <= len; c += 8) {
     const bc = b + (<usize>c << 2);
     const oc = o + (<usize>c << 2);
-    for (let i = 0; i < nA4; i += 4) acc4x8(p + <usize>i * rowP, bc, ldb, nB, oc + <usize>i * ldo, ldo);
+    for (let i = 0; i < nA4; i += 4) acc4x8<Layout>(p + <usize>i * rowP, bc, ldb, nB, oc + <usize>i * ldo, ldo);
   }
   const c8 = c;
   if (c + 4 <= len) {
     const bc = b + (<usize>c << 2);
     const oc = o + (<usize>c << 2);
-    for (let i = 0; i < nA4; i += 4) acc4x4(p + <usize>i * rowP, bc, ldb, nB, oc + <usize>i * ldo, ldo);
+    for (let i = 0; i < nA4; i += 4) acc4x4<Layout>(p + <usize>i * rowP, bc, ldb, nB, oc + <usize>i * ldo, ldo);
   }
   // leftover rows run row by row along the columns: a C tile stored and the next one loaded never sit
   // 4 KiB apart (with power-of-two widths, rows of C and B alias in the store buffer)
@@ -225,110 +237,27 @@ export function accumRows(p: usize, nA: i32, b: usize, ldb: usize, nB: i32, len:
     const pi = p + <usize>i * rowP;
     const oi = o + <usize>i * ldo;
     let cc = 0;
-    for (; cc < c8; cc += 8) acc1x8(pi, b + (<usize>cc << 2), ldb, nB, oi + (<usize>cc << 2));
-    if (cc + 4 <= len) acc1x4(pi, b + (<usize>cc << 2), ldb, nB, oi + (<usize>cc << 2));
+    for (; cc < c8; cc += 8) acc1x8<Layout>(pi, b + (<usize>cc << 2), ldb, nB, oi + (<usize>cc << 2));
+    if (cc + 4 <= len) acc1x4<Layout>(pi, b + (<usize>cc << 2), ldb, nB, oi + (<usize>cc << 2));
   }
   if (c + 4 <= len) c += 4;
   for (; c < len; c++) {
     for (let i = 0; i < nA; i++) {
       const pi = p + <usize>i * rowP;
       let r: f32 = 0;
-      for (let j = 0; j < nB; j++) r += load<f32>(pi + (<usize>j << 2)) * load<f32>(b + <usize>j * ldb + (<usize>c << 2));
+      for (let j = 0; j < nB; j++) r += load<f32>(pi + <usize>j * colP) * load<f32>(b + <usize>j * ldb + (<usize>c << 2));
       const oi = o + <usize>i * ldo + (<usize>c << 2);
       store<f32>(oi, load<f32>(oi) + r);
     }
   }
 }
 
-// ---- the transposed-P variant: P stored as Pᵀ (row j holds P[0..nA)[j]), row stride CH ----
-// Lets the attention backward use one dSᵀ block both as dSᵀ (for gk) and as dS (for gq) without a transpose.
-// PT rows are CH floats apart (CH·4 = 256 bytes, an immediate load offset).
-const PT1: u32 = 256;
-
-/** O[0..4][0..8] += Pᵀ[j][0..4]·B[j][0..8] over j < nB. */
-@inline function acc4x8T(pt: usize, b: usize, ldb: usize, nB: i32, o: usize, ldo: usize): void {
-  const o1 = o + ldo, o2 = o1 + ldo, o3 = o2 + ldo;
-  let c00 = v128.load(o), c01 = v128.load(o, 16);
-  let c10 = v128.load(o1), c11 = v128.load(o1, 16);
-  let c20 = v128.load(o2), c21 = v128.load(o2, 16);
-  let c30 = v128.load(o3), c31 = v128.load(o3, 16);
-  let pj = pt, bj = b;
-  for (let j = 0; j < nB; j++) {
-    const y0 = v128.load(bj);
-    const y1 = v128.load(bj, 16);
-    let x = v128.load32_splat(pj);
-    c00 = f32x4.add(c00, f32x4.mul(x, y0));
-    c01 = f32x4.add(c01, f32x4.mul(x, y1));
-    x = v128.load32_splat(pj, 4);
-    c10 = f32x4.add(c10, f32x4.mul(x, y0));
-    c11 = f32x4.add(c11, f32x4.mul(x, y1));
-    x = v128.load32_splat(pj, 8);
-    c20 = f32x4.add(c20, f32x4.mul(x, y0));
-    c21 = f32x4.add(c21, f32x4.mul(x, y1));
-    x = v128.load32_splat(pj, 12);
-    c30 = f32x4.add(c30, f32x4.mul(x, y0));
-    c31 = f32x4.add(c31, f32x4.mul(x, y1));
-    pj += PT1;
-    bj += ldb;
-  }
-  v128.store(o, c00); v128.store(o, c01, 16);
-  v128.store(o1, c10); v128.store(o1, c11, 16);
-  v128.store(o2, c20); v128.store(o2, c21, 16);
-  v128.store(o3, c30); v128.store(o3, c31, 16);
-}
-
-/** O[0..4][0..4] += Pᵀ[j][0..4]·B[j][0..4] over j < nB. */
-@inline function acc4x4T(pt: usize, b: usize, ldb: usize, nB: i32, o: usize, ldo: usize): void {
-  const o1 = o + ldo, o2 = o1 + ldo, o3 = o2 + ldo;
-  let c0 = v128.load(o), c1 = v128.load(o1), c2 = v128.load(o2), c3 = v128.load(o3);
-  let pj = pt, bj = b;
-  for (let j = 0; j < nB; j++) {
-    const y = v128.load(bj);
-    c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(pj), y));
-    c1 = f32x4.add(c1, f32x4.mul(v128.load32_splat(pj, 4), y));
-    c2 = f32x4.add(c2, f32x4.mul(v128.load32_splat(pj, 8), y));
-    c3 = f32x4.add(c3, f32x4.mul(v128.load32_splat(pj, 12), y));
-    pj += PT1;
-    bj += ldb;
-  }
-  v128.store(o, c0); v128.store(o1, c1); v128.store(o2, c2); v128.store(o3, c3);
-}
-
-/** O[0][0..8] += Pᵀ[j][0]·B[j][0..8] over j < nB; even and odd j accumulate apart. */
-@inline function acc1x8T(pt: usize, b: usize, ldb: usize, nB: i32, o: usize): void {
-  let c0 = v128.load(o), c1 = v128.load(o, 16);
-  let d0 = f32x4.splat(0), d1 = d0;
-  let pj = pt, bj = b;
-  let j = 0;
-  for (; j + 2 <= nB; j += 2) {
-    const x = v128.load32_splat(pj);
-    c0 = f32x4.add(c0, f32x4.mul(x, v128.load(bj)));
-    c1 = f32x4.add(c1, f32x4.mul(x, v128.load(bj, 16)));
-    const bk = bj + ldb;
-    const y = v128.load32_splat(pj, PT1);
-    d0 = f32x4.add(d0, f32x4.mul(y, v128.load(bk)));
-    d1 = f32x4.add(d1, f32x4.mul(y, v128.load(bk, 16)));
-    pj += 2 * PT1;
-    bj = bk + ldb;
-  }
-  if (j < nB) {
-    const x = v128.load32_splat(pj);
-    c0 = f32x4.add(c0, f32x4.mul(x, v128.load(bj)));
-    c1 = f32x4.add(c1, f32x4.mul(x, v128.load(bj, 16)));
-  }
-  v128.store(o, f32x4.add(c0, d0)); v128.store(o, f32x4.add(c1, d1), 16);
-}
-
-/** O[0][0..4] += Pᵀ[j][0]·B[j][0..4] over j < nB. */
-@inline function acc1x4T(pt: usize, b: usize, ldb: usize, nB: i32, o: usize): void {
-  let c = v128.load(o);
-  let pj = pt, bj = b;
-  for (let j = 0; j < nB; j++) {
-    c = f32x4.add(c, f32x4.mul(v128.load32_splat(pj), v128.load(bj)));
-    pj += PT1;
-    bj += ldb;
-  }
-  v128.store(o, c);
+/**
+ * O[i][c] += Σ_{j<nB} P[i·CH + j]·B[j][c] for i < nA, c < len. P: row stride CH floats (nB ≤ CH); B row j at
+ * b + j·ldb, O row i at o + i·ldo (bytes). Column blocks outer so a B block of nB × 8 stays in L1 across rows.
+ */
+export function accumRows(p: usize, nA: i32, b: usize, ldb: usize, nB: i32, len: i32, o: usize, ldo: usize): void {
+  accumulate<RowMajorP>(p, nA, b, ldb, nB, len, o, ldo);
 }
 
 /**
@@ -336,35 +265,5 @@ const PT1: u32 = 256;
  * (row j of Pᵀ holds column j of P, row stride CH floats). Same loop order as accumRows.
  */
 export function accumRowsT(pt: usize, nA: i32, b: usize, ldb: usize, nB: i32, len: i32, o: usize, ldo: usize): void {
-  const nA4 = nA & ~3;
-  let c = 0;
-  for (; c + 8 <= len; c += 8) {
-    const bc = b + (<usize>c << 2);
-    const oc = o + (<usize>c << 2);
-    for (let i = 0; i < nA4; i += 4) acc4x8T(pt + (<usize>i << 2), bc, ldb, nB, oc + <usize>i * ldo, ldo);
-  }
-  const c8 = c;
-  if (c + 4 <= len) {
-    const bc = b + (<usize>c << 2);
-    const oc = o + (<usize>c << 2);
-    for (let i = 0; i < nA4; i += 4) acc4x4T(pt + (<usize>i << 2), bc, ldb, nB, oc + <usize>i * ldo, ldo);
-  }
-  for (let i = nA4; i < nA; i++) {
-    const pi = pt + (<usize>i << 2);
-    const oi = o + <usize>i * ldo;
-    let cc = 0;
-    for (; cc < c8; cc += 8) acc1x8T(pi, b + (<usize>cc << 2), ldb, nB, oi + (<usize>cc << 2));
-    if (cc + 4 <= len) acc1x4T(pi, b + (<usize>cc << 2), ldb, nB, oi + (<usize>cc << 2));
-  }
-  if (c + 4 <= len) c += 4;
-  for (; c < len; c++) {
-    for (let i = 0; i < nA; i++) {
-      let r: f32 = 0;
-      for (let j = 0; j < nB; j++) {
-        r += load<f32>(pt + (<usize>(j * CH + i) << 2)) * load<f32>(b + <usize>j * ldb + (<usize>c << 2));
-      }
-      const oi = o + <usize>i * ldo + (<usize>c << 2);
-      store<f32>(oi, load<f32>(oi) + r);
-    }
-  }
+  accumulate<TransposedP>(pt, nA, b, ldb, nB, len, o, ldo);
 }

@@ -2,7 +2,7 @@
 // (contract: src/backend/model_kernels.ts, tokenLoss / tokenLossBackward). Four tokens per SIMD step, the
 // tail through the same vector code on one lane, so every token sees identical rounding. Both entries choose
 // the branch with `branch`, so the gradient always belongs to the branch the forward chose.
-// lo = 1 − epsLow, hi = 1 + epsHigh, c = dualClip (0 = off), C = log-ratio clamp. Work range [s, e).
+// lo = 1 − epsLow, hi = 1 + epsHigh, c = dualClip (0 = off), C = log-ratio clamp. Work range [start, end).
 import { expV } from './common';
 
 // Results of branch() for the current four tokens (globals are per instance, i.e. per thread).
@@ -49,13 +49,13 @@ let bGrad: v128 = f32x4.splat(0);  // ∂l/∂logp: −A·r on the unclipped bra
 
 /** loss[i] = weight·l; stats [3, n]: low clip, high clip, k3 — each 0 where weight is 0. */
 export function token_loss(logp: usize, oldLogp: usize, adv: usize, weight: usize, loss: usize, stats: usize, n: i32,
-  lo: f32, hi: f32, c: f32, C: f32, s: i32, e: i32): void {
+  lo: f32, hi: f32, c: f32, C: f32, start: i32, end: i32): void {
   const zero = f32x4.splat(0), one = f32x4.splat(1);
   const loV = f32x4.splat(lo), hiV = f32x4.splat(hi);
   const high = stats + (<usize>n << 2);
   const kl = stats + (<usize>n << 3);
-  let i = s;
-  for (; i + 4 <= e; i += 4) {
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
     const o = <usize>i << 2;
     const a = v128.load(adv + o);
     const w = v128.load(weight + o);
@@ -66,7 +66,7 @@ export function token_loss(logp: usize, oldLogp: usize, adv: usize, weight: usiz
     v128.store(high + o, v128.and(v128.and(valid, v128.and(f32x4.gt(bR, hiV), f32x4.gt(a, zero))), one));
     v128.store(kl + o, v128.and(valid, k3(bD, bR)));
   }
-  for (; i < e; i++) {
+  for (; i < end; i++) {
     const o = <usize>i << 2;
     const a = load<f32>(adv + o);
     const w = load<f32>(weight + o);
@@ -82,14 +82,14 @@ export function token_loss(logp: usize, oldLogp: usize, adv: usize, weight: usiz
 
 /** gLogp[i] = gLoss·weight·(−A·r) on the unclipped branch, else 0. */
 export function token_loss_bwd(logp: usize, oldLogp: usize, adv: usize, weight: usize, gLoss: usize, gLogp: usize,
-  lo: f32, hi: f32, c: f32, C: f32, s: i32, e: i32): void {
-  let i = s;
-  for (; i + 4 <= e; i += 4) {
+  lo: f32, hi: f32, c: f32, C: f32, start: i32, end: i32): void {
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
     const o = <usize>i << 2;
     branch(v128.load(logp + o), v128.load(oldLogp + o), v128.load(adv + o), lo, hi, c, C);
     v128.store(gLogp + o, f32x4.mul(f32x4.mul(v128.load(gLoss + o), v128.load(weight + o)), bGrad));
   }
-  for (; i < e; i++) {
+  for (; i < end; i++) {
     const o = <usize>i << 2;
     branch(splatAt(logp, i), splatAt(oldLogp, i), splatAt(adv, i), lo, hi, c, C);
     store<f32>(gLogp + o, load<f32>(gLoss + o) * load<f32>(weight + o) * f32x4.extract_lane(bGrad, 0));

@@ -38,12 +38,12 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> sumOut: array<f32>;
 @group(0) @binding(2) var<storage, read> X: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 
 @compute @workgroup_size(WG)
 fn adamw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-  let i = P.start + (wid.y * nwg.x + wid.x) * WG + lid;
+  let i = P.start + linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
   let g = grad[i] * scale[0];
   let m = P.beta1 * mom[i] + P.oneMinusBeta1 * g;
@@ -56,7 +56,7 @@ fn adamw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(WG)
 fn adamw4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  let i = linearId(wid, nwg, lid);
   if (i >= P.n / 4u) { return; }
   let g = grad4[i] * scale[0];
   let m = P.beta1 * mom4[i] + P.oneMinusBeta1 * g;
@@ -72,7 +72,7 @@ var<workgroup> red: array<f32, WG>;
 fn sum_squares(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
   let groups = nwg.x * nwg.y;
-  let g = wid.y * nwg.x + wid.x;
+  let g = workgroupIndex(wid, nwg);
   var s = 0.0;
   for (var i = g * WG + lid; i < P.n; i += groups * WG) {
     let v = X[i];

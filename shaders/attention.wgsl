@@ -6,23 +6,7 @@
 // Contract: src/backend/model_kernels.ts (attention). Template: __WG__ (rows per workgroup), __BK__ (keys per
 // tile), __HD__ (head dim).
 
-struct Params {
-  tq: u32,
-  tk: u32,
-  kvStride: u32,
-  heads: u32,
-  kvHeads: u32,
-  group: u32,        // heads / kvHeads
-  qOffset: u32,
-  causal: u32,
-  hasKeyStart: u32,
-  scale: f32,
-  inf: f32,          // +Infinity: lse of a row that sees no key
-  headDim: u32,
-  rows: u32,         // batch · heads · tq
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
+//#include attention_params.wgsl
 @group(0) @binding(1) var<storage, read_write> outF: array<f32>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> Q: array<f32>;
@@ -38,40 +22,17 @@ const NEG: f32 = -1.0e30;
 var<workgroup> Ks: array<f32, BK * HD>;
 var<workgroup> Vs: array<f32, BK * HD>;
 
-fn firstKey(b: u32) -> u32 {
-  if (P.hasKeyStart == 0u) { return 0u; }
-  return u32(max(keyStart[b], 0));
-}
-
-// Largest query row index (within its head) among the flattened rows first … last of a block.
-fn lastQueryRow(first: u32, last: u32) -> u32 {
-  return select(P.tq - 1u, last % P.tq, first / P.tq == last / P.tq);
-}
-
 @compute @workgroup_size(WG)
 fn attention_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   // Rows: the flattened rows of the query heads sharing kv head `kvh` (contiguous in q, out and lse).
-  let b = wid.z;
-  let kvh = wid.y;
-  let nRows = P.group * P.tq;
-  let r0 = wid.x * WG;
-  let row = min(r0 + lid, nRows - 1u);
-  let rowIdx = (b * P.heads + kvh * P.group) * P.tq + row;
-  let kvBase = (b * P.kvHeads + kvh) * P.kvStride * HD;
+//#include attention_rows.wgsl
   var q: array<f32, HD>;
   var acc: array<f32, HD>;
   for (var d = 0u; d < HD; d++) {
     q[d] = Q[rowIdx * HD + d] * P.scale;
     acc[d] = 0.0;
   }
-  let ks = firstKey(b);
-  var kEnd = P.tk;
-  // Invocations past the last row only help stage tiles.
-  var myEnd = select(0u, P.tk, r0 + lid < nRows);
-  if (P.causal != 0u) {
-    kEnd = min(kEnd, P.qOffset + lastQueryRow(r0, min(r0 + WG, nRows) - 1u) + 1u);
-    myEnd = min(myEnd, P.qOffset + row % P.tq + 1u);
-  }
+//#include attention_key_range.wgsl
   var m = NEG;
   var l = 0.0;
   var s: array<f32, BK>;

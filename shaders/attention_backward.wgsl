@@ -10,23 +10,7 @@
 // Scores are recomputed from lse; nothing T×T is stored. Template: __WG__ (rows per workgroup), __BK__ (rows
 // per tile), __HD__ (head dim).
 
-struct Params {
-  tq: u32,
-  tk: u32,
-  kvStride: u32,
-  heads: u32,
-  kvHeads: u32,
-  group: u32,        // heads / kvHeads
-  qOffset: u32,
-  causal: u32,
-  hasKeyStart: u32,
-  scale: f32,
-  inf: f32,
-  headDim: u32,
-  rows: u32,         // batch · heads · tq
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
+//#include attention_params.wgsl
 // attention_bwd_stats
 @group(0) @binding(1) var<storage, read_write> statsOut: array<vec2<f32>>;
 @group(0) @binding(2) var<storage, read> O: array<f32>;
@@ -42,25 +26,15 @@ struct Params {
 @group(0) @binding(7) var<storage, read> GO: array<f32>;
 @group(0) @binding(8) var<storage, read_write> gvOut: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 const BK: u32 = __BK__u;
 const HD: u32 = __HD__u;
 const BIG: f32 = 1.0e30;
 
-fn firstKey(b: u32) -> u32 {
-  if (P.hasKeyStart == 0u) { return 0u; }
-  return u32(max(keyStart[b], 0));
-}
-
-// Largest query row index (within its head) among the flattened rows first … last of a block.
-fn lastQueryRow(first: u32, last: u32) -> u32 {
-  return select(P.tq - 1u, last % P.tq, first / P.tq == last / P.tq);
-}
-
 @compute @workgroup_size(WG)
 fn attention_bwd_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-  let row = (wid.y * nwg.x + wid.x) * WG + lid;
+  let row = linearId(wid, nwg, lid);
   if (row >= P.rows) { return; }
   var d = 0.0;
   for (var c = 0u; c < P.headDim; c++) { d = fma(G[row * P.headDim + c], O[row * P.headDim + c], d); }
@@ -75,13 +49,7 @@ var<workgroup> Ss: array<vec2<f32>, BK>;
 @compute @workgroup_size(WG)
 fn attention_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   // Rows: the flattened rows of the query heads sharing kv head `kvh`, as in attention.wgsl.
-  let b = wid.z;
-  let kvh = wid.y;
-  let nRows = P.group * P.tq;
-  let r0 = wid.x * WG;
-  let row = min(r0 + lid, nRows - 1u);
-  let rowIdx = (b * P.heads + kvh * P.group) * P.tq + row;
-  let kvBase = (b * P.kvHeads + kvh) * P.kvStride * HD;
+//#include attention_rows.wgsl
   var q: array<f32, HD>;
   var go: array<f32, HD>;
   var acc: array<f32, HD>;
@@ -91,13 +59,7 @@ fn attention_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     acc[d] = 0.0;
   }
   let st = stats[rowIdx];
-  let ks = firstKey(b);
-  var kEnd = P.tk;
-  var myEnd = select(0u, P.tk, r0 + lid < nRows);
-  if (P.causal != 0u) {
-    kEnd = min(kEnd, P.qOffset + lastQueryRow(r0, min(r0 + WG, nRows) - 1u) + 1u);
-    myEnd = min(myEnd, P.qOffset + row % P.tq + 1u);
-  }
+//#include attention_key_range.wgsl
   for (var j0 = ks; j0 < kEnd; j0 += BK) {
     workgroupBarrier();
     for (var e = lid; e < BK * HD; e += WG) {

@@ -14,23 +14,7 @@
 // __TM__ = L·R (rows or keys per workgroup), __D4__ = headDim/4, __DV__ = ceil(D4/L).
 enable subgroups;
 
-struct Params {
-  tq: u32,
-  tk: u32,
-  kvStride: u32,
-  heads: u32,
-  kvHeads: u32,
-  group: u32,        // heads / kvHeads
-  qOffset: u32,
-  causal: u32,
-  hasKeyStart: u32,
-  scale: f32,
-  inf: f32,
-  headDim: u32,
-  rows: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
+//#include attention_params.wgsl
 @group(0) @binding(1) var<storage, read_write> out4: array<vec4<f32>>;   // gq (dq) or gk (dkv)
 @group(0) @binding(2) var<storage, read> Q4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> K4: array<vec4<f32>>;
@@ -45,25 +29,10 @@ const TM: u32 = __TM__u;
 const D4: u32 = __D4__u;
 const KT: u32 = 4u * L;
 
-fn firstKey(b: u32) -> u32 {
-  if (P.hasKeyStart == 0u) { return 0u; }
-  return u32(max(keyStart[b], 0));
-}
-
-// Largest query row index (within its head) among the flattened rows first … last of a block.
-fn lastQueryRow(first: u32, last: u32) -> u32 {
-  return select(P.tq - 1u, last % P.tq, first / P.tq == last / P.tq);
-}
-
 @compute @workgroup_size(L)
 fn attention_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   // Rows: the flattened rows of the query heads sharing kv head `kvh`, as in attention_subgroups.wgsl.
-  let b = wid.z;
-  let kvh = wid.y;
-  let nRows = P.group * P.tq;
-  let r0 = wid.x * TM;
-  let rowBase = (b * P.heads + kvh * P.group) * P.tq;
-  let kvBase = (b * P.kvHeads + kvh) * P.kvStride * D4;
+//#include attention_rows_subgroups.wgsl
   // Row i of the block is loaded by lane i % L into its register set i / L.
 //#unroll r R
   let myRow_{r} = rowBase + min(r0 + {r}u * L + lane, nRows - 1u);

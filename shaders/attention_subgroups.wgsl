@@ -14,23 +14,7 @@
 // __TM__ = L·QR, __D4__ = headDim/4, __DV__ = ceil(D4 / L) (head-dim chunks per lane).
 enable subgroups;
 
-struct Params {
-  tq: u32,
-  tk: u32,
-  kvStride: u32,
-  heads: u32,
-  kvHeads: u32,
-  group: u32,        // heads / kvHeads
-  qOffset: u32,
-  causal: u32,
-  hasKeyStart: u32,
-  scale: f32,
-  inf: f32,          // +Infinity: lse of a row that sees no key
-  headDim: u32,
-  rows: u32,         // batch · heads · tq
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
+//#include attention_params.wgsl
 @group(0) @binding(1) var<storage, read_write> out4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> Q4: array<vec4<f32>>;
@@ -44,26 +28,11 @@ const D4: u32 = __D4__u;
 const KT: u32 = 4u * L;
 const NEG: f32 = -1.0e30;
 
-fn firstKey(b: u32) -> u32 {
-  if (P.hasKeyStart == 0u) { return 0u; }
-  return u32(max(keyStart[b], 0));
-}
-
-// Largest query row index (within its head) among the flattened rows first … last of a block.
-fn lastQueryRow(first: u32, last: u32) -> u32 {
-  return select(P.tq - 1u, last % P.tq, first / P.tq == last / P.tq);
-}
-
 @compute @workgroup_size(L)
 fn attention_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   // Rows of the block run over the G = heads / kvHeads query heads sharing kv head `kvh` (contiguous in
   // q, out and lse): decode (tq = 1) fills the lanes with the group's heads instead of clamped copies.
-  let b = wid.z;
-  let kvh = wid.y;
-  let nRows = P.group * P.tq;
-  let r0 = wid.x * TM;
-  let rowBase = (b * P.heads + kvh * P.group) * P.tq;
-  let kvBase = (b * P.kvHeads + kvh) * P.kvStride * D4;
+//#include attention_rows_subgroups.wgsl
 //#unroll r QR
   let qo_{r} = (rowBase + min(r0 + {r}u * L + lane, nRows - 1u)) * D4;
 //#end

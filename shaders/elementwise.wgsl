@@ -1,8 +1,8 @@
 // Elementwise kernels: fill, arange, cast, unary, binary, where, copy, write_view.
-// Templated by the host before compilation: __WG__ (workgroup size), __OP__ (unary/binary op code,
-// UNARY_CODE / BINARY_CODE order in src/backend/backend.ts).
+// Templated by the host before compilation: __WG__ (workgroup size), __OP__ (unary/binary op code from
+// src/backend/ops.ts; the named codes come from the generated include ops.gen.wgsl).
 // Strided views: element i of the output shape reads offset + sum(idx[d] * stride[d]) for up to 8 dims
-// (MAX_RANK = 6). Work items past 65535 workgroups use a 2-D grid; the linear id is rebuilt here.
+// (MAX_RANK = 6). Work items past 65535 workgroups use a 2-D grid (include/grid.wgsl).
 
 struct Params {
   n: u32,
@@ -11,8 +11,8 @@ struct Params {
   flag: u32,      // fill: value bits; arange: mode; cast: mode; where: cond is int32
   scalar: f32,    // unary scalar / arange start
   scalar2: f32,   // arange step
-  istart: i32,    // arange int start
-  istep: i32,     // arange int step
+  intStart: i32,  // arange int start
+  intStep: i32,   // arange int step
   shape: array<vec4<u32>, 2>,
   strides: array<vec4<u32>, 6>,  // view v, dim d: strides[2v + d/4][d%4]
   offsets: vec4<u32>,
@@ -26,32 +26,29 @@ struct Params {
 @group(0) @binding(3) var<storage, read> yF: array<f32>;
 @group(0) @binding(4) var<storage, read> zF: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 const OP: u32 = __OP__u;
+//#include ops.gen.wgsl
 
-fn linearId(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
-fn stride(v: u32, d: u32) -> u32 {
-  return P.strides[2u * v + d / 4u][d % 4u];
+fn viewStride(view: u32, dim: u32) -> u32 {
+  return P.strides[2u * view + dim / 4u][dim % 4u];
 }
 
 // Offsets of element i in the (up to) three input views.
 fn viewOffsets(i: u32) -> vec3<u32> {
   if (P.rank == 1u) {
-    return P.offsets.xyz + i * vec3<u32>(stride(0u, 0u), stride(1u, 0u), stride(2u, 0u));
+    return P.offsets.xyz + i * vec3<u32>(viewStride(0u, 0u), viewStride(1u, 0u), viewStride(2u, 0u));
   }
-  var rem = i;
-  var o = P.offsets.xyz;
+  var rest = i;
+  var offsets = P.offsets.xyz;
   for (var d = i32(P.rank) - 1; d >= 0; d--) {
-    let du = u32(d);
-    let s = P.shape[du / 4u][du % 4u];
-    let idx = rem % s;
-    rem = rem / s;
-    o += idx * vec3<u32>(stride(0u, du), stride(1u, du), stride(2u, du));
+    let dim = u32(d);
+    let size = P.shape[dim / 4u][dim % 4u];
+    let index = rest % size;
+    rest = rest / size;
+    offsets += index * vec3<u32>(viewStride(0u, dim), viewStride(1u, dim), viewStride(2u, dim));
   }
-  return o;
+  return offsets;
 }
 
 fn nan() -> f32 {
@@ -84,45 +81,45 @@ fn powf(a: f32, b: f32) -> f32 {
   return pow(a, b);
 }
 
-fn unaryOp(x: f32, s: f32) -> f32 {
+fn unaryOp(x: f32, scalar: f32) -> f32 {
   switch OP {
-    case 0u: { return -x; }
-    case 1u: { return exp(x); }
-    case 2u: { return log(x); }
-    case 3u: { return sqrt(x); }
-    case 4u: { return 1.0 / sqrt(x); }
-    case 5u: { return select(0.0, x, x > 0.0); }
-    case 6u: { return x * sigmoid(x); }
-    case 7u: { return sigmoid(x); }
-    case 8u: { return safeTanh(x); }
-    case 9u: { return abs(x); }
-    case 10u: { return x * x; }
-    case 11u: { return 1.0 / x; }
-    case 12u: { return powf(x, s); }
-    case 13u: { return x * s; }
-    case 14u: { return x + s; }
-    case 15u: { return select(0.0, 1.0, x > 0.0); }
-    case 16u: { let sg = sigmoid(x); return sg * (1.0 + x * (1.0 - sg)); }
-    case 17u: { return select(select(0.0, -1.0, x < 0.0), 1.0, x > 0.0); }
+    case UNARY_NEG: { return -x; }
+    case UNARY_EXP: { return exp(x); }
+    case UNARY_LOG: { return log(x); }
+    case UNARY_SQRT: { return sqrt(x); }
+    case UNARY_RSQRT: { return 1.0 / sqrt(x); }
+    case UNARY_RELU: { return select(0.0, x, x > 0.0); }
+    case UNARY_SILU: { return x * sigmoid(x); }
+    case UNARY_SIGMOID: { return sigmoid(x); }
+    case UNARY_TANH: { return safeTanh(x); }
+    case UNARY_ABS: { return abs(x); }
+    case UNARY_SQUARE: { return x * x; }
+    case UNARY_RECIPROCAL: { return 1.0 / x; }
+    case UNARY_POW_SCALAR: { return powf(x, scalar); }
+    case UNARY_MUL_SCALAR: { return x * scalar; }
+    case UNARY_ADD_SCALAR: { return x + scalar; }
+    case UNARY_RELU_GRAD: { return select(0.0, 1.0, x > 0.0); }
+    case UNARY_SILU_GRAD: { let sig = sigmoid(x); return sig * (1.0 + x * (1.0 - sig)); }
+    case UNARY_SIGN: { return select(select(0.0, -1.0, x < 0.0), 1.0, x > 0.0); }
     default: { return nan(); }
   }
 }
 
 fn binaryOp(a: f32, b: f32) -> f32 {
   switch OP {
-    case 0u: { return a + b; }
-    case 1u: { return a - b; }
-    case 2u: { return a * b; }
-    case 3u: { return a / b; }
-    case 4u: { return max(a, b); }
-    case 5u: { return min(a, b); }
-    case 6u: { return powf(a, b); }
-    case 7u: { return select(0.0, 1.0, a == b); }
-    case 8u: { return select(0.0, 1.0, a != b); }
-    case 9u: { return select(0.0, 1.0, a < b); }
-    case 10u: { return select(0.0, 1.0, a <= b); }
-    case 11u: { return select(0.0, 1.0, a > b); }
-    case 12u: { return select(0.0, 1.0, a >= b); }
+    case BINARY_ADD: { return a + b; }
+    case BINARY_SUB: { return a - b; }
+    case BINARY_MUL: { return a * b; }
+    case BINARY_DIV: { return a / b; }
+    case BINARY_MAX: { return max(a, b); }
+    case BINARY_MIN: { return min(a, b); }
+    case BINARY_POW: { return powf(a, b); }
+    case BINARY_EQ: { return select(0.0, 1.0, a == b); }
+    case BINARY_NE: { return select(0.0, 1.0, a != b); }
+    case BINARY_LT: { return select(0.0, 1.0, a < b); }
+    case BINARY_LE: { return select(0.0, 1.0, a <= b); }
+    case BINARY_GT: { return select(0.0, 1.0, a > b); }
+    case BINARY_GE: { return select(0.0, 1.0, a >= b); }
     default: { return nan(); }
   }
 }
@@ -142,7 +139,7 @@ fn arange(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
   if (P.flag == 1u) {
-    outU[i] = bitcast<u32>(P.istart + i32(i) * P.istep);
+    outU[i] = bitcast<u32>(P.intStart + i32(i) * P.intStep);
   } else {
     let v = P.scalar + f32(i) * P.scalar2;
     if (P.flag == 0u) {
@@ -174,8 +171,8 @@ fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
          @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
-  let o = viewOffsets(i);
-  outF[i] = unaryOp(xF[o.x], P.scalar);
+  let at = viewOffsets(i);
+  outF[i] = unaryOp(xF[at.x], P.scalar);
 }
 
 @compute @workgroup_size(WG)
@@ -183,8 +180,8 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
-  let o = viewOffsets(i);
-  outF[i] = binaryOp(xF[o.x], yF[o.y]);
+  let at = viewOffsets(i);
+  outF[i] = binaryOp(xF[at.x], yF[at.y]);
 }
 
 // cond is read as raw words: float32 nonzero ignores the sign bit (-0 is false); int32 any bit.
@@ -193,10 +190,10 @@ fn where_(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
-  let o = viewOffsets(i);
-  var c = xU[o.x];
+  let at = viewOffsets(i);
+  var c = xU[at.x];
   if (P.flag == 0u) { c = c & 0x7fffffffu; }
-  outF[i] = select(zF[o.z], yF[o.y], c != 0u);
+  outF[i] = select(zF[at.z], yF[at.y], c != 0u);
 }
 
 @compute @workgroup_size(WG)
@@ -204,8 +201,8 @@ fn copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
-  let o = viewOffsets(i);
-  outU[P.outOffset + i] = xU[o.x];
+  let at = viewOffsets(i);
+  outU[P.outOffset + i] = xU[at.x];
 }
 
 // write_view: out[view 1 (i)] = x[view 0 (i)] (raw words): a strided write such as new keys into a KV cache;
@@ -215,6 +212,6 @@ fn write_view(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
               @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
-  let o = viewOffsets(i);
-  outU[o.y] = xU[o.x];
+  let at = viewOffsets(i);
+  outU[at.y] = xU[at.x];
 }

@@ -15,12 +15,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read> srcF: array<f32>;
 @group(0) @binding(3) var<storage, read> ids: array<i32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 
 @compute @workgroup_size(WG)
 fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  let i = linearId(wid, nwg, lid);
   if (i >= P.total) { return; }
   let r = i / P.rowLen;
   let c = i % P.rowLen;
@@ -35,7 +35,7 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn scatter_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let c = (wid.y * nwg.x + wid.x) * WG + lid;
+  let c = linearId(wid, nwg, lid);
   if (c >= P.rowLen) { return; }
   for (var r = 0u; r < P.nIds; r++) {
     let id = ids[r];

@@ -28,8 +28,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> outF: array<f32>;
 @group(0) @binding(2) var<storage, read> A: array<f32>;
 @group(0) @binding(3) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read> A4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> B4: array<vec4<f32>>;
 
 const WX: u32 = __WX__u;
 const TRANS_A: bool = __TRANS_A__u == 1u;
@@ -77,17 +75,7 @@ fn matmul_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 //#end
 }
 
-// A[row, p .. p+3] as a vec4.
-fn loadArow(base: u32, row: u32, p: u32) -> vec4<f32> {
-  if (TRANS_A) {
-    let i0 = base + p * P.m + row;
-    let i1 = i0 + P.m;
-    let i2 = i1 + P.m;
-    let i3 = i2 + P.m;
-    return vec4<f32>(A4[i0 / 4u][i0 % 4u], A4[i1 / 4u][i1 % 4u], A4[i2 / 4u][i2 % 4u], A4[i3 / 4u][i3 % 4u]);
-  }
-  return A4[(base + row * P.k + p) / 4u];
-}
+//#include matmul_vec4_loads.wgsl
 
 @compute @workgroup_size(WX)
 fn matmul_small4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -27,7 +27,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> G34: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> G4: array<vec4<f32>>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 
 var<workgroup> red: array<f32, WG>;
 
@@ -72,7 +72,7 @@ fn inputGrad(row: u32, start: u32, stride: u32, dot: f32) {
 @compute @workgroup_size(WG)
 fn rms_norm_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-  let row = (wid.y * nwg.x + wid.x) * WG + lid;
+  let row = linearId(wid, nwg, lid);
   if (row >= P.rows) { return; }
   let rstd = 1.0 / sqrt(sumSquares(row * P.cols, 0u, 1u) / f32(P.cols) + P.eps);
   rstdOut[row] = rstd;
@@ -82,7 +82,7 @@ fn rms_norm_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(WG)
 fn rms_norm_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * nwg.x + wid.x;
+  let row = workgroupIndex(wid, nwg);
   let rowC = min(row, P.rows - 1u);
   let rstd = 1.0 / sqrt(treeSum(lid, sumSquares(rowC * P.cols, lid, WG)) / f32(P.cols) + P.eps);
   if (row >= P.rows) { return; }
@@ -93,7 +93,7 @@ fn rms_norm_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(WG)
 fn rms_norm_bwd_gx_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
-  let row = (wid.y * nwg.x + wid.x) * WG + lid;
+  let row = linearId(wid, nwg, lid);
   if (row >= P.rows) { return; }
   inputGrad(row, 0u, 1u, gwxDot(row * P.cols, 0u, 1u));
 }
@@ -101,7 +101,7 @@ fn rms_norm_bwd_gx_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
 @compute @workgroup_size(WG)
 fn rms_norm_bwd_gx_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * nwg.x + wid.x;
+  let row = workgroupIndex(wid, nwg);
   let dot = treeSum(lid, gwxDot(min(row, P.rows - 1u) * P.cols, lid, WG));
   if (row >= P.rows) { return; }
   inputGrad(row, lid, WG, dot);
@@ -122,7 +122,7 @@ fn rms_norm_bwd_gw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 @compute @workgroup_size(WG)
 fn rms_norm_rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-  let row = (wid.y * nwg.x + wid.x) * WG + lid;
+  let row = linearId(wid, nwg, lid);
   if (row >= P.rows) { return; }
   let c4 = P.cols / 4u;
   let base = row * c4;
@@ -136,7 +136,7 @@ fn rms_norm_rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(WG)
 fn rms_norm_bwd_gx_rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_index) lid: u32) {
-  let row = (wid.y * nwg.x + wid.x) * WG + lid;
+  let row = linearId(wid, nwg, lid);
   if (row >= P.rows) { return; }
   let c4 = P.cols / 4u;
   let base = row * c4;

@@ -13,7 +13,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read_write> outF: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 
 fn mix32(v: u32) -> u32 {
   var x = v;
@@ -32,7 +32,7 @@ fn bits(c: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn random(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
   if (P.kind == 0u) {
     let u = f32(bits(i) >> 8u) * 5.9604644775390625e-8;

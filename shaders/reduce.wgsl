@@ -1,7 +1,7 @@
 // Reductions over x viewed as [outer, len, inner]: out[o, q] = op_{r < len} x[(o * len + r) * inner + q].
 // reduce_loop: one invocation per output, sequential loop (inner > 1 or short rows: reads coalesce over q).
 // reduce_tree: one workgroup per output, strided partial reductions then a shared-memory tree.
-// __OP__: 0 sum, 1 max, 2 min. The identity (0, -inf, +inf) comes in the uniform `init`.
+// __OP__: a REDUCE_* code (src/backend/ops.ts, named in the generated ops.gen.wgsl). The identity (0, -inf, +inf) comes in the uniform `init`.
 
 struct Params {
   outer: u32,
@@ -15,19 +15,20 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> outF: array<f32>;
 @group(0) @binding(2) var<storage, read> xF: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 const OP: u32 = __OP__u;
+//#include ops.gen.wgsl
 
 fn combine(a: f32, b: f32) -> f32 {
-  if (OP == 0u) { return a + b; }
-  if (OP == 1u) { return max(a, b); }
+  if (OP == REDUCE_SUM) { return a + b; }
+  if (OP == REDUCE_MAX) { return max(a, b); }
   return min(a, b);
 }
 
 @compute @workgroup_size(WG)
 fn reduce_loop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  let i = linearId(wid, nwg, lid);
   if (i >= P.total) { return; }
   let o = i / P.inner;
   let q = i % P.inner;
@@ -45,7 +46,7 @@ var<workgroup> partial: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn reduce_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let i = wid.y * nwg.x + wid.x;   // uniform across the workgroup
+  let i = workgroupIndex(wid, nwg);   // uniform across the workgroup
   let inRange = i < P.total;
   let o = i / P.inner;
   let q = i % P.inner;

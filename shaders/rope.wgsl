@@ -19,13 +19,13 @@ struct Params {
 @group(0) @binding(3) var<storage, read> positions: array<i32>;
 @group(0) @binding(4) var<storage, read> table: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 const TAU: f32 = 6.283185307179586;
 
 @compute @workgroup_size(WG)
 fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * WG + lid;
+  let i = linearId(wid, nwg, lid);
   if (i >= P.pairs) { return; }
   let j = i % P.half;
   let bth = i / P.half;             // (b·t + t)·heads + h

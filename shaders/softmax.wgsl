@@ -12,7 +12,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> outF: array<f32>;
 @group(0) @binding(2) var<storage, read> xF: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 const LOG: bool = __LOG__u == 1u;
 
 var<workgroup> smax: array<f32, WG>;
@@ -21,7 +21,7 @@ var<workgroup> ssum: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * nwg.x + wid.x;   // uniform across the workgroup
+  let row = workgroupIndex(wid, nwg);   // uniform across the workgroup
   let inRange = row < P.rows;
   let base = row * P.cols;
   var m = P.ninf;

@@ -33,7 +33,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read> gLogp: array<f32>;
 @group(0) @binding(7) var<storage, read> gEnt: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 const U: u32 = __U__u;
 const NEG: f32 = -1.0e30;
 
@@ -110,7 +110,7 @@ fn finish(row: u32, st: Lse) {
 @compute @workgroup_size(WG)
 fn lsg_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-  let row = (wid.y * nwg.x + wid.x) * WG + lid;
+  let row = linearId(wid, nwg, lid);
   if (row >= P.rows) { return; }
   let base = row * P.cols;
   var st = Lse(NEG, 0.0, 0.0);
@@ -125,7 +125,7 @@ var<workgroup> tt: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn lsg_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * nwg.x + wid.x;
+  let row = workgroupIndex(wid, nwg);
   let inRange = row < P.rows;
   let base = row * P.cols;
   var st = Lse(NEG, 0.0, 0.0);
@@ -152,7 +152,7 @@ fn lsg_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn lsg_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let g = wid.y * nwg.x + wid.x;
+  let g = workgroupIndex(wid, nwg);
   let row = g / P.chunksPerRow;
   if (row >= P.rows) { return; }
   let chunk = g % P.chunksPerRow;

@@ -21,21 +21,17 @@ struct Params {
 @group(0) @binding(4) var<storage, read> gOut4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> gUp4: array<vec4<f32>>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 
 fn sigmoid(x: vec4<f32>) -> vec4<f32> {
   let e = exp(-abs(x));
   return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= vec4<f32>(0.0));
 }
 
-fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn swiglu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = P.start + index(wid, nwg, lid);
+  let i = P.start + linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
   let g = gate[i];
   out0[i] = g * sigmoid(vec4<f32>(g)).x * up[i];
@@ -44,7 +40,7 @@ fn swiglu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn swiglu4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = index(wid, nwg, lid);
+  let i = linearId(wid, nwg, lid);
   if (i >= P.n / 4u) { return; }
   let g = gate4[i];
   out04[i] = g * sigmoid(g) * up4[i];
@@ -53,7 +49,7 @@ fn swiglu4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn swiglu_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = P.start + index(wid, nwg, lid);
+  let i = P.start + linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
   let g = gate[i];
   let sg = sigmoid(vec4<f32>(g)).x;
@@ -65,7 +61,7 @@ fn swiglu_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(WG)
 fn swiglu_bwd4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let i = index(wid, nwg, lid);
+  let i = linearId(wid, nwg, lid);
   if (i >= P.n / 4u) { return; }
   let g = gate4[i];
   let sg = sigmoid(g);

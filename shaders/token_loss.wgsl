@@ -26,7 +26,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read> gLoss: array<f32>;
 @group(0) @binding(6) var<storage, read_write> gLogp: array<f32>;
 
-const WG: u32 = __WG__u;
+//#include grid.wgsl
 /** |d| below which k3 = expm1(d) − d is summed as a series (terms through d⁶: error < 1e-10 relative). */
 const SERIES_MAX: f32 = 0.125;
 
@@ -59,14 +59,10 @@ fn k3(d: f32, r: f32) -> f32 {
   return (r - 1.0) - d;
 }
 
-fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn token_loss(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = index(wid, nwg, lid);
+  let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
   let b = branch(i);
   let w = weight[i];
@@ -81,7 +77,7 @@ fn token_loss(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(WG)
 fn token_loss_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-  let i = index(wid, nwg, lid);
+  let i = linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
   let b = branch(i);
   gLogp[i] = select(0.0, gLoss[i] * weight[i] * (-adv[i] * b.r), b.unclipped);

@@ -8,28 +8,15 @@ import type { ModelKernels } from './model_kernels.js';
 import type {
   BackendName, DType, MatmulArgs, MemoryStats, RandomArgs, Storage, View,
 } from './types.js';
+import type { BinaryOp, ReduceOp, UnaryOp } from './ops.js';
 
 export type { ModelKernels } from './model_kernels.js';
 export * from './types.js';
 
-export type UnaryOp =
-  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'relu' | 'silu' | 'sigmoid' | 'tanh'
-  | 'abs' | 'square' | 'reciprocal' | 'powScalar' | 'mulScalar' | 'addScalar'
-  | 'reluGrad' | 'siluGrad' | 'sign';
-export const UNARY_OPS: readonly UnaryOp[] = [
-  'neg', 'exp', 'log', 'sqrt', 'rsqrt', 'relu', 'silu', 'sigmoid', 'tanh',
-  'abs', 'square', 'reciprocal', 'powScalar', 'mulScalar', 'addScalar', 'reluGrad', 'siluGrad', 'sign',
-];
-/** Stable numeric codes shared by every backend's kernels (WGSL switch, AssemblyScript switch). */
-export const UNARY_CODE: Record<UnaryOp, number> = Object.fromEntries(UNARY_OPS.map((op, i) => [op, i])) as Record<UnaryOp, number>;
-
-export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow' | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
-export const BINARY_OPS: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'];
-export const BINARY_CODE: Record<BinaryOp, number> = Object.fromEntries(BINARY_OPS.map((op, i) => [op, i])) as Record<BinaryOp, number>;
-
-export type ReduceOp = 'sum' | 'max' | 'min';
-export const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'max', 'min'];
-export const REDUCE_CODE: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2 };
+// Op names, their numeric kernel codes and cost classes live in one table (ops.ts), which also generates the
+// kernel-side constants; re-exported here so the backend interface stays the one import for callers.
+export type { BinaryOp, ReduceOp, UnaryOp } from './ops.js';
+export { BINARY_CODE, BINARY_OPS, REDUCE_CODE, REDUCE_OPS, UNARY_CODE, UNARY_OPS } from './ops.js';
 
 export interface Backend {
   readonly name: BackendName;
