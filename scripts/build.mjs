@@ -1,7 +1,8 @@
 // One build: kernel constants from the op table (src/backend/ops.ts) and the parameter-block layouts
 // (src/backend/kernel_layouts.ts) → shaders/include/ops.gen.wgsl and engine/ops.gen.ts; WGSL with its
-// `//#include` fragments expanded → TS string module; AssemblyScript → .wasm → TS base64 module; TypeScript →
-// dist/; the browser page bundles. Generated modules let Node and browsers load kernels without fs.
+// `//#include` fragments expanded → TS string module, and each shader's uniform struct → named word offsets
+// (src/backend/webgpu/uniform_layouts.gen.ts); AssemblyScript → .wasm → TS base64 module; TypeScript → dist/;
+// the browser page bundles. Generated modules let Node and browsers load kernels without fs.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -75,33 +76,70 @@ function expandIncludes(text, from, seen = new Set()) {
   });
 }
 
+/** Words (4 bytes) a WGSL uniform member takes and its alignment, by the WGSL layout rules for the types used here. */
+function uniformMemberShape(type, where) {
+  const scalar = /^(u32|i32|f32)$/.exec(type);
+  if (scalar) return { align: 1, words: 1, scalar: scalar[1] };
+  const vector = /^vec([234])<(u32|i32|f32)>$/.exec(type);
+  if (vector) {
+    const lanes = Number(vector[1]);
+    return { align: lanes === 2 ? 2 : 4, words: lanes, scalar: vector[2] };
+  }
+  // In a uniform block an array element takes a multiple of 16 bytes: only vec4 elements pack densely.
+  const array = /^array<vec4<(u32|i32|f32)>, (\d+)>$/.exec(type);
+  if (array) return { align: 4, words: 4 * Number(array[2]), scalar: array[1] };
+  throw new Error(`${where}: uniform member type ${type} is not one the build lays out (scalars, vecN, array<vec4<…>, N>)`);
+}
+
 /**
- * 32-bit word offset of every field of `struct <name>` in a WGSL source (scalars 1 word; vec4 and
- * array<vec4<…>, N> 4-word aligned, 4 and 4·N words): enough for the uniform blocks the host fills by offset.
+ * Every member of `struct <name>` in a WGSL source, in order: 32-bit word offset, scalar type and size in
+ * words, laid out by the WGSL uniform rules (scalars 1 word, vec2 2-word aligned, vec3/vec4 and arrays of vec4
+ * 4-word aligned).
  */
-function structWordOffsets(wgsl, name) {
+function structLayout(wgsl, name, where) {
   const body = new RegExp(`struct ${name} \\{([^}]*)\\}`).exec(wgsl)?.[1];
-  if (!body) throw new Error(`no struct ${name}`);
-  const offsets = {};
+  if (!body) throw new Error(`${where}: no struct ${name}`);
+  const layout = {};
   let word = 0;
   for (const [, field, type] of body.replace(/\/\/.*$/gm, '').matchAll(/^\s*(\w+): (.*),\s*$/gm)) {
-    const array = /^array<vec4<\w+>, (\d+)>$/.exec(type);
-    const [align, words] = array ? [4, 4 * Number(array[1])] : /^vec4</.test(type) ? [4, 4] : [1, 1];
+    const { align, words, scalar } = uniformMemberShape(type, `${where} ${name}.${field}`);
     word = Math.ceil(word / align) * align;
-    offsets[field] = word;
+    layout[field] = { word, type: scalar, words };
     word += words;
   }
-  return offsets;
+  return layout;
 }
 
 /** STRIDED_UNIFORM (kernel_layouts.ts) must name the same words as elementwise.wgsl's Params. */
 async function checkStridedUniform() {
   const { STRIDED_UNIFORM } = await importLeafModule('src/backend/kernel_layouts.ts');
-  const wgsl = structWordOffsets(readFileSync(join(root, 'shaders/elementwise.wgsl'), 'utf8'), 'Params');
+  const wgsl = structLayout(readFileSync(join(root, 'shaders/elementwise.wgsl'), 'utf8'), 'Params', 'elementwise.wgsl');
   for (const [field, word] of Object.entries(STRIDED_UNIFORM)) {
     if (field === 'viewWords' || field === 'maxDims') continue;
-    if (wgsl[field] !== word) throw new Error(`STRIDED_UNIFORM.${field} = ${word}, but elementwise.wgsl Params.${field} is at word ${wgsl[field]}`);
+    if (wgsl[field]?.word !== word) throw new Error(`STRIDED_UNIFORM.${field} = ${word}, but elementwise.wgsl Params.${field} is at word ${wgsl[field]?.word}`);
   }
+}
+
+/**
+ * The uniform block of every shader family (the struct bound as `var<uniform>`, includes expanded) as
+ * field → { word, type }, so launchers write `setParams(slot, UNIFORM_LAYOUTS.norm, { rows, cols, eps })`.
+ * Only scalar members are listed: the array members (elementwise shape and strides) are indexed through
+ * STRIDED_UNIFORM, checked above.
+ */
+function generateUniformLayouts(shaders) {
+  const families = [];
+  for (const [family, wgsl] of shaders) {
+    const uniforms = [...wgsl.matchAll(/var<uniform>\s+\w+\s*:\s*(\w+)\s*;/g)].map((match) => match[1]);
+    if (uniforms.length === 0) continue;
+    if (uniforms.length > 1) throw new Error(`${family}.wgsl: more than one uniform block`);
+    const fields = Object.entries(structLayout(wgsl, uniforms[0], `${family}.wgsl`))
+      .filter(([, member]) => member.words === 1)
+      .map(([field, { word, type }]) => `    ${field}: { word: ${word}, type: '${type}' },`);
+    families.push(`  ${family}: {\n${fields.join('\n')}\n  },`);
+  }
+  writeIfChanged(join(root, 'src/backend/webgpu/uniform_layouts.gen.ts'),
+    '// Generated by scripts/build.mjs from the uniform structs of shaders/*.wgsl (word offsets by the WGSL layout rules). Do not edit.\n'
+    + `export const UNIFORM_LAYOUTS = {\n${families.join('\n')}\n} as const;\n`);
 }
 
 if (want('shaders') || want('engine')) await generateKernelConstants();
@@ -109,10 +147,12 @@ if (want('shaders')) await checkStridedUniform();
 
 if (want('shaders')) {
   const dir = join(root, 'shaders');
-  const entries = readdirSync(dir).filter((f) => f.endsWith('.wgsl')).sort()
-    .map((f) => `  ${JSON.stringify(f.replace(/\.wgsl$/, ''))}: ${JSON.stringify(expandIncludes(readFileSync(join(dir, f), 'utf8'), f))},`);
+  const shaders = readdirSync(dir).filter((f) => f.endsWith('.wgsl')).sort()
+    .map((f) => [f.replace(/\.wgsl$/, ''), expandIncludes(readFileSync(join(dir, f), 'utf8'), f)]);
+  const entries = shaders.map(([family, wgsl]) => `  ${JSON.stringify(family)}: ${JSON.stringify(wgsl)},`);
   writeIfChanged(join(root, 'src/backend/webgpu/shaders.gen.ts'),
     `// Generated by scripts/build.mjs from shaders/*.wgsl (with shaders/include/ fragments). Do not edit.\nexport const WGSL: Record<string, string> = {\n${entries.join('\n')}\n};\n`);
+  generateUniformLayouts(shaders);
 }
 
 if (want('engine')) {

@@ -3,24 +3,12 @@
 // imports) and generates the AssemblyScript constants of the WASM blocks into engine/ops.gen.ts.
 
 /**
- * The uniform block of shaders/elementwise.wgsl (its `struct Params`, same field names; scripts/build.mjs
- * fails when the two disagree): 8 scalar words, then shape as 2 vec4 (8 dims), strides as 6 vec4 (8 dims for
- * each of 3 views), the 3 view offsets as one vec4.
+ * The array members of the uniform block of shaders/elementwise.wgsl (its `struct Params`, same field names;
+ * scripts/build.mjs fails when the two disagree): shape as 2 vec4 (8 dims), strides as 6 vec4 (8 dims for each
+ * of 3 views), the 3 view offsets as one vec4. Its scalar members are written by name through the generated
+ * UNIFORM_LAYOUTS.elementwise (webgpu/uniform_params.ts), like every other shader's.
  */
 export const STRIDED_UNIFORM = {
-  n: 0,
-  rank: 1,
-  outOffset: 2,
-  /** fill: value bits; arange: mode; cast: mode; where: cond is int32. */
-  flag: 3,
-  /** f32: unary scalar / arange start. */
-  scalar: 4,
-  /** f32: arange step. */
-  scalar2: 5,
-  /** i32: arange int start. */
-  intStart: 6,
-  /** i32: arange int step. */
-  intStep: 7,
   /** shape[d] at shape + d. */
   shape: 8,
   /** stride of view v, dim d at strides + v · viewWords + d. */

@@ -6,6 +6,7 @@
 // Every split is deterministic: work items own their outputs (rows, query blocks, key blocks), and the two
 // reductions across items (RMSNorm's weight gradient, the sum of squares) use chunks fixed by the shape alone
 // and add them in order, so results are bit-identical for any thread count.
+import { ATTENTION_PARAM_BLOCK, ATTENTION_PARAM_WORDS } from '../kernel_layouts.js';
 import type { ModelKernels } from '../model_kernels.js';
 import { type AttentionArgs, KernelError, type Storage, type TokenLossArgs, type View } from '../types.js';
 
@@ -40,11 +41,7 @@ export interface EngineBlocks {
   sqChunk: number;
 }
 
-/** The attention parameter block, i32 word indices (mirror of engine/attention.ts A_*; SCALE holds f32 bits). */
-const ATTN = {
-  q: 0, k: 1, v: 2, keyStart: 3, out: 4, lse: 5, gOut: 6, gq: 7, gk: 8, gv: 9, dRow: 10, batch: 11, heads: 12,
-  kvHeads: 13, tq: 14, tk: 15, kvStride: 16, headDim: 17, causal: 18, qOffset: 19, scale: 20,
-} as const;
+type AttentionParam = keyof typeof ATTENTION_PARAM_BLOCK;
 
 /** Work (flops, elements) below which a kernel stays on the calling thread. */
 const MIN_PAR_FLOPS = 1 << 18;
@@ -73,23 +70,18 @@ export function wasmModelKernels(host: WasmKernelHost) {
     if (need * 4 > host.scratch().stride) throw new KernelError(kernel, `headDim ${args.headDim} is too large for the scratch area`);
   };
 
-  /** Writes the attention parameter block; returns its address. */
-  const attentionParams = (ptrs: Partial<Record<keyof typeof ATTN, number>>, args: AttentionArgs): number => {
+  /** Writes the attention parameter block (storage addresses `ptrs`, then the shape of `args`); returns its address. */
+  const attentionParams = (ptrs: Partial<Record<AttentionParam, number>>, args: AttentionArgs): number => {
     const block = host.paramBlock;
     const words = host.i32();
     const base = block >> 2;
-    words.fill(0, base, base + 21);
-    for (const [key, v] of Object.entries(ptrs)) words[base + ATTN[key as keyof typeof ATTN]] = v;
-    words[base + ATTN.batch] = args.batch;
-    words[base + ATTN.heads] = args.heads;
-    words[base + ATTN.kvHeads] = args.kvHeads;
-    words[base + ATTN.tq] = args.tq;
-    words[base + ATTN.tk] = args.tk;
-    words[base + ATTN.kvStride] = args.kvStride;
-    words[base + ATTN.headDim] = args.headDim;
-    words[base + ATTN.causal] = args.causal ? 1 : 0;
-    words[base + ATTN.qOffset] = args.qOffset;
-    host.f32()[base + ATTN.scale] = args.scale;
+    words.fill(0, base, base + ATTENTION_PARAM_WORDS);
+    const fields: Partial<Record<AttentionParam, number>> = {
+      ...ptrs, batch: args.batch, heads: args.heads, kvHeads: args.kvHeads, tq: args.tq, tk: args.tk, kvStride: args.kvStride,
+      headDim: args.headDim, causal: args.causal ? 1 : 0, qOffset: args.qOffset,
+    };
+    for (const [field, value] of Object.entries(fields)) words[base + ATTENTION_PARAM_BLOCK[field as AttentionParam]] = value;
+    host.f32()[base + ATTENTION_PARAM_BLOCK.scale] = args.scale;
     return block;
   };
 

@@ -3,7 +3,9 @@
 // work range across threads. Platform-neutral: Node supplies workers through node_workers.ts, browsers
 // through browser_workers.ts (cross-origin isolated pages only; otherwise one thread).
 import { type Backend, type BinaryOp, type ReduceOp, type UnaryOp, BINARY_CODE, REDUCE_CODE, UNARY_CODE } from '../backend.js';
+import { STRIDED_PARAM_BLOCK, stridedParamStride } from '../kernel_layouts.js';
 import { type ModelKernels, validatedKernels } from '../model_kernels.js';
+import { isHeavyBinary, isHeavyUnary } from '../ops.js';
 import { mix32 } from '../rng.js';
 import {
   type DType, KernelError, MAX_RANK, type MatmulArgs, type MemoryStats, type RandomArgs, type Storage, type View, coalesce, sizeOf,
@@ -149,12 +151,13 @@ export class WasmBackend implements Backend {
   }
 
   private ensureBytes(end: number): void {
-    const cur = this.mem.buffer.byteLength;
-    if (end <= cur) return;
-    const want = Math.max(end, cur + Math.floor(cur / 4));
-    let pages = Math.ceil((want - cur) / PAGE);
-    const maxPages = MAX_PAGES - cur / PAGE;
-    if (Math.ceil((end - cur) / PAGE) > maxPages) throw new KernelError('alloc', `out of memory: need ${end} bytes`);
+    const current = this.mem.buffer.byteLength;
+    if (end <= current) return;
+    // Grow by at least a quarter so that a run of small allocations does not grow page by page.
+    const wanted = Math.max(end, current + Math.floor(current / 4));
+    let pages = Math.ceil((wanted - current) / PAGE);
+    const maxPages = MAX_PAGES - current / PAGE;
+    if (Math.ceil((end - current) / PAGE) > maxPages) throw new KernelError('alloc', `out of memory: need ${end} bytes`);
     pages = Math.min(pages, maxPages);
     try {
       this.mem.grow(pages);
@@ -165,7 +168,7 @@ export class WasmBackend implements Backend {
   }
 
   describe(): Record<string, unknown> {
-    const g = globalThis as { crossOriginIsolated?: boolean };
+    const scope = globalThis as { crossOriginIsolated?: boolean };
     return {
       backend: 'wasm',
       simd: true,
@@ -173,7 +176,7 @@ export class WasmBackend implements Backend {
       requestedThreads: this.info.requestedThreads,
       workers: this.info.workerKind,
       sharedMemory: this.info.shared,
-      crossOriginIsolated: g.crossOriginIsolated,
+      crossOriginIsolated: scope.crossOriginIsolated,
       memoryBytes: this.mem.buffer.byteLength,
     };
   }
@@ -266,11 +269,11 @@ export class WasmBackend implements Backend {
   private exec(kernel: string, engineFn: string, args: number[], work: number, parts: number,
     opts: { align?: number; scratchSlot?: number; chunks?: number } = {}): void {
     if (work <= 0) return;
-    const id = this.engineIndex.get(engineFn);
-    if (id === undefined) throw new KernelError(kernel, `the wasm engine has no export '${engineFn}' (run node scripts/build.mjs engine)`);
+    const fnIndex = this.engineIndex.get(engineFn);
+    if (fnIndex === undefined) throw new KernelError(kernel, `the wasm engine has no export '${engineFn}' (run node scripts/build.mjs engine)`);
     try {
-      if (parts <= 1 || !this.pool || this.pool.solo()) this.fns[id](...args, 0, work);
-      else this.pool.run(kernel, id, args, work, parts, { ...opts, scratchStride: this.scratchStride });
+      if (parts <= 1 || !this.pool || this.pool.solo()) this.fns[fnIndex](...args, 0, work);
+      else this.pool.run(kernel, fnIndex, args, work, parts, { ...opts, scratchStride: this.scratchStride });
     } catch (e) {
       if (e instanceof KernelError) throw e;
       throw new KernelError(kernel, (e as Error).message ?? String(e));
@@ -316,10 +319,10 @@ export class WasmBackend implements Backend {
     const block = this.ctrl + PARAM_BYTE;
     const words = this.i32;
     const base = block >> 2;
-    words[base] = merged.shape.length;
-    for (let d = 0; d < merged.shape.length; d++) words[base + 1 + d] = merged.shape[d];
+    words[base + STRIDED_PARAM_BLOCK.rank] = merged.shape.length;
+    for (let d = 0; d < merged.shape.length; d++) words[base + STRIDED_PARAM_BLOCK.shape + d] = merged.shape[d];
     for (let v = 0; v < merged.views.length; v++) {
-      for (let d = 0; d < merged.shape.length; d++) words[base + 8 + 8 * v + d] = merged.views[v].strides[d];
+      for (let d = 0; d < merged.shape.length; d++) words[base + stridedParamStride(v, d)] = merged.views[v].strides[d];
     }
     return block;
   }
@@ -327,110 +330,113 @@ export class WasmBackend implements Backend {
   // ------------------------------------------------------------------ kernels
 
   fill(out: Storage, value: number): void {
-    const o = this.own(out, 'fill');
+    const target = this.own(out, 'fill');
     let bits: number;
-    if (o.dtype === 'int32') bits = Math.trunc(value) | 0;
+    if (target.dtype === 'int32') bits = Math.trunc(value) | 0;
     else { this.bits.setFloat32(0, value, true); bits = this.bits.getInt32(0, true); }
-    this.exec('fill', 'fill32', [o.ptr, bits], o.size, this.partsFor(o.size, o.size));
+    this.exec('fill', 'fill32', [target.ptr, bits], target.size, this.partsFor(target.size, target.size));
   }
 
   arange(out: Storage, start: number, step: number): void {
-    const o = this.own(out, 'arange');
-    this.exec('arange', o.dtype === 'int32' ? 'arange_i32' : 'arange_f32', [o.ptr, start, step], o.size, this.partsFor(o.size, o.size));
+    const target = this.own(out, 'arange');
+    const engineFn = target.dtype === 'int32' ? 'arange_i32' : 'arange_f32';
+    this.exec('arange', engineFn, [target.ptr, start, step], target.size, this.partsFor(target.size, target.size));
   }
 
   random(out: Storage, args: RandomArgs): void {
-    const o = this.ownFloat(out, 'random');
+    const target = this.ownFloat(out, 'random');
     const key = mix32(args.seed);
-    const kind = args.kind === 'uniform' ? 'random_uniform' : 'random_normal';
-    this.exec(`random.${args.kind}`, kind, [o.ptr, key, args.a, args.b], o.size, this.partsFor(o.size * 8, o.size));
+    const engineFn = args.kind === 'uniform' ? 'random_uniform' : 'random_normal';
+    this.exec(`random.${args.kind}`, engineFn, [target.ptr, key, args.a, args.b], target.size, this.partsFor(target.size * 8, target.size));
   }
 
   /** Raw random words bits(i) (testing aid: must equal rng.ts randomBits). */
   randomBits(out: Storage, seed: number): void {
-    const o = this.own(out, 'randomBits');
-    this.exec('randomBits', 'random_bits', [o.ptr, mix32(seed)], o.size, this.partsFor(o.size * 4, o.size));
+    const target = this.own(out, 'randomBits');
+    this.exec('randomBits', 'random_bits', [target.ptr, mix32(seed)], target.size, this.partsFor(target.size * 4, target.size));
   }
 
   cast(x: Storage, out: Storage): void {
-    const a = this.own(x, 'cast');
-    const o = this.own(out, 'cast');
-    if (a.size < o.size) throw new KernelError('cast', `input of ${a.size} elements is shorter than output ${o.size}`);
-    const parts = this.partsFor(o.size, o.size);
-    if (a.dtype === o.dtype) {
-      if (a !== o) this.u32.copyWithin(o.ptr >> 2, a.ptr >> 2, (a.ptr >> 2) + o.size);
-    } else if (a.dtype === 'float32') this.exec('cast', 'cast_f32_i32', [a.ptr, o.ptr], o.size, parts);
-    else this.exec('cast', 'cast_i32_f32', [a.ptr, o.ptr], o.size, parts);
+    const source = this.own(x, 'cast');
+    const target = this.own(out, 'cast');
+    if (source.size < target.size) throw new KernelError('cast', `input of ${source.size} elements is shorter than output ${target.size}`);
+    const parts = this.partsFor(target.size, target.size);
+    if (source.dtype === target.dtype) {
+      if (source !== target) this.u32.copyWithin(target.ptr >> 2, source.ptr >> 2, (source.ptr >> 2) + target.size);
+    } else if (source.dtype === 'float32') this.exec('cast', 'cast_f32_i32', [source.ptr, target.ptr], target.size, parts);
+    else this.exec('cast', 'cast_i32_f32', [source.ptr, target.ptr], target.size, parts);
   }
 
   unary(op: UnaryOp, x: Storage, xView: View, out: Storage, shape: readonly number[], scalar: number): void {
-    const k = `unary.${op}`;
-    const a = this.ownFloat(x, k);
-    const o = this.ownFloat(out, k);
+    const kernel = `unary.${op}`;
+    const source = this.ownFloat(x, kernel);
+    const target = this.ownFloat(out, kernel);
     const code = UNARY_CODE[op];
-    if (code === undefined) throw new KernelError(k, 'unknown op');
-    const { block, n, offsets } = this.params(k, shape, [xView], [a], o);
-    const heavy = code === 1 || code === 2 || code === 6 || code === 7 || code === 8 || code === 12 || code === 16;
-    this.exec(k, 'unary', [code, a.ptr + 4 * offsets[0], o.ptr, scalar, block], n, this.partsFor(heavy ? n * 4 : n, n), { align: 16 });
+    if (code === undefined) throw new KernelError(kernel, 'unknown op');
+    const { block, n, offsets } = this.params(kernel, shape, [xView], [source], target);
+    // Transcendental ops cost several adds per element: split them over threads from fewer elements.
+    const work = isHeavyUnary(op) ? n * 4 : n;
+    this.exec(kernel, 'unary', [code, source.ptr + 4 * offsets[0], target.ptr, scalar, block], n, this.partsFor(work, n), { align: 16 });
   }
 
   binary(op: BinaryOp, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[]): void {
-    const k = `binary.${op}`;
-    const sa = this.ownFloat(a, k);
-    const sb = this.ownFloat(b, k);
-    const o = this.ownFloat(out, k);
+    const kernel = `binary.${op}`;
+    const left = this.ownFloat(a, kernel);
+    const right = this.ownFloat(b, kernel);
+    const target = this.ownFloat(out, kernel);
     const code = BINARY_CODE[op];
-    if (code === undefined) throw new KernelError(k, 'unknown op');
-    const { block, n, offsets } = this.params(k, shape, [aView, bView], [sa, sb], o);
-    this.exec(k, 'binary', [code, sa.ptr + 4 * offsets[0], sb.ptr + 4 * offsets[1], o.ptr, block], n,
-      this.partsFor(code === 6 ? n * 4 : n, n), { align: 16 });
+    if (code === undefined) throw new KernelError(kernel, 'unknown op');
+    const { block, n, offsets } = this.params(kernel, shape, [aView, bView], [left, right], target);
+    const work = isHeavyBinary(op) ? n * 4 : n;
+    this.exec(kernel, 'binary', [code, left.ptr + 4 * offsets[0], right.ptr + 4 * offsets[1], target.ptr, block], n,
+      this.partsFor(work, n), { align: 16 });
   }
 
   where(cond: Storage, cView: View, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[]): void {
-    const sc = this.own(cond, 'where');
-    const sa = this.ownFloat(a, 'where');
-    const sb = this.ownFloat(b, 'where');
-    const o = this.ownFloat(out, 'where');
-    const { block, n, offsets } = this.params('where', shape, [cView, aView, bView], [sc, sa, sb], o);
-    this.exec('where', 'where', [sc.ptr + 4 * offsets[0], sa.ptr + 4 * offsets[1], sb.ptr + 4 * offsets[2], o.ptr, block], n,
-      this.partsFor(n, n), { align: 16 });
+    const condition = this.own(cond, 'where');
+    const ifTrue = this.ownFloat(a, 'where');
+    const ifFalse = this.ownFloat(b, 'where');
+    const target = this.ownFloat(out, 'where');
+    const { block, n, offsets } = this.params('where', shape, [cView, aView, bView], [condition, ifTrue, ifFalse], target);
+    const engineArgs = [condition.ptr + 4 * offsets[0], ifTrue.ptr + 4 * offsets[1], ifFalse.ptr + 4 * offsets[2], target.ptr, block];
+    this.exec('where', 'where', engineArgs, n, this.partsFor(n, n), { align: 16 });
   }
 
   copy(x: Storage, xView: View, out: Storage, outOffset: number, shape: readonly number[]): void {
-    const a = this.own(x, 'copy');
-    const o = this.own(out, 'copy');
+    const source = this.own(x, 'copy');
+    const target = this.own(out, 'copy');
     if (!Number.isInteger(outOffset) || outOffset < 0) throw new KernelError('copy', `invalid outOffset ${outOffset}`);
-    const { block, n, offsets } = this.params('copy', shape, [xView], [a], o, outOffset);
-    this.exec('copy', 'copy32', [a.ptr + 4 * offsets[0], o.ptr + 4 * outOffset, block], n, this.partsFor(n, n), { align: 16 });
+    const { block, n, offsets } = this.params('copy', shape, [xView], [source], target, outOffset);
+    this.exec('copy', 'copy32', [source.ptr + 4 * offsets[0], target.ptr + 4 * outOffset, block], n, this.partsFor(n, n), { align: 16 });
   }
 
   reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
-    const k = `reduce.${op}`;
-    const a = this.ownFloat(x, k);
-    const o = this.ownFloat(out, k);
-    if (outer * len * inner > a.size) throw new KernelError(k, `input of ${a.size} elements is shorter than ${outer}x${len}x${inner}`);
-    if (outer * inner > o.size) throw new KernelError(k, `output of ${o.size} elements is shorter than ${outer}x${inner}`);
+    const kernel = `reduce.${op}`;
+    const source = this.ownFloat(x, kernel);
+    const target = this.ownFloat(out, kernel);
+    if (outer * len * inner > source.size) throw new KernelError(kernel, `input of ${source.size} elements is shorter than ${outer}x${len}x${inner}`);
+    if (outer * inner > target.size) throw new KernelError(kernel, `output of ${target.size} elements is shorter than ${outer}x${inner}`);
     const work = outer * inner;
     const total = outer * Math.max(len, 1) * inner;
-    this.exec(k, 'reduce', [REDUCE_CODE[op], a.ptr, o.ptr, len, inner], work, this.partsFor(total, work), { align: inner > 1 ? 16 : 1 });
+    this.exec(kernel, 'reduce', [REDUCE_CODE[op], source.ptr, target.ptr, len, inner], work, this.partsFor(total, work), { align: inner > 1 ? 16 : 1 });
   }
 
-  matmul(a: Storage, b: Storage, out: Storage, g: MatmulArgs): void {
-    const sa = this.ownFloat(a, 'matmul');
-    const sb = this.ownFloat(b, 'matmul');
-    const o = this.ownFloat(out, 'matmul');
-    const { batch, m, n, k } = g;
+  matmul(a: Storage, b: Storage, out: Storage, args: MatmulArgs): void {
+    const left = this.ownFloat(a, 'matmul');
+    const right = this.ownFloat(b, 'matmul');
+    const target = this.ownFloat(out, 'matmul');
+    const { batch, m, n, k } = args;
     if (batch <= 0 || m <= 0 || n <= 0) return;
-    const needA = (batch - 1) * g.strideA + m * k;
-    const needB = (batch - 1) * g.strideB + k * n;
-    if (needA > sa.size) throw new KernelError('matmul', `a has ${sa.size} elements, needs ${needA}`);
-    if (needB > sb.size) throw new KernelError('matmul', `b has ${sb.size} elements, needs ${needB}`);
-    if (batch * m * n > o.size) throw new KernelError('matmul', `out has ${o.size} elements, needs ${batch * m * n}`);
+    const needA = (batch - 1) * args.strideA + m * k;
+    const needB = (batch - 1) * args.strideB + k * n;
+    if (needA > left.size) throw new KernelError('matmul', `a has ${left.size} elements, needs ${needA}`);
+    if (needB > right.size) throw new KernelError('matmul', `b has ${right.size} elements, needs ${needB}`);
+    if (batch * m * n > target.size) throw new KernelError('matmul', `out has ${target.size} elements, needs ${batch * m * n}`);
     this.ensureScratch();
     const flops = 2 * batch * m * n * k;
-    const t = this.pool && flops >= MIN_PAR_FLOPS ? this.pool.threads : 1;
-    if (batch === 1 && !g.transB && m <= this.skinnyM && k > 0) {
-      this.matmulSplitK(sa, sb, o, m, n, k, g.transA, t);
+    const threads = this.pool && flops >= MIN_PAR_FLOPS ? this.pool.threads : 1;
+    if (batch === 1 && !args.transB && m <= this.skinnyM && k > 0) {
+      this.matmulSplitK(left, right, target, m, n, k, args.transA, threads);
       return;
     }
     const rows = batch * m;
@@ -438,19 +444,21 @@ export class WasmBackend implements Backend {
     // Skinny (decode-style) products stream B in place and split batch × column blocks over threads. Batched
     // ones without transB from 8 rows on are left to the packed path (unpacked, power-of-two-wide B rows
     // collide in L1).
-    if (m <= this.skinnyM && (g.transB || m < 8)) {
+    if (m <= this.skinnyM && (args.transB || m < 8)) {
       mode = 2;
       work = batch * Math.ceil(n / this.skinnyNb);
       align = 1;
-      parts = Math.min(t, work);
-    } else if (t > 1) {
-      if (rows >= t * this.mr * 2) parts = Math.min(t, Math.ceil(rows / this.mr));
-      else if (n >= t * this.nr * 2) { mode = 1; work = n; align = this.nr; parts = Math.min(t, Math.ceil(n / this.nr)); }
+      parts = Math.min(threads, work);
+    } else if (threads > 1) {
+      if (rows >= threads * this.mr * 2) parts = Math.min(threads, Math.ceil(rows / this.mr));
+      else if (n >= threads * this.nr * 2) { mode = 1; work = n; align = this.nr; parts = Math.min(threads, Math.ceil(n / this.nr)); }
     }
     // Every packed-path chunk packs its own copy of the other operand: keep chunks ≥ MIN_GEBP_CHUNK rows/columns.
     const chunks = mode === 2 ? undefined : Math.max(parts, Math.min(parts * CHUNKS_PER_PART, Math.floor(work / MIN_GEBP_CHUNK)));
-    const args = [sa.ptr, sb.ptr, o.ptr, batch, m, n, k, g.transA ? 1 : 0, g.transB ? 1 : 0, g.strideA, g.strideB, mode, this.scratch];
-    this.exec('matmul', 'matmul', args, work, parts, { align, scratchSlot: 12, chunks });
+    const engineArgs = [
+      left.ptr, right.ptr, target.ptr, batch, m, n, k, args.transA ? 1 : 0, args.transB ? 1 : 0, args.strideA, args.strideB, mode, this.scratch,
+    ];
+    this.exec('matmul', 'matmul', engineArgs, work, parts, { align, scratchSlot: 12, chunks });
   }
 
   /**
@@ -458,18 +466,21 @@ export class WasmBackend implements Backend {
    * each write a partial [m, n] while streaming whole rows of B; a second pass adds them in chunk order. Results
    * are the same for any thread count.
    */
-  private matmulSplitK(a: WasmStorage, b: WasmStorage, o: WasmStorage, m: number, n: number, k: number, transA: boolean, t: number): void {
-    const kch = Math.ceil(Math.max(256, k / 8) / 4) * 4;
-    const chunks = Math.ceil(k / kch);
-    const mn = m * n;
+  private matmulSplitK(
+    left: WasmStorage, right: WasmStorage, target: WasmStorage, m: number, n: number, k: number, transA: boolean, threads: number,
+  ): void {
+    const kChunk = Math.ceil(Math.max(256, k / 8) / 4) * 4;
+    const chunks = Math.ceil(k / kChunk);
+    const outSize = m * n;
     if (chunks === 1) {
-      this.exec('matmul', 'matmul_ksplit', [a.ptr, b.ptr, o.ptr, m, n, k, transA ? 1 : 0, kch], 1, 1);
+      this.exec('matmul', 'matmul_ksplit', [left.ptr, right.ptr, target.ptr, m, n, k, transA ? 1 : 0, kChunk], 1, 1);
       return;
     }
-    const partials = this.temp(chunks * mn * 4);
+    const partials = this.temp(chunks * outSize * 4);
     try {
-      this.exec('matmul', 'matmul_ksplit', [a.ptr, b.ptr, partials.ptr, m, n, k, transA ? 1 : 0, kch], chunks, Math.min(t, chunks));
-      this.exec('matmul', 'matmul_ksplit_sum', [partials.ptr, o.ptr, chunks, mn], mn, this.partsFor(chunks * mn, mn >> 2), { align: 4 });
+      this.exec('matmul', 'matmul_ksplit', [left.ptr, right.ptr, partials.ptr, m, n, k, transA ? 1 : 0, kChunk], chunks, Math.min(threads, chunks));
+      this.exec('matmul', 'matmul_ksplit_sum', [partials.ptr, target.ptr, chunks, outSize], outSize,
+        this.partsFor(chunks * outSize, outSize >> 2), { align: 4 });
     } finally {
       partials.release();
     }
@@ -485,10 +496,10 @@ export class WasmBackend implements Backend {
   }
 
   softmax(x: Storage, out: Storage, rows: number, cols: number, log: boolean): void {
-    const a = this.ownFloat(x, 'softmax');
-    const o = this.ownFloat(out, 'softmax');
-    if (rows * cols > a.size || rows * cols > o.size) throw new KernelError('softmax', `storages shorter than ${rows}x${cols}`);
-    this.exec('softmax', 'softmax', [a.ptr, o.ptr, cols, log ? 1 : 0], rows, this.partsFor(rows * cols * 4, rows));
+    const source = this.ownFloat(x, 'softmax');
+    const target = this.ownFloat(out, 'softmax');
+    if (rows * cols > source.size || rows * cols > target.size) throw new KernelError('softmax', `storages shorter than ${rows}x${cols}`);
+    this.exec('softmax', 'softmax', [source.ptr, target.ptr, cols, log ? 1 : 0], rows, this.partsFor(rows * cols * 4, rows));
   }
 
   private checkIds(kernel: string, ids: WasmStorage, nIds: number, rows: number): void {
@@ -502,23 +513,23 @@ export class WasmBackend implements Backend {
   }
 
   gather(table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
-    const t = this.ownFloat(table, 'gather');
-    const id = this.own(ids, 'gather');
-    const o = this.ownFloat(out, 'gather');
-    if (nIds * rowLen > o.size) throw new KernelError('gather', `out has ${o.size} elements, needs ${nIds * rowLen}`);
+    const rowsOf = this.ownFloat(table, 'gather');
+    const idList = this.own(ids, 'gather');
+    const target = this.ownFloat(out, 'gather');
+    if (nIds * rowLen > target.size) throw new KernelError('gather', `out has ${target.size} elements, needs ${nIds * rowLen}`);
     if (rowLen <= 0) return;
-    this.checkIds('gather', id, nIds, Math.floor(t.size / rowLen));
-    this.exec('gather', 'gather', [t.ptr, id.ptr, o.ptr, rowLen], nIds, this.partsFor(nIds * rowLen, nIds));
+    this.checkIds('gather', idList, nIds, Math.floor(rowsOf.size / rowLen));
+    this.exec('gather', 'gather', [rowsOf.ptr, idList.ptr, target.ptr, rowLen], nIds, this.partsFor(nIds * rowLen, nIds));
   }
 
   scatterAdd(src: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
-    const sr = this.ownFloat(src, 'scatterAdd');
-    const id = this.own(ids, 'scatterAdd');
-    const o = this.ownFloat(out, 'scatterAdd');
-    if (nIds * rowLen > sr.size) throw new KernelError('scatterAdd', `src has ${sr.size} elements, needs ${nIds * rowLen}`);
+    const source = this.ownFloat(src, 'scatterAdd');
+    const idList = this.own(ids, 'scatterAdd');
+    const target = this.ownFloat(out, 'scatterAdd');
+    if (nIds * rowLen > source.size) throw new KernelError('scatterAdd', `src has ${source.size} elements, needs ${nIds * rowLen}`);
     if (rowLen <= 0) return;
-    this.checkIds('scatterAdd', id, nIds, Math.floor(o.size / rowLen));
-    this.exec('scatterAdd', 'scatter_add', [sr.ptr, id.ptr, o.ptr, nIds, rowLen], rowLen,
+    this.checkIds('scatterAdd', idList, nIds, Math.floor(target.size / rowLen));
+    this.exec('scatterAdd', 'scatter_add', [source.ptr, idList.ptr, target.ptr, nIds, rowLen], rowLen,
       this.partsFor(nIds * rowLen, Math.floor(rowLen / 16)), { align: 16 });
   }
 }
@@ -545,16 +556,16 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   }
   const module = await WebAssembly.compile(bytes as BufferSource);
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const ex = instance.exports as unknown as EngineExports & Record<string, KernelFn>;
+  const engine = instance.exports as unknown as EngineExports & Record<string, KernelFn>;
   // Every exported function is callable by name (the worker pool resolves the same list in its instances).
   const engineNames = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
-  const fns = engineNames.map((name) => ex[name]);
-  const ctrl = Math.ceil(ex.heap_base() / PAGE) * PAGE;
+  const fns = engineNames.map((name) => engine[name]);
+  const ctrl = Math.ceil(engine.heap_base() / PAGE) * PAGE;
   if (ctrl + CONTROL_BYTES > memory.buffer.byteLength) memory.grow(1);
   let pool: ThreadPool | null = null;
   const threads = shared && factory ? requested : 1;
   if (threads > 1) {
     pool = await ThreadPool.create({ module, memory, ctrl, names: engineNames, fns, threads, factory, spinMs: opts.workerSpinMs, adaptive: opts.adaptiveThreads });
   }
-  return new WasmBackend(memory, engineNames, fns, ex, pool, { shared, workerKind: pool ? factory!.kind : null, requestedThreads: requested }, ctrl);
+  return new WasmBackend(memory, engineNames, fns, engine, pool, { shared, workerKind: pool ? factory!.kind : null, requestedThreads: requested }, ctrl);
 }

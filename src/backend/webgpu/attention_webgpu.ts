@@ -6,6 +6,7 @@
 // a uniform.
 import { type AttentionArgs, KernelError, type Storage } from '../types.js';
 import { type GPUStorageRef, type KernelHost, type UniformSlot, requireNoAlias } from './kernel_host.js';
+import { UNIFORM_LAYOUTS, setParams } from './uniform_params.js';
 
 type Variant = 'subgroups' | 'tiled';
 
@@ -33,14 +34,13 @@ function inputsOf(host: KernelHost, kernel: string, q: Storage, k: Storage, v: S
   };
 }
 
-/** The uniform block shared by every attention kernel (Params in the WGSL files). */
-function attentionParams(a: AttentionArgs, hasKeyStart: boolean): (s: UniformSlot) => void {
-  return (slot) => {
-    slot.u[0] = a.tq; slot.u[1] = a.tk; slot.u[2] = a.kvStride; slot.u[3] = a.heads;
-    slot.u[4] = a.kvHeads; slot.u[5] = a.heads / a.kvHeads; slot.u[6] = a.qOffset; slot.u[7] = a.causal ? 1 : 0;
-    slot.u[8] = hasKeyStart ? 1 : 0; slot.f[9] = a.scale; slot.f[10] = Infinity; slot.u[11] = a.headDim;
-    slot.u[12] = a.batch * a.heads * a.tq;
-  };
+/** The uniform block shared by every attention kernel (each family includes attention_params.wgsl). */
+function attentionParams(a: AttentionArgs, hasKeyStart: boolean): (slot: UniformSlot) => void {
+  return (slot) => setParams(slot, UNIFORM_LAYOUTS.attention, {
+    tq: a.tq, tk: a.tk, kvStride: a.kvStride, heads: a.heads, kvHeads: a.kvHeads, group: a.heads / a.kvHeads,
+    qOffset: a.qOffset, causal: a.causal ? 1 : 0, hasKeyStart: hasKeyStart ? 1 : 0, scale: a.scale, inf: Infinity,
+    headDim: a.headDim, rows: a.batch * a.heads * a.tq,
+  });
 }
 
 function checkGrid(host: KernelHost, kernel: string, groups: readonly number[]): void {
@@ -124,7 +124,10 @@ export function attentionBackward(
     // No query rows: every key gradient is zero.
     if (kvSize > 0) {
       const zero = host.pipeline('elementwise', 'fill', { WG: host.wg, OP: 0 }, kernel);
-      for (const t of [dk, dv]) host.launch(kernel, zero, (slot) => { slot.u[0] = kvSize; slot.u[3] = 0; }, [t.buffer], host.groups1d(kvSize, kernel));
+      for (const keyGrad of [dk, dv]) {
+        host.launch(kernel, zero, (slot) => setParams(slot, UNIFORM_LAYOUTS.elementwise, { n: kvSize, flag: 0 }),
+          [keyGrad.buffer], host.groups1d(kvSize, kernel));
+      }
     }
     return;
   }

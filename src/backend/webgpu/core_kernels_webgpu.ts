@@ -3,30 +3,30 @@
 // kernels, plus the helpers every launcher module shares: the strided uniform layout, raw word copies and
 // the output-aliasing guard.
 import { BINARY_CODE, type BinaryOp, type ReduceOp, UNARY_CODE, type UnaryOp } from '../backend.js';
+import { STRIDED_UNIFORM, stridedUniformStride } from '../kernel_layouts.js';
 import { mix32 } from '../rng.js';
 import { KernelError, type MatmulArgs, type RandomArgs, type Storage, type View, coalesce, sizeOf } from '../types.js';
 import type { GPUStorageRef, KernelHost, UniformSlot } from './kernel_host.js';
 import { matmulSmall, smallMatmulProblem } from './matmul_small_webgpu.js';
+import { UNIFORM_LAYOUTS, setParams } from './uniform_params.js';
 
-/** Highest rank the strided elementwise kernels index (MAX_RANK = 6 fits; 8 slots in the uniform). */
-const STRIDED_SLOTS = 8;
+const ELEMENTWISE = UNIFORM_LAYOUTS.elementwise;
 
 /**
- * The strided uniform block of shaders/elementwise.wgsl: word 0 = n, 1 = rank, 8 + d = shape[d],
- * 16 + 8·v + d = stride d of view v, 40 + v = offset of view v (up to three views).
+ * The strided uniform block of shaders/elementwise.wgsl (STRIDED_UNIFORM): n, rank, then shape[d], the
+ * stride of each view in each dim and the offset of each view (up to three views).
  */
 export function stridedParams(kernel: string, shape: readonly number[], views: readonly View[]): (slot: UniformSlot) => void {
   const merged = coalesce(shape, views);
-  if (merged.shape.length > STRIDED_SLOTS) throw new KernelError(kernel, `rank ${merged.shape.length} exceeds ${STRIDED_SLOTS}`);
+  if (merged.shape.length > STRIDED_UNIFORM.maxDims) throw new KernelError(kernel, `rank ${merged.shape.length} exceeds ${STRIDED_UNIFORM.maxDims}`);
   const n = sizeOf(shape);
   return (slot) => {
-    slot.u[0] = n;
-    slot.u[1] = merged.shape.length;
+    setParams(slot, ELEMENTWISE, { n, rank: merged.shape.length });
     for (let d = 0; d < merged.shape.length; d++) {
-      slot.u[8 + d] = merged.shape[d];
-      for (let v = 0; v < merged.views.length; v++) slot.u[16 + v * 8 + d] = merged.views[v].strides[d];
+      slot.u[STRIDED_UNIFORM.shape + d] = merged.shape[d];
+      for (let v = 0; v < merged.views.length; v++) slot.u[stridedUniformStride(v, d)] = merged.views[v].strides[d];
     }
-    for (let v = 0; v < merged.views.length; v++) slot.u[40 + v] = merged.views[v].offset;
+    for (let v = 0; v < merged.views.length; v++) slot.u[STRIDED_UNIFORM.offsets + v] = merged.views[v].offset;
   };
 }
 
@@ -34,7 +34,9 @@ export function stridedParams(kernel: string, shape: readonly number[], views: r
 export function copyWords(host: KernelHost, kernel: string, src: GPUBuffer, dst: GPUBuffer, n: number): void {
   const pipeline = host.pipeline('elementwise', 'copy', { WG: host.wg, OP: 0 }, kernel);
   host.launch(kernel, pipeline, (slot) => {
-    slot.u[0] = n; slot.u[1] = 1; slot.u[8] = n; slot.u[16] = 1; // rank 1: shape [n], stride 1
+    setParams(slot, ELEMENTWISE, { n, rank: 1 });
+    slot.u[STRIDED_UNIFORM.shape] = n;
+    slot.u[stridedUniformStride(0, 0)] = 1;
   }, [dst, src], host.groups1d(n, kernel));
 }
 
@@ -55,7 +57,7 @@ export function fill(host: KernelHost, out: Storage, value: number): void {
   const target = host.gpuStorage(out, kernel);
   const bits = target.dtype === 'int32' ? (Math.trunc(value) | 0) >>> 0 : new Uint32Array(new Float32Array([value]).buffer)[0];
   const pipeline = host.pipeline('elementwise', 'fill', { WG: host.wg, OP: 0 }, kernel);
-  host.launch(kernel, pipeline, (slot) => { slot.u[0] = target.size; slot.u[3] = bits; }, [target.buffer], host.groups1d(target.size, kernel));
+  host.launch(kernel, pipeline, (slot) => setParams(slot, ELEMENTWISE, { n: target.size, flag: bits }), [target.buffer], host.groups1d(target.size, kernel));
 }
 
 export function arange(host: KernelHost, out: Storage, start: number, step: number): void {
@@ -66,7 +68,7 @@ export function arange(host: KernelHost, out: Storage, start: number, step: numb
   const mode = target.dtype === 'float32' ? 0 : intExact ? 1 : 2;
   const pipeline = host.pipeline('elementwise', 'arange', { WG: host.wg, OP: 0 }, kernel);
   host.launch(kernel, pipeline, (slot) => {
-    slot.u[0] = target.size; slot.u[3] = mode; slot.f[4] = start; slot.f[5] = step; slot.i[6] = start | 0; slot.i[7] = step | 0;
+    setParams(slot, ELEMENTWISE, { n: target.size, flag: mode, scalar: start, scalar2: step, intStart: start | 0, intStep: step | 0 });
   }, [target.buffer], host.groups1d(target.size, kernel));
 }
 
@@ -76,7 +78,7 @@ export function random(host: KernelHost, out: Storage, args: RandomArgs): void {
   const key = mix32(args.seed);
   const pipeline = host.pipeline('random', 'random', { WG: host.wg }, kernel);
   host.launch(kernel, pipeline, (slot) => {
-    slot.u[0] = target.size; slot.u[1] = key; slot.u[2] = args.kind === 'uniform' ? 0 : 1; slot.f[4] = args.a; slot.f[5] = args.b;
+    setParams(slot, UNIFORM_LAYOUTS.random, { n: target.size, key, kind: args.kind === 'uniform' ? 0 : 1, a: args.a, b: args.b });
   }, [target.buffer], host.groups1d(target.size, kernel));
 }
 
@@ -88,7 +90,7 @@ export function cast(host: KernelHost, x: Storage, out: Storage): void {
   const mode = source.dtype === target.dtype ? 2 : source.dtype === 'float32' ? 0 : 1;
   const pipeline = host.pipeline('elementwise', 'cast_dtype', { WG: host.wg, OP: 0 }, kernel);
   aliasGuard(host, kernel, target, [source], (outBuffer) => {
-    host.launch(kernel, pipeline, (slot) => { slot.u[0] = target.size; slot.u[3] = mode; }, [outBuffer, source.buffer], host.groups1d(target.size, kernel));
+    host.launch(kernel, pipeline, (slot) => setParams(slot, ELEMENTWISE, { n: target.size, flag: mode }), [outBuffer, source.buffer], host.groups1d(target.size, kernel));
   });
 }
 
@@ -101,7 +103,7 @@ export function unary(host: KernelHost, op: UnaryOp, x: Storage, xView: View, ou
   const params = stridedParams(kernel, shape, [xView]);
   const pipeline = host.pipeline('elementwise', 'unary', { WG: host.wg, OP: UNARY_CODE[op] }, kernel);
   aliasGuard(host, kernel, target, [source], (outBuffer) => {
-    host.launch(kernel, pipeline, (slot) => { params(slot); slot.f[4] = scalar; }, [outBuffer, source.buffer], host.groups1d(n, kernel));
+    host.launch(kernel, pipeline, (slot) => { params(slot); setParams(slot, ELEMENTWISE, { scalar }); }, [outBuffer, source.buffer], host.groups1d(n, kernel));
   });
 }
 
@@ -134,7 +136,7 @@ export function where(
   const params = stridedParams(kernel, shape, [cView, aView, bView]);
   const pipeline = host.pipeline('elementwise', 'where_', { WG: host.wg, OP: 0 }, kernel);
   aliasGuard(host, kernel, target, [condition, ifTrue, ifFalse], (outBuffer) => {
-    host.launch(kernel, pipeline, (slot) => { params(slot); slot.u[3] = condition.dtype === 'int32' ? 1 : 0; },
+    host.launch(kernel, pipeline, (slot) => { params(slot); setParams(slot, ELEMENTWISE, { flag: condition.dtype === 'int32' ? 1 : 0 }); },
       [outBuffer, condition.buffer, ifTrue.buffer, ifFalse.buffer], host.groups1d(n, kernel));
   });
 }
@@ -149,7 +151,7 @@ export function copy(host: KernelHost, x: Storage, xView: View, out: Storage, ou
   const params = stridedParams(kernel, shape, [xView]);
   const pipeline = host.pipeline('elementwise', 'copy', { WG: host.wg, OP: 0 }, kernel);
   aliasGuard(host, kernel, target, [source], (outBuffer) => {
-    host.launch(kernel, pipeline, (slot) => { params(slot); slot.u[2] = outOffset; }, [outBuffer, source.buffer], host.groups1d(n, kernel));
+    host.launch(kernel, pipeline, (slot) => { params(slot); setParams(slot, ELEMENTWISE, { outOffset }); }, [outBuffer, source.buffer], host.groups1d(n, kernel));
   });
 }
 
@@ -167,7 +169,7 @@ export function reduce(host: KernelHost, op: ReduceOp, x: Storage, out: Storage,
   const pipeline = host.pipeline('reduce', tree ? 'reduce_tree' : 'reduce_loop', { WG: host.wg, OP: code }, kernel);
   const groups = tree ? host.groups1d(total, kernel, 1) : host.groups1d(total, kernel);
   aliasGuard(host, kernel, target, [source], (outBuffer) => {
-    host.launch(kernel, pipeline, (slot) => { slot.u[0] = outer; slot.u[1] = len; slot.u[2] = inner; slot.u[3] = total; slot.f[4] = init; },
+    host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.reduce, { outer, len, inner, total, init }),
       [outBuffer, source.buffer], groups);
   });
 }
@@ -205,9 +207,10 @@ export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, a
   aliasGuard(host, kernel, target, [left, right], (outBuffer) => {
     for (let firstBatch = 0; firstBatch < batch; firstBatch += maxDim) {
       const batches = Math.min(maxDim, batch - firstBatch);
-      host.launch(kernel, pipeline, (slot) => {
-        slot.u[0] = m; slot.u[1] = n; slot.u[2] = args.k; slot.u[3] = firstBatch; slot.u[4] = args.strideA; slot.u[5] = args.strideB;
-      }, [outBuffer, left.buffer, right.buffer], rowsFirst ? [rowGroups, colGroups, batches] : [colGroups, rowGroups, batches]);
+      // matmul.wgsl and matmul_subgroups.wgsl share their uniform struct (include/matmul_params.wgsl).
+      host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.matmul, {
+        m, n, k: args.k, batchOffset: firstBatch, strideA: args.strideA, strideB: args.strideB,
+      }), [outBuffer, left.buffer, right.buffer], rowsFirst ? [rowGroups, colGroups, batches] : [colGroups, rowGroups, batches]);
     }
   });
 }
@@ -219,7 +222,7 @@ export function softmax(host: KernelHost, x: Storage, out: Storage, rows: number
   if (rows * cols === 0) return;
   const pipeline = host.pipeline('softmax', 'softmax', { WG: host.wg, LOG: log ? 1 : 0 }, kernel);
   aliasGuard(host, kernel, target, [source], (outBuffer) => {
-    host.launch(kernel, pipeline, (slot) => { slot.u[0] = rows; slot.u[1] = cols; slot.f[2] = -Infinity; },
+    host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.softmax, { rows, cols, ninf: -Infinity }),
       [outBuffer, source.buffer], host.groups1d(rows, kernel, 1));
   });
 }
@@ -235,7 +238,7 @@ export function gather(host: KernelHost, table: Storage, ids: Storage, out: Stor
   const pipeline = host.pipeline('embedding', 'gather', { WG: host.wg }, kernel);
   const rows = Math.floor(rowsOf.size / rowLen);
   aliasGuard(host, kernel, target, [rowsOf, idList], (outBuffer) => {
-    host.launch(kernel, pipeline, (slot) => { slot.u[0] = nIds; slot.u[1] = rowLen; slot.u[2] = rows; slot.u[3] = total; },
+    host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.embedding, { nIds, rowLen, rows, total }),
       [outBuffer, rowsOf.buffer, idList.buffer], host.groups1d(total, kernel));
   });
 }
@@ -250,6 +253,6 @@ export function scatterAdd(host: KernelHost, src: Storage, ids: Storage, out: St
   if (target.buffer === source.buffer || target.buffer === idList.buffer) throw new KernelError(kernel, 'out must not alias src or ids');
   const pipeline = host.pipeline('embedding', 'scatter_add', { WG: host.wg }, kernel);
   const rows = Math.floor(target.size / rowLen);
-  host.launch(kernel, pipeline, (slot) => { slot.u[0] = nIds; slot.u[1] = rowLen; slot.u[2] = rows; slot.u[3] = rowLen; },
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.embedding, { nIds, rowLen, rows, total: rowLen }),
     [target.buffer, source.buffer, idList.buffer], host.groups1d(rowLen, kernel));
 }

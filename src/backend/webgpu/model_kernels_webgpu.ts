@@ -9,6 +9,7 @@ import {
 import { attention, attentionBackward } from './attention_webgpu.js';
 import { copyWords, stridedParams } from './core_kernels_webgpu.js';
 import { type GPUStorageRef, type KernelHost, type UniformSlot, requireNoAlias } from './kernel_host.js';
+import { UNIFORM_LAYOUTS, setParams } from './uniform_params.js';
 
 /** Rows below which the one-row-per-invocation variants leave most SIMD lanes idle. */
 const MIN_ROWS_PER_INVOCATION = 16;
@@ -45,20 +46,21 @@ function withOutputs(
 /**
  * Elementwise launches over n elements: the vec4 entry `entry4` for the first ⌊n/4⌋·4 elements (a quarter
  * of the loads), then the scalar `entry` from `start` for the remaining ones. `params` fills the uniform
- * block; the launcher sets `n` (word 0) and `start` (word `startWord`).
+ * block; the launcher sets its `n` and `start` fields.
  */
 function elementwise4(
-  host: KernelHost, kernel: string, family: string, entry: string, entry4: string, n: number, startWord: number,
+  host: KernelHost, kernel: string, family: 'swiglu' | 'adamw', entry: string, entry4: string, n: number,
   params: (slot: UniformSlot) => void, buffers: GPUBuffer[],
 ): void {
+  const layout = UNIFORM_LAYOUTS[family];
   const n4 = Math.floor(n / 4);
   if (n4 > 0) {
     const pipeline = host.pipeline(family, entry4, { WG: host.wg }, kernel);
-    host.launch(kernel, pipeline, (slot) => { params(slot); slot.u[0] = n; }, buffers, host.groups1d(n4, kernel));
+    host.launch(kernel, pipeline, (slot) => { params(slot); setParams(slot, layout, { n }); }, buffers, host.groups1d(n4, kernel));
   }
   if (n4 * 4 < n) {
     const pipeline = host.pipeline(family, entry, { WG: host.wg }, kernel);
-    host.launch(kernel, pipeline, (slot) => { params(slot); slot.u[0] = n; slot.u[startWord] = n4 * 4; }, buffers, host.groups1d(n - n4 * 4, kernel));
+    host.launch(kernel, pipeline, (slot) => { params(slot); setParams(slot, layout, { n, start: n4 * 4 }); }, buffers, host.groups1d(n - n4 * 4, kernel));
   }
 }
 
@@ -103,7 +105,8 @@ export function logSoftmaxGather(
   const WG = variant === 'rows' ? Math.min(ROWS_WG, host.wg) : host.wg;
   const pipeline = host.pipeline('softmax_gather', variant === 'rows' ? 'lsg_rows' : 'lsg_tree', { WG, V4: cols % 4 === 0 ? 1 : 0, U: 4 }, kernel);
   const groups = variant === 'rows' ? host.groups1d(rows, kernel, WG) : host.groups1d(rows, kernel, 1);
-  host.launch(kernel, pipeline, (slot) => { slot.u[0] = rows; slot.u[1] = cols; }, [lp.buffer, x.buffer, t.buffer, en.buffer, ls.buffer], groups);
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.softmax_gather, { rows, cols }),
+    [lp.buffer, x.buffer, t.buffer, en.buffer, ls.buffer], groups);
 }
 
 export function logSoftmaxGatherBackward(
@@ -125,7 +128,7 @@ export function logSoftmaxGatherBackward(
   const pipeline = host.pipeline('softmax_gather', 'lsg_bwd', { WG, V4: cols % 4 === 0 ? 1 : 0, U }, kernel);
   const groups = host.groups1d(rows * chunksPerRow * WG, kernel, WG);
   withOutputs(host, kernel, [[gx, rows * cols]], [x, t, ls, en, gl, ge], ([out]) => {
-    host.launch(kernel, pipeline, (slot) => { slot.u[0] = rows; slot.u[1] = cols; slot.u[2] = chunksPerRow; },
+    host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.softmax_gather, { rows, cols, chunksPerRow }),
       [out, x.buffer, t.buffer, ls.buffer, en.buffer, gl.buffer, ge.buffer], groups);
   });
 }
@@ -145,7 +148,7 @@ export function rmsNorm(host: KernelHost, x: Storage, weight: Storage, out: Stor
   const pipeline = host.pipeline('norm', entry, { WG }, kernel);
   const groups = variant === 'rows' ? host.groups1d(rows, kernel, WG) : host.groups1d(rows, kernel, 1);
   withOutputs(host, kernel, [[o, rows * cols], [r, rows]], [a, w], ([ob, rb]) => {
-    host.launch(kernel, pipeline, (slot) => { slot.u[0] = rows; slot.u[1] = cols; slot.f[2] = eps; }, [ob, a.buffer, w.buffer, rb], groups);
+    host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.norm, { rows, cols, eps }), [ob, a.buffer, w.buffer, rb], groups);
   });
 }
 
@@ -160,9 +163,7 @@ export function rmsNormBackward(
   const dx = host.gpuStorage(gx, kernel);
   const dw = host.gpuStorage(gWeight, kernel);
   if (cols === 0) return;
-  const params = (slot: UniformSlot, rowsPerBlock = 0): void => {
-    slot.u[0] = rows; slot.u[1] = cols; slot.u[3] = rowsPerBlock;
-  };
+  const params = (slot: UniformSlot, rowsPerBlock = 0): void => setParams(slot, UNIFORM_LAYOUTS.norm, { rows, cols, rowsPerBlock });
   withOutputs(host, kernel, [[dx, rows * cols], [dw, cols]], [a, w, r, g], ([dxb, dwb]) => {
     if (rows > 0) {
       const variant = rowVariant(host, rows);
@@ -187,8 +188,9 @@ export function rmsNormBackward(
     const partials = host.alloc('float32', blocks * cols);
     const pb = host.gpuStorage(partials, kernel).buffer;
     host.launch(kernel, pipeline, (slot) => params(slot, rowsPerBlock), [pb, a.buffer, g.buffer, r.buffer], [colGroups, blocks, 1]);
-    const red = host.pipeline('reduce', 'reduce_loop', { WG, OP: 0 }, kernel);
-    host.launch(kernel, red, (slot) => { slot.u[0] = 1; slot.u[1] = blocks; slot.u[2] = cols; slot.u[3] = cols; slot.f[4] = 0; }, [dwb, pb], host.groups1d(cols, kernel));
+    const reducePipeline = host.pipeline('reduce', 'reduce_loop', { WG, OP: 0 }, kernel);
+    host.launch(kernel, reducePipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.reduce, { outer: 1, len: blocks, inner: cols, total: cols, init: 0 }),
+      [dwb, pb], host.groups1d(cols, kernel));
     host.free(partials);
   });
 }
@@ -238,9 +240,9 @@ export function rope(host: KernelHost, x: Storage, positions: Storage, out: Stor
   const table = host.gpuStorage(ropeTable(host, args.theta, headDim), kernel);
   const pairs = n / 2;
   const pipeline = host.pipeline('rope', 'rope', { WG: host.wg }, kernel);
-  host.launch(kernel, pipeline, (slot) => {
-    slot.u[0] = pairs; slot.u[1] = headDim / 2; slot.u[2] = heads; slot.f[3] = args.inverse ? -1 : 1;
-  }, [o.buffer, a.buffer, p.buffer, table.buffer], host.groups1d(pairs, kernel));
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.rope, {
+    pairs, half: headDim / 2, heads, sign: args.inverse ? -1 : 1,
+  }), [o.buffer, a.buffer, p.buffer, table.buffer], host.groups1d(pairs, kernel));
 }
 
 // ------------------------------------------------------------------------------------------ SwiGLU
@@ -252,7 +254,7 @@ export function swiglu(host: KernelHost, gate: Storage, up: Storage, out: Storag
   const o = host.gpuStorage(out, kernel);
   if (n === 0) return;
   withOutputs(host, kernel, [[o, n]], [g, u], ([ob]) => {
-    elementwise4(host, kernel, 'swiglu', 'swiglu', 'swiglu4', n, 1, () => {}, [ob, g.buffer, u.buffer]);
+    elementwise4(host, kernel, 'swiglu', 'swiglu', 'swiglu4', n, () => {}, [ob, g.buffer, u.buffer]);
   });
 }
 
@@ -265,7 +267,7 @@ export function swigluBackward(host: KernelHost, gate: Storage, up: Storage, gOu
   const du = host.gpuStorage(gUp, kernel);
   if (n === 0) return;
   withOutputs(host, kernel, [[dg, n], [du, n]], [g, u, go], ([dgb, dub]) => {
-    elementwise4(host, kernel, 'swiglu', 'swiglu_bwd', 'swiglu_bwd4', n, 1, () => {}, [dgb, g.buffer, u.buffer, go.buffer, dub]);
+    elementwise4(host, kernel, 'swiglu', 'swiglu_bwd', 'swiglu_bwd4', n, () => {}, [dgb, g.buffer, u.buffer, go.buffer, dub]);
   });
 }
 
@@ -273,9 +275,9 @@ export function swigluBackward(host: KernelHost, gate: Storage, up: Storage, gOu
 
 /** The token-loss uniform block: n, 1 − epsLow, 1 + epsHigh, dualClip, clamp (bounds rounded once, from float64). */
 function tokenLossParams(n: number, a: TokenLossArgs): (slot: UniformSlot) => void {
-  return (slot) => {
-    slot.u[0] = n; slot.f[1] = 1 - a.epsLow; slot.f[2] = 1 + a.epsHigh; slot.f[3] = a.dualClip; slot.f[4] = a.logRatioClamp;
-  };
+  return (slot) => setParams(slot, UNIFORM_LAYOUTS.token_loss, {
+    n, lo: 1 - a.epsLow, hi: 1 + a.epsHigh, dualClip: a.dualClip, clampC: a.logRatioClamp,
+  });
 }
 
 export function tokenLoss(
@@ -322,11 +324,11 @@ export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storag
   const sc = host.gpuStorage(scale, kernel);
   requireNoAlias(kernel, { param: p, m: ms, v: vs }, { grad: g, scale: sc });
   if (n === 0) return;
-  elementwise4(host, kernel, 'adamw', 'adamw', 'adamw4', n, 13, (slot) => {
-    slot.f[4] = args.lr; slot.f[5] = args.beta1; slot.f[6] = args.beta2; slot.f[7] = args.eps;
-    slot.f[8] = 1 - args.lr * args.weightDecay; slot.f[9] = 1 - args.beta1; slot.f[10] = 1 - args.beta2;
-    slot.f[11] = 1 - Math.pow(args.beta1, args.step); slot.f[12] = 1 - Math.pow(args.beta2, args.step);
-  }, [p.buffer, ms.buffer, vs.buffer, g.buffer, sc.buffer]);
+  elementwise4(host, kernel, 'adamw', 'adamw', 'adamw4', n, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, {
+    lr: args.lr, beta1: args.beta1, beta2: args.beta2, eps: args.eps, decay: 1 - args.lr * args.weightDecay,
+    oneMinusBeta1: 1 - args.beta1, oneMinusBeta2: 1 - args.beta2,
+    bc1: 1 - Math.pow(args.beta1, args.step), bc2: 1 - Math.pow(args.beta2, args.step),
+  }), [p.buffer, ms.buffer, vs.buffer, g.buffer, sc.buffer]);
 }
 
 /** Inputs up to this many elements per invocation are summed by a single workgroup. */
@@ -340,7 +342,9 @@ export function sumSquares(host: KernelHost, x: Storage, out: Storage, n: number
   const WG = host.wg;
   const pipeline = host.pipeline('adamw', 'sum_squares', { WG }, kernel);
   const finalPass = (src: GPUBuffer, count: number, square: boolean): void => {
-    host.launch(kernel, pipeline, (slot) => { slot.u[0] = count; slot.u[1] = 1; slot.u[2] = accumulate ? 1 : 0; slot.u[3] = square ? 1 : 0; }, [o.buffer, src], [1, 1, 1]);
+    host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, {
+      n: count, final_: 1, accumulate: accumulate ? 1 : 0, square: square ? 1 : 0,
+    }), [o.buffer, src], [1, 1, 1]);
   };
   if (n <= WG * SINGLE_PASS_PER_INVOCATION) {
     finalPass(a.buffer, n, true);
@@ -349,7 +353,7 @@ export function sumSquares(host: KernelHost, x: Storage, out: Storage, n: number
   const groups = Math.min(Math.ceil(n / (WG * SINGLE_PASS_PER_INVOCATION)), host.software ? 64 : 1024, host.maxWorkgroupsPerDim);
   const partials = host.alloc('float32', groups);
   const pb = host.gpuStorage(partials, kernel).buffer;
-  host.launch(kernel, pipeline, (slot) => { slot.u[0] = n; slot.u[1] = 0; slot.u[3] = 1; }, [pb, a.buffer], [groups, 1, 1]);
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, { n, final_: 0, square: 1 }), [pb, a.buffer], [groups, 1, 1]);
   finalPass(pb, groups, false);
   host.free(partials);
 }
