@@ -269,19 +269,24 @@ function tokenLossParams(n: number, args: TokenLossArgs): (slot: UniformSlot) =>
   });
 }
 
+/** One token-loss launch over n tokens: the inputs bind first, then the outputs (staged where they alias). */
+function launchTokenLoss(
+  host: KernelHost, kernel: string, entry: string, ins: GPUStorageRef[], outs: [GPUStorageRef, number][], n: number, args: TokenLossArgs,
+): void {
+  if (n === 0) return;
+  const pipeline = host.pipeline('token_loss', entry, { WG: host.wg }, kernel);
+  withOutputs(host, kernel, outs, ins, (outBuffers) => {
+    host.launch(kernel, pipeline, tokenLossParams(n, args), [...ins.map((input) => input.buffer), ...outBuffers], host.groups1d(n, kernel));
+  });
+}
+
 export function tokenLoss(
   host: KernelHost, logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, loss: Storage, stats: Storage, n: number,
   args: TokenLossArgs,
 ): void {
   const kernel = host.kernel('tokenLoss');
   const gpu = gpuStorages(host, kernel, { logp, oldLogp, adv, weight, loss, stats });
-  const ins = [gpu.logp, gpu.oldLogp, gpu.adv, gpu.weight];
-  if (n === 0) return;
-  const pipeline = host.pipeline('token_loss', 'token_loss', { WG: host.wg }, kernel);
-  withOutputs(host, kernel, [[gpu.loss, n], [gpu.stats, 3 * n]], ins, ([lossBuffer, statsBuffer]) => {
-    host.launch(kernel, pipeline, tokenLossParams(n, args), [...ins.map((input) => input.buffer), lossBuffer, statsBuffer],
-      host.groups1d(n, kernel));
-  });
+  launchTokenLoss(host, kernel, 'token_loss', [gpu.logp, gpu.oldLogp, gpu.adv, gpu.weight], [[gpu.loss, n], [gpu.stats, 3 * n]], n, args);
 }
 
 export function tokenLossBackward(
@@ -290,12 +295,7 @@ export function tokenLossBackward(
 ): void {
   const kernel = host.kernel('tokenLossBackward');
   const gpu = gpuStorages(host, kernel, { logp, oldLogp, adv, weight, gLoss, gLogp });
-  const ins = [gpu.logp, gpu.oldLogp, gpu.adv, gpu.weight, gpu.gLoss];
-  if (n === 0) return;
-  const pipeline = host.pipeline('token_loss', 'token_loss_bwd', { WG: host.wg }, kernel);
-  withOutputs(host, kernel, [[gpu.gLogp, n]], ins, ([gLogpBuffer]) => {
-    host.launch(kernel, pipeline, tokenLossParams(n, args), [...ins.map((input) => input.buffer), gLogpBuffer], host.groups1d(n, kernel));
-  });
+  launchTokenLoss(host, kernel, 'token_loss_bwd', [gpu.logp, gpu.oldLogp, gpu.adv, gpu.weight, gpu.gLoss], [[gpu.gLogp, n]], n, args);
 }
 
 // ------------------------------------------------------------------------------------------ optimizer
