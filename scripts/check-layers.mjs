@@ -37,6 +37,7 @@ export const NODE_ADAPTERS = [
   'src/backend/wasm/node_workers.ts',
   'src/io/node_files.ts',
   'src/rl/run_dir_node.ts',
+  'src/data/tokenizer_node.ts',
   'src/plot/png_node.ts',
 ];
 

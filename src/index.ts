@@ -18,7 +18,15 @@ export { type SamplingOptions, sampleToken } from './nn/sampling.js';
 export { type AdamWOptions, AdamW } from './optim/adamw.js';
 export { type NamedArray, SafetensorsError, decodeSafetensors, encodeSafetensors } from './io/safetensors.js';
 export { encodeModel, fromHfConfig, loadModelWeights, modelFromCheckpoint, toHfConfig } from './io/checkpoint.js';
-export { type Tokenizer, CharTokenizer, TASK_TOKENIZER } from './data/tokenizer.js';
+export {
+  type DecodeOptions, type EncodeOptions, type Tokenizer, CHAR_EOS_TOKEN, CHAR_PAD_TOKEN, CharTokenizer, TASK_TOKENIZER, responseText, tokenBound,
+} from './data/tokenizer.js';
+export { type ChatMessage, type ChatTemplateOptions, type TemplateSpecialTokens, ChatTemplate, ChatTemplateError } from './data/chat_template.js';
+export { type HfTokenizerFiles, type JsonFile, HF_TOKENIZER_FILE_NAMES, HfTokenizer, TokenizerFileError } from './data/tokenizer_hf.js';
+export {
+  type TokenizerExportFiles, configTokenIds, generationConfigTokenIds, tokenizerConfigForCharVocabulary, tokenizerExportFiles,
+  tokenizerJsonForCharVocabulary,
+} from './data/tokenizer_export.js';
 export { type Problem, type ScoreResult, type Split, type Task, type TaskConfig, GeneratedTask, TASK_DEFAULTS, TASK_NAMES, makeTask } from './data/tasks.js';
 export { ANSWER_MARKER, markedAnswer } from './data/task.js';
 export { type CountdownCheck, checkCountdown } from './data/countdown.js';

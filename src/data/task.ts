@@ -1,7 +1,7 @@
 // The Task contract shared by the trainer and every data source, and the machinery that turns a seeded
 // problem generator into a task with a held-out test split disjoint from train.
 import { Rng, hashKey, hashUnit } from './random.js';
-import type { Tokenizer } from './tokenizer.js';
+import { TASK_TOKENIZER, type Tokenizer, tokenBound } from './tokenizer.js';
 
 export interface Problem {
   id: string;
@@ -69,9 +69,11 @@ export interface Candidate {
 /** What a built-in task supplies: a seeded sampler, a canonical form (for the split) and a checker. */
 export interface ProblemGenerator {
   readonly description: string;
-  /** Upper bounds over every problem the generator can produce (characters = tokens for a char tokenizer). */
+  /** Upper bounds over every problem the generator can produce, in characters (the task counts them in tokens). */
   readonly maxPromptChars: number;
   readonly maxSolutionChars: number;
+  /** Every character its problems can contain; default the built-in tasks' alphabet (TASK_TOKENIZER's). */
+  readonly alphabet?: string;
   sample(rng: Rng): Candidate;
   /** Problems with equal canonical forms (e.g. a+b and b+a) always land in the same split. */
   canonical(prompt: string): string;
@@ -106,8 +108,10 @@ export class GeneratedTask implements Task {
     this.name = opts.name;
     this.description = generator.description;
     this.tokenizer = opts.tokenizer;
-    this.maxPromptLength = generator.maxPromptChars;
-    this.maxResponseLength = generator.maxSolutionChars + 1 + opts.responseSlack;
+    // Character bounds become token bounds through the tokenizer (the same numbers for a character tokenizer).
+    const alphabet = generator.alphabet ?? TASK_TOKENIZER.alphabet;
+    this.maxPromptLength = tokenBound(this.tokenizer, generator.maxPromptChars, alphabet);
+    this.maxResponseLength = tokenBound(this.tokenizer, generator.maxSolutionChars, alphabet) + 1 + opts.responseSlack;
     this.testSize = opts.testSize;
     this.testProblems = this.buildTestSplit();
   }

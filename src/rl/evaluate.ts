@@ -1,5 +1,6 @@
 // Held-out evaluation: greedy accuracy and unbiased pass@k (Chen et al. 2021) on the task's test split.
 import type { Task } from '../data/tasks.js';
+import { responseText } from '../data/tokenizer.js';
 import type { TransformerLM } from '../nn/transformer.js';
 import { generateChunked } from './rollout.js';
 
@@ -37,9 +38,9 @@ export async function evaluate(model: TransformerLM, task: Task, options: EvalOp
   const problems = Array.from({ length: n }, (_, i) => task.problem('test', i));
   const prompts = problems.map((problem) => tokenizer.encode(problem.prompt));
   const chunk = options.chunk ?? 256;
-  const generation = { maxNewTokens: options.maxNewTokens, stopTokens: [tokenizer.eosId], padId: tokenizer.padId };
+  const generation = { maxNewTokens: options.maxNewTokens, stopTokens: tokenizer.stopTokenIds, padId: tokenizer.padId };
   const verdict = (i: number, ids: number[], truncated: boolean) =>
-    !truncated && task.score(problems[i], tokenizer.decode(ids.filter((id) => id !== tokenizer.eosId))).correct;
+    !truncated && task.score(problems[i], responseText(tokenizer, ids)).correct;
 
   const greedy = await generateChunked(model, prompts, { ...generation, temperature: 0, seed: options.seed }, chunk);
   let correct = 0;

@@ -3,17 +3,18 @@
 // groups can be carried between steps and saved in checkpoints.
 import { mix32 } from '../backend/rng.js';
 import type { Problem, Task } from '../data/tasks.js';
+import { responseText } from '../data/tokenizer.js';
 import { generate } from '../nn/generate.js';
 import type { TransformerLM } from '../nn/transformer.js';
 import { overlongPenalty } from './overlong.js';
 
 export interface Response {
-  /** Response token ids (the EOS token included when the model emitted it). */
+  /** Response token ids (the stop token included when the model emitted one). */
   ids: number[];
   /** Log-probability of each token under the sampling policy (temperature applied). */
   logprobs: number[];
   text: string;
-  /** No EOS within maxNewTokens. */
+  /** No stop token within maxNewTokens. */
   truncated: boolean;
   correct: boolean;
   reward: number;
@@ -68,7 +69,7 @@ export async function rollout(
   const startedAt = performance.now();
   const sampled = await generateChunked(model, flat, {
     maxNewTokens: options.maxNewTokens, temperature: options.temperature, topP: options.topP, topK: options.topK,
-    stopTokens: [tokenizer.eosId], padId: tokenizer.padId, seed: options.seed,
+    stopTokens: tokenizer.stopTokenIds, padId: tokenizer.padId, seed: options.seed,
   }, options.chunk ?? flat.length);
   const seconds = (performance.now() - startedAt) / 1000;
   let generatedTokens = 0;
@@ -79,7 +80,7 @@ export async function rollout(
       const ids = sampled.tokens[sequence];
       generatedTokens += ids.length;
       const truncated = sampled.truncated[sequence];
-      const text = tokenizer.decode(ids.filter((id) => id !== tokenizer.eosId));
+      const text = responseText(tokenizer, ids);
       // A truncated response never reached its answer's end: wrong, whatever its prefix says.
       const correct = !truncated && task.score(item.problem, text).correct;
       let reward = correct ? 1 : -1;
