@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { initEngine, loadCheckpoint } from '../src/node.js';
 import { makeTask } from '../src/data/tasks.js';
+import { responseText } from '../src/data/tokenizer.js';
 import type { Task } from '../src/data/tasks.js';
 import type { TransformerLM } from '../src/nn/transformer.js';
 import { resolveTrainConfig } from '../src/rl/config.js';
@@ -83,10 +84,10 @@ export async function runSample(path: string, f: SampleFlags, out: (l: string) =
     const tok = task.tokenizer;
     const problems = Array.from({ length: f.n }, (_, i) => task.problem(f.split, f.start + i));
     const g = await generateChunked(model, problems.map((p) => tok.encode(p.prompt)), {
-      maxNewTokens, temperature: f.temperature, stopTokens: [tok.eosId], padId: tok.padId, seed: f.seed,
+      maxNewTokens, temperature: f.temperature, stopTokens: tok.stopTokenIds, padId: tok.padId, seed: f.seed,
     }, 256);
     problems.forEach((p, i) => {
-      const text = tok.decode(g.tokens[i].filter((t) => t !== tok.eosId));
+      const text = responseText(tok, g.tokens[i]);
       const score = g.truncated[i] ? { correct: false, extracted: null } : task.score(p, text);
       if (f.json) out(JSON.stringify({ prompt: p.prompt, response: text, answer: p.answer, correct: score.correct, truncated: g.truncated[i] }));
       else out(`${score.correct ? '✓' : '✗'} ${p.prompt}${text}${g.truncated[i] ? ' …(truncated)' : ''}   [answer ${p.answer}]`);
