@@ -149,15 +149,15 @@ function missingFieldProblem(row: DatasetRow, path: string, role: string, settin
   return `${row.where}: no ${role} field '${path}' (${has}); set ${setting} to the field that holds it`;
 }
 
-/** A non-empty string field, or a problem naming the row, the field and the setting that chooses it. */
-export function stringField(row: DatasetRow, path: string, role: string, setting: string, problems: string[]): string | undefined {
+/** A non-empty string field (with `numbers`, a finite number too, as its decimal text: a numeric answer column), or
+ *  a problem naming the row, the field and the setting that chooses it. */
+export function stringField(row: DatasetRow, path: string, role: string, setting: string, problems: string[], numbers = false): string | undefined {
   const value = fieldAt(row.record, path);
   if (value === undefined || value === null) {
     problems.push(missingFieldProblem(row, path, role, setting));
     return undefined;
   }
-  // Numbers are fine as answers (a parquet ground_truth column may be numeric).
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (numbers && typeof value === 'number' && Number.isFinite(value)) return String(value);
   if (typeof value !== 'string' || value.trim() === '') {
     problems.push(`${row.where}: the ${role} field '${path}' must be a non-empty string, got ${describe(value)}`);
     return undefined;

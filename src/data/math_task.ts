@@ -102,7 +102,7 @@ export function mathRecordsFromRows(rows: readonly DatasetRow[], fields: MathFie
   for (const row of rows) {
     const before = problems.length;
     const prompt = promptField(row, fields.promptField, 'task.promptField', problems);
-    const answerText = stringField(row, fields.answerField, 'answer', 'task.answerField', problems);
+    const answerText = stringField(row, fields.answerField, 'answer', 'task.answerField', problems, true);
     const solution = fields.solutionField ? stringField(row, fields.solutionField, 'solution', 'task.solutionField', problems) : undefined;
     if (problems.length > before || prompt === undefined || answerText === undefined) continue;
     const answer = referenceAnswer(answerText);
