@@ -57,7 +57,12 @@ function optimizerFor(model: TransformerLM, config: TrainConfig, phase: 'sft' | 
 
 /** Checks that the task fits the model (vocabulary, context) and returns both; `task` defaults to the built-in task
  *  of config.task (a dataset task or a task with a reward module is built by the caller, which reads files). */
-export function buildTaskAndModel(config: TrainConfig, task: Task = makeTask(config.task)): { task: Task; model: TransformerLM } {
+export function buildTaskAndModel(config: TrainConfig, given?: Task): { task: Task; model: TransformerLM } {
+  if (!given && config.reward) {
+    throw new Error(`reward: ${config.reward} is a module to import (loadRewardModule in Node, import() in a page); ` +
+      'pass withReward(task, reward, name) to buildTaskAndModel');
+  }
+  const task = given ?? makeTask(config.task);
   const model = new TransformerLM(config.model, config.seed);
   const problems: string[] = [];
   if (model.config.vocabSize < task.tokenizer.vocabSize) {

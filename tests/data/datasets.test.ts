@@ -138,6 +138,10 @@ describe('field mapping into math records', () => {
     const parquetRows = await readDatasetFile(VERL_PARQUET);
     expect(() => mathRecordsFromRows(parquetRows, config('math', { answerField: 'reward_model.answer' }), VERL_PARQUET))
       .toThrow(/verl_math\.parquet row 0: no answer field 'reward_model\.answer' \('reward_model' has 'ground_truth', 'style'\); set task\.answerField/);
+    const numeric = parseJsonlRecords('{"problem": "2+2", "answer": 4}', 'n.jsonl');
+    expect(mathRecordsFromRows(numeric, { promptField: 'problem', answerField: 'answer' }, 'n.jsonl')[0].answer).toBe('4');
+    expect(() => mathRecordsFromRows(parseJsonlRecords('{"problem": 4, "answer": "4"}', 'n.jsonl'), { promptField: 'problem', answerField: 'answer' }, 'n.jsonl'))
+      .toThrow(/n\.jsonl:1: the prompt field 'problem' must be a non-empty string, got 4/);
     const badChat = parseJsonlRecords('{"prompt": [{"role": "user"}], "answer": "1"}', 'chat.jsonl');
     expect(() => mathRecordsFromRows(badChat, { promptField: 'prompt', answerField: 'answer' }, 'chat.jsonl'))
       .toThrow(/chat\.jsonl:1: the prompt field 'prompt' must be a string or a non-empty array of \{role, content\} messages \(message 0 is an object\)/);

@@ -11,6 +11,7 @@ import { MATH_TASK_DEFAULTS, mathRecordsFromRows, mathTask } from '../../src/dat
 import { type RewardFunction, checkedReward, rewardFromModule, withReward } from '../../src/data/reward_module.js';
 import { loadRewardModule } from '../../src/data/reward_module_node.js';
 import { makeTask } from '../../src/data/tasks.js';
+import type { Task } from '../../src/data/task.js';
 import { CharTokenizer } from '../../src/data/tokenizer.js';
 import { GroupFilter } from '../../src/rl/dynamic_sampling.js';
 import { resolveTrainConfig, configLayersFrom } from '../../src/rl/config.js';
@@ -79,7 +80,7 @@ describe('reward modules', () => {
     expect(task.score(problem, `>${problem.answer}`)).toEqual(base.score(problem, `>${problem.answer}`));
     expect(await task.reward!(problem, 'abc')).toBe(3);
     expect(records[0]).toEqual({ id: problem.id, prompt: problem.prompt, answer: problem.answer, solution: problem.solution });
-    expect(base.reward).toBeUndefined();
+    expect((base as Task).reward).toBeUndefined();
   });
 });
 
@@ -170,6 +171,8 @@ describe('dapo train --reward', () => {
     expect(resolveTrainConfig({}).reward).toBeNull();
     expect(() => resolveTrainConfig({ reward: 3 })).toThrow(/reward: must be a reward module path \(\.mjs\) or null, got 3/);
     expect(() => resolveTrainConfig({ rewrad: 'x.mjs' })).toThrow(/rewrad: unknown key \(did you mean 'reward'\?\)/);
+    // The library never drops a configured reward silently: the caller imports the module and wraps the task.
+    expect(() => buildTaskAndModel(resolveTrainConfig({ reward: 'r.mjs' }))).toThrow(/reward: r\.mjs is a module to import .*withReward/);
   });
 
   it('fails before the engine starts or a run directory exists when the module is missing', async () => {
