@@ -12,6 +12,12 @@ import { Progress } from './progress.js';
 import { loadModelWeights } from '../src/io/checkpoint.js';
 import type { TransformerLM } from '../src/nn/transformer.js';
 import { plotRunDir } from './plot.js';
+import { makeTask } from '../src/data/tasks.js';
+import type { Task } from '../src/data/task.js';
+import { type MathTaskConfig, isDatasetTask } from '../src/data/math_task.js';
+import { loadDatasetTask } from '../src/data/datasets_node.js';
+import { withReward } from '../src/data/reward_module.js';
+import { loadRewardModule } from '../src/data/reward_module_node.js';
 
 /** The command's options: the config flags (see configLayersFrom), with --config as a file path. */
 export interface TrainFlags extends Omit<ConfigFlags, 'configFile'> {
@@ -51,6 +57,15 @@ function initWeights(model: TransformerLM, dir: string): void {
   }
 }
 
+/** The task when it is not a plain built-in one: a dataset task (reads task.path) and/or a reward module; undefined
+ *  leaves the built-in task to buildTaskAndModel. */
+async function taskFromFiles(config: TrainConfig): Promise<Task | undefined> {
+  // The built-in character policy has no tokenizer for natural language; a pretrained model's goes here (--model).
+  let task: Task | undefined = isDatasetTask(config.task.name) ? await loadDatasetTask(config.task as unknown as MathTaskConfig, { tokenizer: undefined }) : undefined;
+  if (config.reward) task = withReward(task ?? makeTask(config.task), await loadRewardModule(config.reward), config.reward);
+  return task;
+}
+
 function defaultOutDir(config: TrainConfig): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 13);
   return join('runs', `${config.rl.algo}-${config.task.name}-s${config.seed}-${stamp}`);
@@ -73,8 +88,8 @@ export async function runTrain(flags: TrainFlags, out: (line: string) => void = 
   let runDir: string;
   if (flags.resume) {
     runDir = flags.resume;
-    if (flags.config || flags.set?.length || flags.algo || flags.quick || flags.steps !== undefined || flags.task || flags.seed !== undefined || flags.init) {
-      throw new Error('--resume continues a run with its own config.json; drop --config/--set/--algo/--quick/--steps/--task/--seed/--init');
+    if (flags.config || flags.set?.length || flags.algo || flags.quick || flags.steps !== undefined || flags.task || flags.seed !== undefined || flags.init || flags.reward) {
+      throw new Error('--resume continues a run with its own config.json; drop --config/--set/--algo/--quick/--steps/--task/--seed/--init/--reward');
     }
     config = resolveTrainConfig(readRunConfig(runDir));
     if (flags.backend) config = { ...config, backend: flags.backend as TrainConfig['backend'] };
@@ -82,6 +97,8 @@ export async function runTrain(flags: TrainFlags, out: (line: string) => void = 
     config = configFromFlags(flags);
     runDir = flags.out ?? defaultOutDir(config);
   }
+  // Files first (datasets, reward module), so a bad path fails before the engine starts or a run directory exists.
+  const taskOverride = await taskFromFiles(config);
   const selection = await initEngine({ backend: config.backend });
   log(`backend: ${selection.backend.name} (${selection.reason})`);
 
@@ -89,7 +106,7 @@ export async function runTrain(flags: TrainFlags, out: (line: string) => void = 
     ? new NodeRunStore(runDir, config.checkpoint.keep, log, (...args) => progress.update(...args))
     : NodeRunStore.create(runDir, config, { force: flags.force, log, progress: (...args) => progress.update(...args) });
   const restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0) : null;
-  const { task, model: freshModel } = buildTaskAndModel(config);
+  const { task, model: freshModel } = buildTaskAndModel(config, taskOverride);
   let trainer: Trainer;
   if (restored) {
     freshModel.dispose();

@@ -36,6 +36,8 @@ export const NODE_ADAPTERS = [
   'src/backend/webgpu/node_gpu.ts',
   'src/backend/wasm/node_workers.ts',
   'src/io/node_files.ts',
+  'src/data/datasets_node.ts',
+  'src/data/reward_module_node.ts',
   'src/rl/run_dir_node.ts',
   'src/data/tokenizer_node.ts',
   'src/plot/png_node.ts',

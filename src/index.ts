@@ -33,6 +33,18 @@ export { type CountdownCheck, checkCountdown } from './data/countdown.js';
 export {
   type Gsm8kRecord, type Gsm8kTaskOptions, DEFAULT_GSM8K_TEMPLATE, extractFinalNumber, gsm8kTask, gsm8kTokenizer, numericEqual, parseGsm8kJsonl,
 } from './data/gsm8k.js';
+export {
+  type DatasetMessage, type DatasetFormat, type DatasetRecord, type DatasetRow, DATASET_FORMATS, DatasetError, datasetFormat, fieldAt, parseDataset,
+  parseJsonRecords, parseJsonlRecords, parseParquetRecords, splitByHash,
+} from './data/datasets.js';
+export { type AnswerSource, type ExtractedAnswer, answersMatch, extractAnswer, lastBoxed, mathReward, normalizeAnswer, referenceAnswer } from './data/math_answer.js';
+export {
+  type DatasetTaskName, type MathFields, type MathProblem, type MathRecord, type MathTaskConfig, type MathTaskOptions, DATASET_TASK_NAMES,
+  DEFAULT_MATH_TEMPLATE, MATH_TASK_DEFAULTS, MathTask, isDatasetTask, mathMessages, mathRecordsFromRows, mathTask, mathTaskConfigProblems,
+  mathTaskFromRows, plainPrompt,
+} from './data/math_task.js';
+export { gsm8kMathRecords } from './data/gsm8k.js';
+export { type RewardFunction, checkedReward, rewardFromModule, withReward } from './data/reward_module.js';
 export { type GroupKind, FLAT_STD_TOLERANCE, groupAdvantages, groupKind, groupStd } from './rl/advantages.js';
 export { overlongPenalty } from './rl/overlong.js';
 export { type LossAggregation, LOSS_AGGREGATIONS, tokenWeights } from './rl/aggregation.js';
@@ -50,7 +62,7 @@ export { EMA_WEIGHT, aggregateSeries, ema, meanStd, parseJsonl } from './plot/se
 export { renderVegaLite } from './plot/vega_svg.js';
 export { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped, initialState } from './rl/run_store.js';
 export { type TrainerParts, Trainer, buildTaskAndModel, freshParts, optimizerForResume } from './rl/trainer.js';
-export { type Response, type RolloutGroup, type RolloutOptions, callSeed, generateChunked, rollout } from './rl/rollout.js';
+export { type Response, type RolloutGroup, type RolloutOptions, callSeed, flatnessRewards, generateChunked, groupKindOf, rollout } from './rl/rollout.js';
 export { type EvalOptions, type EvalResult, evaluate, passAtK } from './rl/evaluate.js';
 export { type TrainSequence, pack, responseLogprobs, tokenLogprobs } from './rl/sequences.js';
 export { type UpdateHooks, type UpdateOptions, type UpdateStats, updatePolicy } from './rl/policy_update.js';

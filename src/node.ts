@@ -41,3 +41,5 @@ export { loadCheckpoint, saveCheckpoint, writeFileAtomic } from './io/node_files
 export { svgToPng } from './plot/png_node.js';
 export { NodeRunStore, RunDirError, latestCheckpoint, readJsonl, readRunConfig, restoreOptimizer, restoreRun } from './rl/run_dir_node.js';
 export { loadHfTokenizer, readHfTokenizerFiles } from './data/tokenizer_node.js';
+export { loadDatasetTask, readDatasetFile } from './data/datasets_node.js';
+export { loadRewardModule } from './data/reward_module_node.js';

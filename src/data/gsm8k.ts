@@ -1,5 +1,8 @@
 // GSM8K-style word problems from JSONL ({"question": "...", "answer": "... #### 42"}), as a Task whose checker
-// compares the response's final number with the reference within a relative tolerance.
+// compares the response's final number with the reference within a relative tolerance (gsm8kTask, for the library and
+// character-level experiments), or as math records for MathTask (gsm8kMathRecords: the `--task gsm8k` path, answers
+// checked as the DAPO reward does).
+import type { MathRecord } from './math_task.js';
 import { Rng, hashKey, hashUnit } from './random.js';
 import type { Problem, ScoreResult, Split, Task } from './task.js';
 import { CharTokenizer, type Tokenizer } from './tokenizer.js';
@@ -183,4 +186,12 @@ export function gsm8kTask(records: Gsm8kRecord[], tokenizer: Tokenizer, opts: Gs
   if (typeof promptTemplate !== 'function') problems.push('promptTemplate must be a function');
   if (problems.length) throw new Error(`gsm8kTask: ${problems.join('; ')}`);
   return new Gsm8kTask(records, tokenizer, seed, testFraction, promptTemplate);
+}
+
+/** Parsed GSM8K records as MathTask records: the question as prompt, the final number as reference, the worked
+ *  solution ('… #### 72') as SFT target; `record` keeps the original question/answer for user rewards. */
+export function gsm8kMathRecords(records: readonly Gsm8kRecord[], source = '<gsm8k>'): MathRecord[] {
+  return records.map((r, i) => ({
+    prompt: r.question, answer: r.final, solution: r.answer, record: { question: r.question, answer: r.answer }, where: `${source} record ${i}`,
+  }));
 }

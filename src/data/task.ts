@@ -11,6 +11,8 @@ export interface Problem {
   answer: string;
   /** Full SFT target response (scratchpad + final answer), without EOS. */
   solution: string;
+  /** The dataset record a dataset task's problem came from (handed to user reward functions); absent for built-in tasks. */
+  record?: Readonly<Record<string, unknown>>;
 }
 
 export interface ScoreResult {
@@ -35,6 +37,9 @@ export interface Task {
   problem(split: Split, index: number): Problem;
   /** Verifies a decoded response (text before EOS). Only the final answer counts; a malformed response is wrong. */
   score(problem: Problem, response: string): ScoreResult;
+  /** A reward that replaces the +1/−1 of `score` in training (a user reward function; float values allowed, validated
+   *  finite by whoever supplies it). Absent: the reward is +1 when `score` says correct, −1 otherwise. */
+  reward?(problem: Problem, response: string): number | Promise<number>;
 }
 
 export interface TaskConfig {

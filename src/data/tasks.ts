@@ -5,6 +5,7 @@ import { COUNTDOWN } from './countdown.js';
 import { COMMON_KNOBS, type TaskDefinition, defaultKnobs, orderProblems, readKnobs } from './knobs.js';
 import { MULTIPLICATION } from './multiplication.js';
 import { SORTING } from './sorting.js';
+import { isDatasetTask } from './math_task.js';
 import { GeneratedTask, type TaskConfig } from './task.js';
 import { TASK_TOKENIZER } from './tokenizer.js';
 
@@ -28,6 +29,10 @@ export const TASK_DEFAULTS: Record<string, TaskConfig> = Object.fromEntries(
 /** Builds a built-in task; an unknown name, unknown knob or bad value throws one ConfigError listing all problems. */
 export function makeTask(config: TaskConfig): GeneratedTask {
   if (typeof config !== 'object' || config === null) throw new ConfigError([`a task config must be an object, got ${JSON.stringify(config)}`], 'task config');
+  if (isDatasetTask(config.name)) {
+    throw new ConfigError([`task ${JSON.stringify(config.name)} reads its problems from a dataset file (task.path): build it with loadDatasetTask() ` +
+      '(Node) or mathTask() over records you read'], 'task config');
+  }
   const definition = BY_NAME.get(config.name);
   if (!definition) throw new ConfigError([`unknown task ${JSON.stringify(config.name)} (allowed: ${TASK_NAMES.join(', ')})`], 'task config');
   const problems: string[] = [];

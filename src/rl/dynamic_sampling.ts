@@ -1,6 +1,6 @@
 // DAPO dynamic sampling: train only on groups whose responses disagree (a flat group has zero advantage and
 // contributes no gradient), refilling the batch with more generation and keeping surplus groups for the next step.
-import { FLAT_STD_TOLERANCE, groupKind, groupStd } from './advantages.js';
+import { FLAT_STD_TOLERANCE, type GroupKind, groupKind, groupStd } from './advantages.js';
 
 export type DynamicSamplingMode = 'filter' | 'resample' | 'off';
 export const DYNAMIC_SAMPLING_MODES: readonly DynamicSamplingMode[] = ['filter', 'resample', 'off'];
@@ -27,7 +27,9 @@ export interface GroupFilterOptions {
 }
 
 /**
- * DAPO dynamic sampling, mode 'filter': drop groups whose correctness is all equal, call `generate()` for more batches
+ * DAPO dynamic sampling, mode 'filter': drop groups whose correctness is all equal (`classify` returns each response's
+ * correctness, or the group's kind directly — the trainer classifies float-reward groups by reward spread, see
+ * rollout.ts groupKindOf), call `generate()` for more batches
  * until `trainGroups` groups are kept, at most `maxGenerationBatches` calls per fill (carried-in groups from the
  * previous fill count first and do not cost a batch). Surplus kept groups beyond trainGroups are carried to the next
  * fill (FIFO). If the cap is reached with fewer groups, return what was kept (capReached true; the trainer applies its
@@ -48,7 +50,7 @@ export class GroupFilter<G> {
     this.options = { ...options };
   }
 
-  async fill(generate: () => Promise<G[]>, correctness: (g: G) => readonly boolean[]): Promise<{ groups: G[]; report: FillReport }> {
+  async fill(generate: () => Promise<G[]>, classify: (g: G) => readonly boolean[] | GroupKind): Promise<{ groups: G[]; report: FillReport }> {
     const report: FillReport = {
       generationBatches: 0, keptGroups: 0, droppedAllCorrect: 0, droppedAllWrong: 0, carriedIn: 0, carriedOut: 0, capReached: false,
     };
@@ -67,7 +69,8 @@ export class GroupFilter<G> {
         const batch = await generate();
         report.generationBatches++;
         for (const group of batch) {
-          const kind = groupKind(correctness(group));
+          const verdict = classify(group);
+          const kind = typeof verdict === 'string' ? verdict : groupKind(verdict);
           if (kind === 'mixed') kept.push(group);
           else if (kind === 'all-correct') report.droppedAllCorrect++;
           else report.droppedAllWrong++;

@@ -1,11 +1,12 @@
 // Rollout: sample G responses per prompt with the KV-cache sampler, decode and verify them, and turn the
-// verdicts into rewards (+1 / −1, plus DAPO's soft overlong punishment when on). Plain JSON data out, so
-// groups can be carried between steps and saved in checkpoints.
+// verdicts into rewards (+1 / −1, or the task's reward function, plus DAPO's soft overlong punishment when on).
+// Plain JSON data out, so groups can be carried between steps and saved in checkpoints.
 import { mix32 } from '../backend/rng.js';
 import type { Problem, Task } from '../data/tasks.js';
 import { responseText } from '../data/tokenizer.js';
 import { generate } from '../nn/generate.js';
 import type { TransformerLM } from '../nn/transformer.js';
+import { FLAT_STD_TOLERANCE, type GroupKind, groupKind, groupStd } from './advantages.js';
 import { overlongPenalty } from './overlong.js';
 
 export interface Response {
@@ -18,6 +19,8 @@ export interface Response {
   truncated: boolean;
   correct: boolean;
   reward: number;
+  /** The task's reward function's value before the overlong penalty; absent under the +1/−1 rule. */
+  rawReward?: number;
 }
 
 export interface RolloutGroup {
@@ -47,9 +50,28 @@ export interface RolloutStats {
   seconds: number;
 }
 
-/** Which responses of a group are correct (dynamic sampling and the group kinds go by correctness, not reward). */
+/** Which responses of a group are correct. */
 export function correctnessOf(group: RolloutGroup): boolean[] {
   return group.responses.map((response) => response.correct);
+}
+
+/**
+ * How dynamic sampling and the step metrics classify a group. Under the +1/−1 rule: by correctness (not by the
+ * length-shaped reward, which the overlong penalty makes vary). With a reward function (float rewards): by the spread
+ * of the raw rewards, as DAPO's per-prompt filter does — 'mixed' (kept) when their std ≥ FLAT_STD_TOLERANCE, else flat:
+ * 'all-correct' when the common reward is > 0, 'all-wrong' otherwise.
+ */
+export function groupKindOf(group: RolloutGroup): GroupKind {
+  const raw = group.responses.map((response) => response.rawReward);
+  if (raw.some((value) => value === undefined)) return groupKind(correctnessOf(group));
+  const rewards = raw as number[];
+  if (groupStd(rewards) >= FLAT_STD_TOLERANCE) return 'mixed';
+  return rewards[0] > 0 ? 'all-correct' : 'all-wrong';
+}
+
+/** The rewards whose spread decides whether a group is flat ('resample' mode): raw rewards, else ±1 by correctness. */
+export function flatnessRewards(group: RolloutGroup): number[] {
+  return group.responses.map((response) => response.rawReward ?? (response.correct ? 1 : -1));
 }
 
 /** Deterministic seed for the n-th call of a kind ('rollout', 'eval', …) under the run seed. */
@@ -73,7 +95,8 @@ export async function rollout(
   }, options.chunk ?? flat.length);
   const seconds = (performance.now() - startedAt) / 1000;
   let generatedTokens = 0;
-  const groups = items.map((item, i) => {
+  const groups: RolloutGroup[] = [];
+  for (const [i, item] of items.entries()) {
     const responses: Response[] = [];
     for (let k = 0; k < options.groupSize; k++) {
       const sequence = i * options.groupSize + k;
@@ -83,12 +106,14 @@ export async function rollout(
       const text = responseText(tokenizer, ids);
       // A truncated response never reached its answer's end: wrong, whatever its prefix says.
       const correct = !truncated && task.score(item.problem, text).correct;
-      let reward = correct ? 1 : -1;
+      // A reward function sees every response, truncated ones too (the user's function decides what they are worth).
+      const rawReward = task.reward ? await task.reward(item.problem, text) : undefined;
+      let reward = rawReward ?? (correct ? 1 : -1);
       if (options.overlong) reward += overlongPenalty(ids.length, options.overlong.maxLen, options.overlong.cacheLen);
-      responses.push({ ids, logprobs: sampled.logprobs[sequence], text, truncated, correct, reward });
+      responses.push({ ids, logprobs: sampled.logprobs[sequence], text, truncated, correct, reward, ...(rawReward !== undefined ? { rawReward } : {}) });
     }
-    return { promptIndex: item.index, problem: item.problem, promptIds: prompts[i], responses };
-  });
+    groups.push({ promptIndex: item.index, problem: item.problem, promptIds: prompts[i], responses });
+  }
   return { groups, stats: { generatedTokens, seconds } };
 }
 

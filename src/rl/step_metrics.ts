@@ -1,10 +1,10 @@
 // One RL step's metrics record (a metrics.jsonl line): rewards, accuracy and lengths over every response generated
 // in the step (kept or dropped by dynamic sampling), the update's sums turned into means, sampling counts, speed
 // and memory. The field names are the metrics.jsonl keys the plots and `dapo compare` read.
-import { type GroupKind, groupKind } from './advantages.js';
+import type { GroupKind } from './advantages.js';
 import type { FillReport } from './dynamic_sampling.js';
 import type { UpdateStats } from './policy_update.js';
-import { type RolloutGroup, correctnessOf } from './rollout.js';
+import { type RolloutGroup, groupKindOf } from './rollout.js';
 
 export interface StepMetricsInput {
   step: number;
@@ -38,7 +38,7 @@ export function stepMetrics(input: StepMetricsInput) {
   const rewards = responses.map((response) => response.reward);
   const rewardMean = rewards.reduce((sum, reward) => sum + reward, 0) / Math.max(rewards.length, 1);
   const rewardStd = Math.sqrt(rewards.reduce((sum, reward) => sum + (reward - rewardMean) ** 2, 0) / Math.max(rewards.length, 1));
-  const kinds = input.generated.map((group) => groupKind(correctnessOf(group)));
+  const kinds = input.generated.map(groupKindOf);
   const groupsOfKind = (kind: GroupKind) => kinds.filter((each) => each === kind).length;
   const lengths = responses.map((response) => response.ids.length);
   // The update returns sums: per optimizer step for losses and norms, per valid token for token statistics.

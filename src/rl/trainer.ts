@@ -14,7 +14,7 @@ import type { TrainConfig } from './config.js';
 import { GroupFilter, type FillReport, resampleFlatGroups } from './dynamic_sampling.js';
 import { type EvalResult, evaluate } from './evaluate.js';
 import { type UpdateStats, updatePolicy } from './policy_update.js';
-import { type RolloutGroup, callSeed, correctnessOf, rollout } from './rollout.js';
+import { type RolloutGroup, callSeed, flatnessRewards, groupKindOf, rollout } from './rollout.js';
 import { type RunStore, type TrainerState, TrainingStopped, initialState } from './run_store.js';
 import { learningRate } from './schedule.js';
 import { type TrainSequence, responseLogprobs } from './sequences.js';
@@ -55,9 +55,14 @@ function optimizerFor(model: TransformerLM, config: TrainConfig, phase: 'sft' | 
   });
 }
 
-/** Checks that the task fits the model (vocabulary, context) and returns both. */
-export function buildTaskAndModel(config: TrainConfig): { task: Task; model: TransformerLM } {
-  const task = makeTask(config.task);
+/** Checks that the task fits the model (vocabulary, context) and returns both; `task` defaults to the built-in task
+ *  of config.task (a dataset task or a task with a reward module is built by the caller, which reads files). */
+export function buildTaskAndModel(config: TrainConfig, given?: Task): { task: Task; model: TransformerLM } {
+  if (!given && config.reward) {
+    throw new Error(`reward: ${config.reward} is a module to import (loadRewardModule in Node, import() in a page); ` +
+      'pass withReward(task, reward, name) to buildTaskAndModel');
+  }
+  const task = given ?? makeTask(config.task);
   const model = new TransformerLM(config.model, config.seed);
   const problems: string[] = [];
   if (model.config.vocabSize < task.tokenizer.vocabSize) {
@@ -206,7 +211,7 @@ export class Trainer {
   private async resampleFlat(): Promise<CollectedGroups> {
     const rl = this.config.rl;
     const first = await this.generateBatch(rl.promptsPerStep);
-    const resampled = await resampleFlatGroups(first, (group) => group.responses.map((response) => (response.correct ? 1 : -1)),
+    const resampled = await resampleFlatGroups(first, flatnessRewards,
       (indices) => this.sample(indices.map((i) => ({ index: first[i].promptIndex, problem: first[i].problem }))), rl.maxResampleRounds);
     return { groups: resampled.groups, fillReport: null, resampleRate: resampled.resampleRate };
   }
@@ -214,7 +219,7 @@ export class Trainer {
   /** 'filter': generation batches until the batch holds promptsPerStep mixed groups (or the cap); 'off': one batch. */
   private async fillBatch(step: number): Promise<CollectedGroups> {
     const rl = this.config.rl;
-    const { groups, report } = await this.groupFilter.fill(() => this.generateBatch(rl.generationBatchPrompts), correctnessOf);
+    const { groups, report } = await this.groupFilter.fill(() => this.generateBatch(rl.generationBatchPrompts), groupKindOf);
     const generatedGroups = report.generationBatches * rl.generationBatchPrompts;
     const resampleRate = rl.dynamicSampling === 'filter' && generatedGroups > 0 ? (report.droppedAllCorrect + report.droppedAllWrong) / generatedGroups : 0;
     if (report.capReached) {

@@ -61,4 +61,5 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   eval: { every: 25, problems: 200, passK: 8, samplesPerProblem: 8, temperature: 1 },
   checkpoint: { every: 25, keep: 2 },
   init: null,
+  reward: null,
 };

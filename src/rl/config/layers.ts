@@ -38,6 +38,8 @@ export interface ConfigFlags {
   steps?: number;
   task?: string;
   init?: string;
+  /** A reward module path (`--reward`). */
+  reward?: string;
   /** key=value overrides (`--set`, `?set=`). */
   set?: readonly string[];
 }
@@ -62,6 +64,7 @@ export function configLayersFrom(flags: ConfigFlags, options: ConfigLayerOptions
   if (flags.steps !== undefined) direct.rl = { steps: flags.steps };
   if (flags.task !== undefined) direct.task = { name: flags.task };
   if (flags.init !== undefined) direct.init = flags.init;
+  if (flags.reward !== undefined) direct.reward = flags.reward;
   layers.push(direct);
   if (flags.set?.length) {
     try {

@@ -2,6 +2,7 @@
 // dotted path.
 import type { BackendChoice } from '../../backend/select.js';
 import { ConfigError, DEFAULT_MODEL_CONFIG, type ModelConfig, resolveModelConfig } from '../../nn/config.js';
+import { MATH_TASK_DEFAULTS, type MathTaskConfig, isDatasetTask, mathTaskConfigProblems } from '../../data/math_task.js';
 import { DAPO_DEFAULTS, DEFAULT_TRAIN_CONFIG, GRPO_PRESET } from './defaults.js';
 import { closestKey } from './edit_distance.js';
 import { type PlainObject, clone, isPlainObject, mergeLayers } from './merge.js';
@@ -69,6 +70,19 @@ function crossCheckRl(rl: RLConfig, model: ModelConfig | undefined, problems: st
   }
 }
 
+/** A dataset task's section (gsm8k, math): every key filled from its defaults, unknown keys and bad values listed. */
+function resolveDatasetTask(user: PlainObject, problems: string[]): MathTaskConfig {
+  const defaults = MATH_TASK_DEFAULTS[user.name as MathTaskConfig['name']];
+  const allowed = Object.keys(defaults);
+  const out: PlainObject = { ...defaults };
+  for (const [key, value] of Object.entries(user)) {
+    if (!allowed.includes(key)) problems.push(unknownKeyProblem('task.', key, allowed));
+    else if (value !== undefined) out[key] = value;
+  }
+  problems.push(...mathTaskConfigProblems(out as unknown as MathTaskConfig));
+  return out as unknown as MathTaskConfig;
+}
+
 function resolveModel(user: PlainObject, problems: string[]): ModelConfig | undefined {
   const allowed = Object.keys(DEFAULT_MODEL_CONFIG);
   const known: PlainObject = {};
@@ -107,7 +121,11 @@ export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
   const init = merged.init ?? null;
   if (init !== null && (typeof init !== 'string' || init.trim() === '')) problems.push(`init: must be a checkpoint directory path or null, got ${formatValue(init)}`);
 
-  const task = { ...clone(DEFAULT_TRAIN_CONFIG.task), ...section(merged, 'task', problems) };
+  const reward = merged.reward ?? null;
+  if (reward !== null && (typeof reward !== 'string' || reward.trim() === '')) problems.push(`reward: must be a reward module path (.mjs) or null, got ${formatValue(reward)}`);
+
+  const userTask = section(merged, 'task', problems);
+  const task = isDatasetTask(userTask.name) ? resolveDatasetTask(userTask, problems) : { ...clone(DEFAULT_TRAIN_CONFIG.task), ...userTask };
   if (typeof task.name !== 'string' || task.name.trim() === '') problems.push(`task.name: must be a non-empty string, got ${formatValue(task.name)}`);
 
   const model = resolveModel(section(merged, 'model', problems), problems);
@@ -141,6 +159,7 @@ export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
     eval: evalCfg,
     checkpoint,
     init: init as string | null,
+    reward: reward as string | null,
   };
 }
 

@@ -59,4 +59,4 @@ export const EVAL_RULES: Record<keyof EvalConfig, Rule> = {
 };
 export const CHECKPOINT_RULES: Record<keyof CheckpointConfig, Rule> = { every: int(0, '0 = off'), keep: int(1) };
 export const TOP_RULES = { seed: int(0, undefined, 0xffffffff), backend: oneOf(BACKEND_CHOICES) } satisfies Record<string, Rule>;
-export const TOP_KEYS = ['seed', 'backend', 'task', 'model', 'sft', 'rl', 'eval', 'checkpoint', 'init'] as const;
+export const TOP_KEYS = ['seed', 'backend', 'task', 'model', 'sft', 'rl', 'eval', 'checkpoint', 'init', 'reward'] as const;

@@ -70,7 +70,8 @@ export interface CheckpointConfig { every: number; keep: number }
 export interface TrainConfig {
   seed: number;
   backend: BackendChoice;
-  /** Validated later by the data layer; here only 'name' is checked. */
+  /** A built-in task's knobs are validated by the data layer (makeTask); a dataset task's keys (gsm8k, math:
+   *  MathTaskConfig) are filled and validated here. */
   task: { name: string; [knob: string]: unknown };
   /** Partial<ModelConfig> in layers; after resolveTrainConfig, the full resolved ModelConfig. */
   model: Record<string, unknown>;
@@ -80,6 +81,9 @@ export interface TrainConfig {
   checkpoint: CheckpointConfig;
   /** Start from the weights of this checkpoint directory instead of a seeded init (e.g. a shared SFT policy); null = fresh. */
   init: string | null;
+  /** A reward module (an ES module exporting `(prompt, completion, record) => number` as default or `reward`) that
+   *  replaces the task's +1/−1 reward in training; null = the task's rule. */
+  reward: string | null;
 }
 
 export class TrainConfigError extends Error {
