@@ -36,6 +36,7 @@ export const NODE_ADAPTERS = [
   'src/backend/webgpu/node_gpu.ts',
   'src/backend/wasm/node_workers.ts',
   'src/io/node_files.ts',
+  'src/io/pretrained_node.ts',
   'src/rl/run_dir_node.ts',
   'src/plot/png_node.ts',
 ];
