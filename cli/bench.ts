@@ -180,7 +180,7 @@ export async function runBench(opts: BenchOptions, print: (line: string) => void
         }
       }
       // A figure quoted from the issue, not measured, next to the record it was stated for (dapo_step on wasm).
-      if (opts.peers) for (const r of ours) if (!isFailure(r)) { const s = statedPeerFor(r); if (s) theirs.push(s); }
+      if (opts.peers) for (const r of ours) if (!isFailure(r)) { const stated = statedPeerFor(r); if (stated) theirs.push(stated); }
       out.paired(ours, theirs);
     }
   }

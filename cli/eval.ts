@@ -87,9 +87,9 @@ export async function runSample(path: string, f: SampleFlags, out: (l: string) =
     }, 256);
     problems.forEach((p, i) => {
       const text = tok.decode(g.tokens[i].filter((t) => t !== tok.eosId));
-      const s = g.truncated[i] ? { correct: false, extracted: null } : task.score(p, text);
-      if (f.json) out(JSON.stringify({ prompt: p.prompt, response: text, answer: p.answer, correct: s.correct, truncated: g.truncated[i] }));
-      else out(`${s.correct ? '✓' : '✗'} ${p.prompt}${text}${g.truncated[i] ? ' …(truncated)' : ''}   [answer ${p.answer}]`);
+      const score = g.truncated[i] ? { correct: false, extracted: null } : task.score(p, text);
+      if (f.json) out(JSON.stringify({ prompt: p.prompt, response: text, answer: p.answer, correct: score.correct, truncated: g.truncated[i] }));
+      else out(`${score.correct ? '✓' : '✗'} ${p.prompt}${text}${g.truncated[i] ? ' …(truncated)' : ''}   [answer ${p.answer}]`);
     });
   } finally {
     model.dispose();

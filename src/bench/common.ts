@@ -56,9 +56,9 @@ export interface Timing {
 }
 
 export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /**
@@ -105,11 +105,11 @@ export const tokensPerSOf = (tokens: number, ms: number): number => tokens / (ms
 
 /** Seeded integers in [0, n) (mulberry32), the same on every backend and in the TF.js peer. */
 export function randomInts(count: number, n: number, seed: number): number[] {
-  let a = seed >>> 0;
+  let state = seed >>> 0;
   const out = new Array<number>(count);
   for (let i = 0; i < count; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     out[i] = (((t ^ (t >>> 14)) >>> 0) % n);

@@ -3,19 +3,19 @@ import { mix32, uniformAt } from '../backend/rng.js';
 
 /** Hashes numbers and strings (in order) into one 32-bit key. */
 export function hashKey(...parts: readonly (number | string)[]): number {
-  let h = 0x9e3779b9;
+  let hash = 0x9e3779b9;
   for (const part of parts) {
     if (typeof part === 'number') {
       // Numbers are hashed as (low 32 bits, high bits) so large seeds and indices stay distinct.
-      h = mix32(h ^ (part >>> 0));
-      h = mix32(h ^ Math.floor(part / 4294967296));
+      hash = mix32(hash ^ (part >>> 0));
+      hash = mix32(hash ^ Math.floor(part / 4294967296));
     } else {
-      h = mix32(h ^ 0x51ed27);
-      for (let i = 0; i < part.length; i++) h = mix32(h ^ part.charCodeAt(i));
-      h = mix32(h ^ part.length);
+      hash = mix32(hash ^ 0x51ed27);
+      for (let i = 0; i < part.length; i++) hash = mix32(hash ^ part.charCodeAt(i));
+      hash = mix32(hash ^ part.length);
     }
   }
-  return h;
+  return hash;
 }
 
 /** A uniform value in [0, 1) that depends only on the parts. */

@@ -250,8 +250,8 @@ export class SelfAttention extends Module {
       v = layer.v;
       kvLength = qOffset + Tn;
     }
-    const o = T.attention(q, k, v, { causal: true, qOffset, kvLength, keyStart: opts.keyStart ?? null });
-    return this.oProj.forward(T.reshape(T.permute(o, [0, 2, 1, 3]), [B, Tn, this.nHeads * hd]));
+    const attended = T.attention(q, k, v, { causal: true, qOffset, kvLength, keyStart: opts.keyStart ?? null });
+    return this.oProj.forward(T.reshape(T.permute(attended, [0, 2, 1, 3]), [B, Tn, this.nHeads * hd]));
   }
 }
 
@@ -324,7 +324,7 @@ export class DecoderBlock extends Module {
 
   /** x [B, T, dModel] → [B, T, dModel]. */
   forward(x: Tensor, opts: AttentionCallOptions = {}): Tensor {
-    const h = T.add(x, this.selfAttn.forward(this.inputLayernorm.forward(x), opts));
-    return T.add(h, this.mlp.forward(this.postAttentionLayernorm.forward(h)));
+    const residual = T.add(x, this.selfAttn.forward(this.inputLayernorm.forward(x), opts));
+    return T.add(residual, this.mlp.forward(this.postAttentionLayernorm.forward(residual)));
   }
 }

@@ -6,9 +6,9 @@ import type { Tensor } from '../tensor/index.js';
 
 /** Deterministic per-parameter seed from the model seed and the parameter's full dotted name. */
 export function paramSeed(seed: number, name: string): number {
-  let h = (seed ^ 0x9e3779b9) >>> 0;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
+  let hash = (seed ^ 0x9e3779b9) >>> 0;
+  for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return hash;
 }
 
 /** Where a module sits in its tree: the tree's seed and the module's dotted prefix ('' or 'a.b.'). */

@@ -60,13 +60,13 @@ export class AdamW {
    * with gradNorm() (e.g. to check it before stepping), is used instead of computing it again and returned as is.
    */
   step(lr = this.opts.lr, gradNorm: Tensor = T.noGrad(() => this.gradNorm())): StepResult {
-    const o = this.opts;
+    const opts = this.opts;
     this.steps++;
-    const scale = T.noGrad(() => T.tidy(() => o.maxGradNorm > 0
-      ? T.minimum(T.div(o.maxGradNorm, T.addScalar(gradNorm, 1e-6)), 1)
+    const scale = T.noGrad(() => T.tidy(() => opts.maxGradNorm > 0
+      ? T.minimum(T.div(opts.maxGradNorm, T.addScalar(gradNorm, 1e-6)), 1)
       : T.ones([1])));
     const backend = T.getBackend();
-    const noDecay = o.noDecay ?? ((_n: string, t: Tensor) => t.rank < 2);
+    const noDecay = opts.noDecay ?? ((_n: string, t: Tensor) => t.rank < 2);
     for (const [name, p] of this.params) {
       if (!p.grad) continue;
       if (!this.m.has(name)) {
@@ -74,7 +74,7 @@ export class AdamW {
         this.v.set(name, T.keep(T.zeros(p.shape)));
       }
       backend.kernels.adamw(p.storage, p.grad.storage, this.m.get(name)!.storage, this.v.get(name)!.storage, scale.storage, {
-        lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: noDecay(name, p) ? 0 : o.weightDecay, step: this.steps,
+        lr, beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: noDecay(name, p) ? 0 : opts.weightDecay, step: this.steps,
       }, p.size);
       p.grad.dispose();
       p.grad = null;

@@ -92,13 +92,13 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor): { logp: Tenso
   backend.copy(entropy.storage, { strides: [1], offset: 0 }, both.storage, rows, [rows]);
   logp.dispose();
   const tracked = record(op, [logits, targets], both, [logits, targets, lse, entropy], (g, [x, t, l, e]) => {
-    const b = getBackend();
+    const backend = getBackend();
     const gLogp = empty([rows]);
     const gEnt = empty([rows]);
-    b.copy(g.storage, { strides: [1], offset: 0 }, gLogp.storage, 0, [rows]);
-    b.copy(g.storage, { strides: [1], offset: rows }, gEnt.storage, 0, [rows]);
+    backend.copy(g.storage, { strides: [1], offset: 0 }, gLogp.storage, 0, [rows]);
+    backend.copy(g.storage, { strides: [1], offset: rows }, gEnt.storage, 0, [rows]);
     const gx = empty([rows, cols]);
-    b.kernels.logSoftmaxGatherBackward(x.storage, t.storage, l.storage, e.storage, gLogp.storage, gEnt.storage, gx.storage, rows, cols);
+    backend.kernels.logSoftmaxGatherBackward(x.storage, t.storage, l.storage, e.storage, gLogp.storage, gEnt.storage, gx.storage, rows, cols);
     gLogp.dispose();
     gEnt.dispose();
     return [gx, null];

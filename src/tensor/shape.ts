@@ -37,9 +37,9 @@ export function broadcastView(shape: readonly number[], outShape: readonly numbe
 }
 
 export function normAxis(op: string, axis: number, rank: number): number {
-  const a = axis < 0 ? axis + rank : axis;
-  if (!Number.isInteger(a) || a < 0 || a >= rank) {
+  const normalized = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(normalized) || normalized < 0 || normalized >= rank) {
     throw new RangeError(`${op}: axis ${axis} is out of range for a tensor of rank ${rank}`);
   }
-  return a;
+  return normalized;
 }

@@ -4,57 +4,57 @@ import type { ModelKernels } from '../model_kernels.js';
 import type { AdamWArgs, AttentionArgs, DType, RopeArgs, Storage, TokenLossArgs } from '../types.js';
 import { forEachStrided } from './strided.js';
 
-type F = Float64Array;
+type Floats = Float64Array;
 
 /** Index of the kv head read by query head h. */
-function kvHeadOf(h: number, a: AttentionArgs): number {
-  return Math.floor(h / (a.heads / a.kvHeads));
+function kvHeadOf(h: number, args: AttentionArgs): number {
+  return Math.floor(h / (args.heads / args.kvHeads));
 }
 
 /** Whether key j is visible to query row i of sequence b. */
-function visible(a: AttentionArgs, keyStart: F | null, b: number, i: number, j: number): boolean {
-  if (j >= a.tk) return false;
+function visible(args: AttentionArgs, keyStart: Floats | null, b: number, i: number, j: number): boolean {
+  if (j >= args.tk) return false;
   if (keyStart && j < keyStart[b]) return false;
-  return !a.causal || j <= a.qOffset + i;
+  return !args.causal || j <= args.qOffset + i;
 }
 
 /** Scaled scores s_ij of one query row against every key row (−Infinity where not visible). */
-function scoresOf(q: F, k: F, keyStart: F | null, a: AttentionArgs, b: number, h: number, i: number): F {
-  const D = a.headDim;
-  const qo = ((b * a.heads + h) * a.tq + i) * D;
-  const kBase = (b * a.kvHeads + kvHeadOf(h, a)) * a.kvStride * D;
-  const scores = new Float64Array(a.tk).fill(-Infinity);
-  for (let j = 0; j < a.tk; j++) {
-    if (!visible(a, keyStart, b, i, j)) continue;
+function scoresOf(q: Floats, k: Floats, keyStart: Floats | null, args: AttentionArgs, b: number, h: number, i: number): Floats {
+  const D = args.headDim;
+  const qBase = ((b * args.heads + h) * args.tq + i) * D;
+  const kBase = (b * args.kvHeads + kvHeadOf(h, args)) * args.kvStride * D;
+  const scores = new Float64Array(args.tk).fill(-Infinity);
+  for (let j = 0; j < args.tk; j++) {
+    if (!visible(args, keyStart, b, i, j)) continue;
     let dot = 0;
-    for (let d = 0; d < D; d++) dot += q[qo + d] * k[kBase + j * D + d];
-    scores[j] = a.scale * dot;
+    for (let d = 0; d < D; d++) dot += q[qBase + d] * k[kBase + j * D + d];
+    scores[j] = args.scale * dot;
   }
   return scores;
 }
 
-function logSumExp(s: F): number {
-  let mx = -Infinity;
-  for (const v of s) mx = Math.max(mx, v);
-  if (mx === -Infinity) return Infinity; // no visible key
+function logSumExp(values: Floats): number {
+  let max = -Infinity;
+  for (const v of values) max = Math.max(max, v);
+  if (max === -Infinity) return Infinity; // no visible key
   let sum = 0;
-  for (const v of s) sum += Math.exp(v - mx);
-  return mx + Math.log(sum);
+  for (const v of values) sum += Math.exp(v - max);
+  return max + Math.log(sum);
 }
 
-export function attentionRef(q: F, k: F, v: F, keyStart: F | null, out: F, lse: F, a: AttentionArgs): void {
-  const D = a.headDim;
-  for (let b = 0; b < a.batch; b++) {
-    for (let h = 0; h < a.heads; h++) {
-      const vBase = (b * a.kvHeads + kvHeadOf(h, a)) * a.kvStride * D;
-      for (let i = 0; i < a.tq; i++) {
-        const s = scoresOf(q, k, keyStart, a, b, h, i);
-        const l = logSumExp(s);
-        const row = (b * a.heads + h) * a.tq + i;
-        lse[row] = l;
+export function attentionRef(q: Floats, k: Floats, v: Floats, keyStart: Floats | null, out: Floats, lse: Floats, args: AttentionArgs): void {
+  const D = args.headDim;
+  for (let b = 0; b < args.batch; b++) {
+    for (let h = 0; h < args.heads; h++) {
+      const vBase = (b * args.kvHeads + kvHeadOf(h, args)) * args.kvStride * D;
+      for (let i = 0; i < args.tq; i++) {
+        const scores = scoresOf(q, k, keyStart, args, b, h, i);
+        const rowLse = logSumExp(scores);
+        const row = (b * args.heads + h) * args.tq + i;
+        lse[row] = rowLse;
         for (let d = 0; d < D; d++) {
           let acc = 0;
-          if (l !== Infinity) for (let j = 0; j < a.tk; j++) acc += Math.exp(s[j] - l) * v[vBase + j * D + d];
+          if (rowLse !== Infinity) for (let j = 0; j < args.tk; j++) acc += Math.exp(scores[j] - rowLse) * v[vBase + j * D + d];
           out[row * D + d] = acc;
         }
       }
@@ -63,30 +63,30 @@ export function attentionRef(q: F, k: F, v: F, keyStart: F | null, out: F, lse: 
 }
 
 export function attentionBackwardRef(
-  q: F, k: F, v: F, keyStart: F | null, out: F, lse: F, gOut: F, gq: F, gk: F, gv: F, a: AttentionArgs,
+  q: Floats, k: Floats, v: Floats, keyStart: Floats | null, out: Floats, lse: Floats, gOut: Floats, gq: Floats, gk: Floats, gv: Floats, args: AttentionArgs,
 ): void {
-  const D = a.headDim;
+  const D = args.headDim;
   gq.fill(0);
   gk.fill(0);
   gv.fill(0);
-  for (let b = 0; b < a.batch; b++) {
-    for (let h = 0; h < a.heads; h++) {
-      const kvBase = (b * a.kvHeads + kvHeadOf(h, a)) * a.tk * D;
-      for (let i = 0; i < a.tq; i++) {
-        const row = (b * a.heads + h) * a.tq + i;
-        const s = scoresOf(q, k, keyStart, a, b, h, i);
+  for (let b = 0; b < args.batch; b++) {
+    for (let h = 0; h < args.heads; h++) {
+      const kvBase = (b * args.kvHeads + kvHeadOf(h, args)) * args.tk * D;
+      for (let i = 0; i < args.tq; i++) {
+        const row = (b * args.heads + h) * args.tq + i;
+        const scores = scoresOf(q, k, keyStart, args, b, h, i);
         let dRow = 0;
         for (let d = 0; d < D; d++) dRow += gOut[row * D + d] * out[row * D + d];
-        for (let j = 0; j < a.tk; j++) {
-          const p = Math.exp(s[j] - lse[row]);
-          if (!(p > 0)) continue;
-          let gp = 0;
-          for (let d = 0; d < D; d++) gp += gOut[row * D + d] * v[kvBase + j * D + d];
-          const dS = p * (gp - dRow);
+        for (let j = 0; j < args.tk; j++) {
+          const prob = Math.exp(scores[j] - lse[row]);
+          if (!(prob > 0)) continue;
+          let gProb = 0;
+          for (let d = 0; d < D; d++) gProb += gOut[row * D + d] * v[kvBase + j * D + d];
+          const dS = prob * (gProb - dRow);
           for (let d = 0; d < D; d++) {
-            gq[row * D + d] += a.scale * dS * k[kvBase + j * D + d];
-            gk[kvBase + j * D + d] += a.scale * dS * q[row * D + d];
-            gv[kvBase + j * D + d] += p * gOut[row * D + d];
+            gq[row * D + d] += args.scale * dS * k[kvBase + j * D + d];
+            gk[kvBase + j * D + d] += args.scale * dS * q[row * D + d];
+            gv[kvBase + j * D + d] += prob * gOut[row * D + d];
           }
         }
       }
@@ -94,140 +94,142 @@ export function attentionBackwardRef(
   }
 }
 
-export function logSoftmaxGatherRef(x: F, targets: F, logp: F, entropy: F, lse: F, rows: number, cols: number): void {
+export function logSoftmaxGatherRef(x: Floats, targets: Floats, logp: Floats, entropy: Floats, lse: Floats, rows: number, cols: number): void {
   for (let r = 0; r < rows; r++) {
     const row = x.subarray(r * cols, (r + 1) * cols);
-    const l = logSumExp(row);
-    let px = 0;
-    for (let c = 0; c < cols; c++) px += Math.exp(row[c] - l) * row[c];
-    const t = targets[r];
-    lse[r] = l;
-    logp[r] = t >= 0 && t < cols ? row[t] - l : 0;
-    entropy[r] = l - px;
+    const rowLse = logSumExp(row);
+    let expectedLogit = 0;
+    for (let c = 0; c < cols; c++) expectedLogit += Math.exp(row[c] - rowLse) * row[c];
+    const target = targets[r];
+    lse[r] = rowLse;
+    logp[r] = target >= 0 && target < cols ? row[target] - rowLse : 0;
+    entropy[r] = rowLse - expectedLogit;
   }
 }
 
 export function logSoftmaxGatherBackwardRef(
-  x: F, targets: F, lse: F, entropy: F, gLogp: F, gEntropy: F, gx: F, rows: number, cols: number,
+  x: Floats, targets: Floats, lse: Floats, entropy: Floats, gLogp: Floats, gEntropy: Floats, gx: Floats, rows: number, cols: number,
 ): void {
   for (let r = 0; r < rows; r++) {
-    const t = targets[r];
-    const gl = t >= 0 && t < cols ? gLogp[r] : 0;
+    const target = targets[r];
+    const gTargetLogp = target >= 0 && target < cols ? gLogp[r] : 0;
     for (let c = 0; c < cols; c++) {
       const xc = x[r * cols + c];
-      const p = Math.exp(xc - lse[r]);
-      gx[r * cols + c] = gl * ((c === t ? 1 : 0) - p) - gEntropy[r] * p * (xc - lse[r] + entropy[r]);
+      const prob = Math.exp(xc - lse[r]);
+      gx[r * cols + c] = gTargetLogp * ((c === target ? 1 : 0) - prob) - gEntropy[r] * prob * (xc - lse[r] + entropy[r]);
     }
   }
 }
 
-export function rmsNormRef(x: F, w: F, out: F, rstd: F, rows: number, cols: number, eps: number): void {
+export function rmsNormRef(x: Floats, weight: Floats, out: Floats, rstd: Floats, rows: number, cols: number, eps: number): void {
   for (let r = 0; r < rows; r++) {
-    let ss = 0;
-    for (let c = 0; c < cols; c++) ss += x[r * cols + c] ** 2;
-    const rs = 1 / Math.sqrt(ss / cols + eps);
+    let sumSquares = 0;
+    for (let c = 0; c < cols; c++) sumSquares += x[r * cols + c] ** 2;
+    const rs = 1 / Math.sqrt(sumSquares / cols + eps);
     rstd[r] = rs;
-    for (let c = 0; c < cols; c++) out[r * cols + c] = x[r * cols + c] * rs * w[c];
+    for (let c = 0; c < cols; c++) out[r * cols + c] = x[r * cols + c] * rs * weight[c];
   }
 }
 
-export function rmsNormBackwardRef(x: F, w: F, rstd: F, g: F, gx: F, gw: F, rows: number, cols: number): void {
-  gw.fill(0);
+export function rmsNormBackwardRef(
+  x: Floats, weight: Floats, rstd: Floats, gOut: Floats, gx: Floats, gWeight: Floats, rows: number, cols: number,
+): void {
+  gWeight.fill(0);
   for (let r = 0; r < rows; r++) {
     const rs = rstd[r];
     let dot = 0;
-    for (let c = 0; c < cols; c++) dot += g[r * cols + c] * w[c] * x[r * cols + c];
+    for (let c = 0; c < cols; c++) dot += gOut[r * cols + c] * weight[c] * x[r * cols + c];
     for (let c = 0; c < cols; c++) {
       const i = r * cols + c;
-      gx[i] = rs * w[c] * g[i] - x[i] * rs ** 3 * dot / cols;
-      gw[c] += g[i] * x[i] * rs;
+      gx[i] = rs * weight[c] * gOut[i] - x[i] * rs ** 3 * dot / cols;
+      gWeight[c] += gOut[i] * x[i] * rs;
     }
   }
 }
 
-export function ropeRef(x: F, positions: F, out: F, a: RopeArgs): void {
-  const half = a.headDim / 2;
-  for (let b = 0; b < a.batch; b++) {
-    for (let t = 0; t < a.t; t++) {
-      const pos = positions[b * a.t + t];
-      for (let h = 0; h < a.heads; h++) {
-        const base = ((b * a.t + t) * a.heads + h) * a.headDim;
+export function ropeRef(x: Floats, positions: Floats, out: Floats, args: RopeArgs): void {
+  const half = args.headDim / 2;
+  for (let b = 0; b < args.batch; b++) {
+    for (let t = 0; t < args.t; t++) {
+      const pos = positions[b * args.t + t];
+      for (let h = 0; h < args.heads; h++) {
+        const base = ((b * args.t + t) * args.heads + h) * args.headDim;
         for (let j = 0; j < half; j++) {
-          const ang = (a.inverse ? -1 : 1) * pos * Math.pow(a.theta, (-2 * j) / a.headDim);
-          const c = Math.cos(ang);
-          const s = Math.sin(ang);
+          const angle = (args.inverse ? -1 : 1) * pos * Math.pow(args.theta, (-2 * j) / args.headDim);
+          const cos = Math.cos(angle);
+          const sin = Math.sin(angle);
           const x1 = x[base + j];
           const x2 = x[base + j + half];
-          out[base + j] = x1 * c - x2 * s;
-          out[base + j + half] = x2 * c + x1 * s;
+          out[base + j] = x1 * cos - x2 * sin;
+          out[base + j + half] = x2 * cos + x1 * sin;
         }
       }
     }
   }
 }
 
-const sigmoid = (g: number): number => 1 / (1 + Math.exp(-g));
+const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
-export function swigluRef(gate: F, up: F, out: F, n: number): void {
+export function swigluRef(gate: Floats, up: Floats, out: Floats, n: number): void {
   for (let i = 0; i < n; i++) out[i] = gate[i] * sigmoid(gate[i]) * up[i];
 }
 
-export function swigluBackwardRef(gate: F, up: F, gOut: F, gGate: F, gUp: F, n: number): void {
+export function swigluBackwardRef(gate: Floats, up: Floats, gOut: Floats, gGate: Floats, gUp: Floats, n: number): void {
   for (let i = 0; i < n; i++) {
-    const g = gate[i];
-    const sg = sigmoid(g);
-    gGate[i] = gOut[i] * up[i] * sg * (1 + g * (1 - sg));
-    gUp[i] = gOut[i] * g * sg;
+    const gateValue = gate[i];
+    const sig = sigmoid(gateValue);
+    gGate[i] = gOut[i] * up[i] * sig * (1 + gateValue * (1 - sig));
+    gUp[i] = gOut[i] * gateValue * sig;
   }
 }
 
-export function adamwRef(p: F, grad: F, m: F, v: F, scale: F, a: AdamWArgs, n: number): void {
-  const bc1 = 1 - Math.pow(a.beta1, a.step);
-  const bc2 = 1 - Math.pow(a.beta2, a.step);
+export function adamwRef(param: Floats, grad: Floats, m: Floats, v: Floats, scale: Floats, args: AdamWArgs, n: number): void {
+  const bc1 = 1 - Math.pow(args.beta1, args.step);
+  const bc2 = 1 - Math.pow(args.beta2, args.step);
   for (let i = 0; i < n; i++) {
     const g = grad[i] * scale[0];
-    m[i] = a.beta1 * m[i] + (1 - a.beta1) * g;
-    v[i] = a.beta2 * v[i] + (1 - a.beta2) * g * g;
-    p[i] = p[i] * (1 - a.lr * a.weightDecay) - (a.lr * (m[i] / bc1)) / (Math.sqrt(v[i] / bc2) + a.eps);
+    m[i] = args.beta1 * m[i] + (1 - args.beta1) * g;
+    v[i] = args.beta2 * v[i] + (1 - args.beta2) * g * g;
+    param[i] = param[i] * (1 - args.lr * args.weightDecay) - (args.lr * (m[i] / bc1)) / (Math.sqrt(v[i] / bc2) + args.eps);
   }
 }
 
-export function sumSquaresRef(x: F, out: F, n: number, accumulate: boolean): void {
+export function sumSquaresRef(x: Floats, out: Floats, n: number, accumulate: boolean): void {
   let total = accumulate ? out[0] : 0;
   for (let i = 0; i < n; i++) total += x[i] * x[i];
   out[0] = total;
 }
 
 /** The branches of the clipped token loss at one token, chosen identically for the forward and the backward. */
-function tokenLossAt(lp: number, old: number, adv: number, a: TokenLossArgs) {
-  const raw = lp - old;
-  const d = Math.min(Math.max(raw, -a.logRatioClamp), a.logRatioClamp);
-  const r = Math.exp(d);
-  const l1 = -adv * r;
-  const l2 = -adv * Math.min(Math.max(r, 1 - a.epsLow), 1 + a.epsHigh);
-  let l = Math.max(l1, l2);
-  const dualBound = -adv * a.dualClip;
-  const dual = a.dualClip > 0 && adv < 0 && dualBound < l;
-  if (dual) l = dualBound;
-  const unclipped = l1 >= l2 && !dual && Math.abs(raw) <= a.logRatioClamp;
-  return { d, r, l, unclipped };
+function tokenLossAt(logp: number, oldLogp: number, adv: number, args: TokenLossArgs) {
+  const rawLogRatio = logp - oldLogp;
+  const logRatio = Math.min(Math.max(rawLogRatio, -args.logRatioClamp), args.logRatioClamp);
+  const ratio = Math.exp(logRatio);
+  const l1 = -adv * ratio;
+  const l2 = -adv * Math.min(Math.max(ratio, 1 - args.epsLow), 1 + args.epsHigh);
+  let loss = Math.max(l1, l2);
+  const dualBound = -adv * args.dualClip;
+  const dual = args.dualClip > 0 && adv < 0 && dualBound < loss;
+  if (dual) loss = dualBound;
+  const unclipped = l1 >= l2 && !dual && Math.abs(rawLogRatio) <= args.logRatioClamp;
+  return { logRatio, ratio, loss, unclipped };
 }
 
-export function tokenLossRef(logp: F, oldLogp: F, adv: F, weight: F, loss: F, stats: F, n: number, a: TokenLossArgs): void {
+export function tokenLossRef(logp: Floats, oldLogp: Floats, adv: Floats, weight: Floats, loss: Floats, stats: Floats, n: number, args: TokenLossArgs): void {
   for (let i = 0; i < n; i++) {
-    const { d, r, l } = tokenLossAt(logp[i], oldLogp[i], adv[i], a);
+    const at = tokenLossAt(logp[i], oldLogp[i], adv[i], args);
     const valid = weight[i] !== 0 ? 1 : 0;
-    loss[i] = weight[i] * l;
-    stats[i] = valid * (r < 1 - a.epsLow && adv[i] < 0 ? 1 : 0);
-    stats[n + i] = valid * (r > 1 + a.epsHigh && adv[i] > 0 ? 1 : 0);
-    stats[2 * n + i] = valid * ((r - 1) - d);
+    loss[i] = weight[i] * at.loss;
+    stats[i] = valid * (at.ratio < 1 - args.epsLow && adv[i] < 0 ? 1 : 0);
+    stats[n + i] = valid * (at.ratio > 1 + args.epsHigh && adv[i] > 0 ? 1 : 0);
+    stats[2 * n + i] = valid * ((at.ratio - 1) - at.logRatio);
   }
 }
 
-export function tokenLossBackwardRef(logp: F, oldLogp: F, adv: F, weight: F, gLoss: F, gLogp: F, n: number, a: TokenLossArgs): void {
+export function tokenLossBackwardRef(logp: Floats, oldLogp: Floats, adv: Floats, weight: Floats, gLoss: Floats, gLogp: Floats, n: number, args: TokenLossArgs): void {
   for (let i = 0; i < n; i++) {
-    const { r, unclipped } = tokenLossAt(logp[i], oldLogp[i], adv[i], a);
-    gLogp[i] = unclipped ? gLoss[i] * weight[i] * -adv[i] * r : 0;
+    const { ratio, unclipped } = tokenLossAt(logp[i], oldLogp[i], adv[i], args);
+    gLogp[i] = unclipped ? gLoss[i] * weight[i] * -adv[i] * ratio : 0;
   }
 }
 
@@ -242,7 +244,12 @@ export interface ReferenceKernelHost {
  * above. Arguments are already validated against the signature table (model_kernels.ts).
  */
 export function referenceModelKernels(host: ReferenceKernelHost) {
-  const arrays = (kernel: string, storages: Storage[]): F[] => storages.map((x) => host.data(x, kernel).data);
+  /** The named storages' float64 contents (null stays null), resolved in the order given. */
+  const arrays = <T extends Record<string, Storage | null>>(kernel: string, storages: T) => {
+    const resolved: Record<string, Floats | null> = {};
+    for (const [name, storage] of Object.entries(storages)) resolved[name] = storage ? host.data(storage, kernel).data : null;
+    return resolved as { [Name in keyof T]: T[Name] extends Storage ? Floats : Floats | null };
+  };
   return {
     writeView(x, xView, out, outView, shape) {
       const source = host.data(x, 'writeView').data;
@@ -253,57 +260,56 @@ export function referenceModelKernels(host: ReferenceKernelHost) {
       });
     },
     attention(q, k, v, keyStart, out, lse, args) {
-      const [dq, dk, dv, dout, dlse] = arrays('attention', [q, k, v, out, lse]);
-      attentionRef(dq, dk, dv, keyStart ? host.data(keyStart, 'attention').data : null, dout, dlse, args);
+      const data = arrays('attention', { q, k, v, keyStart, out, lse });
+      attentionRef(data.q, data.k, data.v, data.keyStart, data.out, data.lse, args);
     },
     attentionBackward(q, k, v, keyStart, out, lse, gOut, gq, gk, gv, args) {
-      const kernel = 'attentionBackward';
-      const [dq, dk, dv, dout, dlse, dg, dgq, dgk, dgv] = arrays(kernel, [q, k, v, out, lse, gOut, gq, gk, gv]);
-      attentionBackwardRef(dq, dk, dv, keyStart ? host.data(keyStart, kernel).data : null, dout, dlse, dg, dgq, dgk, dgv, args);
+      const data = arrays('attentionBackward', { q, k, v, keyStart, out, lse, gOut, gq, gk, gv });
+      attentionBackwardRef(data.q, data.k, data.v, data.keyStart, data.out, data.lse, data.gOut, data.gq, data.gk, data.gv, args);
     },
     logSoftmaxGather(logits, targets, logp, entropy, lse, rows, cols) {
-      const [x, t, lp, en, ls] = arrays('logSoftmaxGather', [logits, targets, logp, entropy, lse]);
-      logSoftmaxGatherRef(x, t, lp, en, ls, rows, cols);
+      const data = arrays('logSoftmaxGather', { logits, targets, logp, entropy, lse });
+      logSoftmaxGatherRef(data.logits, data.targets, data.logp, data.entropy, data.lse, rows, cols);
     },
     logSoftmaxGatherBackward(logits, targets, lse, entropy, gLogp, gEntropy, gLogits, rows, cols) {
-      const [x, t, ls, en, gl, ge, gx] = arrays('logSoftmaxGatherBackward', [logits, targets, lse, entropy, gLogp, gEntropy, gLogits]);
-      logSoftmaxGatherBackwardRef(x, t, ls, en, gl, ge, gx, rows, cols);
+      const data = arrays('logSoftmaxGatherBackward', { logits, targets, lse, entropy, gLogp, gEntropy, gLogits });
+      logSoftmaxGatherBackwardRef(data.logits, data.targets, data.lse, data.entropy, data.gLogp, data.gEntropy, data.gLogits, rows, cols);
     },
     rmsNorm(x, weight, out, rstd, rows, cols, eps) {
-      const [dx, w, o, r] = arrays('rmsNorm', [x, weight, out, rstd]);
-      rmsNormRef(dx, w, o, r, rows, cols, eps);
+      const data = arrays('rmsNorm', { x, weight, out, rstd });
+      rmsNormRef(data.x, data.weight, data.out, data.rstd, rows, cols, eps);
     },
     rmsNormBackward(x, weight, rstd, gOut, gx, gWeight, rows, cols) {
-      const [dx, w, r, g, gdx, gw] = arrays('rmsNormBackward', [x, weight, rstd, gOut, gx, gWeight]);
-      rmsNormBackwardRef(dx, w, r, g, gdx, gw, rows, cols);
+      const data = arrays('rmsNormBackward', { x, weight, rstd, gOut, gx, gWeight });
+      rmsNormBackwardRef(data.x, data.weight, data.rstd, data.gOut, data.gx, data.gWeight, rows, cols);
     },
     rope(x, positions, out, args) {
-      const [dx, pos, o] = arrays('rope', [x, positions, out]);
-      ropeRef(dx, pos, o, args);
+      const data = arrays('rope', { x, positions, out });
+      ropeRef(data.x, data.positions, data.out, args);
     },
     swiglu(gate, up, out, n) {
-      const [g, u, o] = arrays('swiglu', [gate, up, out]);
-      swigluRef(g, u, o, n);
+      const data = arrays('swiglu', { gate, up, out });
+      swigluRef(data.gate, data.up, data.out, n);
     },
     swigluBackward(gate, up, gOut, gGate, gUp, n) {
-      const [g, u, go, gg, gu] = arrays('swigluBackward', [gate, up, gOut, gGate, gUp]);
-      swigluBackwardRef(g, u, go, gg, gu, n);
+      const data = arrays('swigluBackward', { gate, up, gOut, gGate, gUp });
+      swigluBackwardRef(data.gate, data.up, data.gOut, data.gGate, data.gUp, n);
     },
     tokenLoss(logp, oldLogp, adv, weight, loss, stats, n, args) {
-      const [lp, old, a, w, l, perTokenStats] = arrays('tokenLoss', [logp, oldLogp, adv, weight, loss, stats]);
-      tokenLossRef(lp, old, a, w, l, perTokenStats, n, args);
+      const data = arrays('tokenLoss', { logp, oldLogp, adv, weight, loss, stats });
+      tokenLossRef(data.logp, data.oldLogp, data.adv, data.weight, data.loss, data.stats, n, args);
     },
     tokenLossBackward(logp, oldLogp, adv, weight, gLoss, gLogp, n, args) {
-      const [lp, old, a, w, gl, g] = arrays('tokenLossBackward', [logp, oldLogp, adv, weight, gLoss, gLogp]);
-      tokenLossBackwardRef(lp, old, a, w, gl, g, n, args);
+      const data = arrays('tokenLossBackward', { logp, oldLogp, adv, weight, gLoss, gLogp });
+      tokenLossBackwardRef(data.logp, data.oldLogp, data.adv, data.weight, data.gLoss, data.gLogp, n, args);
     },
     adamw(param, grad, m, v, scale, args, n) {
-      const [p, g, dm, dv, sc] = arrays('adamw', [param, grad, m, v, scale]);
-      adamwRef(p, g, dm, dv, sc, args, n);
+      const data = arrays('adamw', { param, grad, m, v, scale });
+      adamwRef(data.param, data.grad, data.m, data.v, data.scale, args, n);
     },
     sumSquares(x, out, n, accumulate) {
-      const [dx, o] = arrays('sumSquares', [x, out]);
-      sumSquaresRef(dx, o, n, accumulate);
+      const data = arrays('sumSquares', { x, out });
+      sumSquaresRef(data.x, data.out, n, accumulate);
     },
   } satisfies ModelKernels;
 }

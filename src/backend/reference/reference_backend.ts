@@ -113,131 +113,131 @@ export class ReferenceBackend implements Backend {
   }
 
   fill(out: Storage, value: number): void {
-    const o = this.own(out, 'fill');
-    for (let i = 0; i < o.size; i++) this.store(o, i, value);
+    const target = this.own(out, 'fill');
+    for (let i = 0; i < target.size; i++) this.store(target, i, value);
   }
 
   arange(out: Storage, start: number, step: number): void {
-    const o = this.own(out, 'arange');
-    for (let i = 0; i < o.size; i++) this.store(o, i, start + i * step);
+    const target = this.own(out, 'arange');
+    for (let i = 0; i < target.size; i++) this.store(target, i, start + i * step);
   }
 
   random(out: Storage, args: RandomArgs): void {
-    const o = this.own(out, 'random');
+    const target = this.own(out, 'random');
     const key = mix32(args.seed);
-    for (let i = 0; i < o.size; i++) {
-      o.data[i] = args.kind === 'uniform'
+    for (let i = 0; i < target.size; i++) {
+      target.data[i] = args.kind === 'uniform'
         ? args.a + (args.b - args.a) * uniformAt(key, i)
         : args.a + args.b * normalAt(key, i);
     }
   }
 
   cast(x: Storage, out: Storage): void {
-    const a = this.own(x, 'cast');
-    const o = this.own(out, 'cast');
-    for (let i = 0; i < o.size; i++) this.store(o, i, a.data[i]);
+    const source = this.own(x, 'cast');
+    const target = this.own(out, 'cast');
+    for (let i = 0; i < target.size; i++) this.store(target, i, source.data[i]);
   }
 
   unary(op: UnaryOp, x: Storage, xView: View, out: Storage, shape: readonly number[], scalar: number): void {
-    const a = this.own(x, `unary.${op}`).data;
-    const o = this.own(out, `unary.${op}`);
-    forEachStrided(shape, [xView], (i, [ia]) => this.store(o, i, unaryRef(op, a[ia], scalar)));
+    const xData = this.own(x, `unary.${op}`).data;
+    const target = this.own(out, `unary.${op}`);
+    forEachStrided(shape, [xView], (i, [ia]) => this.store(target, i, unaryRef(op, xData[ia], scalar)));
   }
 
   binary(op: BinaryOp, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[]): void {
-    const da = this.own(a, `binary.${op}`).data;
-    const db = this.own(b, `binary.${op}`).data;
-    const o = this.own(out, `binary.${op}`);
-    forEachStrided(shape, [aView, bView], (i, [ia, ib]) => this.store(o, i, binaryRef(op, da[ia], db[ib])));
+    const aData = this.own(a, `binary.${op}`).data;
+    const bData = this.own(b, `binary.${op}`).data;
+    const target = this.own(out, `binary.${op}`);
+    forEachStrided(shape, [aView, bView], (i, [ia, ib]) => this.store(target, i, binaryRef(op, aData[ia], bData[ib])));
   }
 
   where(cond: Storage, cView: View, a: Storage, aView: View, b: Storage, bView: View, out: Storage, shape: readonly number[]): void {
-    const dc = this.own(cond, 'where').data;
-    const da = this.own(a, 'where').data;
-    const db = this.own(b, 'where').data;
-    const o = this.own(out, 'where');
-    forEachStrided(shape, [cView, aView, bView], (i, [ic, ia, ib]) => this.store(o, i, dc[ic] !== 0 ? da[ia] : db[ib]));
+    const condData = this.own(cond, 'where').data;
+    const aData = this.own(a, 'where').data;
+    const bData = this.own(b, 'where').data;
+    const target = this.own(out, 'where');
+    forEachStrided(shape, [cView, aView, bView], (i, [ic, ia, ib]) => this.store(target, i, condData[ic] !== 0 ? aData[ia] : bData[ib]));
   }
 
   copy(x: Storage, xView: View, out: Storage, outOffset: number, shape: readonly number[]): void {
-    const a = this.own(x, 'copy').data;
-    const o = this.own(out, 'copy');
-    forEachStrided(shape, [xView], (i, [ia]) => this.store(o, outOffset + i, a[ia]));
+    const xData = this.own(x, 'copy').data;
+    const target = this.own(out, 'copy');
+    forEachStrided(shape, [xView], (i, [ia]) => this.store(target, outOffset + i, xData[ia]));
   }
 
   reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
-    const a = this.own(x, `reduce.${op}`).data;
-    const o = this.own(out, `reduce.${op}`);
+    const xData = this.own(x, `reduce.${op}`).data;
+    const target = this.own(out, `reduce.${op}`);
     for (let p = 0; p < outer; p++) {
       for (let q = 0; q < inner; q++) {
         let acc = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
         for (let r = 0; r < len; r++) {
-          const v = a[(p * len + r) * inner + q];
+          const v = xData[(p * len + r) * inner + q];
           acc = op === 'sum' ? acc + v : op === 'max' ? Math.max(acc, v) : Math.min(acc, v);
         }
-        this.store(o, p * inner + q, acc);
+        this.store(target, p * inner + q, acc);
       }
     }
   }
 
-  matmul(a: Storage, b: Storage, out: Storage, g: MatmulArgs): void {
-    const da = this.own(a, 'matmul').data;
-    const db = this.own(b, 'matmul').data;
-    const o = this.own(out, 'matmul').data;
-    const { m, n, k } = g;
-    for (let bt = 0; bt < g.batch; bt++) {
-      const oa = bt * g.strideA;
-      const ob = bt * g.strideB;
+  matmul(a: Storage, b: Storage, out: Storage, args: MatmulArgs): void {
+    const aData = this.own(a, 'matmul').data;
+    const bData = this.own(b, 'matmul').data;
+    const outData = this.own(out, 'matmul').data;
+    const { m, n, k } = args;
+    for (let bt = 0; bt < args.batch; bt++) {
+      const aOffset = bt * args.strideA;
+      const bOffset = bt * args.strideB;
       for (let i = 0; i < m; i++) {
         for (let j = 0; j < n; j++) {
           let acc = 0;
           for (let p = 0; p < k; p++) {
-            const av = g.transA ? da[oa + p * m + i] : da[oa + i * k + p];
-            const bv = g.transB ? db[ob + j * k + p] : db[ob + p * n + j];
+            const av = args.transA ? aData[aOffset + p * m + i] : aData[aOffset + i * k + p];
+            const bv = args.transB ? bData[bOffset + j * k + p] : bData[bOffset + p * n + j];
             acc += av * bv;
           }
-          o[(bt * m + i) * n + j] = acc;
+          outData[(bt * m + i) * n + j] = acc;
         }
       }
     }
   }
 
   softmax(x: Storage, out: Storage, rows: number, cols: number, log: boolean): void {
-    const a = this.own(x, 'softmax').data;
-    const o = this.own(out, 'softmax').data;
+    const xData = this.own(x, 'softmax').data;
+    const outData = this.own(out, 'softmax').data;
     for (let r = 0; r < rows; r++) {
-      let mx = -Infinity;
-      for (let c = 0; c < cols; c++) mx = Math.max(mx, a[r * cols + c]);
+      let rowMax = -Infinity;
+      for (let c = 0; c < cols; c++) rowMax = Math.max(rowMax, xData[r * cols + c]);
       let sum = 0;
-      for (let c = 0; c < cols; c++) sum += Math.exp(a[r * cols + c] - mx);
-      const lse = mx + Math.log(sum);
+      for (let c = 0; c < cols; c++) sum += Math.exp(xData[r * cols + c] - rowMax);
+      const lse = rowMax + Math.log(sum);
       for (let c = 0; c < cols; c++) {
-        o[r * cols + c] = log ? a[r * cols + c] - lse : Math.exp(a[r * cols + c] - lse);
+        outData[r * cols + c] = log ? xData[r * cols + c] - lse : Math.exp(xData[r * cols + c] - lse);
       }
     }
   }
 
   gather(table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
-    const t = this.own(table, 'gather');
-    const id = this.own(ids, 'gather').data;
-    const o = this.own(out, 'gather');
-    const rows = t.size / rowLen;
+    const tableStorage = this.own(table, 'gather');
+    const idData = this.own(ids, 'gather').data;
+    const target = this.own(out, 'gather');
+    const rows = tableStorage.size / rowLen;
     for (let r = 0; r < nIds; r++) {
-      const row = id[r];
+      const row = idData[r];
       if (row < 0 || row >= rows) throw new KernelError('gather', `index ${row} out of range [0, ${rows})`);
-      for (let c = 0; c < rowLen; c++) this.store(o, r * rowLen + c, t.data[row * rowLen + c]);
+      for (let c = 0; c < rowLen; c++) this.store(target, r * rowLen + c, tableStorage.data[row * rowLen + c]);
     }
   }
 
   scatterAdd(src: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
-    const sr = this.own(src, 'scatterAdd').data;
-    const id = this.own(ids, 'scatterAdd').data;
-    const o = this.own(out, 'scatterAdd');
-    const rows = o.size / rowLen;
+    const srcData = this.own(src, 'scatterAdd').data;
+    const idData = this.own(ids, 'scatterAdd').data;
+    const target = this.own(out, 'scatterAdd');
+    const rows = target.size / rowLen;
     for (let r = 0; r < nIds; r++) {
-      const row = id[r];
+      const row = idData[r];
       if (row < 0 || row >= rows) throw new KernelError('scatterAdd', `index ${row} out of range [0, ${rows})`);
-      for (let c = 0; c < rowLen; c++) o.data[row * rowLen + c] += sr[r * rowLen + c];
+      for (let c = 0; c < rowLen; c++) target.data[row * rowLen + c] += srcData[r * rowLen + c];
     }
   }
 }

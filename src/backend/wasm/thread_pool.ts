@@ -56,45 +56,45 @@ function __poolMain(init, post) {
   var inst = new WebAssembly.Instance(init.module, { env: { memory: init.memory } });
   var fns = init.names.map(function (n) { return inst.exports[n]; });
   var buf = init.memory.buffer;
-  var I = new Int32Array(buf, init.ctrl, ${CONTROL_BYTES / 4});
-  var C = new BigInt64Array(buf, init.ctrl, 8);
-  var F = new Float64Array(buf, init.ctrl + 64, ${ARG_SLOTS});
+  var control = new Int32Array(buf, init.ctrl, ${CONTROL_BYTES / 4});
+  var claim = new BigInt64Array(buf, init.ctrl, 8);
+  var argSlots = new Float64Array(buf, init.ctrl + 64, ${ARG_SLOTS});
   var tid = init.tid, spin = init.spin;
-  var seq = Atomics.load(I, ${SEQ});
+  var seq = Atomics.load(control, ${SEQ});
   var args = [];
   post({ type: 'ready', tid: tid });
   for (;;) {
-    var s = Atomics.load(I, ${SEQ});
-    if (s === seq) {
+    var current = Atomics.load(control, ${SEQ});
+    if (current === seq) {
       // spin a little (back-to-back kernels), then sleep on the sequence word
       var t0 = performance.now(), spins = 0;
-      while (s === seq) {
-        if ((++spins & 255) === 0 && performance.now() - t0 > spin) { Atomics.wait(I, ${SEQ}, seq); t0 = performance.now(); }
-        s = Atomics.load(I, ${SEQ});
+      while (current === seq) {
+        if ((++spins & 255) === 0 && performance.now() - t0 > spin) { Atomics.wait(control, ${SEQ}, seq); t0 = performance.now(); }
+        current = Atomics.load(control, ${SEQ});
       }
     }
-    seq = s;
-    if (Atomics.load(I, ${SHUTDOWN}) !== 0) break;
+    seq = current;
+    if (Atomics.load(control, ${SHUTDOWN}) !== 0) break;
     // The tag binds what is read next to this dispatch: the host closes the claim word before rewriting it.
-    var w = Atomics.load(C, ${CLAIM64});
-    var tag = w >> 16n;
-    var n = I[${NARGS}], nc = I[${NCHUNKS}], fn = fns[I[${KERNEL}]];
+    var claimed = Atomics.load(claim, ${CLAIM64});
+    var tag = claimed >> 16n;
+    var n = control[${NARGS}], nc = control[${NCHUNKS}], fn = fns[control[${KERNEL}]];
     args.length = 0;
-    for (var i = 0; i < n; i++) args.push(F[i]);
-    var slot = I[${SCRATCH_SLOT}];
-    if (slot >= 0) args[slot] = F[slot] + tid * I[${SCRATCH_STRIDE}];
+    for (var i = 0; i < n; i++) args.push(argSlots[i]);
+    var slot = control[${SCRATCH_SLOT}];
+    if (slot >= 0) args[slot] = argSlots[slot] + tid * control[${SCRATCH_STRIDE}];
     args.push(0, 0);
     for (;;) {
-      w = Atomics.load(C, ${CLAIM64});
-      if ((w >> 16n) !== tag) break;
-      var q = Number(w & 0xffffn);
+      claimed = Atomics.load(claim, ${CLAIM64});
+      if ((claimed >> 16n) !== tag) break;
+      var q = Number(claimed & 0xffffn);
       if (q >= nc) break;
-      if (Atomics.compareExchange(C, ${CLAIM64}, w, w + 1n) !== w) continue;
-      args[n] = I[${BOUNDS} + q];
-      args[n + 1] = I[${BOUNDS + 1} + q];
-      try { fn.apply(null, args); } catch (e) { Atomics.store(I, ${ERROR}, tid + 1); }
-      Atomics.add(I, ${DONE}, 1);
-      Atomics.notify(I, ${DONE});
+      if (Atomics.compareExchange(claim, ${CLAIM64}, claimed, claimed + 1n) !== claimed) continue;
+      args[n] = control[${BOUNDS} + q];
+      args[n + 1] = control[${BOUNDS + 1} + q];
+      try { fn.apply(null, args); } catch (e) { Atomics.store(control, ${ERROR}, tid + 1); }
+      Atomics.add(control, ${DONE}, 1);
+      Atomics.notify(control, ${DONE});
     }
   }
 }
@@ -166,9 +166,9 @@ export const CHUNKS_PER_PART = 4;
 
 export class ThreadPool {
   readonly threads: number;
-  private readonly I: Int32Array;
-  private readonly C: BigInt64Array;
-  private readonly F: Float64Array;
+  private readonly control: Int32Array;
+  private readonly claim: BigInt64Array;
+  private readonly argSlots: Float64Array;
   private readonly canBlock: boolean;
   private destroyed = false;
   /** Tag of the last dispatch (strictly increasing, so a stale claim can never match a later dispatch). */
@@ -190,17 +190,17 @@ export class ThreadPool {
     private readonly adaptive: boolean,
   ) {
     this.threads = workers.length + 1;
-    this.I = new Int32Array(memory.buffer, ctrl, CONTROL_BYTES / 4);
-    this.C = new BigInt64Array(memory.buffer, ctrl, 8);
-    this.F = new Float64Array(memory.buffer, ctrl + 64, ARG_SLOTS);
-    this.canBlock = ThreadPool.probeBlocking(this.I);
-    Atomics.store(this.C, CLAIM64, BigInt(CLOSED));
+    this.control = new Int32Array(memory.buffer, ctrl, CONTROL_BYTES / 4);
+    this.claim = new BigInt64Array(memory.buffer, ctrl, 8);
+    this.argSlots = new Float64Array(memory.buffer, ctrl + 64, ARG_SLOTS);
+    this.canBlock = ThreadPool.probeBlocking(this.control);
+    Atomics.store(this.claim, CLAIM64, BigInt(CLOSED));
   }
   /** Atomics.wait throws on a browser main thread; there we spin instead. */
-  private static probeBlocking(I: Int32Array): boolean {
-    if (!(I.buffer instanceof SharedArrayBuffer)) return false;
+  private static probeBlocking(control: Int32Array): boolean {
+    if (!(control.buffer instanceof SharedArrayBuffer)) return false;
     try {
-      Atomics.wait(I, PROBE, 1, 0);
+      Atomics.wait(control, PROBE, 1, 0);
       return true;
     } catch {
       return false;
@@ -223,9 +223,9 @@ export class ThreadPool {
     const n = Math.max(1, Math.min(MAX_THREADS, Math.floor(opts.threads)));
     const workers: PoolWorker[] = [];
     if (n > 1 && opts.factory) {
-      const I = new Int32Array(opts.memory.buffer, opts.ctrl, CONTROL_BYTES / 4);
-      I.fill(0);
-      I[SCRATCH_SLOT] = -1;
+      const control = new Int32Array(opts.memory.buffer, opts.ctrl, CONTROL_BYTES / 4);
+      control.fill(0);
+      control[SCRATCH_SLOT] = -1;
       const started = await Promise.allSettled(Array.from({ length: n - 1 }, (_, i) => opts.factory!.start(WORKER_SOURCE, {
         module: opts.module, memory: opts.memory, tid: i + 1, ctrl: opts.ctrl, names: opts.names, spin: opts.spinMs ?? 0.5,
       })));
@@ -241,11 +241,11 @@ export class ThreadPool {
 
   /** Splits [0, work) into `parts` slices whose boundaries are multiples of `align`. */
   static split(work: number, parts: number, align: number): number[] {
-    const b = [0];
-    for (let t = 1; t < parts; t++) b.push(Math.min(work, Math.round((work * t) / parts / align) * align));
-    b.push(work);
-    for (let t = 1; t <= parts; t++) b[t] = Math.max(b[t], b[t - 1]);
-    return b;
+    const bounds = [0];
+    for (let t = 1; t < parts; t++) bounds.push(Math.min(work, Math.round((work * t) / parts / align) * align));
+    bounds.push(work);
+    for (let t = 1; t <= parts; t++) bounds[t] = Math.max(bounds[t], bounds[t - 1]);
+    return bounds;
   }
 
   /**
@@ -272,27 +272,27 @@ export class ThreadPool {
   run(kernel: string, id: number, args: number[], work: number, parts: number, opts: DispatchOptions = {}): void {
     if (this.destroyed) throw new Error('thread pool destroyed');
     if (args.length > ARG_SLOTS) throw new Error('too many kernel arguments');
-    const I = this.I;
-    const C = this.C;
-    const F = this.F;
+    const control = this.control;
+    const claim = this.claim;
+    const argSlots = this.argSlots;
     const align = Math.max(1, opts.align ?? 1);
     const want = opts.chunks ?? Math.max(1, Math.min(parts, this.threads)) * CHUNKS_PER_PART;
     const nc = Math.max(1, Math.min(MAX_CHUNKS, want, Math.ceil(work / align)));
     const bounds = ThreadPool.split(work, nc, align);
     const slot = opts.scratchSlot ?? -1;
-    for (let i = 0; i < args.length; i++) F[i] = args[i];
-    I[KERNEL] = id;
-    I[NARGS] = args.length;
-    I[SCRATCH_SLOT] = slot;
-    I[SCRATCH_STRIDE] = opts.scratchStride ?? 0;
-    I[NCHUNKS] = nc;
-    for (let q = 0; q <= nc; q++) I[BOUNDS + q] = bounds[q];
-    Atomics.store(I, ERROR, 0);
-    Atomics.store(I, DONE, 0);
+    for (let i = 0; i < args.length; i++) argSlots[i] = args[i];
+    control[KERNEL] = id;
+    control[NARGS] = args.length;
+    control[SCRATCH_SLOT] = slot;
+    control[SCRATCH_STRIDE] = opts.scratchStride ?? 0;
+    control[NCHUNKS] = nc;
+    for (let q = 0; q <= nc; q++) control[BOUNDS + q] = bounds[q];
+    Atomics.store(control, ERROR, 0);
+    Atomics.store(control, DONE, 0);
     const tag = ++this.tag;
-    Atomics.store(C, CLAIM64, tag << 16n);
-    Atomics.add(I, SEQ, 1);
-    Atomics.notify(I, SEQ, Math.min(this.workers.length, nc - 1));
+    Atomics.store(claim, CLAIM64, tag << 16n);
+    Atomics.add(control, SEQ, 1);
+    Atomics.notify(control, SEQ, Math.min(this.workers.length, nc - 1));
     this.stats.dispatches++;
     this.stats.chunks += nc;
 
@@ -304,10 +304,10 @@ export class ThreadPool {
     let mine = 0;
     const tStart = performance.now();
     for (;;) {
-      const w = Atomics.load(C, CLAIM64);
-      const q = Number(w & 0xffffn);
+      const claimed = Atomics.load(claim, CLAIM64);
+      const q = Number(claimed & 0xffffn);
       if (q >= nc) break;
-      if (Atomics.compareExchange(C, CLAIM64, w, w + 1n) !== w) continue;
+      if (Atomics.compareExchange(claim, CLAIM64, claimed, claimed + 1n) !== claimed) continue;
       callArgs[n] = bounds[q];
       callArgs[n + 1] = bounds[q + 1];
       try {
@@ -316,7 +316,7 @@ export class ThreadPool {
         err ??= e;
       }
       mine++;
-      Atomics.add(I, DONE, 1);
+      Atomics.add(control, DONE, 1);
     }
     // Every chunk is claimed; wait for those still running on workers. Spin first (a chunk is short), then
     // sleep where allowed: a worker descheduled mid-chunk may take a time slice to come back.
@@ -324,15 +324,15 @@ export class ThreadPool {
     const tOwn = performance.now();
     this.stats.ownMs += tOwn - tStart;
     for (;;) {
-      const d = Atomics.load(I, DONE);
-      if (d >= nc) break;
+      const done = Atomics.load(control, DONE);
+      if (done >= nc) break;
       if ((++spins & 1023) === 0) {
         const now = performance.now();
         if (t0 === 0) t0 = now;
-        else if (this.canBlock && now - t0 > 1) Atomics.wait(I, DONE, d, 1);
+        else if (this.canBlock && now - t0 > 1) Atomics.wait(control, DONE, done, 1);
       }
     }
-    Atomics.store(C, CLAIM64, (tag << 16n) | BigInt(CLOSED));
+    Atomics.store(claim, CLAIM64, (tag << 16n) | BigInt(CLOSED));
     const tEnd = performance.now();
     const waited = tEnd - tOwn;
     const stats = this.stats;
@@ -361,17 +361,17 @@ export class ThreadPool {
       this.lastContended = tEnd;
       this.lastContendedAt = stats.dispatches;
     }
-    const werr = Atomics.load(I, ERROR);
+    const workerError = Atomics.load(control, ERROR);
     if (err) throw err;
-    if (werr) throw new Error(`kernel '${kernel}' trapped on worker ${werr - 1}`);
+    if (workerError) throw new Error(`kernel '${kernel}' trapped on worker ${workerError - 1}`);
   }
 
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    Atomics.store(this.I, SHUTDOWN, 1);
-    Atomics.add(this.I, SEQ, 1);
-    Atomics.notify(this.I, SEQ);
+    Atomics.store(this.control, SHUTDOWN, 1);
+    Atomics.add(this.control, SEQ, 1);
+    Atomics.notify(this.control, SEQ);
     for (const w of this.workers) w.terminate();
     this.workers.length = 0;
   }

@@ -5,7 +5,7 @@
 // subgroups. The head dim specialises the pipeline (registers are unrolled over it); every other shape is
 // a uniform.
 import { type AttentionArgs, KernelError, type Storage } from '../types.js';
-import { type GPUStorageRef, type KernelHost, type UniformSlot, requireNoAlias } from './kernel_host.js';
+import { type GPUStorageRef, type KernelHost, type UniformSlot, gpuStorages, requireNoAlias } from './kernel_host.js';
 import { UNIFORM_LAYOUTS, setParams } from './uniform_params.js';
 
 type Variant = 'subgroups' | 'tiled';
@@ -14,37 +14,27 @@ type Variant = 'subgroups' | 'tiled';
 const MAX_SUBGROUP_HEAD_DIM = 256;
 
 function pickVariant(host: KernelHost, headDim: number): Variant {
-  const sgOk = host.fixedSubgroupSize >= 4 && host.fixedSubgroupSize <= 64 && headDim % 4 === 0 && headDim <= MAX_SUBGROUP_HEAD_DIM;
-  if (!sgOk) return 'tiled';
+  const subgroupsFit = host.fixedSubgroupSize >= 4 && host.fixedSubgroupSize <= 64 && headDim % 4 === 0 && headDim <= MAX_SUBGROUP_HEAD_DIM;
+  if (!subgroupsFit) return 'tiled';
   return host.variants.attention ?? (host.software ? 'subgroups' : 'tiled');
 }
 
-interface Inputs {
-  q: GPUStorageRef;
-  k: GPUStorageRef;
-  v: GPUStorageRef;
-  keyStart: GPUStorageRef | null;
-}
-
-/** The attention inputs as this backend's storages (sizes and args are checked by the signature table). */
-function inputsOf(host: KernelHost, kernel: string, q: Storage, k: Storage, v: Storage, keyStart: Storage | null): Inputs {
-  return {
-    q: host.gpuStorage(q, kernel), k: host.gpuStorage(k, kernel), v: host.gpuStorage(v, kernel),
-    keyStart: keyStart ? host.gpuStorage(keyStart, kernel) : null,
-  };
+/** The keyStart binding; without keyStart any read-only buffer fills it (the kernel does not read it). */
+function keyStartBuffer(inputs: { q: GPUStorageRef; keyStart: GPUStorageRef | null }): GPUBuffer {
+  return inputs.keyStart ? inputs.keyStart.buffer : inputs.q.buffer;
 }
 
 /** The uniform block shared by every attention kernel (each family includes attention_params.wgsl). */
-function attentionParams(a: AttentionArgs, hasKeyStart: boolean): (slot: UniformSlot) => void {
+function attentionParams(args: AttentionArgs, hasKeyStart: boolean): (slot: UniformSlot) => void {
   return (slot) => setParams(slot, UNIFORM_LAYOUTS.attention, {
-    tq: a.tq, tk: a.tk, kvStride: a.kvStride, heads: a.heads, kvHeads: a.kvHeads, group: a.heads / a.kvHeads,
-    qOffset: a.qOffset, causal: a.causal ? 1 : 0, hasKeyStart: hasKeyStart ? 1 : 0, scale: a.scale, inf: Infinity,
-    headDim: a.headDim, rows: a.batch * a.heads * a.tq,
+    tq: args.tq, tk: args.tk, kvStride: args.kvStride, heads: args.heads, kvHeads: args.kvHeads, group: args.heads / args.kvHeads,
+    qOffset: args.qOffset, causal: args.causal ? 1 : 0, hasKeyStart: hasKeyStart ? 1 : 0, scale: args.scale, inf: Infinity,
+    headDim: args.headDim, rows: args.batch * args.heads * args.tq,
   });
 }
 
 function checkGrid(host: KernelHost, kernel: string, groups: readonly number[]): void {
-  if (groups.some((g) => g > host.maxWorkgroupsPerDim)) {
+  if (groups.some((count) => count > host.maxWorkgroupsPerDim)) {
     throw new KernelError(kernel, `grid [${groups.join(', ')}] exceeds maxComputeWorkgroupsPerDimension (${host.maxWorkgroupsPerDim})`);
   }
 }
@@ -57,37 +47,33 @@ function tileKeys(host: KernelHost, kernel: string, headDim: number, arrays: num
 }
 
 export function attention(
-  host: KernelHost, q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, a: AttentionArgs,
+  host: KernelHost, q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, args: AttentionArgs,
 ): void {
   const kernel = host.kernel('attention');
-  const c = inputsOf(host, kernel, q, k, v, keyStart);
-  const o = host.gpuStorage(out, kernel);
-  const l = host.gpuStorage(lse, kernel);
-  const rows = a.batch * a.heads * a.tq;
-  requireNoAlias(kernel, { out: o, lse: l }, { q: c.q, k: c.k, v: c.v, keyStart: c.keyStart });
+  const gpu = gpuStorages(host, kernel, { q, k, v, keyStart, out, lse });
+  const rows = args.batch * args.heads * args.tq;
+  requireNoAlias(kernel, { out: gpu.out, lse: gpu.lse }, { q: gpu.q, k: gpu.k, v: gpu.v, keyStart: gpu.keyStart });
   if (rows === 0) return;
   // The kernels' row blocks run over the query rows of all heads sharing a kv head.
-  const groupRows = (a.heads / a.kvHeads) * a.tq;
-  const variant = pickVariant(host, a.headDim);
-  const params = attentionParams(a, c.keyStart !== null);
-  // keyStart null: any read-only buffer fills the binding (the kernel does not read it).
-  const ksBuf = c.keyStart ? c.keyStart.buffer : c.q.buffer;
-  const buffers = [o.buffer, l.buffer, c.q.buffer, c.k.buffer, c.v.buffer, ksBuf];
+  const groupRows = (args.heads / args.kvHeads) * args.tq;
+  const variant = pickVariant(host, args.headDim);
+  const params = attentionParams(args, gpu.keyStart !== null);
+  const buffers = [gpu.out.buffer, gpu.lse.buffer, gpu.q.buffer, gpu.k.buffer, gpu.v.buffer, keyStartBuffer(gpu)];
   if (variant === 'subgroups') {
     const L = host.fixedSubgroupSize;
-    const D4 = a.headDim / 4;
+    const D4 = args.headDim / 4;
     // One query row per lane: two per lane ran at about the same speed and wastes more on short tq (decode).
     const tpl = { L, QR: 1, TM: L, D4, DV: Math.ceil(D4 / L) };
     const pipeline = host.pipeline('attention_subgroups', 'attention_fwd', tpl, kernel);
-    const groups = [Math.ceil(groupRows / tpl.TM), a.kvHeads, a.batch] as const;
+    const groups = [Math.ceil(groupRows / tpl.TM), args.kvHeads, args.batch] as const;
     checkGrid(host, kernel, groups);
     host.launch(kernel, pipeline, params, buffers, groups);
     return;
   }
   const WG = Math.min(64, host.maxInvocations);
-  const BK = tileKeys(host, kernel, a.headDim, 2, 0);
-  const pipeline = host.pipeline('attention', 'attention_fwd', { WG, BK, HD: a.headDim }, kernel);
-  const groups = [Math.ceil(groupRows / WG), a.kvHeads, a.batch] as const;
+  const BK = tileKeys(host, kernel, args.headDim, 2, 0);
+  const pipeline = host.pipeline('attention', 'attention_fwd', { WG, BK, HD: args.headDim }, kernel);
+  const groups = [Math.ceil(groupRows / WG), args.kvHeads, args.batch] as const;
   checkGrid(host, kernel, groups);
   host.launch(kernel, pipeline, params, buffers, groups);
 }
@@ -99,62 +85,56 @@ export function attention(
  */
 export function attentionBackward(
   host: KernelHost, q: Storage, k: Storage, v: Storage, keyStart: Storage | null, out: Storage, lse: Storage, gOut: Storage,
-  gq: Storage, gk: Storage, gv: Storage, a: AttentionArgs,
+  gq: Storage, gk: Storage, gv: Storage, args: AttentionArgs,
 ): void {
   const kernel = host.kernel('attentionBackward');
-  const c = inputsOf(host, kernel, q, k, v, keyStart);
-  const o = host.gpuStorage(out, kernel);
-  const l = host.gpuStorage(lse, kernel);
-  const g = host.gpuStorage(gOut, kernel);
-  const dq = host.gpuStorage(gq, kernel);
-  const dk = host.gpuStorage(gk, kernel);
-  const dv = host.gpuStorage(gv, kernel);
-  const rows = a.batch * a.heads * a.tq;
-  const qSize = rows * a.headDim;
-  const kvSize = a.batch * a.kvHeads * a.tk * a.headDim;
-  requireNoAlias(kernel, { gq: dq, gk: dk, gv: dv }, { q: c.q, k: c.k, v: c.v, keyStart: c.keyStart, out: o, lse: l, gOut: g });
-  const variant = pickVariant(host, a.headDim);
-  const params = attentionParams(a, c.keyStart !== null);
-  const ksBuf = c.keyStart ? c.keyStart.buffer : c.q.buffer;
+  const gpu = gpuStorages(host, kernel, { q, k, v, keyStart, out, lse, gOut, gq, gk, gv });
+  const rows = args.batch * args.heads * args.tq;
+  const qSize = rows * args.headDim;
+  const kvSize = args.batch * args.kvHeads * args.tk * args.headDim;
+  requireNoAlias(kernel, { gq: gpu.gq, gk: gpu.gk, gv: gpu.gv },
+    { q: gpu.q, k: gpu.k, v: gpu.v, keyStart: gpu.keyStart, out: gpu.out, lse: gpu.lse, gOut: gpu.gOut });
+  const variant = pickVariant(host, args.headDim);
+  const params = attentionParams(args, gpu.keyStart !== null);
   // Tiles of the tiled kernels: query / gOut rows (or keys / values) plus the (lse, D) pairs of 32 rows.
-  const BK = tileKeys(host, kernel, a.headDim, 2, 2 * 32);
+  const BK = tileKeys(host, kernel, args.headDim, 2, 2 * 32);
   const WG = Math.min(64, host.maxInvocations);
-  const tiledTpl = { WG, BK, HD: a.headDim };
+  const tiledTpl = { WG, BK, HD: args.headDim };
   if (rows === 0) {
     // No query rows: every key gradient is zero.
     if (kvSize > 0) {
-      const zero = host.pipeline('elementwise', 'fill', { WG: host.wg, OP: 0 }, kernel);
-      for (const keyGrad of [dk, dv]) {
-        host.launch(kernel, zero, (slot) => setParams(slot, UNIFORM_LAYOUTS.elementwise, { n: kvSize, flag: 0 }),
+      const fillZero = host.pipeline('elementwise', 'fill', { WG: host.wg, OP: 0 }, kernel);
+      for (const keyGrad of [gpu.gk, gpu.gv]) {
+        host.launch(kernel, fillZero, (slot) => setParams(slot, UNIFORM_LAYOUTS.elementwise, { n: kvSize, flag: 0 }),
           [keyGrad.buffer], host.groups1d(kvSize, kernel));
       }
     }
     return;
   }
   const stats = host.alloc('float32', 2 * rows);
-  const statsRef = host.gpuStorage(stats, kernel);
+  const statsBuffer = host.gpuStorage(stats, kernel).buffer;
   try {
-    const pStats = host.pipeline('attention_backward', 'attention_bwd_stats', tiledTpl, kernel);
-    host.launch(kernel, pStats, params, [statsRef.buffer, o.buffer, g.buffer, l.buffer], host.groups1d(rows, kernel, WG));
-    const shared = [c.q.buffer, c.k.buffer, c.v.buffer, ksBuf, statsRef.buffer, g.buffer];
+    const statsPipeline = host.pipeline('attention_backward', 'attention_bwd_stats', tiledTpl, kernel);
+    host.launch(kernel, statsPipeline, params, [statsBuffer, gpu.out.buffer, gpu.gOut.buffer, gpu.lse.buffer], host.groups1d(rows, kernel, WG));
+    const shared = [gpu.q.buffer, gpu.k.buffer, gpu.v.buffer, keyStartBuffer(gpu), statsBuffer, gpu.gOut.buffer];
     let family = 'attention_backward';
     let tpl: Record<string, number> = tiledTpl;
     let rowBlock = WG;
     if (variant === 'subgroups') {
       const L = host.fixedSubgroupSize;
-      const D4 = a.headDim / 4;
+      const D4 = args.headDim / 4;
       family = 'attention_backward_subgroups';
       // One row (dQ) or key (dK/dV) per lane: two per lane measured no faster (more registers spill).
       const R = 1;
       tpl = { L, R, TM: L * R, D4, DV: Math.ceil(D4 / L) };
       rowBlock = L * R;
     }
-    const dqGroups = [Math.ceil((a.heads / a.kvHeads) * a.tq / rowBlock), a.kvHeads, a.batch] as const;
-    const dkvGroups = [Math.ceil(a.tk / rowBlock), a.kvHeads, a.batch] as const;
+    const dqGroups = [Math.ceil((args.heads / args.kvHeads) * args.tq / rowBlock), args.kvHeads, args.batch] as const;
+    const dkvGroups = [Math.ceil(args.tk / rowBlock), args.kvHeads, args.batch] as const;
     checkGrid(host, kernel, dqGroups);
     checkGrid(host, kernel, dkvGroups);
-    host.launch(kernel, host.pipeline(family, 'attention_bwd_dq', tpl, kernel), params, [dq.buffer, ...shared], dqGroups);
-    host.launch(kernel, host.pipeline(family, 'attention_bwd_dkv', tpl, kernel), params, [dk.buffer, ...shared, dv.buffer], dkvGroups);
+    host.launch(kernel, host.pipeline(family, 'attention_bwd_dq', tpl, kernel), params, [gpu.gq.buffer, ...shared], dqGroups);
+    host.launch(kernel, host.pipeline(family, 'attention_bwd_dkv', tpl, kernel), params, [gpu.gk.buffer, ...shared, gpu.gv.buffer], dkvGroups);
   } finally {
     host.free(stats);
   }

@@ -9,9 +9,9 @@ export function sizeClass(bytes: number, cap = Infinity): number {
   let cls: number;
   if (bytes <= MIN_BUFFER_BYTES) cls = MIN_BUFFER_BYTES;
   else {
-    const p = 2 ** Math.ceil(Math.log2(bytes));
-    const half = p / 2;
-    cls = p;
+    const pow2 = 2 ** Math.ceil(Math.log2(bytes));
+    const half = pow2 / 2;
+    cls = pow2;
     for (const factor of [1.25, 1.5, 1.75]) {
       const candidate = half * factor;
       if (candidate >= bytes) { cls = candidate; break; }

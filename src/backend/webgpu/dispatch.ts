@@ -171,7 +171,7 @@ export class Dispatcher {
       let detail = err.message;
       try {
         const info = await module!.getCompilationInfo();
-        const messages = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
+        const messages = info.messages.filter((entry) => entry.type === 'error').map((entry) => `${entry.lineNum}:${entry.linePos} ${entry.message}`);
         if (messages.length) detail += ` | ${messages.join(' | ')}`;
       } catch { /* ignore */ }
       this.recordError(`pipeline creation failed: ${detail}`, kernel, true);
@@ -215,7 +215,7 @@ export class Dispatcher {
     const entries: GPUBindGroupEntry[] = [
       { binding: 0, resource: { buffer: arena.gpu, offset: slot * UNIFORM_SLOT_BYTES, size: UNIFORM_SLOT_BYTES } },
     ];
-    for (let b = 0; b < buffers.length; b++) entries.push({ binding: b + 1, resource: { buffer: buffers[b] } });
+    for (const [index, buffer] of buffers.entries()) entries.push({ binding: index + 1, resource: { buffer } });
     const bindGroup = dev.createBindGroup({ layout: pipeline.layout, entries, label: kernel });
     const pass = this.pass!;
     pass.setPipeline(pipeline.pipeline);

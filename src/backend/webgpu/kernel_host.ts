@@ -72,6 +72,15 @@ export interface KernelVariants {
   attention?: 'subgroups' | 'tiled';
 }
 
+/** The named storages as this backend's own (null stays null), resolved in the order given. */
+export function gpuStorages<T extends Record<string, Storage | null>>(
+  host: KernelHost, kernel: string, storages: T,
+): { [Name in keyof T]: T[Name] extends Storage ? GPUStorageRef : GPUStorageRef | null } {
+  const resolved: Record<string, GPUStorageRef | null> = {};
+  for (const [name, storage] of Object.entries(storages)) resolved[name] = storage ? host.gpuStorage(storage, kernel) : null;
+  return resolved as { [Name in keyof T]: T[Name] extends Storage ? GPUStorageRef : GPUStorageRef | null };
+}
+
 /** Throws when an output shares its buffer with any other operand (outputs are bound writable). */
 export function requireNoAlias(kernel: string, outputs: Record<string, GPUStorageRef>, inputs: Record<string, GPUStorageRef | null>): void {
   const outs = Object.entries(outputs);

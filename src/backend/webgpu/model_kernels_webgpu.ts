@@ -8,7 +8,9 @@ import {
 } from '../types.js';
 import { attention, attentionBackward } from './attention_webgpu.js';
 import { copyWords, stridedParams } from './core_kernels_webgpu.js';
-import { type GPUStorageRef, type KernelHost, type UniformSlot, requireNoAlias } from './kernel_host.js';
+import {
+  type GPUStorageRef, type Groups, type KernelHost, type PipelineRef, type UniformSlot, gpuStorages, requireNoAlias,
+} from './kernel_host.js';
 import { UNIFORM_LAYOUTS, setParams } from './uniform_params.js';
 
 /** Rows below which the one-row-per-invocation variants leave most SIMD lanes idle. */
@@ -16,8 +18,26 @@ const MIN_ROWS_PER_INVOCATION = 16;
 /** Workgroup size of the one-row-per-invocation variants (small: rows spread over all CPU threads). */
 const ROWS_WG = 16;
 
-function rowVariant(host: KernelHost, rows: number): 'rows' | 'tree' {
-  return host.variants.rowReduce ?? (host.software && rows >= MIN_ROWS_PER_INVOCATION ? 'rows' : 'tree');
+type RowVariant = 'rows' | 'tree';
+
+/**
+ * Pipeline and grid of a row-wise kernel (log-softmax-gather, RMSNorm): 'rows' runs one row per invocation
+ * in small workgroups, 'tree' one workgroup per row. `pipelineFor` picks the entry for the variant.
+ */
+function rowKernel(
+  host: KernelHost, kernel: string, rows: number, pipelineFor: (variant: RowVariant, WG: number) => PipelineRef,
+): { pipeline: PipelineRef; groups: Groups } {
+  const variant = host.variants.rowReduce ?? (host.software && rows >= MIN_ROWS_PER_INVOCATION ? 'rows' : 'tree');
+  const WG = variant === 'rows' ? Math.min(ROWS_WG, host.wg) : host.wg;
+  const pipeline = pipelineFor(variant, WG);
+  const groups = variant === 'rows' ? host.groups1d(rows, kernel, WG) : host.groups1d(rows, kernel, 1);
+  return { pipeline, groups };
+}
+
+/** The RMSNorm entry `family_rows4` / `family_rows` / `family_tree` for the row variant (vec4 rows when cols allow). */
+function normEntry(family: string, variant: RowVariant, cols: number): string {
+  if (variant === 'tree') return `${family}_tree`;
+  return cols % 4 === 0 ? `${family}_rows4` : `${family}_rows`;
 }
 
 /**
@@ -26,17 +46,17 @@ function rowVariant(host: KernelHost, rows: number): 'rows' | 'tree' {
  * writable, and WebGPU forbids a writable binding aliasing another binding).
  */
 function withOutputs(
-  host: KernelHost, kernel: string, outs: [GPUStorageRef, number][], ins: GPUStorageRef[], body: (bufs: GPUBuffer[]) => void,
+  host: KernelHost, kernel: string, outs: [GPUStorageRef, number][], ins: GPUStorageRef[], body: (outBuffers: GPUBuffer[]) => void,
 ): void {
   const temps: { tmp: Storage; out: GPUStorageRef; count: number }[] = [];
-  const bufs = outs.map(([o, count], i) => {
-    const clash = ins.some((input) => input.buffer === o.buffer) || outs.slice(0, i).some(([earlier]) => earlier.buffer === o.buffer);
-    if (!clash) return o.buffer;
-    const tmp = host.alloc(o.dtype, count);
-    temps.push({ tmp, out: o, count });
+  const outBuffers = outs.map(([out, count], i) => {
+    const clash = ins.some((input) => input.buffer === out.buffer) || outs.slice(0, i).some(([earlier]) => earlier.buffer === out.buffer);
+    if (!clash) return out.buffer;
+    const tmp = host.alloc(out.dtype, count);
+    temps.push({ tmp, out, count });
     return host.gpuStorage(tmp, kernel).buffer;
   });
-  body(bufs);
+  body(outBuffers);
   for (const { tmp, out, count } of temps) {
     if (count > 0) copyWords(host, kernel, host.gpuStorage(tmp, kernel).buffer, out.buffer, count);
     host.free(tmp);
@@ -73,18 +93,18 @@ export function writeView(host: KernelHost, x: Storage, xView: View, out: Storag
   const n = sizeOf(shape);
   if (n === 0) return;
   const pipeline = host.pipeline('elementwise', 'write_view', { WG: host.wg, OP: 0 }, kernel);
-  let src = source.buffer;
-  let srcView = xView;
+  let sourceBuffer = source.buffer;
+  let sourceView = xView;
   let staged: Storage | null = null;
   if (source.buffer === target.buffer) {
     // Reading and writing one buffer in a dispatch is not allowed: stage the source view contiguously.
     staged = host.alloc(source.dtype, n);
     const copyPipeline = host.pipeline('elementwise', 'copy', { WG: host.wg, OP: 0 }, kernel);
     host.launch(kernel, copyPipeline, stridedParams(kernel, shape, [xView]), [host.gpuStorage(staged, kernel).buffer, source.buffer], host.groups1d(n, kernel));
-    src = host.gpuStorage(staged, kernel).buffer;
-    srcView = { strides: contiguousStrides(shape), offset: 0 };
+    sourceBuffer = host.gpuStorage(staged, kernel).buffer;
+    sourceView = { strides: contiguousStrides(shape), offset: 0 };
   }
-  host.launch(kernel, pipeline, stridedParams(kernel, shape, [srcView, outView]), [target.buffer, src], host.groups1d(n, kernel));
+  host.launch(kernel, pipeline, stridedParams(kernel, shape, [sourceView, outView]), [target.buffer, sourceBuffer], host.groups1d(n, kernel));
   if (staged) host.free(staged);
 }
 
@@ -94,19 +114,13 @@ export function logSoftmaxGather(
   host: KernelHost, logits: Storage, targets: Storage, logp: Storage, entropy: Storage, lse: Storage, rows: number, cols: number,
 ): void {
   const kernel = host.kernel('logSoftmaxGather');
-  const x = host.gpuStorage(logits, kernel);
-  const t = host.gpuStorage(targets, kernel);
-  const lp = host.gpuStorage(logp, kernel);
-  const en = host.gpuStorage(entropy, kernel);
-  const ls = host.gpuStorage(lse, kernel);
-  requireNoAlias(kernel, { logp: lp, entropy: en, lse: ls }, { logits: x, targets: t });
+  const gpu = gpuStorages(host, kernel, { logits, targets, logp, entropy, lse });
+  requireNoAlias(kernel, { logp: gpu.logp, entropy: gpu.entropy, lse: gpu.lse }, { logits: gpu.logits, targets: gpu.targets });
   if (rows === 0) return;
-  const variant = rowVariant(host, rows);
-  const WG = variant === 'rows' ? Math.min(ROWS_WG, host.wg) : host.wg;
-  const pipeline = host.pipeline('softmax_gather', variant === 'rows' ? 'lsg_rows' : 'lsg_tree', { WG, V4: cols % 4 === 0 ? 1 : 0, U: 4 }, kernel);
-  const groups = variant === 'rows' ? host.groups1d(rows, kernel, WG) : host.groups1d(rows, kernel, 1);
+  const { pipeline, groups } = rowKernel(host, kernel, rows, (variant, WG) =>
+    host.pipeline('softmax_gather', `lsg_${variant}`, { WG, V4: cols % 4 === 0 ? 1 : 0, U: 4 }, kernel));
   host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.softmax_gather, { rows, cols }),
-    [lp.buffer, x.buffer, t.buffer, en.buffer, ls.buffer], groups);
+    [gpu.logp.buffer, gpu.logits.buffer, gpu.targets.buffer, gpu.entropy.buffer, gpu.lse.buffer], groups);
 }
 
 export function logSoftmaxGatherBackward(
@@ -114,22 +128,17 @@ export function logSoftmaxGatherBackward(
   gLogits: Storage, rows: number, cols: number,
 ): void {
   const kernel = host.kernel('logSoftmaxGatherBackward');
-  const x = host.gpuStorage(logits, kernel);
-  const t = host.gpuStorage(targets, kernel);
-  const ls = host.gpuStorage(lse, kernel);
-  const en = host.gpuStorage(entropy, kernel);
-  const gl = host.gpuStorage(gLogp, kernel);
-  const ge = host.gpuStorage(gEntropy, kernel);
-  const gx = host.gpuStorage(gLogits, kernel);
+  const gpu = gpuStorages(host, kernel, { logits, targets, lse, entropy, gLogp, gEntropy, gLogits });
+  const ins = [gpu.logits, gpu.targets, gpu.lse, gpu.entropy, gpu.gLogp, gpu.gEntropy];
   if (rows * cols === 0) return;
   const WG = host.wg;
   const U = 4;
   const chunksPerRow = Math.ceil(cols / (WG * 4 * U));
   const pipeline = host.pipeline('softmax_gather', 'lsg_bwd', { WG, V4: cols % 4 === 0 ? 1 : 0, U }, kernel);
   const groups = host.groups1d(rows * chunksPerRow * WG, kernel, WG);
-  withOutputs(host, kernel, [[gx, rows * cols]], [x, t, ls, en, gl, ge], ([out]) => {
+  withOutputs(host, kernel, [[gpu.gLogits, rows * cols]], ins, ([gLogitsBuffer]) => {
     host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.softmax_gather, { rows, cols, chunksPerRow }),
-      [out, x.buffer, t.buffer, ls.buffer, en.buffer, gl.buffer, ge.buffer], groups);
+      [gLogitsBuffer, ...ins.map((input) => input.buffer)], groups);
   });
 }
 
@@ -137,18 +146,12 @@ export function logSoftmaxGatherBackward(
 
 export function rmsNorm(host: KernelHost, x: Storage, weight: Storage, out: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {
   const kernel = host.kernel('rmsNorm');
-  const a = host.gpuStorage(x, kernel);
-  const w = host.gpuStorage(weight, kernel);
-  const o = host.gpuStorage(out, kernel);
-  const r = host.gpuStorage(rstd, kernel);
+  const gpu = gpuStorages(host, kernel, { x, weight, out, rstd });
   if (rows * cols === 0) return;
-  const variant = rowVariant(host, rows);
-  const WG = variant === 'rows' ? Math.min(ROWS_WG, host.wg) : host.wg;
-  const entry = variant === 'rows' ? (cols % 4 === 0 ? 'rms_norm_rows4' : 'rms_norm_rows') : 'rms_norm_tree';
-  const pipeline = host.pipeline('norm', entry, { WG }, kernel);
-  const groups = variant === 'rows' ? host.groups1d(rows, kernel, WG) : host.groups1d(rows, kernel, 1);
-  withOutputs(host, kernel, [[o, rows * cols], [r, rows]], [a, w], ([ob, rb]) => {
-    host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.norm, { rows, cols, eps }), [ob, a.buffer, w.buffer, rb], groups);
+  const { pipeline, groups } = rowKernel(host, kernel, rows, (variant, WG) => host.pipeline('norm', normEntry('rms_norm', variant, cols), { WG }, kernel));
+  withOutputs(host, kernel, [[gpu.out, rows * cols], [gpu.rstd, rows]], [gpu.x, gpu.weight], ([outBuffer, rstdBuffer]) => {
+    host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.norm, { rows, cols, eps }),
+      [outBuffer, gpu.x.buffer, gpu.weight.buffer, rstdBuffer], groups);
   });
 }
 
@@ -156,22 +159,15 @@ export function rmsNormBackward(
   host: KernelHost, x: Storage, weight: Storage, rstd: Storage, gOut: Storage, gx: Storage, gWeight: Storage, rows: number, cols: number,
 ): void {
   const kernel = host.kernel('rmsNormBackward');
-  const a = host.gpuStorage(x, kernel);
-  const w = host.gpuStorage(weight, kernel);
-  const r = host.gpuStorage(rstd, kernel);
-  const g = host.gpuStorage(gOut, kernel);
-  const dx = host.gpuStorage(gx, kernel);
-  const dw = host.gpuStorage(gWeight, kernel);
+  const gpu = gpuStorages(host, kernel, { x, weight, rstd, gOut, gx, gWeight });
   if (cols === 0) return;
   const params = (slot: UniformSlot, rowsPerBlock = 0): void => setParams(slot, UNIFORM_LAYOUTS.norm, { rows, cols, rowsPerBlock });
-  withOutputs(host, kernel, [[dx, rows * cols], [dw, cols]], [a, w, r, g], ([dxb, dwb]) => {
+  const ins = [gpu.x, gpu.weight, gpu.rstd, gpu.gOut];
+  withOutputs(host, kernel, [[gpu.gx, rows * cols], [gpu.gWeight, cols]], ins, ([gxBuffer, gWeightBuffer]) => {
     if (rows > 0) {
-      const variant = rowVariant(host, rows);
-      const WG = variant === 'rows' ? Math.min(ROWS_WG, host.wg) : host.wg;
-      const entry = variant === 'rows' ? (cols % 4 === 0 ? 'rms_norm_bwd_gx_rows4' : 'rms_norm_bwd_gx_rows') : 'rms_norm_bwd_gx_tree';
-      const pipeline = host.pipeline('norm', entry, { WG }, kernel);
-      const groups = variant === 'rows' ? host.groups1d(rows, kernel, WG) : host.groups1d(rows, kernel, 1);
-      host.launch(kernel, pipeline, (slot) => params(slot), [dxb, a.buffer, w.buffer, r.buffer, g.buffer], groups);
+      const { pipeline, groups } = rowKernel(host, kernel, rows, (variant, WG) =>
+        host.pipeline('norm', normEntry('rms_norm_bwd_gx', variant, cols), { WG }, kernel));
+      host.launch(kernel, pipeline, (slot) => params(slot), [gxBuffer, ...ins.map((input) => input.buffer)], groups);
     }
     // gWeight: column sums over row blocks; more than one block goes through partials and the reduce kernel.
     const WG = host.wg;
@@ -182,15 +178,15 @@ export function rmsNormBackward(
     const rowsPerBlock = Math.max(1, Math.ceil(rows / blocks));
     const pipeline = host.pipeline('norm', vec4 ? 'rms_norm_bwd_gw4' : 'rms_norm_bwd_gw', { WG }, kernel);
     if (blocks === 1) {
-      host.launch(kernel, pipeline, (slot) => params(slot, rowsPerBlock), [dwb, a.buffer, g.buffer, r.buffer], [colGroups, 1, 1]);
+      host.launch(kernel, pipeline, (slot) => params(slot, rowsPerBlock), [gWeightBuffer, gpu.x.buffer, gpu.gOut.buffer, gpu.rstd.buffer], [colGroups, 1, 1]);
       return;
     }
     const partials = host.alloc('float32', blocks * cols);
-    const pb = host.gpuStorage(partials, kernel).buffer;
-    host.launch(kernel, pipeline, (slot) => params(slot, rowsPerBlock), [pb, a.buffer, g.buffer, r.buffer], [colGroups, blocks, 1]);
+    const partialsBuffer = host.gpuStorage(partials, kernel).buffer;
+    host.launch(kernel, pipeline, (slot) => params(slot, rowsPerBlock), [partialsBuffer, gpu.x.buffer, gpu.gOut.buffer, gpu.rstd.buffer], [colGroups, blocks, 1]);
     const reducePipeline = host.pipeline('reduce', 'reduce_loop', { WG, OP: 0 }, kernel);
     host.launch(kernel, reducePipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.reduce, { outer: 1, len: blocks, inner: cols, total: cols, init: 0 }),
-      [dwb, pb], host.groups1d(cols, kernel));
+      [gWeightBuffer, partialsBuffer], host.groups1d(cols, kernel));
     host.free(partials);
   });
 }
@@ -216,10 +212,10 @@ function ropeTable(host: KernelHost, theta: number, headDim: number): Storage {
     const half = headDim / 2;
     const data = new Float32Array(3 * half);
     for (let j = 0; j < half; j++) {
-      const g = Math.pow(theta, (-2 * j) / headDim) / (2 * Math.PI);
-      const g1 = round12(g);
-      const g2 = round12(g - g1);
-      const g3 = round12(g - g1 - g2);
+      const turns = Math.pow(theta, (-2 * j) / headDim) / (2 * Math.PI);
+      const g1 = round12(turns);
+      const g2 = round12(turns - g1);
+      const g3 = round12(turns - g1 - g2);
       data.set([g1, g2, g3], 3 * j);
     }
     table = host.uploadConstant('float32', data);
@@ -231,52 +227,56 @@ function ropeTable(host: KernelHost, theta: number, headDim: number): Storage {
 export function rope(host: KernelHost, x: Storage, positions: Storage, out: Storage, args: RopeArgs): void {
   const kernel = host.kernel('rope');
   const { batch, t, heads, headDim } = args;
-  const a = host.gpuStorage(x, kernel);
-  const p = host.gpuStorage(positions, kernel);
-  const o = host.gpuStorage(out, kernel);
+  const gpu = gpuStorages(host, kernel, { x, positions, out });
   const n = batch * t * heads * headDim;
-  requireNoAlias(kernel, { out: o }, { x: a, positions: p });
+  requireNoAlias(kernel, { out: gpu.out }, { x: gpu.x, positions: gpu.positions });
   if (n === 0) return;
   const table = host.gpuStorage(ropeTable(host, args.theta, headDim), kernel);
   const pairs = n / 2;
   const pipeline = host.pipeline('rope', 'rope', { WG: host.wg }, kernel);
   host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.rope, {
     pairs, half: headDim / 2, heads, sign: args.inverse ? -1 : 1,
-  }), [o.buffer, a.buffer, p.buffer, table.buffer], host.groups1d(pairs, kernel));
+  }), [gpu.out.buffer, gpu.x.buffer, gpu.positions.buffer, table.buffer], host.groups1d(pairs, kernel));
 }
 
 // ------------------------------------------------------------------------------------------ SwiGLU
 
 export function swiglu(host: KernelHost, gate: Storage, up: Storage, out: Storage, n: number): void {
   const kernel = host.kernel('swiglu');
-  const g = host.gpuStorage(gate, kernel);
-  const u = host.gpuStorage(up, kernel);
-  const o = host.gpuStorage(out, kernel);
+  const gpu = gpuStorages(host, kernel, { gate, up, out });
   if (n === 0) return;
-  withOutputs(host, kernel, [[o, n]], [g, u], ([ob]) => {
-    elementwise4(host, kernel, 'swiglu', 'swiglu', 'swiglu4', n, () => {}, [ob, g.buffer, u.buffer]);
+  withOutputs(host, kernel, [[gpu.out, n]], [gpu.gate, gpu.up], ([outBuffer]) => {
+    elementwise4(host, kernel, 'swiglu', 'swiglu', 'swiglu4', n, () => {}, [outBuffer, gpu.gate.buffer, gpu.up.buffer]);
   });
 }
 
 export function swigluBackward(host: KernelHost, gate: Storage, up: Storage, gOut: Storage, gGate: Storage, gUp: Storage, n: number): void {
   const kernel = host.kernel('swigluBackward');
-  const g = host.gpuStorage(gate, kernel);
-  const u = host.gpuStorage(up, kernel);
-  const go = host.gpuStorage(gOut, kernel);
-  const dg = host.gpuStorage(gGate, kernel);
-  const du = host.gpuStorage(gUp, kernel);
+  const gpu = gpuStorages(host, kernel, { gate, up, gOut, gGate, gUp });
   if (n === 0) return;
-  withOutputs(host, kernel, [[dg, n], [du, n]], [g, u, go], ([dgb, dub]) => {
-    elementwise4(host, kernel, 'swiglu', 'swiglu_bwd', 'swiglu_bwd4', n, () => {}, [dgb, g.buffer, u.buffer, go.buffer, dub]);
+  withOutputs(host, kernel, [[gpu.gGate, n], [gpu.gUp, n]], [gpu.gate, gpu.up, gpu.gOut], ([gGateBuffer, gUpBuffer]) => {
+    elementwise4(host, kernel, 'swiglu', 'swiglu_bwd', 'swiglu_bwd4', n, () => {},
+      [gGateBuffer, gpu.gate.buffer, gpu.up.buffer, gpu.gOut.buffer, gUpBuffer]);
   });
 }
 
 // ------------------------------------------------------------------------------------------ token loss
 
 /** The token-loss uniform block: n, 1 − epsLow, 1 + epsHigh, dualClip, clamp (bounds rounded once, from float64). */
-function tokenLossParams(n: number, a: TokenLossArgs): (slot: UniformSlot) => void {
+function tokenLossParams(n: number, args: TokenLossArgs): (slot: UniformSlot) => void {
   return (slot) => setParams(slot, UNIFORM_LAYOUTS.token_loss, {
-    n, lo: 1 - a.epsLow, hi: 1 + a.epsHigh, dualClip: a.dualClip, clampC: a.logRatioClamp,
+    n, lo: 1 - args.epsLow, hi: 1 + args.epsHigh, dualClip: args.dualClip, clampC: args.logRatioClamp,
+  });
+}
+
+/** One token-loss launch over n tokens: the inputs bind first, then the outputs (staged where they alias). */
+function launchTokenLoss(
+  host: KernelHost, kernel: string, entry: string, ins: GPUStorageRef[], outs: [GPUStorageRef, number][], n: number, args: TokenLossArgs,
+): void {
+  if (n === 0) return;
+  const pipeline = host.pipeline('token_loss', entry, { WG: host.wg }, kernel);
+  withOutputs(host, kernel, outs, ins, (outBuffers) => {
+    host.launch(kernel, pipeline, tokenLossParams(n, args), [...ins.map((input) => input.buffer), ...outBuffers], host.groups1d(n, kernel));
   });
 }
 
@@ -285,15 +285,8 @@ export function tokenLoss(
   args: TokenLossArgs,
 ): void {
   const kernel = host.kernel('tokenLoss');
-  const ins = { logp: host.gpuStorage(logp, kernel), oldLogp: host.gpuStorage(oldLogp, kernel), adv: host.gpuStorage(adv, kernel), weight: host.gpuStorage(weight, kernel) };
-  const l = host.gpuStorage(loss, kernel);
-  const statsOut = host.gpuStorage(stats, kernel);
-  if (n === 0) return;
-  const pipeline = host.pipeline('token_loss', 'token_loss', { WG: host.wg }, kernel);
-  withOutputs(host, kernel, [[l, n], [statsOut, 3 * n]], Object.values(ins), ([lb, sb]) => {
-    host.launch(kernel, pipeline, tokenLossParams(n, args), [ins.logp.buffer, ins.oldLogp.buffer, ins.adv.buffer, ins.weight.buffer, lb, sb],
-      host.groups1d(n, kernel));
-  });
+  const gpu = gpuStorages(host, kernel, { logp, oldLogp, adv, weight, loss, stats });
+  launchTokenLoss(host, kernel, 'token_loss', [gpu.logp, gpu.oldLogp, gpu.adv, gpu.weight], [[gpu.loss, n], [gpu.stats, 3 * n]], n, args);
 }
 
 export function tokenLossBackward(
@@ -301,34 +294,22 @@ export function tokenLossBackward(
   args: TokenLossArgs,
 ): void {
   const kernel = host.kernel('tokenLossBackward');
-  const ins = {
-    logp: host.gpuStorage(logp, kernel), oldLogp: host.gpuStorage(oldLogp, kernel), adv: host.gpuStorage(adv, kernel), weight: host.gpuStorage(weight, kernel), gLoss: host.gpuStorage(gLoss, kernel),
-  };
-  const g = host.gpuStorage(gLogp, kernel);
-  if (n === 0) return;
-  const pipeline = host.pipeline('token_loss', 'token_loss_bwd', { WG: host.wg }, kernel);
-  withOutputs(host, kernel, [[g, n]], Object.values(ins), ([gb]) => {
-    host.launch(kernel, pipeline, tokenLossParams(n, args),
-      [ins.logp.buffer, ins.oldLogp.buffer, ins.adv.buffer, ins.weight.buffer, ins.gLoss.buffer, gb], host.groups1d(n, kernel));
-  });
+  const gpu = gpuStorages(host, kernel, { logp, oldLogp, adv, weight, gLoss, gLogp });
+  launchTokenLoss(host, kernel, 'token_loss_bwd', [gpu.logp, gpu.oldLogp, gpu.adv, gpu.weight, gpu.gLoss], [[gpu.gLogp, n]], n, args);
 }
 
 // ------------------------------------------------------------------------------------------ optimizer
 
 export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {
   const kernel = host.kernel('adamw');
-  const p = host.gpuStorage(param, kernel);
-  const g = host.gpuStorage(grad, kernel);
-  const ms = host.gpuStorage(m, kernel);
-  const vs = host.gpuStorage(v, kernel);
-  const sc = host.gpuStorage(scale, kernel);
-  requireNoAlias(kernel, { param: p, m: ms, v: vs }, { grad: g, scale: sc });
+  const gpu = gpuStorages(host, kernel, { param, grad, m, v, scale });
+  requireNoAlias(kernel, { param: gpu.param, m: gpu.m, v: gpu.v }, { grad: gpu.grad, scale: gpu.scale });
   if (n === 0) return;
   elementwise4(host, kernel, 'adamw', 'adamw', 'adamw4', n, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, {
     lr: args.lr, beta1: args.beta1, beta2: args.beta2, eps: args.eps, decay: 1 - args.lr * args.weightDecay,
     oneMinusBeta1: 1 - args.beta1, oneMinusBeta2: 1 - args.beta2,
     bc1: 1 - Math.pow(args.beta1, args.step), bc2: 1 - Math.pow(args.beta2, args.step),
-  }), [p.buffer, ms.buffer, vs.buffer, g.buffer, sc.buffer]);
+  }), [gpu.param.buffer, gpu.m.buffer, gpu.v.buffer, gpu.grad.buffer, gpu.scale.buffer]);
 }
 
 /** Inputs up to this many elements per invocation are summed by a single workgroup. */
@@ -336,25 +317,24 @@ const SINGLE_PASS_PER_INVOCATION = 64;
 
 export function sumSquares(host: KernelHost, x: Storage, out: Storage, n: number, accumulate: boolean): void {
   const kernel = host.kernel('sumSquares');
-  const a = host.gpuStorage(x, kernel);
-  const o = host.gpuStorage(out, kernel);
-  requireNoAlias(kernel, { out: o }, { x: a });
+  const gpu = gpuStorages(host, kernel, { x, out });
+  requireNoAlias(kernel, { out: gpu.out }, { x: gpu.x });
   const WG = host.wg;
   const pipeline = host.pipeline('adamw', 'sum_squares', { WG }, kernel);
-  const finalPass = (src: GPUBuffer, count: number, square: boolean): void => {
+  const finalPass = (source: GPUBuffer, count: number, square: boolean): void => {
     host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, {
       n: count, final_: 1, accumulate: accumulate ? 1 : 0, square: square ? 1 : 0,
-    }), [o.buffer, src], [1, 1, 1]);
+    }), [gpu.out.buffer, source], [1, 1, 1]);
   };
   if (n <= WG * SINGLE_PASS_PER_INVOCATION) {
-    finalPass(a.buffer, n, true);
+    finalPass(gpu.x.buffer, n, true);
     return;
   }
   const groups = Math.min(Math.ceil(n / (WG * SINGLE_PASS_PER_INVOCATION)), host.software ? 64 : 1024, host.maxWorkgroupsPerDim);
   const partials = host.alloc('float32', groups);
-  const pb = host.gpuStorage(partials, kernel).buffer;
-  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, { n, final_: 0, square: 1 }), [pb, a.buffer], [groups, 1, 1]);
-  finalPass(pb, groups, false);
+  const partialsBuffer = host.gpuStorage(partials, kernel).buffer;
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, { n, final_: 0, square: 1 }), [partialsBuffer, gpu.x.buffer], [groups, 1, 1]);
+  finalPass(partialsBuffer, groups, false);
   host.free(partials);
 }
 
