@@ -122,13 +122,14 @@ describe('fused ops vs their definitions (reference backend)', () => {
     const x = rnd([1, 2, 1, 4], 10);
     const p = ints([3, 11], [1, 2]);
     const table = Float64Array.from([0.3, 0.0125]);
-    const a = await T.rope(x, p, 10000, table).toArray();
+    const y = T.rope(x, p, 10000, table);
+    const a = await y.toArray();
     const xs = await x.toArray();
     const ang = 11 * 0.0125; // t=1, pair j=1
     expect(a[4 + 1]).toBeCloseTo(xs[4 + 1] * Math.cos(ang) - xs[4 + 3] * Math.sin(ang), 12);
     expect(a[4 + 3]).toBeCloseTo(xs[4 + 3] * Math.cos(ang) + xs[4 + 1] * Math.sin(ang), 12);
     expect(() => T.rope(x, p, 10000, new Float64Array(3))).toThrow(/inverseFrequencies has 3 entries, headDim 4 needs 2/);
-    for (const t of [x, p]) t.dispose();
+    for (const t of [x, p, y]) t.dispose();
   });
 
   it('swiglu = silu(gate) · up', async () => {
