@@ -145,8 +145,7 @@ async function readHeader(reader: ModelFileReader, file: string): Promise<Safete
       return readSafetensorsHeader(bytes);
     }
     const head = await reader.readPrefix(file, 8);
-    const length = safetensorsHeaderLength(head.bytes);
-    if (length > head.size - 8) return readSafetensorsHeader(head.bytes, head.size); // throws naming the truncation
+    const length = safetensorsHeaderLength(head.bytes, head.size);
     const prefix = await reader.readPrefix(file, 8 + length);
     return readSafetensorsHeader(prefix.bytes, prefix.size);
   } catch (err) {

@@ -108,11 +108,14 @@ export interface SafetensorsHeader {
   fileSize: number;
 }
 
-/** The header length stored in the first 8 bytes (so a reader can fetch just 8 + that many bytes). */
-export function safetensorsHeaderLength(prefix: Uint8Array): number {
-  if (prefix.length < 8) throw new SafetensorsError(`file of ${prefix.length} bytes is too short for a header (truncated?)`);
+/**
+ * The header length stored in the first 8 bytes (so a reader can fetch just 8 + that many bytes), checked
+ * against the whole file's size.
+ */
+export function safetensorsHeaderLength(prefix: Uint8Array, fileSize = prefix.length): number {
+  if (fileSize < 8 || prefix.length < 8) throw new SafetensorsError(`file of ${fileSize} bytes is too short for a header (truncated?)`);
   const stored = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
-  if (stored > BigInt(Number.MAX_SAFE_INTEGER)) throw new SafetensorsError(`header length ${stored} is not plausible (not a safetensors file?)`);
+  if (stored > BigInt(fileSize - 8)) throw new SafetensorsError(`header length ${stored} exceeds the file size ${fileSize} (truncated or not a safetensors file)`);
   return Number(stored);
 }
 
@@ -121,8 +124,7 @@ export function safetensorsHeaderLength(prefix: Uint8Array): number {
  * is the whole file's size. Every problem names the tensor it concerns.
  */
 export function readSafetensorsHeader(prefix: Uint8Array, fileSize = prefix.length): SafetensorsHeader {
-  const headerLen = safetensorsHeaderLength(prefix);
-  if (headerLen > fileSize - 8) throw new SafetensorsError(`header length ${headerLen} exceeds the file size ${fileSize} (truncated or not a safetensors file)`);
+  const headerLen = safetensorsHeaderLength(prefix, fileSize);
   if (prefix.length < 8 + headerLen) throw new SafetensorsError(`need the first ${8 + headerLen} bytes to read the header, got ${prefix.length}`);
   let header: Record<string, unknown>;
   try {
