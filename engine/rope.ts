@@ -1,7 +1,7 @@
 // Rotary position embedding ("rotate_half") over x [batch, t, heads, headDim], positions int32 [batch, t].
 // Per (batch, t) row the cos/sin table of its position is built once and reused by every head: angles
-// pos·theta^(−2j/headDim) are reduced by π/2 in float64 (positions reach tens of thousands of radians), then
-// sin and cos of the reduced angle are float64x2 polynomials. Work range [start, end) over batch · t rows.
+// pos·f_j (f_j = theta^(−2j/headDim), or the caller's float64 table for scaled RoPE) are reduced by π/2 in
+// float64 (positions reach tens of thousands of radians), then sin and cos of the reduced angle are float64x2 polynomials. Work range [start, end) over batch · t rows.
 
 const PIO2_HI: f64 = 1.5707963267341256; // π/2 split so k·PIO2_HI is exact for |k| < 2^20
 const PIO2_LO: f64 = 6.077100506506192e-11;
@@ -40,17 +40,19 @@ const TWO_OVER_PI: f64 = 0.6366197723675814;
 
 /**
  * out = rope(x) for rows [start, end) of batch · t. scratch: this thread's area for the frequency and cos/sin tables.
- * inverse negates the angle (the backward).
+ * inverse negates the angle (the backward). frequencies: f64 [headDim/2] inverse frequencies (scaled RoPE), or 0
+ * for theta^(−2j/headDim).
  */
 export function rope(x: usize, positions: usize, out: usize, heads: i32, headDim: i32, theta: f64, inverse: i32,
-  scratch: usize, start: i32, end: i32): void {
+  frequencies: usize, scratch: usize, start: i32, end: i32): void {
   const half = headDim >> 1;
   const half2 = (half + 1) & ~1; // tables padded to whole f64x2 pairs
   const freq = scratch; // f64 [half2]
   const sinT = freq + (<usize>half2 << 3); // f32 [half2]
   const cosT = sinT + (<usize>half2 << 2);
   for (let j = 0; j < half2; j++) {
-    store<f64>(freq + (<usize>j << 3), j < half ? Math.pow(theta, -2.0 * <f64>j / <f64>headDim) : 0);
+    const f: f64 = frequencies != 0 ? load<f64>(frequencies + (<usize>j << 3)) : Math.pow(theta, -2.0 * <f64>j / <f64>headDim);
+    store<f64>(freq + (<usize>j << 3), j < half ? f : 0);
   }
   const sgn: f64 = inverse ? -1 : 1;
   const rowBytes = <usize>heads * <usize>headDim << 2;

@@ -38,6 +38,7 @@ export const NODE_ADAPTERS = [
   'src/io/node_files.ts',
   'src/data/datasets_node.ts',
   'src/data/reward_module_node.ts',
+  'src/io/pretrained_node.ts',
   'src/rl/run_dir_node.ts',
   'src/data/tokenizer_node.ts',
   'src/plot/png_node.ts',

@@ -4,7 +4,10 @@ export type { Backend, BackendName, DType, MemoryStats, Storage } from './backen
 export { ReferenceBackend } from './backend/reference/reference_backend.js';
 export { type BackendChoice, type Platform, type Selection, BACKEND_CHOICES, createBackend, decide, parseBackendChoice } from './backend/select.js';
 export type { AdamWArgs, AttentionArgs, ModelKernels, RopeArgs } from './backend/model_kernels.js';
-export { type ModelConfig, ConfigError, DEFAULT_MODEL_CONFIG, parameterCount, resolveModelConfig } from './nn/config.js';
+export {
+  type Llama3RopeScaling, type LinearRopeScaling, type ModelConfig, type RopeScaling, ConfigError, DEFAULT_MODEL_CONFIG, headDim, parameterCount, resolveModelConfig,
+} from './nn/config.js';
+export { baseInverseFrequency, ropeInverseFrequencies } from './nn/rope.js';
 export { type ForwardOptions, TransformerLM, linear } from './nn/transformer.js';
 export { type ModuleInit, type ParameterInit, Module, ModuleList, ParameterDict, paramSeed } from './nn/module.js';
 export {
@@ -16,7 +19,14 @@ export { KVCache } from './nn/kv_cache.js';
 export { type GenerateOptions, type Generation, generate } from './nn/generate.js';
 export { type SamplingOptions, sampleToken } from './nn/sampling.js';
 export { type AdamWOptions, AdamW } from './optim/adamw.js';
-export { type NamedArray, SafetensorsError, decodeSafetensors, encodeSafetensors } from './io/safetensors.js';
+export {
+  type EncodeOptions, type NamedArray, type SafetensorsHeader, type TensorEntry, SafetensorsError, decodeSafetensors, decodeTensor, encodeSafetensors,
+  readSafetensorsHeader, safetensorsHeaderLength,
+} from './io/safetensors.js';
+export { type HfConfigOptions, type HfExportOptions, type SupportedModelType, SUPPORTED_MODEL_TYPES } from './io/hf_config.js';
+export {
+  type ModelFileReader, type ModelFiles, type PretrainedModel, type PretrainedOptions, PretrainedError, loadPretrainedFromFiles, modelFileReader,
+} from './io/pretrained.js';
 export { encodeModel, fromHfConfig, loadModelWeights, modelFromCheckpoint, toHfConfig } from './io/checkpoint.js';
 export {
   type DecodeOptions, type EncodeOptions, type Tokenizer, CHAR_EOS_TOKEN, CHAR_PAD_TOKEN, CharTokenizer, TASK_TOKENIZER, responseText, tokenBound,

@@ -38,6 +38,9 @@ export async function initEngine(opts: InitOptions = {}): Promise<Selection> {
 }
 
 export { loadCheckpoint, saveCheckpoint, writeFileAtomic } from './io/node_files.js';
+export {
+  type LoadPretrainedOptions, type ResolveModelOptions, cachedSnapshot, directoryReader, huggingFaceCacheDir, loadPretrained, resolveModelDir,
+} from './io/pretrained_node.js';
 export { svgToPng } from './plot/png_node.js';
 export { NodeRunStore, RunDirError, latestCheckpoint, readJsonl, readRunConfig, restoreOptimizer, restoreRun } from './rl/run_dir_node.js';
 export { loadHfTokenizer, readHfTokenizerFiles } from './data/tokenizer_node.js';

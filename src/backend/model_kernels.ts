@@ -60,7 +60,10 @@ export interface ModelKernels {
    */
   rmsNormBackward(x: Storage, weight: Storage, rstd: Storage, gOut: Storage, gx: Storage, gWeight: Storage, rows: number, cols: number): void;
 
-  /** See RopeArgs. positions: int32 [batch, t]. out may not alias x. */
+  /**
+   * See RopeArgs: f_j = args.inverseFrequencies[j] (a float64 host table, scaled RoPE) when given, else
+   * theta^(−2j/headDim). positions: int32 [batch, t]. out may not alias x.
+   */
   rope(x: Storage, positions: Storage, out: Storage, args: RopeArgs): void;
 
   /** out = silu(gate)·up over n elements (silu(g) = g·sigmoid(g)). */
@@ -134,6 +137,12 @@ function ropeArgsProblems(args: RopeArgs): string[] {
   const bad = countProblems({ batch: args.batch, t: args.t, heads: args.heads, headDim: args.headDim });
   if (!bad.length && args.headDim % 2 !== 0) bad.push(`headDim ${args.headDim} must be even`);
   if (!(args.theta > 0)) bad.push(`theta must be positive, got ${args.theta}`);
+  const table = args.inverseFrequencies;
+  if (table !== undefined && table !== null) {
+    if (!(table instanceof Float64Array)) bad.push('inverseFrequencies must be a Float64Array or null');
+    else if (!bad.length && table.length !== args.headDim / 2) bad.push(`inverseFrequencies has ${table.length} entries, headDim ${args.headDim} needs ${args.headDim / 2}`);
+    else if (table.some((f) => !Number.isFinite(f) || f < 0)) bad.push('inverseFrequencies must be finite and non-negative');
+  }
   return bad;
 }
 

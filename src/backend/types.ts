@@ -81,8 +81,8 @@ export interface AttentionArgs {
 
 /**
  * Rotary position embedding (Llama / Hugging Face "rotate_half" convention) over x [batch, t, heads, headDim]
- * with positions int32 [batch, t]. For j < headDim/2, with f_j = theta^(−2j/headDim) and a = pos·f_j
- * (−a when inverse, which is the backward):
+ * with positions int32 [batch, t]. For j < headDim/2, with f_j = inverseFrequencies[j] when given, else
+ * theta^(−2j/headDim), and a = pos·f_j (−a when inverse, which is the backward):
  *   out[j] = x[j]·cos a − x[j + headDim/2]·sin a;  out[j + headDim/2] = x[j + headDim/2]·cos a + x[j]·sin a.
  */
 export interface RopeArgs {
@@ -92,6 +92,11 @@ export interface RopeArgs {
   headDim: number;
   theta: number;
   inverse: boolean;
+  /**
+   * Per-pair inverse frequencies [headDim/2] (scaled RoPE), used instead of theta^(−2j/headDim) when given.
+   * A host array, not a storage: the kernels reduce angles exactly from float64 frequencies on the host side.
+   */
+  inverseFrequencies?: Float64Array | null;
 }
 
 /**

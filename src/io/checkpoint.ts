@@ -1,49 +1,11 @@
-// Model weights ↔ safetensors bytes and config ↔ Hugging Face config.json (Llama / Qwen2 layout).
-// Byte-level only; the Node adapter (node_checkpoint.ts) does the atomic file writes.
+// Model weights ↔ safetensors bytes (Llama / Qwen2 tensor names); config.json lives in hf_config.ts.
+// Byte-level only; the Node adapter (node_files.ts) does the atomic file writes.
 import * as T from '../tensor/index.js';
-import { type ModelConfig, resolveModelConfig } from '../nn/config.js';
 import { TransformerLM } from '../nn/transformer.js';
+import { fromHfConfig } from './hf_config.js';
 import { type NamedArray, SafetensorsError, decodeSafetensors, encodeSafetensors } from './safetensors.js';
 
-/** Hugging Face config.json fields for our config (model_type llama). */
-export function toHfConfig(config: ModelConfig): Record<string, unknown> {
-  return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    vocab_size: config.vocabSize,
-    hidden_size: config.dModel,
-    intermediate_size: config.ffnDim,
-    num_hidden_layers: config.nLayers,
-    num_attention_heads: config.nHeads,
-    num_key_value_heads: config.nKvHeads,
-    max_position_embeddings: config.maxSeqLen,
-    rope_theta: config.ropeTheta,
-    rms_norm_eps: config.normEps,
-    tie_word_embeddings: config.tieEmbeddings,
-    hidden_act: 'silu',
-    torch_dtype: 'float32',
-    initializer_range: config.initStd,
-  };
-}
-
-/** Our config from a Hugging Face config.json (llama / qwen2 / mistral field names). */
-export function fromHfConfig(hfConfig: Record<string, unknown>): ModelConfig {
-  const num = (key: string) => hfConfig[key] as number;
-  const heads = num('num_attention_heads');
-  return resolveModelConfig({
-    vocabSize: num('vocab_size'),
-    dModel: num('hidden_size'),
-    ffnDim: num('intermediate_size'),
-    nLayers: num('num_hidden_layers'),
-    nHeads: heads,
-    nKvHeads: (hfConfig.num_key_value_heads as number | undefined) ?? heads,
-    maxSeqLen: num('max_position_embeddings'),
-    ropeTheta: (hfConfig.rope_theta as number | undefined) ?? 10000,
-    normEps: (hfConfig.rms_norm_eps as number | undefined) ?? 1e-6,
-    tieEmbeddings: (hfConfig.tie_word_embeddings as boolean | undefined) ?? false,
-    initStd: (hfConfig.initializer_range as number | undefined) ?? 0.02,
-  });
-}
+export { fromHfConfig, toHfConfig } from './hf_config.js';
 
 /** Named float32 tensors as safetensors bytes (F32), in map order (weights, optimizer moments). */
 export async function encodeTensors(tensors: ReadonlyMap<string, T.Tensor>, metadata: Record<string, string> = {}): Promise<Uint8Array> {

@@ -3,9 +3,10 @@
 // Face layout and names (Linear.weight is [out, in]; q_proj / k_proj / v_proj / o_proj, gate_proj …).
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import { ConfigError } from './config.js';
+import { ConfigError, type RopeScaling } from './config.js';
 import type { KVCache } from './kv_cache.js';
 import { Module, type ModuleInit } from './module.js';
+import { ropeInverseFrequencies } from './rope.js';
 
 /** x [..., in] @ Wᵀ with W [out, in] (Hugging Face layout), plus an optional bias [out]. */
 export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
@@ -113,20 +114,27 @@ export class RMSNorm extends Module {
   }
 }
 
-/** Rotary position embedding (Llama rotate_half convention); no parameters, frequencies theta^(−2i/headDim). */
+/**
+ * Rotary position embedding (Llama rotate_half convention); no parameters. Frequencies theta^(−2i/headDim),
+ * or those of Hugging Face's rope scaling when `scaling` is given.
+ */
 export class RotaryEmbedding extends Module {
-  constructor(readonly headDim: number, readonly theta = 10000) {
+  /** The scaled inverse frequencies [headDim/2] (float64); null when unscaled (the kernels derive them from theta). */
+  readonly inverseFrequencies: Float64Array | null;
+
+  constructor(readonly headDim: number, readonly theta = 10000, readonly scaling: RopeScaling | null = null) {
     super();
     checkDims('RotaryEmbedding options', { headDim }, [
       ...(Number.isInteger(headDim) && headDim % 2 !== 0 ? [`headDim ${headDim} must be even (RoPE rotates pairs)`] : []),
       ...checkPositive('theta', theta),
     ]);
+    this.inverseFrequencies = scaling ? ropeInverseFrequencies(headDim, theta, scaling) : null;
   }
 
   /** x [B, T, heads, headDim] at int32 positions [B, T] → rotated x. */
   forward(x: Tensor, positions: Tensor): Tensor {
     checkLastAxis('RotaryEmbedding.forward', x, this.headDim);
-    return T.rope(x, positions, this.theta);
+    return T.rope(x, positions, this.theta, this.inverseFrequencies);
   }
 
   /** Positions start … start+length−1 for every one of `batch` sequences, int32 [batch, length]. */
@@ -142,6 +150,14 @@ export interface SelfAttentionOptions extends ModuleInit {
   nKvHeads?: number;
   /** RoPE base (default 10000). */
   ropeTheta?: number;
+  /** RoPE frequency scaling (default none). */
+  ropeScaling?: RopeScaling | null;
+  /** Width of one head (default dModel / nHeads). */
+  headDim?: number;
+  /** Biases on q/k/v_proj (default false; Qwen2). */
+  bias?: boolean;
+  /** A bias on o_proj (default false; Llama's attention_bias sets both). */
+  outBias?: boolean;
   /** Which layer of a KVCache this attention reads and appends to (default 0). */
   layerIndex?: number;
   /** Std of q/k/v_proj's init (default 1/sqrt(dModel)). */
@@ -182,23 +198,28 @@ export class SelfAttention extends Module {
     const layerIndex = opts.layerIndex ?? 0;
     const extra: string[] = [...checkPositive('std', opts.std), ...checkPositive('outStd', opts.outStd)];
     if (!Number.isInteger(layerIndex) || layerIndex < 0) extra.push(`layerIndex must be a non-negative integer, got ${JSON.stringify(layerIndex)}`);
-    if (Number.isInteger(dModel) && Number.isInteger(nHeads) && nHeads > 0 && dModel % nHeads !== 0) extra.push(`dModel ${dModel} must be divisible by nHeads ${nHeads}`);
+    if (opts.headDim !== undefined) {
+      if (!Number.isInteger(opts.headDim) || opts.headDim < 1) extra.push(`headDim must be a positive integer, got ${JSON.stringify(opts.headDim)}`);
+      else if (opts.headDim % 2 !== 0) extra.push(`headDim ${opts.headDim} must be even (RoPE rotates pairs)`);
+    } else if (Number.isInteger(dModel) && Number.isInteger(nHeads) && nHeads > 0 && dModel % nHeads !== 0) extra.push(`dModel ${dModel} must be divisible by nHeads ${nHeads} (or pass headDim)`);
     else if (Number.isInteger(dModel / nHeads) && (dModel / nHeads) % 2 !== 0) extra.push(`head size dModel/nHeads = ${dModel / nHeads} must be even (RoPE rotates pairs)`);
     if (Number.isInteger(nKvHeads) && nKvHeads > 0 && Number.isInteger(nHeads) && nHeads % nKvHeads !== 0) extra.push(`nHeads ${nHeads} must be a multiple of nKvHeads ${nKvHeads}`);
     checkDims('SelfAttention options', { dModel, nHeads, nKvHeads }, [...extra, ...checkPositive('ropeTheta', opts.ropeTheta)]);
     this.dModel = dModel;
     this.nHeads = nHeads;
     this.nKvHeads = nKvHeads;
-    this.headDim = dModel / nHeads;
+    this.headDim = opts.headDim ?? dModel / nHeads;
     this.layerIndex = layerIndex;
     const hd = this.headDim;
     const std = opts.std ?? 1 / Math.sqrt(dModel);
     const outStd = opts.outStd ?? std;
-    this.qProj = this.addModule('q_proj', (at) => new Linear(dModel, nHeads * hd, { ...at, std }));
-    this.kProj = this.addModule('k_proj', (at) => new Linear(dModel, nKvHeads * hd, { ...at, std }));
-    this.vProj = this.addModule('v_proj', (at) => new Linear(dModel, nKvHeads * hd, { ...at, std }));
-    this.oProj = this.addModule('o_proj', (at) => new Linear(nHeads * hd, dModel, { ...at, std: outStd }));
-    this.rotary = new RotaryEmbedding(hd, opts.ropeTheta ?? 10000); // no parameters: not a named child (HF has none)
+    const bias = opts.bias ?? false;
+    this.qProj = this.addModule('q_proj', (at) => new Linear(dModel, nHeads * hd, { ...at, std, bias }));
+    this.kProj = this.addModule('k_proj', (at) => new Linear(dModel, nKvHeads * hd, { ...at, std, bias }));
+    this.vProj = this.addModule('v_proj', (at) => new Linear(dModel, nKvHeads * hd, { ...at, std, bias }));
+    this.oProj = this.addModule('o_proj', (at) => new Linear(nHeads * hd, dModel, { ...at, std: outStd, bias: opts.outBias ?? false }));
+    // No parameters: not a named child (Hugging Face has none).
+    this.rotary = new RotaryEmbedding(hd, opts.ropeTheta ?? 10000, opts.ropeScaling ?? null);
   }
 
   /** x [B, T, dModel] → [B, T, dModel]. */
@@ -267,6 +288,12 @@ export interface DecoderBlockOptions extends ModuleInit {
   nKvHeads?: number;
   ffnDim: number;
   ropeTheta?: number;
+  ropeScaling?: RopeScaling | null;
+  headDim?: number;
+  /** Biases on q/k/v_proj (Qwen2). */
+  attentionBias?: boolean;
+  /** A bias on o_proj (Llama's attention_bias). */
+  attentionOutBias?: boolean;
   /** RMSNorm eps (default 1e-6). */
   normEps?: number;
   layerIndex?: number;
@@ -288,7 +315,8 @@ export class DecoderBlock extends Module {
     const { dModel, normEps: eps, std, outStd } = opts;
     this.inputLayernorm = this.addModule('input_layernorm', (at) => new RMSNorm(dModel, { ...at, eps }));
     this.selfAttn = this.addModule('self_attn', (at) => new SelfAttention({
-      ...at, dModel, nHeads: opts.nHeads, nKvHeads: opts.nKvHeads, ropeTheta: opts.ropeTheta, layerIndex: opts.layerIndex, std, outStd,
+      ...at, dModel, nHeads: opts.nHeads, nKvHeads: opts.nKvHeads, headDim: opts.headDim, ropeTheta: opts.ropeTheta, ropeScaling: opts.ropeScaling,
+      bias: opts.attentionBias, outBias: opts.attentionOutBias, layerIndex: opts.layerIndex, std, outStd,
     }));
     this.postAttentionLayernorm = this.addModule('post_attention_layernorm', (at) => new RMSNorm(dModel, { ...at, eps }));
     this.mlp = this.addModule('mlp', (at) => new SwiGLUMLP(dModel, opts.ffnDim, { ...at, std, outStd }));

@@ -36,7 +36,8 @@ export class DecoderStack extends Module {
     const outStd = config.initStd / Math.sqrt(2 * config.nLayers);
     this.embedTokens = this.addModule('embed_tokens', (at) => new Embedding(config.vocabSize, config.dModel, { ...at, std: config.initStd }));
     this.layers = this.addModule('layers', (at) => new ModuleList(config.nLayers, (blockAt, i) => new DecoderBlock({
-      ...blockAt, dModel: config.dModel, nHeads: config.nHeads, nKvHeads: config.nKvHeads, ffnDim: config.ffnDim, ropeTheta: config.ropeTheta,
+      ...blockAt, dModel: config.dModel, nHeads: config.nHeads, nKvHeads: config.nKvHeads, ffnDim: config.ffnDim, headDim: headDim(config),
+      ropeTheta: config.ropeTheta, ropeScaling: config.ropeScaling, attentionBias: config.attentionBias, attentionOutBias: config.attentionOutBias,
       normEps: config.normEps, layerIndex: i, std: config.initStd, outStd,
     }), at));
     this.norm = this.addModule('norm', (at) => new RMSNorm(config.dModel, { ...at, eps: config.normEps }));

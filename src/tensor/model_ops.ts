@@ -137,9 +137,10 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
 
 /**
  * Rotary position embedding on x [B, T, heads, headDim] at int32 positions [B, T] (Llama rotate_half
- * convention). The backward is the inverse rotation.
+ * convention), with frequencies theta^(−2j/headDim) or, when given, the table inverseFrequencies [headDim/2]
+ * (scaled RoPE). The backward is the inverse rotation.
  */
-export function rope(x: Tensor, positions: Tensor, theta = 10000): Tensor {
+export function rope(x: Tensor, positions: Tensor, theta = 10000, inverseFrequencies: Float64Array | null = null): Tensor {
   const op = 'rope';
   checkInputs(op, [x]);
   checkInputs(op, [positions], 'int32');
@@ -147,7 +148,8 @@ export function rope(x: Tensor, positions: Tensor, theta = 10000): Tensor {
   const [batch, t, heads, headDim] = x.shape;
   if (headDim % 2 !== 0) fail(op, `headDim ${headDim} must be even`);
   if (positions.size !== batch * t) fail(op, `positions ${shapeStr(positions.shape)} do not match [${batch}, ${t}]`);
-  const args = { batch, t, heads, headDim, theta, inverse: false };
+  if (inverseFrequencies && inverseFrequencies.length !== headDim / 2) fail(op, `inverseFrequencies has ${inverseFrequencies.length} entries, headDim ${headDim} needs ${headDim / 2}`);
+  const args = { batch, t, heads, headDim, theta, inverse: false, inverseFrequencies };
   const out = empty(x.shape);
   getBackend().kernels.rope(x.storage, positions.storage, out.storage, args);
   return record(op, [x, positions], out, [positions], (g, [pos]) => {

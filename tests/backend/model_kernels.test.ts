@@ -241,6 +241,28 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
     }
   });
 
+  it('rope with an inverse-frequency table (scaled RoPE), odd shapes, positions up to 10^5', async ({ skip: skipTest }) => {
+    if (skip) skipTest();
+    for (const [batch, t, heads, headDim] of [[1, 1, 1, 2], [2, 5, 3, 6], [1, 33, 2, 64], [3, 7, 1, 10]]) {
+      const n = batch * t * heads * headDim;
+      const x = data(n);
+      const pos = ints(batch * t, 0, 100000);
+      pos[0] = 0;
+      // Frequencies spanning the llama3 bands: some divided by 8, some interpolated, some kept.
+      const inverseFrequencies = Float64Array.from({ length: headDim / 2 }, (_, j) => Math.pow(500000, (-2 * j) / headDim) / (j % 3 === 0 ? 8 : j % 3 === 1 ? 2.5 : 1));
+      for (const inverse of [false, true]) {
+        const args = { batch, t, heads, headDim, theta: 10000, inverse, inverseFrequencies };
+        const r = await both(b, [F(x), I(pos)], [{ size: n }], (kb, [sx, sp], [o]) => kb.kernels.rope(sx, sp, o, args));
+        expectNear(r.got[0], r.want[0], `rope table ${JSON.stringify({ batch, t, heads, headDim, inverse })}`);
+      }
+    }
+    const [s, ids] = [b.alloc('float32', 8), b.alloc('int32', 2)];
+    const out = b.alloc('float32', 8);
+    expect(() => b.kernels.rope(s, ids, out, { batch: 1, t: 2, heads: 1, headDim: 4, theta: 1e4, inverse: false, inverseFrequencies: new Float64Array(3) }))
+      .toThrow(/inverseFrequencies has 3 entries, headDim 4 needs 2/);
+    for (const storage of [s, ids, out]) b.free(storage);
+  });
+
   it('swiglu and backward, saturated gates, in place', async ({ skip: skipTest }) => {
     if (skip) skipTest();
     for (const n of [1, 7, 37, 1029, 40001, 100003]) {

@@ -118,6 +118,20 @@ describe('fused ops vs their definitions (reference backend)', () => {
     for (const t of [p, y]) t.dispose();
   });
 
+  it('rope with an inverse-frequency table rotates pair j by pos·table[j]', async () => {
+    const x = rnd([1, 2, 1, 4], 10);
+    const p = ints([3, 11], [1, 2]);
+    const table = Float64Array.from([0.3, 0.0125]);
+    const y = T.rope(x, p, 10000, table);
+    const a = await y.toArray();
+    const xs = await x.toArray();
+    const ang = 11 * 0.0125; // t=1, pair j=1
+    expect(a[4 + 1]).toBeCloseTo(xs[4 + 1] * Math.cos(ang) - xs[4 + 3] * Math.sin(ang), 12);
+    expect(a[4 + 3]).toBeCloseTo(xs[4 + 3] * Math.cos(ang) + xs[4 + 1] * Math.sin(ang), 12);
+    expect(() => T.rope(x, p, 10000, new Float64Array(3))).toThrow(/inverseFrequencies has 3 entries, headDim 4 needs 2/);
+    for (const t of [x, p, y]) t.dispose();
+  });
+
   it('swiglu = silu(gate) · up', async () => {
     const g = rnd([4, 3], 10);
     const u = rnd([4, 3], 11);
@@ -155,6 +169,7 @@ describe('gradcheck of the fused ops (float64 finite differences)', () => {
   it('rope', async () => {
     const p = ints([3, 0, 9, 1], [2, 2]);
     await check((x) => T.rope(x, p, 10), [rnd([2, 2, 3, 6], 27)]);
+    await check((x) => T.rope(x, p, 10, Float64Array.from([0.9, 0.07, 0.004])), [rnd([2, 2, 3, 6], 28)]);
     p.dispose();
   });
   it('swiglu', async () => check((g, u) => T.swiglu(g, u), [rnd([2, 5], 28, -3, 3), rnd([2, 5], 29)]));

@@ -155,7 +155,8 @@ export function ropeRef(x: Floats, positions: Floats, out: Floats, args: RopeArg
       for (let h = 0; h < args.heads; h++) {
         const base = ((b * args.t + t) * args.heads + h) * args.headDim;
         for (let j = 0; j < half; j++) {
-          const angle = (args.inverse ? -1 : 1) * pos * Math.pow(args.theta, (-2 * j) / args.headDim);
+          const frequency = args.inverseFrequencies ? args.inverseFrequencies[j] : Math.pow(args.theta, (-2 * j) / args.headDim);
+          const angle = (args.inverse ? -1 : 1) * pos * frequency;
           const cos = Math.cos(angle);
           const sin = Math.sin(angle);
           const x1 = x[base + j];

@@ -170,12 +170,19 @@ export function wasmModelKernels(host: WasmKernelHost) {
       const kernel = 'rope';
       const rows = args.batch * args.t;
       const n = rows * args.heads * args.headDim;
-      const engineArgs = [
-        host.ptr(x, kernel), host.ptr(positions, kernel), host.ptr(out, kernel),
-        args.heads, args.headDim, args.theta, args.inverse ? 1 : 0, host.scratch().base,
-      ];
       if (rows === 0 || args.headDim === 0) return;
-      host.exec(kernel, 'rope', engineArgs, rows, parts(4 * n, rows), { scratchSlot: 7 });
+      // Scaled RoPE: the float64 frequency table goes to the engine in a temporary block (0: derive from theta).
+      const table = args.inverseFrequencies ? host.temp(8 * args.inverseFrequencies.length) : null;
+      try {
+        if (table) new Float64Array(host.f32().buffer, table.ptr, args.inverseFrequencies!.length).set(args.inverseFrequencies!);
+        const engineArgs = [
+          host.ptr(x, kernel), host.ptr(positions, kernel), host.ptr(out, kernel),
+          args.heads, args.headDim, args.theta, args.inverse ? 1 : 0, table ? table.ptr : 0, host.scratch().base,
+        ];
+        host.exec(kernel, 'rope', engineArgs, rows, parts(4 * n, rows), { scratchSlot: 8 });
+      } finally {
+        table?.release();
+      }
     },
 
     swiglu(gate, up, out, n) {

@@ -202,17 +202,21 @@ function round12(v: number): number {
   return Math.round(v / q) * q;
 }
 
-/** Per rotated pair j: θ^(−2j/headDim) / 2π (turns per position) as three 12-bit parts, cached per backend. */
-function ropeTable(host: KernelHost, theta: number, headDim: number): Storage {
+/**
+ * Per rotated pair j: f_j / 2π (turns per position) as three 12-bit parts, cached per backend; f_j is
+ * θ^(−2j/headDim), or inverseFrequencies[j] when given (scaled RoPE; keyed by its values).
+ */
+function ropeTable(host: KernelHost, theta: number, headDim: number, inverseFrequencies: Float64Array | null | undefined): Storage {
   let cache = ropeTables.get(host);
   if (!cache) ropeTables.set(host, (cache = new Map()));
-  const key = `${theta}:${headDim}`;
+  const key = inverseFrequencies ? `table:${inverseFrequencies.join(',')}` : `${theta}:${headDim}`;
   let table = cache.get(key);
   if (!table) {
     const half = headDim / 2;
     const data = new Float32Array(3 * half);
     for (let j = 0; j < half; j++) {
-      const turns = Math.pow(theta, (-2 * j) / headDim) / (2 * Math.PI);
+      const frequency = inverseFrequencies ? inverseFrequencies[j] : Math.pow(theta, (-2 * j) / headDim);
+      const turns = frequency / (2 * Math.PI);
       const g1 = round12(turns);
       const g2 = round12(turns - g1);
       const g3 = round12(turns - g1 - g2);
@@ -231,7 +235,7 @@ export function rope(host: KernelHost, x: Storage, positions: Storage, out: Stor
   const n = batch * t * heads * headDim;
   requireNoAlias(kernel, { out: gpu.out }, { x: gpu.x, positions: gpu.positions });
   if (n === 0) return;
-  const table = host.gpuStorage(ropeTable(host, args.theta, headDim), kernel);
+  const table = host.gpuStorage(ropeTable(host, args.theta, headDim, args.inverseFrequencies), kernel);
   const pairs = n / 2;
   const pipeline = host.pipeline('rope', 'rope', { WG: host.wg }, kernel);
   host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.rope, {
