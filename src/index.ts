@@ -8,16 +8,25 @@ export { type ModelConfig, ConfigError, DEFAULT_MODEL_CONFIG, parameterCount, re
 export { type ForwardOptions, TransformerLM, linear } from './nn/transformer.js';
 export { type ModuleInit, type ParameterInit, Module, ModuleList, ParameterDict, paramSeed } from './nn/module.js';
 export {
-  type AttentionCallOptions, type DecoderBlockOptions, type EmbeddingOptions, type LinearOptions, type RMSNormOptions,
+  type AttentionCallOptions, type DecoderBlockOptions, type EmbeddingOptions, type LinearAdapter, type LinearOptions, type RMSNormOptions,
   type SelfAttentionOptions, type SwiGLUMLPOptions, DecoderBlock, Embedding, Linear, RMSNorm, RotaryEmbedding, SelfAttention, SwiGLUMLP,
 } from './nn/layers.js';
 export { type ParameterMap, DecoderStack } from './nn/transformer.js';
 export { KVCache } from './nn/kv_cache.js';
+export {
+  type LoraOptions, type LoraSettings, type ParameterCounts, ALL_LINEAR, DEFAULT_LORA_TARGETS, LORA_TARGET_MODULES, LoraError, LoraLinear, applyLora,
+  formatTrainableParameters, hasLora, loraAdapters, mergeLora, parameterCounts, removeLora, resolveLoraOptions, selectLoraTargets, setLoraTraining,
+  trainableParameters,
+} from './nn/lora.js';
 export { type GenerateOptions, type Generation, generate } from './nn/generate.js';
 export { type SamplingOptions, sampleToken } from './nn/sampling.js';
 export { type AdamWOptions, AdamW } from './optim/adamw.js';
 export { type NamedArray, SafetensorsError, decodeSafetensors, encodeSafetensors } from './io/safetensors.js';
 export { encodeModel, fromHfConfig, loadModelWeights, modelFromCheckpoint, toHfConfig } from './io/checkpoint.js';
+export {
+  type PeftAdapterFiles, type PeftAdapterInput, type SaveLoraOptions, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PEFT_KEY_PREFIX, loadLoraAdapter,
+  loraAdapterConfig, loraOptionsFromPeftConfig, saveLoraAdapter,
+} from './io/peft.js';
 export { type Tokenizer, CharTokenizer, TASK_TOKENIZER } from './data/tokenizer.js';
 export { type Problem, type ScoreResult, type Split, type Task, type TaskConfig, GeneratedTask, TASK_DEFAULTS, TASK_NAMES, makeTask } from './data/tasks.js';
 export { ANSWER_MARKER, markedAnswer } from './data/task.js';
