@@ -4,7 +4,8 @@
 // at the base model. Every base parameter is frozen (requiresGrad false): backward computes no gradient for it
 // and an optimizer over trainableParameters() keeps moments for A and B only. The adapters live on the Linear
 // modules (Linear.adapter), so every caller of the model — training, evaluation, generation with the KV cache —
-// runs the adapted projections.
+// runs the adapted projections. The forward is one fused op (T.lowRankLinear: the rank-r product added into
+// the matmul's output by the lowRankAdd kernel, forward and in the input gradient).
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Linear, type LinearAdapter, linear } from './layers.js';
@@ -64,8 +65,13 @@ export class LoraLinear implements LinearAdapter {
   }
 
   forward(x: Tensor, base: Linear): Tensor {
+    const dropped = this.dropoutInput(x);
+    return T.lowRankLinear(x, base.weight, this.loraA, this.loraB, this.scaling, { bias: base.bias, xa: dropped === x ? null : dropped });
+  }
+
+  /** The same function as forward, composed from plain differentiable ops (matmuls and adds): the cross-check of the fused op. */
+  composedForward(x: Tensor, base: Linear): Tensor {
     const y = linear(x, base.weight, base.bias);
-    // Scale the [tokens, r] product rather than the [tokens, out] update: same math, fewer multiplies.
     const u = T.mulScalar(T.matmul(this.dropoutInput(x), this.loraA, { transB: true }), this.scaling);
     return T.add(y, T.matmul(u, this.loraB, { transB: true }));
   }

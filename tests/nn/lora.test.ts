@@ -109,6 +109,26 @@ describe('the adapted Linear', () => {
     m.dispose();
   });
 
+  it('the fused op matches the composition of plain ops, values and gradients, with dropout', async () => {
+    const run = async (composed: boolean) => {
+      const m = new OneLinear(6, 9, true);
+      const [adapter] = applyLora(m, { r: 3, alpha: 4, dropout: 0.3, targetModules: ['proj'], seed: 8 });
+      randomizeB(m);
+      if (composed) adapter.forward = (x, base) => adapter.composedForward(x, base);
+      const x = T.tensor(hostRandom(4 * 6, 9), [2, 2, 6]).requireGrad();
+      const y = m.proj.forward(x);
+      const loss = T.tidy(() => T.sum(T.square(y)));
+      T.backward(loss);
+      const out = await Promise.all([y, x.grad!, adapter.loraA.grad!, adapter.loraB.grad!].map(host));
+      for (const t of [x, y, loss]) t.dispose();
+      removeLora(m);
+      m.dispose();
+      return out;
+    };
+    const [fused, composed] = [await run(false), await run(true)];
+    for (const [i, what] of ['y', 'gx', 'gA', 'gB'].entries()) assertClose(fused[i], composed[i], `fused vs composed ${what}`, 1e-12, 1e-10);
+  });
+
   it('initialises A like kaiming_uniform_(a=√5) (uniform ±1/√in), seeded, and B to zeros', async () => {
     const make = (seed: number) => {
       const m = new OneLinear(64, 8, false);

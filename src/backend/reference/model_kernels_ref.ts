@@ -1,7 +1,7 @@
 // Float64 reference of the fused transformer kernels (contract: ../model_kernels.ts). Literal loops over
 // plain arrays, written for obviousness: the product backends are tested against these.
 import type { ModelKernels } from '../model_kernels.js';
-import type { AdamWArgs, AttentionArgs, DType, RopeArgs, Storage, TokenLossArgs } from '../types.js';
+import type { AdamWArgs, AttentionArgs, DType, LowRankArgs, RopeArgs, Storage, TokenLossArgs } from '../types.js';
 import { forEachStrided } from './strided.js';
 
 type F = Float64Array;
@@ -231,6 +231,18 @@ export function tokenLossBackwardRef(logp: F, oldLogp: F, adv: F, weight: F, gLo
   }
 }
 
+/** out[i, c] += scale · Σ_j u[i, j] · L(c, j), L(c, j) = l[c·rank + j] or (transL) l[j·cols + c]. */
+export function lowRankAddRef(u: F, l: F, out: F, args: LowRankArgs): void {
+  const { rows, cols, rank, scale, transL } = args;
+  for (let i = 0; i < rows; i++) {
+    for (let c = 0; c < cols; c++) {
+      let s = 0;
+      for (let j = 0; j < rank; j++) s += u[i * rank + j] * (transL ? l[j * cols + c] : l[c * rank + j]);
+      out[i * cols + c] += scale * s;
+    }
+  }
+}
+
 /** What the reference kernels need from the reference backend: the float64 contents of its storages. */
 export interface ReferenceKernelHost {
   /** The contents of a live storage of this backend (throws a KernelError naming `kernel` otherwise). */
@@ -296,6 +308,10 @@ export function referenceModelKernels(host: ReferenceKernelHost) {
     tokenLossBackward(logp, oldLogp, adv, weight, gLoss, gLogp, n, args) {
       const [lp, old, a, w, gl, g] = arrays('tokenLossBackward', [logp, oldLogp, adv, weight, gLoss, gLogp]);
       tokenLossBackwardRef(lp, old, a, w, gl, g, n, args);
+    },
+    lowRankAdd(u, l, out, args) {
+      const [du, dl, o] = arrays('lowRankAdd', [u, l, out]);
+      lowRankAddRef(du, dl, o, args);
     },
     adamw(param, grad, m, v, scale, args, n) {
       const [p, g, dm, dv, sc] = arrays('adamw', [param, grad, m, v, scale]);

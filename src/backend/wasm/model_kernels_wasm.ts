@@ -1,7 +1,7 @@
 // The WASM backend's model kernels (writeView, attention, log-softmax gather, RMSNorm, RoPE, SwiGLU, token loss,
-// AdamW, sum of squares): parameter blocks and the choice of thread split. Arguments arrive validated against
+// LoRA's low-rank update, AdamW, sum of squares): parameter blocks and the choice of thread split. Arguments arrive validated against
 // the signature table (../model_kernels.ts); only the scratch-area limit is checked here. The
-// kernels live in engine/{attention,attention_backward,softmax_gather,norm,rope,swiglu,token_loss,adamw}.ts.
+// kernels live in engine/{attention,attention_backward,softmax_gather,norm,rope,swiglu,token_loss,low_rank,adamw}.ts.
 //
 // Every split is deterministic: work items own their outputs (rows, query blocks, key blocks), and the two
 // reductions across items (RMSNorm's weight gradient, the sum of squares) use chunks fixed by the shape alone
@@ -201,6 +201,15 @@ export function wasmModelKernels(host: WasmKernelHost) {
       const kernel = 'tokenLossBackward';
       const ptrs = [logp, oldLogp, adv, weight, gLoss, gLogp].map((s) => host.ptr(s, kernel));
       host.exec(kernel, 'token_loss_bwd', [...ptrs, ...tokenLossScalars(args)], n, parts(40 * n, n >> 2), { align: 4 });
+    },
+
+    lowRankAdd(u, l, out, args) {
+      const kernel = 'lowRankAdd';
+      const ptrs = [u, l, out].map((s) => host.ptr(s, kernel));
+      const { rows, cols, rank } = args;
+      if (rows * cols === 0 || rank === 0) return;
+      // Rows own their outputs: any split gives the same bits.
+      host.exec(kernel, 'low_rank_add', [...ptrs, cols, rank, args.transL ? 1 : 0, args.scale], rows, parts(2 * rows * cols * rank, rows));
     },
 
     adamw(param, grad, m, v, scale, args, n) {

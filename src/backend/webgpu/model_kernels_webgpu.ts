@@ -4,7 +4,7 @@
 // storages, keeps outputs from aliasing writable bindings, picks a kernel variant and records its dispatches.
 import type { ModelKernels } from '../model_kernels.js';
 import {
-  type AdamWArgs, type RopeArgs, type Storage, type TokenLossArgs, type View, contiguousStrides, sizeOf,
+  type AdamWArgs, type LowRankArgs, type RopeArgs, type Storage, type TokenLossArgs, type View, contiguousStrides, sizeOf,
 } from '../types.js';
 import { attention, attentionBackward } from './attention_webgpu.js';
 import { copyWords, stridedParams } from './core_kernels_webgpu.js';
@@ -313,6 +313,24 @@ export function tokenLossBackward(
   });
 }
 
+// ------------------------------------------------------------------------------------------ LoRA low-rank update
+
+export function lowRankAdd(host: KernelHost, u: Storage, l: Storage, out: Storage, args: LowRankArgs): void {
+  const kernel = host.kernel('lowRankAdd');
+  const us = host.gpuStorage(u, kernel);
+  const ls = host.gpuStorage(l, kernel);
+  const o = host.gpuStorage(out, kernel);
+  requireNoAlias(kernel, { out: o }, { u: us, l: ls });
+  const { rows, cols, rank } = args;
+  if (rows * cols === 0 || rank === 0) return;
+  const vec4 = cols % 4 === 0;
+  const entry = vec4 ? (args.transL ? 'low_rank_add4_t' : 'low_rank_add4') : 'low_rank_add';
+  const pipeline = host.pipeline('low_rank', entry, { WG: host.wg }, kernel);
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.low_rank, {
+    rows, cols, rank, transL: args.transL ? 1 : 0, scale: args.scale,
+  }), [o.buffer, us.buffer, ls.buffer], host.groups1d(vec4 ? rows * (cols / 4) : rows * cols, kernel));
+}
+
 // ------------------------------------------------------------------------------------------ optimizer
 
 export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {
@@ -376,6 +394,7 @@ export function webgpuModelKernels(host: KernelHost) {
     tokenLoss: (logp, oldLogp, adv, weight, loss, stats, n, args) => tokenLoss(host, logp, oldLogp, adv, weight, loss, stats, n, args),
     tokenLossBackward: (logp, oldLogp, adv, weight, gLoss, gLogp, n, args) =>
       tokenLossBackward(host, logp, oldLogp, adv, weight, gLoss, gLogp, n, args),
+    lowRankAdd: (u, l, out, args) => lowRankAdd(host, u, l, out, args),
     adamw: (param, grad, m, v, scale, args, n) => adamw(host, param, grad, m, v, scale, args, n),
     sumSquares: (x, out, n, accumulate) => sumSquares(host, x, out, n, accumulate),
   } satisfies ModelKernels;
