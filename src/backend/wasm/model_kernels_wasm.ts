@@ -205,11 +205,25 @@ export function wasmModelKernels(host: WasmKernelHost) {
 
     lowRankAdd(u, l, out, args) {
       const kernel = 'lowRankAdd';
-      const ptrs = [u, l, out].map((s) => host.ptr(s, kernel));
+      const [pu, pl, pOut] = [u, l, out].map((s) => host.ptr(s, kernel));
       const { rows, cols, rank } = args;
       if (rows * cols === 0 || rank === 0) return;
-      // Rows own their outputs: any split gives the same bits.
-      host.exec(kernel, 'low_rank_add', [...ptrs, cols, rank, args.transL ? 1 : 0, args.scale], rows, parts(2 * rows * cols * rank, rows));
+      const run = (lT: number) =>
+        // Rows own their outputs: any split gives the same bits.
+        host.exec(kernel, 'low_rank_add', [pu, lT, pOut, cols, rank, args.scale], rows, parts(2 * rows * cols * rank, rows));
+      if (args.transL) {
+        run(pl);
+        return;
+      }
+      // l [cols, rank] → lT [rank, cols] (rank·cols values), so the engine adds four columns per SIMD step.
+      const lT = host.temp(Math.max(16, 4 * rank * cols));
+      try {
+        const block = host.stridedParams(kernel, [rank, cols], [{ strides: [1, rank], offset: 0 }, { strides: [cols, 1], offset: 0 }]);
+        host.exec(kernel, 'write_view32', [pl, lT.ptr, block], rank * cols, host.partsFor(rank * cols, rank * cols), { align: 16 });
+        run(lT.ptr);
+      } finally {
+        lT.release();
+      }
     },
 
     adamw(param, grad, m, v, scale, args, n) {
