@@ -176,9 +176,6 @@ export function applyLora(model: Module, opts: LoraOptions = {}): LoraLinear[] {
   const settings = resolveLoraOptions(opts);
   if (hasLora(model)) throw new LoraError('the model already has LoRA adapters (mergeLora or removeLora first)');
   const targets = selectLoraTargets(model, settings.targetModules);
-  for (const [path, layer] of targets) {
-    if (layer.outFeatures < 1 || layer.inFeatures < 1) throw new LoraError(`'${path}' has no features`);
-  }
   const wasTrainable = model.namedParameters().filter(([, p]) => p.requiresGrad);
   frozenBy.set(model, new Set(wasTrainable.map(([name]) => name)));
   for (const [, p] of wasTrainable) {

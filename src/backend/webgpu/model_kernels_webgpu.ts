@@ -1,5 +1,5 @@
 // The WebGPU backend's model kernels (contract: ../model_kernels.ts): writeView, logSoftmaxGather(+Backward),
-// rmsNorm(+Backward), rope, swiglu(+Backward), tokenLoss(+Backward), adamw, sumSquares here, attention in
+// rmsNorm(+Backward), rope, swiglu(+Backward), tokenLoss(+Backward), lowRankAdd, adamw, sumSquares here, attention in
 // attention_webgpu.ts. Arguments arrive validated against the signature table; each launcher resolves its
 // storages, keeps outputs from aliasing writable bindings, picks a kernel variant and records its dispatches.
 import type { ModelKernels } from '../model_kernels.js';
