@@ -14,6 +14,7 @@ export { rms_norm, rms_norm_bwd_rows, rms_norm_bwd_weight } from './norm';
 export { rope } from './rope';
 export { swiglu, swiglu_bwd } from './swiglu';
 export { token_loss, token_loss_bwd } from './token_loss';
+export { low_rank_add } from './low_rank';
 export { adamw, sum_squares_partial, sum_squares_finish, sum_squares_chunk } from './adamw';
 
 export function heap_base(): usize { return __heap_base; }

@@ -11,11 +11,16 @@ export { baseInverseFrequency, ropeInverseFrequencies } from './nn/rope.js';
 export { type ForwardOptions, TransformerLM, linear } from './nn/transformer.js';
 export { type ModuleInit, type ParameterInit, Module, ModuleList, ParameterDict, paramSeed } from './nn/module.js';
 export {
-  type AttentionCallOptions, type DecoderBlockOptions, type EmbeddingOptions, type LinearOptions, type RMSNormOptions,
+  type AttentionCallOptions, type DecoderBlockOptions, type EmbeddingOptions, type LinearAdapter, type LinearOptions, type RMSNormOptions,
   type SelfAttentionOptions, type SwiGLUMLPOptions, DecoderBlock, Embedding, Linear, RMSNorm, RotaryEmbedding, SelfAttention, SwiGLUMLP,
 } from './nn/layers.js';
 export { type ParameterMap, DecoderStack } from './nn/transformer.js';
 export { KVCache } from './nn/kv_cache.js';
+export {
+  type LoraOptions, type LoraSettings, type ParameterCounts, ALL_LINEAR, DEFAULT_LORA_TARGETS, LORA_TARGET_MODULES, LoraError, LoraLinear, applyLora,
+  formatTrainableParameters, hasLora, loraAdapters, mergeLora, parameterCounts, removeLora, resolveLoraOptions, selectLoraTargets, setLoraTraining,
+  trainableParameters,
+} from './nn/lora.js';
 export { type GenerateOptions, type Generation, generate } from './nn/generate.js';
 export { type SamplingOptions, sampleToken } from './nn/sampling.js';
 export { type AdamWOptions, AdamW } from './optim/adamw.js';
@@ -29,7 +34,7 @@ export {
 } from './io/pretrained.js';
 export { encodeModel, fromHfConfig, loadModelWeights, modelFromCheckpoint, toHfConfig } from './io/checkpoint.js';
 export {
-  type DecodeOptions, type EncodeOptions, type Tokenizer, CHAR_EOS_TOKEN, CHAR_PAD_TOKEN, CharTokenizer, TASK_TOKENIZER, responseText, tokenBound,
+  type DecodeOptions, type EncodeOptions as TokenizerEncodeOptions, type Tokenizer, CHAR_EOS_TOKEN, CHAR_PAD_TOKEN, CharTokenizer, TASK_TOKENIZER, responseText, tokenBound,
 } from './data/tokenizer.js';
 export { type ChatMessage, type ChatTemplateOptions, type TemplateSpecialTokens, ChatTemplate, ChatTemplateError } from './data/chat_template.js';
 export { type HfTokenizerFiles, type JsonFile, HF_TOKENIZER_FILE_NAMES, HfTokenizer, TokenizerFileError } from './data/tokenizer_hf.js';
@@ -37,6 +42,10 @@ export {
   type TokenizerExportFiles, configTokenIds, generationConfigTokenIds, tokenizerConfigForCharVocabulary, tokenizerExportFiles,
   tokenizerJsonForCharVocabulary,
 } from './data/tokenizer_export.js';
+export {
+  type PeftAdapterFiles, type PeftAdapterInput, type SaveLoraOptions, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PEFT_KEY_PREFIX, loadLoraAdapter,
+  loraAdapterConfig, loraOptionsFromPeftConfig, saveLoraAdapter,
+} from './io/peft.js';
 export { type Problem, type ScoreResult, type Split, type Task, type TaskConfig, GeneratedTask, TASK_DEFAULTS, TASK_NAMES, makeTask } from './data/tasks.js';
 export { ANSWER_MARKER, markedAnswer } from './data/task.js';
 export { type CountdownCheck, checkCountdown } from './data/countdown.js';

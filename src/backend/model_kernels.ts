@@ -8,11 +8,11 @@
 // parameter count), and one implementation per backend (webgpu/, wasm/, reference/ model-kernel objects).
 
 import {
-  type AdamWArgs, type AttentionArgs, type DType, KernelError, type RopeArgs, type Storage, type TokenLossArgs, type View,
+  type AdamWArgs, type AttentionArgs, type DType, KernelError, type LowRankArgs, type RopeArgs, type Storage, type TokenLossArgs, type View,
   sizeOf, viewExtent,
 } from './types.js';
 
-export type { AdamWArgs, AttentionArgs, RopeArgs, TokenLossArgs } from './types.js';
+export type { AdamWArgs, AttentionArgs, LowRankArgs, RopeArgs, TokenLossArgs } from './types.js';
 
 export interface ModelKernels {
   /**
@@ -89,6 +89,14 @@ export interface ModelKernels {
     logp: Storage, oldLogp: Storage, adv: Storage, weight: Storage, gLoss: Storage, gLogp: Storage, n: number, args: TokenLossArgs,
   ): void;
 
+  /**
+   * See LowRankArgs: out [rows, cols] += scale · u [rows, rank] · op(l), in place. The low-rank half of a LoRA
+   * projection fused into one pass over the matmul's output (forward: out = x·Wᵀ, u = x·Aᵀ, l = B; input
+   * gradient: out = gy·W, u = gy·B, l = A with transL): no [rows, cols] temporary, no separate add.
+   * out may not alias u or l.
+   */
+  lowRankAdd(u: Storage, l: Storage, out: Storage, args: LowRankArgs): void;
+
   /** See AdamWArgs: updates param, m and v in place. */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void;
   /** out[0] = (accumulate ? out[0] : 0) + Σ_{i<n} x[i]² (global grad norm without readback). */
@@ -143,6 +151,13 @@ function ropeArgsProblems(args: RopeArgs): string[] {
     else if (!bad.length && table.length !== args.headDim / 2) bad.push(`inverseFrequencies has ${table.length} entries, headDim ${args.headDim} needs ${args.headDim / 2}`);
     else if (table.some((f) => !Number.isFinite(f) || f < 0)) bad.push('inverseFrequencies must be finite and non-negative');
   }
+  return bad;
+}
+
+function lowRankArgsProblems(args: LowRankArgs): string[] {
+  const bad = countProblems({ rows: args.rows, cols: args.cols, rank: args.rank });
+  if (!Number.isFinite(args.scale)) bad.push(`scale must be finite, got ${args.scale}`);
+  if (typeof args.transL !== 'boolean') bad.push(`transL must be true or false, got ${JSON.stringify(args.transL)}`);
   return bad;
 }
 
@@ -291,6 +306,13 @@ export const KERNEL_SIGNATURES: { readonly [K in keyof ModelKernels]: KernelSign
       input('logp', perToken), input('oldLogp', perToken), input('adv', perToken), input('weight', perToken), input('gLoss', perToken),
       output('gLogp', perToken), count('n'), tokenLossArgs,
     ],
+  },
+  lowRankAdd: {
+    params: [
+      input('u', ({ args: a }) => a.rows * a.rank), input('l', ({ args: a }) => a.cols * a.rank),
+      inout('out', ({ args: a }) => a.rows * a.cols), { name: 'args', role: 'args', problems: lowRankArgsProblems },
+    ],
+    check: ({ u, l, out }) => (out === u || out === l ? ['out may not alias u or l'] : []),
   },
   adamw: {
     params: [

@@ -100,6 +100,20 @@ export interface RopeArgs {
 }
 
 /**
+ * The low-rank update of a LoRA projection, added in place over rows × cols:
+ *   out[i, c] += scale · Σ_{j<rank} u[i, j] · L(c, j),
+ * with L(c, j) = l[c·rank + j] (l stored [cols, rank], e.g. B [out, r] in the forward) or, with transL,
+ * L(c, j) = l[j·cols + c] (l stored [rank, cols], e.g. A [r, in] in the input gradient).
+ */
+export interface LowRankArgs {
+  rows: number;
+  cols: number;
+  rank: number;
+  scale: number;
+  transL: boolean;
+}
+
+/**
  * Decoupled AdamW (PyTorch semantics), in place over n elements, with the gradient multiplied by scale[0]
  * (a 1-element float32 storage, so clipping needs no readback):
  *   g = grad·scale[0]; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;

@@ -62,9 +62,16 @@ export interface LinearOptions extends ModuleInit {
   std?: number;
 }
 
+/** Replaces a Linear's forward while attached (LoRA): computes the output from the input and the base layer. */
+export interface LinearAdapter {
+  forward(x: Tensor, base: Linear): Tensor;
+}
+
 /** y = x Wᵀ (+ b) with weight [outFeatures, inFeatures]. */
 export class Linear extends Module {
   readonly hasBias: boolean;
+  /** When set (LoRA), forward delegates to it; the base weight and bias stay this module's parameters. */
+  adapter: LinearAdapter | null = null;
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
     super(opts);
@@ -84,7 +91,7 @@ export class Linear extends Module {
 
   forward(x: Tensor): Tensor {
     checkLastAxis('Linear.forward', x, this.inFeatures);
-    return linear(x, this.weight, this.bias);
+    return this.adapter ? this.adapter.forward(x, this) : linear(x, this.weight, this.bias);
   }
 }
 

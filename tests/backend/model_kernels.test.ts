@@ -280,6 +280,19 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
     }
   });
 
+  it('lowRankAdd: out += scale·u·op(l), both layouts of l, odd sizes, rank 0, threaded rows', async ({ skip: skipTest }) => {
+    if (skip) skipTest();
+    const shapes: [number, number, number][] = [[1, 1, 1], [7, 37, 3], [13, 64, 8], [3, 5, 0], [2, 12, 17], [300, 1031, 16], [129, 256, 64]];
+    for (const [rows, cols, rank] of shapes) {
+      for (const transL of [false, true]) {
+        const args = { rows, cols, rank, scale: -1.75, transL };
+        const r = await both(b, [F(data(Math.max(1, rows * rank))), F(data(Math.max(1, cols * rank)))], [{ size: rows * cols, prefill: data(rows * cols, -3, 3) }],
+          (kb, [u, l], [o]) => kb.kernels.lowRankAdd(u, l, o, args));
+        expectNear(r.got[0], r.want[0], `lowRankAdd ${JSON.stringify(args)}`);
+      }
+    }
+  });
+
   it('adamw over several steps with weight decay and a gradient scale', async ({ skip: skipTest }) => {
     if (skip) skipTest();
     for (const n of [1, 6, 1031, 40003]) {
@@ -334,6 +347,8 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
       expect(() => b.kernels.adamw(s, s, lse, lse, s, { lr: 0.1, beta1: 0.9, beta2: 0.9, eps: 1e-8, weightDecay: 0, step: 0 }, 4))
         .toThrow(/adamw.*step must be a positive integer/);
       expect(() => b.kernels.writeView(s, { strides: [1], offset: 0 }, s, { strides: [1], offset: 60 }, [8])).toThrow(/writeView.*out view reaches/);
+      expect(() => b.kernels.lowRankAdd(s, lse, s, { rows: 8, cols: 8, rank: 1, scale: 1, transL: false })).toThrow(/lowRankAdd.*out may not alias u or l/);
+      expect(() => b.kernels.lowRankAdd(short, lse, s, { rows: 8, cols: 8, rank: 8, scale: NaN, transL: false })).toThrow(/lowRankAdd.*scale must be finite/);
     } finally {
       for (const x of [s, lse, short, ids]) b.free(x);
     }
@@ -376,6 +391,7 @@ describe('wasm model kernels: thread-count independence', () => {
       const nx = 70001, sq = data(nx);
       const nr = 200, nc = 96, xn = data(nr * nc), wn = data(nc), gn = data(nr * nc);
       const ma = data(16 * 1024), mb = data(1024 * 777);
+      const lowRows = 3001, lowU = data(lowRows * 8), lowL = data(nc * 8), lowOut = data(lowRows * nc);
       const outs: number[][][] = [];
       for (const w of [w1, w2]) {
         const r: number[][] = [];
@@ -397,6 +413,12 @@ describe('wasm model kernels: thread-count independence', () => {
           }));
         r.push(...await run(w, [F(ma), F(mb)], [{ size: 16 * 777 }], ([a, b2], [o]) =>
           w.matmul(a, b2, o, { batch: 1, m: 16, n: 777, k: 1024, transA: false, transB: true, strideA: 0, strideB: 0 })));
+        // LoRA's low-rank update: rows split over threads, both layouts of l
+        r.push(...await run(w, [F(lowU), F(lowL)], [{ size: lowRows * nc, prefill: lowOut }, { size: lowRows * nc, prefill: lowOut }],
+          ([u, l], [o, ot]) => {
+            w.kernels.lowRankAdd(u, l, o, { rows: lowRows, cols: nc, rank: 8, scale: 0.5, transL: false });
+            w.kernels.lowRankAdd(u, l, ot, { rows: lowRows, cols: nc, rank: 8, scale: 0.5, transL: true });
+          }));
         // small m without transB: k split in chunks fixed by the shape, partials added in order
         r.push(...await run(w, [F(ma), F(mb)], [{ size: 5 * 777 }], ([a, b2], [o]) =>
           w.matmul(a, b2, o, { batch: 1, m: 5, n: 777, k: 1024, transA: false, transB: false, strideA: 0, strideB: 0 })));

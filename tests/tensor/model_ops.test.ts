@@ -139,6 +139,15 @@ describe('fused ops vs their definitions (reference backend)', () => {
     g.dispose();
     u.dispose();
   });
+
+  it('lowRankLinear = x Wᵀ + bias + scale · (xa Aᵀ) Bᵀ', async () => {
+    const [x, w, a, b, bias, xa] = [rnd([2, 3, 5], 40), rnd([7, 5], 41), rnd([3, 5], 42), rnd([7, 3], 43), rnd([7], 44), rnd([2, 3, 5], 45)];
+    const composed = (low: Tensor) => T.tidy(() => T.add(T.add(T.matmul(x, w, { transB: true }), bias),
+      T.mulScalar(T.matmul(T.matmul(low, a, { transB: true }), b, { transB: true }), -0.75)));
+    await expectSame(T.lowRankLinear(x, w, a, b, -0.75, { bias }), composed(x));
+    await expectSame(T.lowRankLinear(x, w, a, b, -0.75, { bias, xa }), composed(xa));
+    for (const t of [x, w, a, b, bias, xa]) t.dispose();
+  });
 });
 
 describe('gradcheck of the fused ops (float64 finite differences)', () => {
@@ -173,6 +182,10 @@ describe('gradcheck of the fused ops (float64 finite differences)', () => {
     p.dispose();
   });
   it('swiglu', async () => check((g, u) => T.swiglu(g, u), [rnd([2, 5], 28, -3, 3), rnd([2, 5], 29)]));
+  it('lowRankLinear wrt x, W, A, B and bias', async () =>
+    check((x, w, a, b, bias) => T.lowRankLinear(x, w, a, b, 1.5, { bias }), [rnd([2, 2, 5], 50), rnd([4, 5], 51), rnd([3, 5], 52), rnd([4, 3], 53), rnd([4], 54)]));
+  it('lowRankLinear with a separate low-rank input (dropout) wrt x, A, B and xa; W constant', async () =>
+    check((x, w, a, b, xa) => T.lowRankLinear(x, w, a, b, -2, { xa }), [rnd([3, 5], 55), rnd([4, 5], 56), rnd([2, 5], 57), rnd([4, 2], 58), rnd([3, 5], 59)], [1]));
 });
 
 describe('fused op errors name the problem', () => {
@@ -185,6 +198,9 @@ describe('fused op errors name the problem', () => {
     expect(() => T.logSoftmaxGather(x, t)).toThrow(/targets \[3\] do not match 2 rows/);
     const w = rnd([4], 33);
     expect(() => T.rmsNorm(x, w)).toThrow(/weight \[4\] must match the last axis of x \[2, 5\]/);
+    const lw = rnd([3, 5], 34), la = rnd([2, 4], 35), lb = rnd([3, 2], 36);
+    expect(() => T.lowRankLinear(x, lw, la, lb, 1)).toThrow(/lowRankLinear: A \[2, 4\] must be \[r, 5\]/);
+    for (const t of [lw, la, lb]) t.dispose();
     const odd = rnd([1, 1, 1, 3], 34);
     const p = ints([0]);
     expect(() => T.rope(odd, p)).toThrow(/headDim 3 must be even/);

@@ -1,7 +1,7 @@
 // Float64 reference of the fused transformer kernels (contract: ../model_kernels.ts). Literal loops over
 // plain arrays, written for obviousness: the product backends are tested against these.
 import type { ModelKernels } from '../model_kernels.js';
-import type { AdamWArgs, AttentionArgs, DType, RopeArgs, Storage, TokenLossArgs } from '../types.js';
+import type { AdamWArgs, AttentionArgs, DType, LowRankArgs, RopeArgs, Storage, TokenLossArgs } from '../types.js';
 import { forEachStrided } from './strided.js';
 
 type Floats = Float64Array;
@@ -234,6 +234,18 @@ export function tokenLossBackwardRef(logp: Floats, oldLogp: Floats, adv: Floats,
   }
 }
 
+/** out[i, c] += scale · Σ_j u[i, j] · L(c, j), L(c, j) = l[c·rank + j] or (transL) l[j·cols + c]. */
+export function lowRankAddRef(u: Floats, l: Floats, out: Floats, args: LowRankArgs): void {
+  const { rows, cols, rank, scale, transL } = args;
+  for (let i = 0; i < rows; i++) {
+    for (let c = 0; c < cols; c++) {
+      let dot = 0;
+      for (let j = 0; j < rank; j++) dot += u[i * rank + j] * (transL ? l[j * cols + c] : l[c * rank + j]);
+      out[i * cols + c] += scale * dot;
+    }
+  }
+}
+
 /** What the reference kernels need from the reference backend: the float64 contents of its storages. */
 export interface ReferenceKernelHost {
   /** The contents of a live storage of this backend (throws a KernelError naming `kernel` otherwise). */
@@ -303,6 +315,10 @@ export function referenceModelKernels(host: ReferenceKernelHost) {
     tokenLossBackward(logp, oldLogp, adv, weight, gLoss, gLogp, n, args) {
       const data = arrays('tokenLossBackward', { logp, oldLogp, adv, weight, gLoss, gLogp });
       tokenLossBackwardRef(data.logp, data.oldLogp, data.adv, data.weight, data.gLoss, data.gLogp, n, args);
+    },
+    lowRankAdd(u, l, out, args) {
+      const data = arrays('lowRankAdd', { u, l, out });
+      lowRankAddRef(data.u, data.l, data.out, args);
     },
     adamw(param, grad, m, v, scale, args, n) {
       const data = arrays('adamw', { param, grad, m, v, scale });

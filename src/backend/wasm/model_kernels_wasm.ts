@@ -1,7 +1,7 @@
 // The WASM backend's model kernels (writeView, attention, log-softmax gather, RMSNorm, RoPE, SwiGLU, token loss,
-// AdamW, sum of squares): parameter blocks and the choice of thread split. Arguments arrive validated against
+// LoRA's low-rank update, AdamW, sum of squares): parameter blocks and the choice of thread split. Arguments arrive validated against
 // the signature table (../model_kernels.ts); only the scratch-area limit is checked here. The
-// kernels live in engine/{attention,attention_backward,softmax_gather,norm,rope,swiglu,token_loss,adamw}.ts.
+// kernels live in engine/{attention,attention_backward,softmax_gather,norm,rope,swiglu,token_loss,low_rank,adamw}.ts.
 //
 // Every split is deterministic: work items own their outputs (rows, query blocks, key blocks), and the two
 // reductions across items (RMSNorm's weight gradient, the sum of squares) use chunks fixed by the shape alone
@@ -208,6 +208,29 @@ export function wasmModelKernels(host: WasmKernelHost) {
       const kernel = 'tokenLossBackward';
       const ptrs = [logp, oldLogp, adv, weight, gLoss, gLogp].map((s) => host.ptr(s, kernel));
       host.exec(kernel, 'token_loss_bwd', [...ptrs, ...tokenLossScalars(args)], n, parts(40 * n, n >> 2), { align: 4 });
+    },
+
+    lowRankAdd(u, l, out, args) {
+      const kernel = 'lowRankAdd';
+      const [pu, pl, pOut] = [u, l, out].map((s) => host.ptr(s, kernel));
+      const { rows, cols, rank } = args;
+      if (rows * cols === 0 || rank === 0) return;
+      const run = (lT: number) =>
+        // Rows own their outputs: any split gives the same bits.
+        host.exec(kernel, 'low_rank_add', [pu, lT, pOut, cols, rank, args.scale], rows, parts(2 * rows * cols * rank, rows));
+      if (args.transL) {
+        run(pl);
+        return;
+      }
+      // l [cols, rank] → lT [rank, cols] (rank·cols values), so the engine adds four columns per SIMD step.
+      const lT = host.temp(Math.max(16, 4 * rank * cols));
+      try {
+        const block = host.stridedParams(kernel, [rank, cols], [{ strides: [1, rank], offset: 0 }, { strides: [cols, 1], offset: 0 }]);
+        host.exec(kernel, 'write_view32', [pl, lT.ptr, block], rank * cols, host.partsFor(rank * cols, rank * cols), { align: 16 });
+        run(lT.ptr);
+      } finally {
+        lT.release();
+      }
     },
 
     adamw(param, grad, m, v, scale, args, n) {

@@ -1,10 +1,10 @@
 // The WebGPU backend's model kernels (contract: ../model_kernels.ts): writeView, logSoftmaxGather(+Backward),
-// rmsNorm(+Backward), rope, swiglu(+Backward), tokenLoss(+Backward), adamw, sumSquares here, attention in
+// rmsNorm(+Backward), rope, swiglu(+Backward), tokenLoss(+Backward), lowRankAdd, adamw, sumSquares here, attention in
 // attention_webgpu.ts. Arguments arrive validated against the signature table; each launcher resolves its
 // storages, keeps outputs from aliasing writable bindings, picks a kernel variant and records its dispatches.
 import type { ModelKernels } from '../model_kernels.js';
 import {
-  type AdamWArgs, type RopeArgs, type Storage, type TokenLossArgs, type View, contiguousStrides, sizeOf,
+  type AdamWArgs, type LowRankArgs, type RopeArgs, type Storage, type TokenLossArgs, type View, contiguousStrides, sizeOf,
 } from '../types.js';
 import { attention, attentionBackward } from './attention_webgpu.js';
 import { copyWords, stridedParams } from './core_kernels_webgpu.js';
@@ -302,6 +302,22 @@ export function tokenLossBackward(
   launchTokenLoss(host, kernel, 'token_loss_bwd', [gpu.logp, gpu.oldLogp, gpu.adv, gpu.weight, gpu.gLoss], [[gpu.gLogp, n]], n, args);
 }
 
+// ------------------------------------------------------------------------------------------ LoRA low-rank update
+
+export function lowRankAdd(host: KernelHost, u: Storage, l: Storage, out: Storage, args: LowRankArgs): void {
+  const kernel = host.kernel('lowRankAdd');
+  const gpu = gpuStorages(host, kernel, { u, l, out });
+  requireNoAlias(kernel, { out: gpu.out }, { u: gpu.u, l: gpu.l });
+  const { rows, cols, rank } = args;
+  if (rows * cols === 0 || rank === 0) return;
+  const vec4 = cols % 4 === 0;
+  const entry = vec4 ? (args.transL ? 'low_rank_add4_t' : 'low_rank_add4') : 'low_rank_add';
+  const pipeline = host.pipeline('low_rank', entry, { WG: host.wg }, kernel);
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.low_rank, {
+    rows, cols, rank, transL: args.transL ? 1 : 0, scale: args.scale,
+  }), [gpu.out.buffer, gpu.u.buffer, gpu.l.buffer], host.groups1d(vec4 ? rows * (cols / 4) : rows * cols, kernel));
+}
+
 // ------------------------------------------------------------------------------------------ optimizer
 
 export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {
@@ -360,6 +376,7 @@ export function webgpuModelKernels(host: KernelHost) {
     tokenLoss: (logp, oldLogp, adv, weight, loss, stats, n, args) => tokenLoss(host, logp, oldLogp, adv, weight, loss, stats, n, args),
     tokenLossBackward: (logp, oldLogp, adv, weight, gLoss, gLogp, n, args) =>
       tokenLossBackward(host, logp, oldLogp, adv, weight, gLoss, gLogp, n, args),
+    lowRankAdd: (u, l, out, args) => lowRankAdd(host, u, l, out, args),
     adamw: (param, grad, m, v, scale, args, n) => adamw(host, param, grad, m, v, scale, args, n),
     sumSquares: (x, out, n, accumulate) => sumSquares(host, x, out, n, accumulate),
   } satisfies ModelKernels;
