@@ -5,7 +5,7 @@
 import { type DatasetMessage, type DatasetFormat, DATASET_FORMATS, DatasetError, type DatasetRow, promptField, splitByHash, stringField } from './datasets.js';
 import { answersMatch, extractAnswer, referenceAnswer } from './math_answer.js';
 import { Rng, hashKey } from './random.js';
-import type { Problem, ScoreResult, Split, Task } from './task.js';
+import { type Problem, type ScoreResult, type Split, type Task, heldOutProblem } from './task.js';
 import type { Tokenizer } from './tokenizer.js';
 
 /** The tasks that read their problems from a dataset file (task.path). */
@@ -194,12 +194,8 @@ export class MathTask implements Task {
   }
 
   problem(split: Split, index: number): MathProblem {
-    if (!Number.isInteger(index) || index < 0) throw new RangeError(`${this.name}: problem index must be an integer ≥ 0, got ${index}`);
-    if (split === 'test') {
-      if (index >= this.testSize) throw new RangeError(`${this.name}: test index ${index} is out of range (testSize ${this.testSize})`);
-      return this.testProblems[index];
-    }
-    if (split !== 'train') throw new Error(`${this.name}: unknown split '${String(split)}' (allowed: train, test)`);
+    const heldOut = heldOutProblem(this.name, split, index, this.testProblems);
+    if (heldOut) return heldOut;
     // Train is unbounded: epoch after epoch, each in its own seeded order.
     const epoch = Math.floor(index / this.trainProblems.length);
     if (epoch !== this.cachedEpoch) {

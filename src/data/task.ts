@@ -65,6 +65,20 @@ export function scoreExactAnswer(problem: Problem, response: string): ScoreResul
 }
 
 /** One generated problem before it is placed in a split. */
+/**
+ * The held-out problem `index` of a task's test split, or null for a valid train index; throws for a bad index or
+ * split. Every task shares these rules: indices are integers ≥ 0, test indices stay below the test size.
+ */
+export function heldOutProblem<P>(task: string, split: Split, index: number, testProblems: readonly P[]): P | null {
+  if (!Number.isInteger(index) || index < 0) throw new RangeError(`${task}: problem index must be an integer ≥ 0, got ${index}`);
+  if (split === 'test') {
+    if (index >= testProblems.length) throw new RangeError(`${task}: test index ${index} is out of range (testSize ${testProblems.length})`);
+    return testProblems[index];
+  }
+  if (split !== 'train') throw new Error(`${task}: unknown split '${String(split)}' (allowed: train, test)`);
+  return null;
+}
+
 export interface Candidate {
   prompt: string;
   answer: string;
@@ -131,12 +145,8 @@ export class GeneratedTask implements Task {
   }
 
   problem(split: Split, index: number): Problem {
-    if (!Number.isInteger(index) || index < 0) throw new RangeError(`${this.name}: problem index must be an integer ≥ 0, got ${index}`);
-    if (split === 'test') {
-      if (index >= this.testSize) throw new RangeError(`${this.name}: test index ${index} is out of range (testSize ${this.testSize})`);
-      return this.testProblems[index];
-    }
-    if (split !== 'train') throw new Error(`${this.name}: unknown split '${String(split)}' (allowed: train, test)`);
+    const heldOut = heldOutProblem(this.name, split, index, this.testProblems);
+    if (heldOut) return heldOut;
     // Each train index has its own stream; candidates from the held-out set are skipped by redrawing.
     const rng = new Rng(hashKey('train', this.opts.name, this.opts.seed, this.opts.knobsKey, index));
     for (let attempt = 0; attempt < MAX_TRAIN_ATTEMPTS; attempt++) {
