@@ -102,8 +102,10 @@ function resolvePretrainedModel(user: PlainObject, problems: string[]): { path: 
 
 /** The lora section: r 0 (off) or a rank, alpha, dropout, and target modules as PEFT takes them. */
 function resolveLora(user: PlainObject, problems: string[]): LoraTrainConfig {
-  const { targetModules, ...scalars } = user;
-  const lora = resolveSection('lora', { r: LORA_DEFAULTS.r, alpha: LORA_DEFAULTS.alpha, dropout: LORA_DEFAULTS.dropout }, scalars, LORA_RULES, problems);
+  const allowed = Object.keys(LORA_DEFAULTS);
+  for (const key of Object.keys(user)) if (!allowed.includes(key)) problems.push(unknownKeyProblem('lora.', key, allowed));
+  const { r, alpha, dropout, targetModules } = user;
+  const lora = resolveSection('lora', { r: LORA_DEFAULTS.r, alpha: LORA_DEFAULTS.alpha, dropout: LORA_DEFAULTS.dropout }, { r, alpha, dropout }, LORA_RULES, problems);
   const targets = targetModules ?? LORA_DEFAULTS.targetModules;
   const okList = Array.isArray(targets) && targets.length > 0 && targets.every((name) => typeof name === 'string' && name.trim() !== '');
   if (!okList && !(typeof targets === 'string' && targets.trim() !== '')) {
