@@ -157,6 +157,23 @@ describe('dapo train --model (pretrained, LoRA)', () => {
     expect(Buffer.compare(readFileSync(join(resumedDir, 'merged', 'model.safetensors')), readFileSync(join(runDir, 'merged', 'model.safetensors')))).toBe(0);
   }, 300_000);
 
+  it('full fine-tuning (no --lora) writes merged/ and complete HF checkpoints; GRPO with LoRA keeps a merged reference', async () => {
+    const full = join(dir, 'full');
+    const withFlags = (out: string) => args(out, 1).filter((arg) => arg !== '--lora');
+    const r = await dapo(withFlags(full));
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(join(full, 'adapter'))).toBe(false);
+    for (const file of ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) {
+      expect(existsSync(join(full, 'merged', file)), file).toBe(true);
+      expect(existsSync(join(full, 'checkpoints', 'step-000001-final', file)), file).toBe(true);
+    }
+    const grpo = join(dir, 'grpo');
+    const g = await dapo([...args(grpo, 1), '--algo', 'grpo']);
+    expect(g.code, g.stderr).toBe(0);
+    expect(existsSync(join(grpo, 'reference.safetensors'))).toBe(true);
+    expect(existsSync(join(grpo, 'adapter', ADAPTER_WEIGHTS_FILE))).toBe(true);
+  }, 300_000);
+
   it('refuses architecture keys next to --model, and LoRA without a pretrained model', async () => {
     const r = await dapo(['train', '--print-config', '--model', modelDir, '--task', 'gsm8k', '--set', 'model.dModel=64']);
     expect(r.code).not.toBe(0);
