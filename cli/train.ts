@@ -5,9 +5,16 @@ import { join } from 'node:path';
 import { initEngine } from '../src/node.js';
 import { type ConfigFlags, type TrainConfig, configLayersFrom, resolveTrainConfig } from '../src/rl/config.js';
 import { TrainingStopped } from '../src/rl/run_store.js';
-import { Trainer, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
+import { Trainer, buildTaskAndModel, checkTaskFitsModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
 import type { EvalResult } from '../src/rl/evaluate.js';
-import { NodeRunStore, RUN_FILES, readJsonl, readRunConfig, restoreOptimizer, restoreRun } from '../src/rl/run_dir_node.js';
+import { NodeRunStore, RUN_FILES, readJsonl, readRunConfig, restoreOptimizer, restoreRun, writeDirectoryAtomic } from '../src/rl/run_dir_node.js';
+import { type HfExportSource, adapterDirectoryFiles, hfDirectoryFiles } from '../src/rl/hf_export.js';
+import { directoryReader, resolveModelDir } from '../src/io/pretrained_node.js';
+import { loadPretrainedFromFiles } from '../src/io/pretrained.js';
+import { loadHfTokenizer } from '../src/data/tokenizer_node.js';
+import { HfTokenizer } from '../src/data/tokenizer_hf.js';
+import { CharTokenizer } from '../src/data/tokenizer.js';
+import { applyLora, formatTrainableParameters, hasLora, mergeLora, removeLora } from '../src/nn/lora.js';
 import { Progress } from './progress.js';
 import { loadModelWeights } from '../src/io/checkpoint.js';
 import type { TransformerLM } from '../src/nn/transformer.js';
@@ -57,13 +64,66 @@ function initWeights(model: TransformerLM, dir: string): void {
   }
 }
 
-/** The task when it is not a plain built-in one: a dataset task (reads task.path) and/or a reward module; undefined
- *  leaves the built-in task to buildTaskAndModel. */
-async function taskFromFiles(config: TrainConfig): Promise<Task | undefined> {
-  // The built-in character policy has no tokenizer for natural language; a pretrained model's goes here (--model).
-  let task: Task | undefined = isDatasetTask(config.task.name) ? await loadDatasetTask(config.task as unknown as MathTaskConfig, { tokenizer: undefined }) : undefined;
+/** A pretrained run's model directory and tokenizer (config.model.path). */
+interface PretrainedSource {
+  /** The --model argument as given (a directory or a Hub id): the adapter's base_model_name_or_path. */
+  name: string;
+  dir: string;
+  tokenizer: HfTokenizer;
+}
+
+const isPretrained = (config: TrainConfig) => typeof config.model.path === 'string';
+
+async function pretrainedSource(config: TrainConfig, log: (line: string) => void): Promise<PretrainedSource | null> {
+  if (!isPretrained(config)) return null;
+  const name = config.model.path as string;
+  const dir = await resolveModelDir(name, { log });
+  return { name, dir, tokenizer: await loadHfTokenizer(dir) };
+}
+
+/** The task when it is not a plain built-in one: a dataset task (reads task.path; a pretrained model's tokenizer
+ *  encodes it, its chat template renders the prompts) and/or a reward module; undefined leaves the built-in task to
+ *  buildTaskAndModel. */
+async function taskFromFiles(config: TrainConfig, pretrained: PretrainedSource | null): Promise<Task | undefined> {
+  const tokenizer = pretrained?.tokenizer;
+  // TRL renders conversational prompts with apply_chat_template(add_generation_prompt=True); a model without a
+  // template gets the plain text.
+  const renderChat = tokenizer?.chatTemplate ? (messages: Parameters<HfTokenizer['applyChatTemplate']>[0]) => tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }) : undefined;
+  let task: Task | undefined = isDatasetTask(config.task.name)
+    ? await loadDatasetTask(config.task as unknown as MathTaskConfig, { tokenizer, renderChat }) : undefined;
   if (config.reward) task = withReward(task ?? makeTask(config.task), await loadRewardModule(config.reward), config.reward);
   return task;
+}
+
+/** The pretrained model (config.json's architecture, the context capped at model.maxSeqLen), checked against the task. */
+async function loadPretrainedModel(config: TrainConfig, source: PretrainedSource, task: Task): Promise<TransformerLM> {
+  const maxSeqLen = config.model.maxSeqLen as number | undefined;
+  const { model } = await loadPretrainedFromFiles(directoryReader(source.dir), { maxSeqLen });
+  checkTaskFitsModel(config, task, model);
+  return model;
+}
+
+/** What makes checkpoints complete Hugging Face directories; null for a tokenizer that cannot be exported. */
+function exportSource(task: Task, pretrained: PretrainedSource | null): HfExportSource | null {
+  if (!(task.tokenizer instanceof CharTokenizer || task.tokenizer instanceof HfTokenizer)) return null;
+  const generation = pretrained?.tokenizer.files.generationConfig;
+  return {
+    tokenizer: task.tokenizer,
+    baseGenerationConfig: typeof generation === 'string' ? JSON.parse(generation) : generation ?? null,
+    baseModelNameOrPath: pretrained?.name ?? null,
+  };
+}
+
+/** A pretrained run's final outputs: adapter/ (PEFT, LoRA runs) and merged/ (the trained model, adapters folded in,
+ *  as a complete Hugging Face directory). Merging ends the model's LoRA: call it last. */
+async function writeFinalModel(runDir: string, model: TransformerLM, source: HfExportSource, log: (line: string) => void): Promise<void> {
+  if (hasLora(model)) {
+    writeDirectoryAtomic(join(runDir, 'adapter'), await adapterDirectoryFiles(model, source));
+    mergeLora(model);
+    log(`PEFT adapter: ${join(runDir, 'adapter')}`);
+  }
+  writeDirectoryAtomic(join(runDir, 'merged'), await hfDirectoryFiles(model, source));
+  log(`merged Hugging Face model: ${join(runDir, 'merged')}`);
 }
 
 function defaultOutDir(config: TrainConfig): string {
@@ -88,8 +148,8 @@ export async function runTrain(flags: TrainFlags, out: (line: string) => void = 
   let runDir: string;
   if (flags.resume) {
     runDir = flags.resume;
-    if (flags.config || flags.set?.length || flags.algo || flags.quick || flags.steps !== undefined || flags.task || flags.seed !== undefined || flags.init || flags.reward) {
-      throw new Error('--resume continues a run with its own config.json; drop --config/--set/--algo/--quick/--steps/--task/--seed/--init/--reward');
+    if (flags.config || flags.set?.length || flags.algo || flags.quick || flags.steps !== undefined || flags.task || flags.seed !== undefined || flags.init || flags.reward || flags.model || flags.lora) {
+      throw new Error('--resume continues a run with its own config.json; drop --config/--set/--algo/--quick/--steps/--task/--seed/--init/--reward/--model/--lora');
     }
     config = resolveTrainConfig(readRunConfig(runDir));
     if (flags.backend) config = { ...config, backend: flags.backend as TrainConfig['backend'] };
@@ -97,38 +157,61 @@ export async function runTrain(flags: TrainFlags, out: (line: string) => void = 
     config = configFromFlags(flags);
     runDir = flags.out ?? defaultOutDir(config);
   }
-  // Files first (datasets, reward module), so a bad path fails before the engine starts or a run directory exists.
-  const taskOverride = await taskFromFiles(config);
+  // Files first (model directory, tokenizer, datasets, reward module), so a bad path fails before the engine starts
+  // or a run directory exists.
+  const pretrained = await pretrainedSource(config, log);
+  const taskOverride = await taskFromFiles(config, pretrained);
   const selection = await initEngine({ backend: config.backend });
   log(`backend: ${selection.backend.name} (${selection.reason})`);
 
   const store = flags.resume
     ? new NodeRunStore(runDir, config.checkpoint.keep, log, (...args) => progress.update(...args))
     : NodeRunStore.create(runDir, config, { force: flags.force, log, progress: (...args) => progress.update(...args) });
-  const restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0) : null;
-  const { task, model: freshModel } = buildTaskAndModel(config, taskOverride);
+  let task: Task;
+  let freshModel: TransformerLM | null;
+  let restored: ReturnType<typeof restoreRun> = null;
+  if (pretrained) {
+    task = taskOverride!;
+    const lora = config.lora.r > 0;
+    const full = flags.resume && !lora ? restoreRun(runDir, config.rl.klBeta > 0) : null;
+    const base = full ? null : await loadPretrainedModel(config, pretrained, task);
+    restored = full ?? (flags.resume && base ? restoreRun(runDir, config.rl.klBeta > 0, { base, loraSeed: config.seed }) : null);
+    freshModel = restored ? null : base;
+    if (freshModel && lora) {
+      const { r, alpha, dropout, targetModules } = config.lora;
+      applyLora(freshModel, { r, alpha, dropout, targetModules, seed: config.seed });
+    }
+    log(`model ${pretrained.name}: ${formatTrainableParameters(restored?.model ?? freshModel!)}`);
+  } else {
+    restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0) : null;
+    ({ task, model: freshModel } = buildTaskAndModel(config, taskOverride));
+  }
+  store.hfExport = exportSource(task, pretrained);
   let trainer: Trainer;
   if (restored) {
-    freshModel.dispose();
+    freshModel?.dispose();
     const optimizer = optimizerForResume(config, restored.model, restored.state);
     restoreOptimizer(optimizer, restored);
     trainer = new Trainer(config, task, { model: restored.model, optimizer, state: restored.state, reference: restored.reference }, store);
     log(`resuming ${runDir} after RL step ${restored.state.rlStep}${restored.state.sftDone ? '' : ' (SFT not finished)'}`);
   } else {
     if (flags.resume) log(`resuming ${runDir}: no checkpoint yet, starting over`);
-    if (config.init) initWeights(freshModel, config.init);
-    trainer = new Trainer(config, task, freshParts(config, freshModel), store);
+    if (config.init) initWeights(freshModel!, config.init);
+    trainer = new Trainer(config, task, freshParts(config, freshModel!), store);
     log(`run directory: ${store.dir}`);
     log(`task ${config.task.name}, algo ${config.rl.algo}, ${config.sft.steps} SFT steps, ${config.rl.steps} RL steps of ${config.rl.promptsPerStep} prompts × ${config.rl.groupSize}`);
   }
   let result: { sft: EvalResult | null; final: EvalResult | null };
   try {
     result = await trainer.run();
+    if (pretrained) await writeFinalModel(store.dir, trainer.model, store.hfExport!, log);
   } catch (err) {
     progress.finishLine();
     if (err instanceof TrainingStopped) throw new Error(`${err.message} (run directory ${store.dir}; the last checkpoint is kept)`);
     throw err;
   } finally {
+    // The adapters are not parameters of the model: free them before it.
+    if (hasLora(trainer.model)) removeLora(trainer.model);
     trainer.dispose();
     selection.backend.destroy();
   }

@@ -80,7 +80,10 @@ export { type CompareRun, type RunSummary, COMPARE_PANELS, REACH_FRACTION, compa
 export { EMA_WEIGHT, aggregateSeries, ema, meanStd, parseJsonl } from './plot/series.js';
 export { renderVegaLite } from './plot/vega_svg.js';
 export { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped, initialState } from './rl/run_store.js';
-export { type TrainerParts, Trainer, buildTaskAndModel, freshParts, optimizerForResume } from './rl/trainer.js';
+export { type TrainerParts, Trainer, buildTaskAndModel, checkTaskFitsModel, freshParts, optimizerForResume } from './rl/trainer.js';
+export {
+  type ExportFiles, type HfExportSource, adapterDirectoryFiles, generationConfig, hfConfigWithTokenIds, hfDirectoryFiles, hfDirectoryMetadataFiles,
+} from './rl/hf_export.js';
 export { type Response, type RolloutGroup, type RolloutOptions, callSeed, flatnessRewards, generateChunked, groupKindOf, rollout } from './rl/rollout.js';
 export { type EvalOptions, type EvalResult, evaluate, passAtK } from './rl/evaluate.js';
 export { type TrainSequence, pack, responseLogprobs, tokenLogprobs } from './rl/sequences.js';

@@ -45,7 +45,8 @@ export class LoraLinear implements LinearAdapter {
   readonly scaling: number;
   /** Dropout is applied only while training is true and gradients are being recorded. */
   training = true;
-  private dropoutCalls = 0;
+  /** Dropout masks drawn so far (each from seed and this count): a resumed run restores it to draw the same masks. */
+  dropoutCalls = 0;
 
   constructor(
     /** Dotted path of the adapted Linear in its model (model.layers.0.self_attn.q_proj). */

@@ -4,14 +4,22 @@
 //   metrics.jsonl        one line per RL step
 //   eval.jsonl           one line per evaluation
 //   reference.safetensors  the frozen reference policy (KL penalty on)
-//   checkpoints/step-NNNNNN/{model.safetensors, config.json, optimizer.safetensors, trainer_state.json}
+//   checkpoints/step-NNNNNN/{model.safetensors, config.json, optimizer.safetensors, trainer_state.json}, plus (when
+//       the store has an hfExport source) generation_config.json and the tokenizer files: a complete Hugging Face
+//       directory; a LoRA run's checkpoint holds the PEFT adapter (adapter_config.json, adapter_model.safetensors)
+//       and the adapter's optimizer state instead of the full weights
+//   adapter/, merged/    a pretrained run's final PEFT adapter (LoRA) and its trained model as a complete Hugging
+//       Face directory (adapters merged in)
 //   checkpoints/latest.json  which checkpoint is the newest complete one
 // Every file is written atomically; a checkpoint directory is renamed into place only when complete, and
 // resuming cuts the JSONL files back to the checkpoint so no line is lost or duplicated.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
-import type { TransformerLM } from '../nn/transformer.js';
+import { TransformerLM } from '../nn/transformer.js';
+import { hasLora, loraAdapters } from '../nn/lora.js';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadLoraAdapter } from '../io/peft.js';
+import { type ExportFiles, type HfExportSource, adapterDirectoryFiles, hfDirectoryMetadataFiles } from './hf_export.js';
 import type { AdamW } from '../optim/adamw.js';
 import { decodeSafetensors } from '../io/safetensors.js';
 import { encodeTensors, loadModelWeights } from '../io/checkpoint.js';
@@ -33,8 +41,20 @@ function writeJsonl(path: string, records: readonly Record<string, unknown>[]): 
   writeFileAtomic(path, records.map((record) => `${JSON.stringify(record)}\n`).join(''));
 }
 
+/** Writes a directory's files into `dir` atomically: a staging directory renamed into place when complete. */
+export function writeDirectoryAtomic(dir: string, files: ExportFiles): void {
+  const staging = `${dir}.tmp-${process.pid}`;
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true });
+  for (const [name, contents] of files) writeFileAtomic(join(staging, name), contents);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(staging, dir);
+}
+
 export class NodeRunStore implements RunStore {
   readonly dir: string;
+  /** When set, every checkpoint is a complete Hugging Face directory (token ids, generation config, tokenizer). */
+  hfExport: HfExportSource | null = null;
 
   constructor(dir: string, private readonly keep: number, readonly log: (line: string) => void = () => {},
     readonly progress?: RunStore['progress']) {
@@ -80,9 +100,18 @@ export class NodeRunStore implements RunStore {
     const staging = join(root, `.tmp-${name}-${process.pid}`);
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging, { recursive: true });
-    await saveCheckpoint(staging, model, { step: String(state.rlStep) });
+    const lora = hasLora(model);
+    if (lora) {
+      // The base stays as loaded from model.path: the adapter is all a resumed run needs.
+      const files = await adapterDirectoryFiles(model, { baseModelNameOrPath: this.hfExport?.baseModelNameOrPath });
+      for (const [file, contents] of files) writeFileAtomic(join(staging, file), contents);
+    } else {
+      await saveCheckpoint(staging, model, { step: String(state.rlStep) });
+      if (this.hfExport) for (const [file, contents] of hfDirectoryMetadataFiles(model, this.hfExport)) writeFileAtomic(join(staging, file), contents);
+    }
     writeFileAtomic(join(staging, 'optimizer.safetensors'), await encodeTensors(optimizer.state(), { format: 'pt', steps: String(optimizer.stepCount) }));
-    writeFileAtomic(join(staging, 'trainer_state.json'), `${JSON.stringify({ ...state, optimizerSteps: optimizer.stepCount }, null, 1)}\n`);
+    const dropout = lora ? { loraDropoutCalls: loraAdapters(model).map((adapter) => adapter.dropoutCalls) } : {};
+    writeFileAtomic(join(staging, 'trainer_state.json'), `${JSON.stringify({ ...state, optimizerSteps: optimizer.stepCount, ...dropout }, null, 1)}\n`);
     const target = join(root, name);
     rmSync(target, { recursive: true, force: true });
     renameSync(staging, target);
@@ -127,8 +156,30 @@ export interface Restored {
   reference: TransformerLM | null;
 }
 
+export interface RestoreOptions {
+  /** A pretrained LoRA run: its base model as loaded from model.path (no adapters); the checkpoint's adapter is
+   *  applied to it. */
+  base?: TransformerLM;
+  /** Seed of the adapters' dropout masks (the run seed). */
+  loraSeed?: number;
+}
+
+/** The model of a checkpoint: its full weights, or (a LoRA run) the base with the checkpoint's adapter applied. */
+function checkpointModel(checkpointDir: string, state: { loraDropoutCalls?: number[] }, options: RestoreOptions): TransformerLM {
+  if (!existsSync(join(checkpointDir, ADAPTER_CONFIG_FILE))) return loadCheckpoint(checkpointDir);
+  const base = options.base;
+  if (!base) throw new RunDirError(`checkpoint ${checkpointDir} holds a LoRA adapter: resuming needs the base model (model.path)`);
+  loadLoraAdapter(base, {
+    [ADAPTER_CONFIG_FILE]: new Uint8Array(readFileSync(join(checkpointDir, ADAPTER_CONFIG_FILE))),
+    [ADAPTER_WEIGHTS_FILE]: new Uint8Array(readFileSync(join(checkpointDir, ADAPTER_WEIGHTS_FILE))),
+  }, { seed: options.loraSeed ?? 0 });
+  const adapters = loraAdapters(base);
+  state.loraDropoutCalls?.forEach((calls, i) => { if (adapters[i]) adapters[i].dropoutCalls = calls; });
+  return base;
+}
+
 /** Loads the newest checkpoint of a run (null when the run has none yet) and cuts the logs back to it. */
-export function restoreRun(runDir: string, withReference: boolean): Restored | null {
+export function restoreRun(runDir: string, withReference: boolean, options: RestoreOptions = {}): Restored | null {
   const dir = resolve(runDir);
   const checkpointDir = latestCheckpoint(dir);
   const sftPath = join(dir, RUN_FILES.sft);
@@ -137,13 +188,13 @@ export function restoreRun(runDir: string, withReference: boolean): Restored | n
     for (const file of [RUN_FILES.sft, RUN_FILES.metrics, RUN_FILES.eval]) rmSync(join(dir, file), { force: true });
     return null;
   }
-  let state: TrainerState & { optimizerSteps: number };
+  let state: TrainerState & { optimizerSteps: number; loraDropoutCalls?: number[] };
   try {
     state = JSON.parse(readFileSync(join(checkpointDir, 'trainer_state.json'), 'utf8'));
   } catch (err) {
     throw new RunDirError(`checkpoint ${checkpointDir}: trainer_state.json is missing or invalid (${(err as Error).message})`);
   }
-  const model = loadCheckpoint(checkpointDir);
+  const model = checkpointModel(checkpointDir, state, options);
   const optimizerState = new Map<string, T.Tensor>();
   try {
     const { tensors } = decodeSafetensors(new Uint8Array(readFileSync(join(checkpointDir, 'optimizer.safetensors'))));
@@ -156,7 +207,7 @@ export function restoreRun(runDir: string, withReference: boolean): Restored | n
   if (withReference) {
     const referencePath = join(dir, RUN_FILES.reference);
     if (!existsSync(referencePath)) throw new RunDirError(`${dir}: the KL penalty is on but ${RUN_FILES.reference} is missing`);
-    reference = loadCheckpoint(checkpointDir);
+    reference = new TransformerLM(model.config, 0);
     loadModelWeights(reference, new Uint8Array(readFileSync(referencePath)));
   }
   // Cut the logs back to the checkpoint: the steps after it will be recomputed identically.
@@ -165,7 +216,7 @@ export function restoreRun(runDir: string, withReference: boolean): Restored | n
   writeJsonl(join(dir, RUN_FILES.metrics), readJsonl(join(dir, RUN_FILES.metrics)).filter(keepMetric));
   writeJsonl(join(dir, RUN_FILES.eval), readJsonl(join(dir, RUN_FILES.eval)).filter(keepEval));
   if (!state.sftDone) writeFileSync(sftPath, '');
-  const { optimizerSteps, ...trainerState } = state;
+  const { optimizerSteps, loraDropoutCalls: _dropoutCalls, ...trainerState } = state;
   return { model, optimizerState, optimizerSteps, state: trainerState, reference };
 }
 

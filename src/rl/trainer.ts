@@ -8,6 +8,7 @@ import * as T from '../tensor/index.js';
 import type { Task } from '../data/tasks.js';
 import { makeTask } from '../data/tasks.js';
 import { TransformerLM } from '../nn/transformer.js';
+import { hasLora, loraAdapters, trainableParameters } from '../nn/lora.js';
 import { AdamW } from '../optim/adamw.js';
 import { groupAdvantages } from './advantages.js';
 import type { TrainConfig } from './config.js';
@@ -49,7 +50,8 @@ interface StepRollouts {
 
 function optimizerFor(model: TransformerLM, config: TrainConfig, phase: 'sft' | 'rl'): AdamW {
   const phaseConfig = phase === 'sft' ? config.sft : config.rl;
-  return new AdamW(model.params, {
+  // With LoRA only the adapters train: the frozen base has no gradients and gets no optimizer state.
+  return new AdamW(hasLora(model) ? trainableParameters(model) : model.params, {
     lr: phaseConfig.lr, weightDecay: phaseConfig.weightDecay, maxGradNorm: phaseConfig.maxGradNorm,
     ...(phase === 'rl' ? { beta1: config.rl.beta1, beta2: config.rl.beta2 } : {}),
   });
@@ -64,6 +66,12 @@ export function buildTaskAndModel(config: TrainConfig, given?: Task): { task: Ta
   }
   const task = given ?? makeTask(config.task);
   const model = new TransformerLM(config.model, config.seed);
+  checkTaskFitsModel(config, task, model);
+  return { task, model };
+}
+
+/** Throws (disposing the model) when the task's tokenizer or lengths do not fit the model. */
+export function checkTaskFitsModel(config: TrainConfig, task: Task, model: TransformerLM): void {
   const problems: string[] = [];
   if (model.config.vocabSize < task.tokenizer.vocabSize) {
     problems.push(`model.vocabSize ${model.config.vocabSize} is smaller than the task tokenizer's ${task.tokenizer.vocabSize}`);
@@ -75,7 +83,6 @@ export function buildTaskAndModel(config: TrainConfig, given?: Task): { task: Ta
     model.dispose();
     throw new RangeError(`config: ${problems.join('; ')}`);
   }
-  return { task, model };
 }
 
 /** A fresh run's parts (seeded model, optimizer for the first phase). */
@@ -287,13 +294,18 @@ export class Trainer {
     }
   }
 
-  /** A frozen copy of the policy after the warm-up: the KL penalty's reference. */
+  /** A frozen copy of the policy after the warm-up: the KL penalty's reference (LoRA adapters merged in). */
   private async freezeReference(): Promise<void> {
     const reference = new TransformerLM(this.model.config, 0);
     for (const [name, param] of this.model.params) {
       const copy = T.keep(T.noGrad(() => T.mulScalar(param, 1)));
       reference.params.get(name)!.dispose();
       reference.params.set(name, copy);
+    }
+    for (const adapter of loraAdapters(this.model)) {
+      const name = `${adapter.path}.weight`;
+      reference.params.get(name)!.dispose();
+      reference.params.set(name, T.keep(adapter.mergedWeight()));
     }
     this.parts.reference = reference;
     await this.store.saveReference?.(reference);

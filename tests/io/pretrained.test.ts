@@ -16,7 +16,7 @@ import { encodeSafetensors } from '../../src/io/safetensors.js';
 import { TransformerLM } from '../../src/nn/transformer.js';
 import { productBackends } from '../support/backends.js';
 import { assertClose } from '../support/close.js';
-import { type HfConfig, type FixtureOptions, fixtureFiles, rawTensors, referenceLogits, writeFixture } from './hf_fixture.js';
+import { type HfConfig, type FixtureOptions, fixtureFiles, rawTensors, referenceLogits, writeFixture } from '../support/hf_fixture.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'dapo-hf-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

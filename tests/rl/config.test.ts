@@ -85,7 +85,7 @@ describe('resolveTrainConfig', () => {
     expect(problems).toEqual(expect.arrayContaining([
       'seed: must be an integer ≥ 0 and ≤ 4294967295, got -1',
       "backend: must be one of 'auto', 'webgpu', 'wasm', 'reference', got \"cuda\"",
-      expect.stringMatching(/^bogus: unknown key \(allowed: seed, backend, task, model, sft, rl, eval, checkpoint, init, reward\)$/),
+      expect.stringMatching(/^bogus: unknown key \(allowed: seed, backend, task, model, sft, rl, eval, checkpoint, lora, init, reward\)$/),
       'task.name: must be a non-empty string, got ""',
       "model.nLayer: unknown key (did you mean 'nLayers'?)",
       expect.stringMatching(/^model: dModel must be a positive integer, got 0/),
@@ -151,6 +151,36 @@ describe('resolveTrainConfig', () => {
     expect(closestKey('epslow', ['epsLow', 'epsHigh'])).toBe('epsLow');
     expect(closestKey('microBatch', ['microBatchSize', 'miniBatches'])).toBeUndefined();
     expect(closestKey('stpes', ['steps', 'seed'])).toBe('steps');
+  });
+
+  it('model.path: a pretrained model keeps only path and a maxSeqLen cap, skips the warm-up, and takes lora.*', () => {
+    const cfg = resolveTrainConfig({ model: { path: 'models/smol', maxSeqLen: 512 }, task: { name: 'gsm8k', path: 'train.jsonl' }, lora: { r: 16 } });
+    expect(cfg.model).toEqual({ path: 'models/smol', maxSeqLen: 512 });
+    expect(cfg.sft.steps).toBe(0);
+    expect(cfg.lora).toEqual({ r: 16, alpha: 32, dropout: 0.05, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] });
+    expect(resolveTrainConfig({ model: { path: 'm' }, task: { name: 'gsm8k', path: 't.jsonl' }, sft: { steps: 5 } }).sft.steps).toBe(5);
+    expect(resolveTrainConfig({}).lora.r).toBe(0);
+  });
+
+  it('model.path: refuses architecture keys, built-in tasks, init; lora keys are checked', () => {
+    const problems = problemsOf(() => resolveTrainConfig({
+      model: { path: 'm', nLayers: 2, maxSeqLen: 1, bogus: 1 }, init: 'ckpt', lora: { r: -1, rank: 3, dropout: 1, targetModules: [] },
+    }));
+    expect(problems).toHaveLength(9);
+    expect(problemsOf(() => resolveTrainConfig({
+      model: { path: 'm', nLayers: 2, maxSeqLen: 1, bogus: 1 }, init: 'ckpt', lora: { r: -1, rank: 3, dropout: 1, targetModules: [] },
+    }))).toEqual(expect.arrayContaining([
+      'init: a pretrained run starts from model.path; drop init',
+      "model.nLayers: the architecture comes from the config.json of model.path \"m\"; drop model.nLayers (only model.maxSeqLen, a cap on the context, may be set)",
+      expect.stringMatching(/^model\.bogus: unknown key/),
+      expect.stringMatching(/^model\.maxSeqLen: must be an integer ≥ 2/),
+      expect.stringMatching(/^lora\.rank: unknown key \(allowed: r, alpha, dropout, targetModules\)/),
+      expect.stringMatching(/^lora\.r: must be an integer ≥ 0/),
+      'lora.dropout: must be in [0, 1), got 1',
+      expect.stringMatching(/^lora\.targetModules: must be a non-empty list/),
+      expect.stringMatching(/^task\.name: 'addition' is a built-in character-level task/),
+    ]));
+    expect(problemsOf(() => resolveTrainConfig({ lora: { r: 8 } }))).toEqual(['lora.r: LoRA adapts a pretrained model; set model.path (--model DIR) or lora.r 0']);
   });
 });
 

@@ -2,7 +2,16 @@
 // "Configuration"), with numbers sized for the small character-level policy, and the GRPO preset that
 // `rl.algo: 'grpo'` selects. All tunable numbers live here.
 import { DEFAULT_MODEL_CONFIG } from '../../nn/config.js';
-import type { RLConfig, TrainConfig } from './types.js';
+import type { LoraTrainConfig, RLConfig, TrainConfig } from './types.js';
+
+/** LoRA settings of common TRL recipes (`--lora` sets r to LORA_FLAG_RANK): every attention and MLP projection. */
+export const LORA_DEFAULTS: LoraTrainConfig = {
+  r: 0,
+  alpha: 32,
+  dropout: 0.05,
+  targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+};
+export const LORA_FLAG_RANK = 16;
 
 export const DAPO_DEFAULTS: RLConfig = {
   algo: 'dapo',
@@ -60,6 +69,7 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   rl: DAPO_DEFAULTS,
   eval: { every: 25, problems: 200, passK: 8, samplesPerProblem: 8, temperature: 1 },
   checkpoint: { every: 25, keep: 2 },
+  lora: LORA_DEFAULTS,
   init: null,
   reward: null,
 };

@@ -2,6 +2,7 @@
 // (web/train.ts): algo ← quick preset ← config file ← direct flags ← key=value overrides, later wins.
 // Platform-neutral: the caller reads a --config file and hands over its parsed JSON.
 import { parseOverrides } from './cli_overrides.js';
+import { LORA_FLAG_RANK } from './defaults.js';
 import { TrainConfigError } from './types.js';
 
 /** `dapo train --quick`: a smoke configuration that finishes in well under a minute on 2 CPU cores (2-digit addition,
@@ -38,6 +39,10 @@ export interface ConfigFlags {
   steps?: number;
   task?: string;
   init?: string;
+  /** A pretrained model directory or Hub id (`--model`): sets model.path. */
+  model?: string;
+  /** `--lora`: LoRA with rank 16 (lora.r; the other lora.* keys keep their defaults). */
+  lora?: boolean;
   /** A reward module path (`--reward`). */
   reward?: string;
   /** key=value overrides (`--set`, `?set=`). */
@@ -65,6 +70,8 @@ export function configLayersFrom(flags: ConfigFlags, options: ConfigLayerOptions
   if (flags.task !== undefined) direct.task = { name: flags.task };
   if (flags.init !== undefined) direct.init = flags.init;
   if (flags.reward !== undefined) direct.reward = flags.reward;
+  if (flags.model !== undefined) direct.model = { path: flags.model };
+  if (flags.lora) direct.lora = { r: LORA_FLAG_RANK };
   layers.push(direct);
   if (flags.set?.length) {
     try {

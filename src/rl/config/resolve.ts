@@ -7,8 +7,9 @@ import { DAPO_DEFAULTS, DEFAULT_TRAIN_CONFIG, GRPO_PRESET } from './defaults.js'
 import { closestKey } from './edit_distance.js';
 import { type PlainObject, clone, isPlainObject, mergeLayers } from './merge.js';
 import { type Rule, checkValue, formatValue } from './rules.js';
-import { CHECKPOINT_RULES, EVAL_RULES, RL_RULES, SFT_RULES, TOP_KEYS, TOP_RULES } from './schema.js';
-import { type RLConfig, type TrainConfig, TrainConfigError } from './types.js';
+import { CHECKPOINT_RULES, EVAL_RULES, LORA_RULES, RL_RULES, SFT_RULES, TOP_KEYS, TOP_RULES } from './schema.js';
+import { type LoraTrainConfig, type RLConfig, type TrainConfig, TrainConfigError } from './types.js';
+import { LORA_DEFAULTS } from './defaults.js';
 
 function unknownKeyProblem(path: string, key: string, allowed: readonly string[]): string {
   const near = closestKey(key, allowed);
@@ -83,6 +84,36 @@ function resolveDatasetTask(user: PlainObject, problems: string[]): MathTaskConf
   return out as unknown as MathTaskConfig;
 }
 
+/** The model section of a pretrained run: its path and an optional context cap; the architecture is config.json's. */
+function resolvePretrainedModel(user: PlainObject, problems: string[]): { path: string; maxSeqLen?: number } {
+  const allowed = [...Object.keys(DEFAULT_MODEL_CONFIG), 'path'];
+  const { path, maxSeqLen, ...rest } = user;
+  if (typeof path !== 'string' || path.trim() === '') problems.push(`model.path: must be a model directory or Hugging Face Hub id, got ${formatValue(path)}`);
+  for (const key of Object.keys(rest)) {
+    if (!allowed.includes(key)) problems.push(unknownKeyProblem('model.', key, allowed));
+    else problems.push(`model.${key}: the architecture comes from the config.json of model.path ${formatValue(path)}; drop model.${key} (only model.maxSeqLen, a cap on the context, may be set)`);
+  }
+  if (maxSeqLen !== undefined) {
+    const bad = checkValue({ kind: 'int', min: 2, note: 'a cap on the context; default max_position_embeddings' }, maxSeqLen);
+    if (bad) problems.push(`model.maxSeqLen: ${bad}`);
+  }
+  return { path: path as string, ...(maxSeqLen !== undefined ? { maxSeqLen: maxSeqLen as number } : {}) };
+}
+
+/** The lora section: r 0 (off) or a rank, alpha, dropout, and target modules as PEFT takes them. */
+function resolveLora(user: PlainObject, problems: string[]): LoraTrainConfig {
+  const allowed = Object.keys(LORA_DEFAULTS);
+  for (const key of Object.keys(user)) if (!allowed.includes(key)) problems.push(unknownKeyProblem('lora.', key, allowed));
+  const { r, alpha, dropout, targetModules } = user;
+  const lora = resolveSection('lora', { r: LORA_DEFAULTS.r, alpha: LORA_DEFAULTS.alpha, dropout: LORA_DEFAULTS.dropout }, { r, alpha, dropout }, LORA_RULES, problems);
+  const targets = targetModules ?? LORA_DEFAULTS.targetModules;
+  const okList = Array.isArray(targets) && targets.length > 0 && targets.every((name) => typeof name === 'string' && name.trim() !== '');
+  if (!okList && !(typeof targets === 'string' && targets.trim() !== '')) {
+    problems.push(`lora.targetModules: must be a non-empty list of module names (e.g. ["q_proj","v_proj"]), 'all-linear', or a regular expression, got ${formatValue(targets)}`);
+  }
+  return { ...lora, targetModules: Array.isArray(targets) ? [...targets] as string[] : targets as string };
+}
+
 function resolveModel(user: PlainObject, problems: string[]): ModelConfig | undefined {
   const allowed = Object.keys(DEFAULT_MODEL_CONFIG);
   const known: PlainObject = {};
@@ -128,7 +159,16 @@ export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
   const task = isDatasetTask(userTask.name) ? resolveDatasetTask(userTask, problems) : { ...clone(DEFAULT_TRAIN_CONFIG.task), ...userTask };
   if (typeof task.name !== 'string' || task.name.trim() === '') problems.push(`task.name: must be a non-empty string, got ${formatValue(task.name)}`);
 
-  const model = resolveModel(section(merged, 'model', problems), problems);
+  const userModel = section(merged, 'model', problems);
+  const pretrained = userModel.path !== undefined ? resolvePretrainedModel(userModel, problems) : null;
+  const model = pretrained ? undefined : resolveModel(userModel, problems);
+  const lora = resolveLora(section(merged, 'lora', problems), problems);
+  if (pretrained) {
+    if (init !== null) problems.push('init: a pretrained run starts from model.path; drop init');
+    if (!isDatasetTask(task.name)) problems.push(`task.name: '${String(task.name)}' is a built-in character-level task; a pretrained model (model.path) trains on a dataset task: gsm8k or math (--task gsm8k --set task.path=FILE.jsonl)`);
+  } else if (valid(problems, 'lora.r') && lora.r > 0) {
+    problems.push('lora.r: LoRA adapts a pretrained model; set model.path (--model DIR) or lora.r 0');
+  }
 
   const userRl = section(merged, 'rl', problems);
   const algo = userRl.algo ?? DAPO_DEFAULTS.algo;
@@ -141,7 +181,9 @@ export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
   const rl = resolveSection('rl', rlDefaults, userRl, RL_RULES, problems);
   crossCheckRl(rl, model, problems);
 
-  const sft = resolveSection('sft', DEFAULT_TRAIN_CONFIG.sft, section(merged, 'sft', problems), SFT_RULES, problems);
+  // A pretrained model needs no warm-up on the task's reference solutions (TRL's GRPOTrainer has none).
+  const sftDefaults = pretrained ? { ...DEFAULT_TRAIN_CONFIG.sft, steps: 0 } : DEFAULT_TRAIN_CONFIG.sft;
+  const sft = resolveSection('sft', sftDefaults, section(merged, 'sft', problems), SFT_RULES, problems);
   const evalCfg = resolveSection('eval', DEFAULT_TRAIN_CONFIG.eval, section(merged, 'eval', problems), EVAL_RULES, problems);
   if (valid(problems, 'eval.passK', 'eval.samplesPerProblem') && evalCfg.passK > evalCfg.samplesPerProblem) {
     problems.push(`eval.passK: must be ≤ eval.samplesPerProblem (${evalCfg.samplesPerProblem}), got ${evalCfg.passK}`);
@@ -153,11 +195,12 @@ export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
     seed: top.seed as number,
     backend: top.backend as BackendChoice,
     task: task as TrainConfig['task'],
-    model: { ...model! },
+    model: pretrained ?? { ...model! },
     sft,
     rl,
     eval: evalCfg,
     checkpoint,
+    lora,
     init: init as string | null,
     reward: reward as string | null,
   };

@@ -4,7 +4,7 @@ import { LOSS_AGGREGATIONS } from '../aggregation.js';
 import { DYNAMIC_SAMPLING_MODES } from '../dynamic_sampling.js';
 import { LR_SCHEDULES } from '../schedule.js';
 import { type Rule, above, atLeast, bool, int, oneOf, range } from './rules.js';
-import { ALGOS, type CheckpointConfig, type EvalConfig, type RLConfig, type SFTConfig } from './types.js';
+import { ALGOS, type CheckpointConfig, type EvalConfig, type LoraTrainConfig, type RLConfig, type SFTConfig } from './types.js';
 
 export const RL_RULES: Record<keyof RLConfig, Rule> = {
   algo: oneOf(ALGOS),
@@ -58,5 +58,11 @@ export const EVAL_RULES: Record<keyof EvalConfig, Rule> = {
   temperature: atLeast(0, '0 = greedy'),
 };
 export const CHECKPOINT_RULES: Record<keyof CheckpointConfig, Rule> = { every: int(0, '0 = off'), keep: int(1) };
+/** targetModules has no scalar rule: resolve.ts checks it (a list of names or one string). */
+export const LORA_RULES: Record<Exclude<keyof LoraTrainConfig, 'targetModules'>, Rule> = {
+  r: int(0, '0 = off; --lora sets 16'),
+  alpha: above(0),
+  dropout: range(0, 1, false, true),
+};
 export const TOP_RULES = { seed: int(0, undefined, 0xffffffff), backend: oneOf(BACKEND_CHOICES) } satisfies Record<string, Rule>;
-export const TOP_KEYS = ['seed', 'backend', 'task', 'model', 'sft', 'rl', 'eval', 'checkpoint', 'init', 'reward'] as const;
+export const TOP_KEYS = ['seed', 'backend', 'task', 'model', 'sft', 'rl', 'eval', 'checkpoint', 'lora', 'init', 'reward'] as const;

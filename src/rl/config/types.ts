@@ -66,6 +66,17 @@ export interface RLConfig {
 export interface SFTConfig { steps: number; batchSize: number; lr: number; warmupSteps: number; weightDecay: number; maxGradNorm: number }
 export interface EvalConfig { every: number; problems: number; passK: number; samplesPerProblem: number; temperature: number }
 export interface CheckpointConfig { every: number; keep: number }
+/** LoRA on a pretrained model (PEFT's LoraConfig fields); r 0 = full fine-tuning. */
+export interface LoraTrainConfig {
+  /** Rank (PEFT `r`); 0 = off. */
+  r: number;
+  /** PEFT `lora_alpha`: the update is scaled by alpha / r. */
+  alpha: number;
+  /** PEFT `lora_dropout` on the adapter input while training. */
+  dropout: number;
+  /** PEFT `target_modules`: module names (matched as a suffix), 'all-linear', or a regular expression. */
+  targetModules: string[] | string;
+}
 
 export interface TrainConfig {
   seed: number;
@@ -73,8 +84,10 @@ export interface TrainConfig {
   /** A built-in task's knobs are validated by the data layer (makeTask); a dataset task's keys (gsm8k, math:
    *  MathTaskConfig) are filled and validated here. */
   task: { name: string; [knob: string]: unknown };
-  /** Partial<ModelConfig> in layers; after resolveTrainConfig, the full resolved ModelConfig. */
+  /** Partial<ModelConfig> in layers; after resolveTrainConfig, the full resolved ModelConfig — or, with `path` (a
+   *  pretrained model directory or Hub id), just { path, maxSeqLen? }: the architecture comes from its config.json. */
   model: Record<string, unknown>;
+  lora: LoraTrainConfig;
   sft: SFTConfig;
   rl: RLConfig;
   eval: EvalConfig;

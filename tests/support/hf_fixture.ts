@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type NamedArray, decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.js';
-import { hostRandom } from '../support/random.js';
+import { hostRandom } from './random.js';
 
 export type HfConfig = Record<string, unknown>;
 
