@@ -313,14 +313,20 @@ export class Trainer {
 
   private async evaluate(step: number, phase: 'sft' | 'rl' | 'final'): Promise<EvalResult> {
     const evalConfig = this.config.eval;
-    this.store.progress?.('eval', 0, 1, `${phase} evaluation on ${evalConfig.problems} held-out problems`);
+    const problems = Math.min(evalConfig.problems, this.task.testSize);
+    this.store.progress?.('eval', 0, 1, `${phase} evaluation on ${problems} held-out problems`);
     const result = await evaluate(this.model, this.task, {
       problems: evalConfig.problems, passK: evalConfig.passK, samplesPerProblem: evalConfig.samplesPerProblem, temperature: evalConfig.temperature,
       maxNewTokens: this.config.rl.maxNewTokens, seed: callSeed(this.config.seed, SEED_STREAM.eval, step),
     });
     await this.store.appendEval({ step, phase, ...result, time_s: this.elapsedSeconds() });
-    this.store.log(`eval (${phase}, step ${step}): greedy accuracy ${(100 * result.accuracy).toFixed(1)}%` +
-      (result.pass_at_k !== null ? `, pass@${result.k} ${(100 * result.pass_at_k).toFixed(1)}%` : '') + ` on ${result.n} held-out problems`);
+    if (result.n === 0) {
+      this.store.log(`eval (${phase}, step ${step}): the task has no held-out problems, so there is nothing to measure ` +
+        '(a dataset task: set task.testPath, or a task.testFraction that holds out at least one record)');
+    } else {
+      this.store.log(`eval (${phase}, step ${step}): greedy accuracy ${(100 * result.accuracy).toFixed(1)}%` +
+        (result.pass_at_k !== null ? `, pass@${result.k} ${(100 * result.pass_at_k).toFixed(1)}%` : '') + ` on ${result.n} held-out problems`);
+    }
     return result;
   }
 
