@@ -5,13 +5,11 @@ import { join } from 'node:path';
 import { initEngine } from '../src/node.js';
 import { type ConfigFlags, type TrainConfig, configLayersFrom, resolveTrainConfig } from '../src/rl/config.js';
 import { TrainingStopped } from '../src/rl/run_store.js';
-import { Trainer, buildTaskAndModel, checkTaskFitsModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
+import { Trainer, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
+import { type PretrainedSource, loadPretrainedModel, pretrainedSource, taskFromFiles } from '../src/rl/pretrained_run_node.js';
 import type { EvalResult } from '../src/rl/evaluate.js';
 import { NodeRunStore, RUN_FILES, readJsonl, readRunConfig, restoreOptimizer, restoreRun, writeDirectoryAtomic } from '../src/rl/run_dir_node.js';
 import { type HfExportSource, adapterDirectoryFiles, hfDirectoryFiles } from '../src/rl/hf_export.js';
-import { directoryReader, resolveModelDir } from '../src/io/pretrained_node.js';
-import { loadPretrainedFromFiles } from '../src/io/pretrained.js';
-import { loadHfTokenizer } from '../src/data/tokenizer_node.js';
 import { HfTokenizer } from '../src/data/tokenizer_hf.js';
 import { CharTokenizer } from '../src/data/tokenizer.js';
 import { applyLora, formatTrainableParameters, hasLora, mergeLora, removeLora } from '../src/nn/lora.js';
@@ -19,12 +17,7 @@ import { Progress } from './progress.js';
 import { loadModelWeights } from '../src/io/checkpoint.js';
 import type { TransformerLM } from '../src/nn/transformer.js';
 import { plotRunDir } from './plot.js';
-import { makeTask } from '../src/data/tasks.js';
 import type { Task } from '../src/data/task.js';
-import { type MathTaskConfig, isDatasetTask } from '../src/data/math_task.js';
-import { loadDatasetTask } from '../src/data/datasets_node.js';
-import { withReward } from '../src/data/reward_module.js';
-import { loadRewardModule } from '../src/data/reward_module_node.js';
 
 /** The command's options: the config flags (see configLayersFrom), with --config as a file path. */
 export interface TrainFlags extends Omit<ConfigFlags, 'configFile'> {
@@ -62,45 +55,6 @@ function initWeights(model: TransformerLM, dir: string): void {
     model.dispose();
     throw new Error(`init: ${dir}: ${(err as Error).message}`);
   }
-}
-
-/** A pretrained run's model directory and tokenizer (config.model.path). */
-interface PretrainedSource {
-  /** The --model argument as given (a directory or a Hub id): the adapter's base_model_name_or_path. */
-  name: string;
-  dir: string;
-  tokenizer: HfTokenizer;
-}
-
-const isPretrained = (config: TrainConfig) => typeof config.model.path === 'string';
-
-async function pretrainedSource(config: TrainConfig, log: (line: string) => void): Promise<PretrainedSource | null> {
-  if (!isPretrained(config)) return null;
-  const name = config.model.path as string;
-  const dir = await resolveModelDir(name, { log });
-  return { name, dir, tokenizer: await loadHfTokenizer(dir) };
-}
-
-/** The task when it is not a plain built-in one: a dataset task (reads task.path; a pretrained model's tokenizer
- *  encodes it, its chat template renders the prompts) and/or a reward module; undefined leaves the built-in task to
- *  buildTaskAndModel. */
-async function taskFromFiles(config: TrainConfig, pretrained: PretrainedSource | null): Promise<Task | undefined> {
-  const tokenizer = pretrained?.tokenizer;
-  // TRL renders conversational prompts with apply_chat_template(add_generation_prompt=True); a model without a
-  // template gets the plain text.
-  const renderChat = tokenizer?.chatTemplate ? (messages: Parameters<HfTokenizer['applyChatTemplate']>[0]) => tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }) : undefined;
-  let task: Task | undefined = isDatasetTask(config.task.name)
-    ? await loadDatasetTask(config.task as unknown as MathTaskConfig, { tokenizer, renderChat }) : undefined;
-  if (config.reward) task = withReward(task ?? makeTask(config.task), await loadRewardModule(config.reward), config.reward);
-  return task;
-}
-
-/** The pretrained model (config.json's architecture, the context capped at model.maxSeqLen), checked against the task. */
-async function loadPretrainedModel(config: TrainConfig, source: PretrainedSource, task: Task): Promise<TransformerLM> {
-  const maxSeqLen = config.model.maxSeqLen as number | undefined;
-  const { model } = await loadPretrainedFromFiles(directoryReader(source.dir), { maxSeqLen });
-  checkTaskFitsModel(config, task, model);
-  return model;
 }
 
 /** What makes checkpoints complete Hugging Face directories; null for a tokenizer that cannot be exported. */

@@ -40,6 +40,7 @@ export const NODE_ADAPTERS = [
   'src/data/reward_module_node.ts',
   'src/io/pretrained_node.ts',
   'src/rl/run_dir_node.ts',
+  'src/rl/pretrained_run_node.ts',
   'src/data/tokenizer_node.ts',
   'src/plot/png_node.ts',
 ];

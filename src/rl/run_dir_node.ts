@@ -164,11 +164,12 @@ export interface RestoreOptions {
   loraSeed?: number;
 }
 
-/** The model of a checkpoint: its full weights, or (a LoRA run) the base with the checkpoint's adapter applied. */
-function checkpointModel(checkpointDir: string, state: { loraDropoutCalls?: number[] }, options: RestoreOptions): TransformerLM {
+/** The model of a checkpoint: its full weights, or (a LoRA run, or a run's adapter/ directory) the base with the
+ *  checkpoint's adapter applied. `state` (trainer_state.json) carries the dropout-mask counters a resumed run needs. */
+export function checkpointModel(checkpointDir: string, options: RestoreOptions, state: { loraDropoutCalls?: number[] } = {}): TransformerLM {
   if (!existsSync(join(checkpointDir, ADAPTER_CONFIG_FILE))) return loadCheckpoint(checkpointDir);
   const base = options.base;
-  if (!base) throw new RunDirError(`checkpoint ${checkpointDir} holds a LoRA adapter: resuming needs the base model (model.path)`);
+  if (!base) throw new RunDirError(`checkpoint ${checkpointDir} holds a LoRA adapter: loading it needs the base model (model.path)`);
   loadLoraAdapter(base, {
     [ADAPTER_CONFIG_FILE]: new Uint8Array(readFileSync(join(checkpointDir, ADAPTER_CONFIG_FILE))),
     [ADAPTER_WEIGHTS_FILE]: new Uint8Array(readFileSync(join(checkpointDir, ADAPTER_WEIGHTS_FILE))),
@@ -194,7 +195,7 @@ export function restoreRun(runDir: string, withReference: boolean, options: Rest
   } catch (err) {
     throw new RunDirError(`checkpoint ${checkpointDir}: trainer_state.json is missing or invalid (${(err as Error).message})`);
   }
-  const model = checkpointModel(checkpointDir, state, options);
+  const model = checkpointModel(checkpointDir, options, state);
   const optimizerState = new Map<string, T.Tensor>();
   try {
     const { tensors } = decodeSafetensors(new Uint8Array(readFileSync(join(checkpointDir, 'optimizer.safetensors'))));

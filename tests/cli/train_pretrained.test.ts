@@ -87,6 +87,24 @@ async function logitsOf(model: TransformerLM): Promise<number[]> {
   return out;
 }
 
+/** Greedy decoding by hand (full forward per token, float64 reference backend): what `dapo sample` must print. */
+async function greedyResponse(model: TransformerLM, tokenizer: CharTokenizer, prompt: string, maxNewTokens: number): Promise<string> {
+  const ids = tokenizer.encode(prompt);
+  const response: number[] = [];
+  while (response.length < maxNewTokens) {
+    const sequence = [...ids, ...response];
+    const input = T.tensor(sequence, [1, sequence.length], 'int32');
+    const logits = T.noGrad(() => model.forward(input));
+    const values = await logits.toArray();
+    input.dispose(); logits.dispose();
+    const last = values.slice((sequence.length - 1) * model.config.vocabSize, sequence.length * model.config.vocabSize);
+    const next = last.indexOf(Math.max(...last));
+    if (tokenizer.stopTokenIds.includes(next)) break;
+    response.push(next);
+  }
+  return tokenizer.decode(response);
+}
+
 describe('dapo train --model (pretrained, LoRA)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'dapo-pretrained-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -173,6 +191,66 @@ describe('dapo train --model (pretrained, LoRA)', () => {
     expect(existsSync(join(grpo, 'reference.safetensors'))).toBe(true);
     expect(existsSync(join(grpo, 'adapter', ADAPTER_WEIGHTS_FILE))).toBe(true);
   }, 300_000);
+
+  const finalEval = (run: string) => {
+    const records = readFileSync(join(run, 'eval.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    const { accuracy, n, response_length_mean, truncation_rate } = records.filter((record) => record.phase === 'final').pop();
+    return { accuracy, n, response_length_mean, truncation_rate };
+  };
+  const evalOf = async (path: string) => {
+    const r = await dapo(['eval', path, '-k', '1', '--json', '--backend', 'wasm']);
+    expect(r.code, r.stderr).toBe(0);
+    const { accuracy, n, response_length_mean, truncation_rate, checkpoint } = JSON.parse(r.stdout);
+    return { greedy: { accuracy, n, response_length_mean, truncation_rate }, checkpoint };
+  };
+
+  it('dapo eval of a LoRA run (run, adapter/, merged/) reproduces its final evaluation; dapo sample renders the chat template', async () => {
+    const expected = finalEval(runDir);
+    expect(expected.n).toBe(2);
+    const fromRun = await evalOf(runDir);
+    expect(fromRun.checkpoint).toBe(join(runDir, 'checkpoints', 'step-000002-final'));
+    expect(fromRun.greedy).toEqual(expected);
+    expect((await evalOf(join(runDir, 'adapter'))).greedy).toEqual(expected);
+    // merged/ folds the adapter into the weights (rounding differs, the greedy answers do not).
+    const merged = (await evalOf(join(runDir, 'merged'))).greedy;
+    expect([merged.n, merged.accuracy]).toEqual([expected.n, expected.accuracy]);
+    const s = await dapo(['sample', runDir, '-n', '2', '--json', '--backend', 'wasm']);
+    expect(s.code, s.stderr).toBe(0);
+    const lines = s.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    expect(lines.map((line) => line.answer)).toEqual(['16', '18']);
+    for (const line of lines) expect(line.prompt).toMatch(/^<\|im_start\|>user\n[\s\S]*<\|im_start\|>assistant\n$/);
+    expect(lines.filter((line) => line.correct).length / 2).toBe(expected.accuracy);
+    // The completions are the trained policy's (base + the final adapter), decoded greedily.
+    const policy = await loadPretrained(modelDir);
+    loadLoraAdapter(policy.model, {
+      [ADAPTER_CONFIG_FILE]: readFileSync(join(runDir, 'adapter', ADAPTER_CONFIG_FILE), 'utf8'),
+      [ADAPTER_WEIGHTS_FILE]: new Uint8Array(readFileSync(join(runDir, 'adapter', ADAPTER_WEIGHTS_FILE))),
+    });
+    for (const line of lines) expect(line.response).toBe(await greedyResponse(policy.model, tokenizer, line.prompt, TRAIN.rl.maxNewTokens));
+    removeLora(policy.model);
+    policy.model.dispose();
+    // merged/ and adapter/ sample the same completions.
+    for (const path of [join(runDir, 'adapter'), join(runDir, 'merged')]) {
+      const other = await dapo(['sample', path, '-n', '2', '--json', '--backend', 'wasm']);
+      expect(other.stdout, path).toBe(s.stdout);
+    }
+  }, 120_000);
+
+  it('dapo eval of a full fine-tuning run (run, checkpoint, merged/) reproduces its final evaluation', async () => {
+    const full = join(dir, 'full');
+    const expected = finalEval(full);
+    expect((await evalOf(full)).greedy).toEqual(expected);
+    expect((await evalOf(join(full, 'checkpoints', 'step-000001-final'))).greedy).toEqual(expected);
+    expect((await evalOf(join(full, 'merged'))).greedy).toEqual(expected);
+    // A LoRA checkpoint needs its base model: a moved base model is named.
+    const moved = join(dir, 'moved-run');
+    cpSync(runDir, moved, { recursive: true });
+    const config = JSON.parse(readFileSync(join(moved, 'config.json'), 'utf8'));
+    writeFileSync(join(moved, 'config.json'), JSON.stringify({ ...config, model: { path: join(dir, 'no-such-model') } }));
+    const missing = await dapo(['eval', moved, '--backend', 'wasm']);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('no-such-model');
+  }, 120_000);
 
   it('refuses architecture keys next to --model, and LoRA without a pretrained model', async () => {
     const r = await dapo(['train', '--print-config', '--model', modelDir, '--task', 'gsm8k', '--set', 'model.dModel=64']);
