@@ -215,7 +215,7 @@ export class WasmBackend implements Backend {
     if (size > 0) {
       // Storages start zeroed like the reference's; only recycled bytes need clearing.
       const stale = this.arena.dirtyEnd(ptr, ptr + size * 4);
-      if (zero && stale > ptr) this.u32.fill(0, ptr >> 2, stale >> 2);
+      if (zero && stale > ptr) this.u32.fill(0, ptr >>> 2, stale >>> 2);
     }
     this.live += size * 4;
     this.buffers++;
@@ -225,8 +225,8 @@ export class WasmBackend implements Backend {
 
   upload(dtype: DType, data: ArrayLike<number>): Storage {
     const storage = this.allocate(dtype, data.length, false) as WasmStorage;
-    if (dtype === 'int32') this.i32.set(data, storage.ptr >> 2);
-    else this.f32.set(data, storage.ptr >> 2);
+    if (dtype === 'int32') this.i32.set(data, storage.ptr >>> 2);
+    else this.f32.set(data, storage.ptr >>> 2);
     return storage;
   }
 
@@ -237,7 +237,7 @@ export class WasmBackend implements Backend {
   /** Synchronous copy of a storage's contents (the WASM backend never needs to wait). */
   readSync(x: Storage, kernel = 'readSync'): Float32Array | Int32Array {
     const storage = this.own(x, kernel);
-    const first = storage.ptr >> 2;
+    const first = storage.ptr >>> 2;
     return storage.dtype === 'int32' ? this.i32.slice(first, first + storage.size) : this.f32.slice(first, first + storage.size);
   }
 
@@ -362,7 +362,7 @@ export class WasmBackend implements Backend {
     if (source.size < target.size) throw new KernelError('cast', `input of ${source.size} elements is shorter than output ${target.size}`);
     const parts = this.partsFor(target.size, target.size);
     if (source.dtype === target.dtype) {
-      if (source !== target) this.u32.copyWithin(target.ptr >> 2, source.ptr >> 2, (source.ptr >> 2) + target.size);
+      if (source !== target) this.u32.copyWithin(target.ptr >>> 2, source.ptr >>> 2, (source.ptr >>> 2) + target.size);
     } else if (source.dtype === 'float32') this.exec('cast', 'cast_f32_i32', [source.ptr, target.ptr], target.size, parts);
     else this.exec('cast', 'cast_i32_f32', [source.ptr, target.ptr], target.size, parts);
   }
@@ -505,7 +505,7 @@ export class WasmBackend implements Backend {
   private checkIds(kernel: string, ids: WasmStorage, nIds: number, rows: number): void {
     if (ids.dtype !== 'int32') throw new KernelError(kernel, 'ids must be int32');
     if (nIds > ids.size) throw new KernelError(kernel, `ids has ${ids.size} elements, needs ${nIds}`);
-    const base = ids.ptr >> 2;
+    const base = ids.ptr >>> 2;
     for (let r = 0; r < nIds; r++) {
       const row = this.i32[base + r];
       if (row < 0 || row >= rows) throw new KernelError(kernel, `index ${row} out of range [0, ${rows})`);
