@@ -20,4 +20,10 @@ describe('WASM memory above 2 GiB', () => {
     expect(backend.memory().liveBytes).toBeGreaterThan(2 ** 31);
     for (const storage of [filler, high, ids, doubled]) backend.free(storage);
   });
+
+  it('says what was asked, what is live and what to change when 4 GiB are not enough', () => {
+    const live = backend.upload('float32', [1, 2, 3]);
+    expect(() => backend.alloc('float32', 2 ** 30 + 1)).toThrow(/out of memory: this allocation would end at \d+\.\d\d GiB, past the 4 GiB .*live: 0\.\d\d GiB in \d+ storages.*rl\.microBatchSize.*--lora.*--backend webgpu/);
+    backend.free(live);
+  });
 });

@@ -157,7 +157,7 @@ export class WasmBackend implements Backend {
     const wanted = Math.max(end, current + Math.floor(current / 4));
     let pages = Math.ceil((wanted - current) / PAGE);
     const maxPages = MAX_PAGES - current / PAGE;
-    if (Math.ceil((end - current) / PAGE) > maxPages) throw new KernelError('alloc', `out of memory: need ${end} bytes`);
+    if (Math.ceil((end - current) / PAGE) > maxPages) throw new KernelError('alloc', this.outOfMemoryMessage(end));
     pages = Math.min(pages, maxPages);
     try {
       this.mem.grow(pages);
@@ -165,6 +165,15 @@ export class WasmBackend implements Backend {
       throw new KernelError('alloc', `memory.grow(${pages} pages) failed: ${(e as Error).message}`);
     }
     this.refreshViews();
+  }
+
+  /** What was asked, what is live and what to change, for an allocation past the 4 GiB address space. */
+  private outOfMemoryMessage(end: number): string {
+    const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+    return `out of memory: this allocation would end at ${gib(end)}, past the 4 GiB a WebAssembly instance can address `
+      + `(live: ${gib(this.live)} in ${this.buffers} storages, peak ${gib(this.peak)}). Lower the batch sizes `
+      + '(rl.microBatchSize, rl.generationBatchPrompts), train with LoRA (--lora), shorten sequences, or use a GPU '
+      + '(--backend webgpu)';
   }
 
   describe(): Record<string, unknown> {
