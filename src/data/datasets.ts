@@ -57,23 +57,32 @@ function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : JSON.stringify(value);
 }
 
+/** One non-blank line of a JSONL text: its 1-based number and either its parsed value or its JSON error. */
+export type JsonlLine = { line: number; value: unknown; error?: undefined } | { line: number; value?: undefined; error: string };
+
+/** The non-blank lines of a JSONL text (a leading BOM dropped), each parsed on its own so every bad line is seen. */
+export function jsonlLines(text: string): JsonlLine[] {
+  const lines: JsonlLine[] = [];
+  text.replace(/^\uFEFF/, '').split(/\r?\n/).forEach((content, i) => {
+    if (content.trim() === '') return;
+    try {
+      lines.push({ line: i + 1, value: JSON.parse(content) });
+    } catch (err) {
+      lines.push({ line: i + 1, error: (err as Error).message });
+    }
+  });
+  return lines;
+}
+
 /** JSONL records; blank lines are skipped, every bad line is reported at once. */
 export function parseJsonlRecords(text: string, source = '<input>'): DatasetRow[] {
   const rows: DatasetRow[] = [];
   const problems: string[] = [];
-  text.replace(/^\uFEFF/, '').split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === '') return;
-    const where = `${source}:${i + 1}`;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (err) {
-      problems.push(`line ${i + 1}: invalid JSON (${(err as Error).message})`);
-      return;
-    }
-    if (!isRecord(value)) problems.push(`line ${i + 1}: expected a JSON object, got ${describe(value)}`);
-    else rows.push({ record: value, where });
-  });
+  for (const { line, value, error } of jsonlLines(text)) {
+    if (error !== undefined) problems.push(`line ${line}: invalid JSON (${error})`);
+    else if (!isRecord(value)) problems.push(`line ${line}: expected a JSON object, got ${describe(value)}`);
+    else rows.push({ record: value, where: `${source}:${line}` });
+  }
   if (problems.length) throw new DatasetError(source, problems);
   if (rows.length === 0) throw new DatasetError(source, ['no records (the file is empty)']);
   return rows;

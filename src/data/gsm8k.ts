@@ -2,6 +2,7 @@
 // compares the response's final number with the reference within a relative tolerance (gsm8kTask, for the library and
 // character-level experiments), or as math records for MathTask (gsm8kMathRecords: the `--task gsm8k` path, answers
 // checked as the DAPO reward does).
+import { jsonlLines } from './datasets.js';
 import type { MathRecord } from './math_task.js';
 import { Rng, hashKey, hashUnit } from './random.js';
 import type { Problem, ScoreResult, Split, Task } from './task.js';
@@ -24,39 +25,35 @@ const MAX_LISTED_PROBLEMS = 20;
 export function parseGsm8kJsonl(text: string, source = '<input>'): Gsm8kRecord[] {
   const records: Gsm8kRecord[] = [];
   const problems: string[] = [];
-  text.replace(/^\uFEFF/, '').split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === '') return;
-    const where = `${source}:${i + 1}`;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (e) {
-      problems.push(`${where}: invalid JSON (${(e as Error).message})`);
-      return;
+  for (const { line, value, error } of jsonlLines(text)) {
+    const where = `${source}:${line}`;
+    if (error !== undefined) {
+      problems.push(`${where}: invalid JSON (${error})`);
+      continue;
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       problems.push(`${where}: expected an object with "question" and "answer", got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`);
-      return;
+      continue;
     }
     const { question, answer } = value as Record<string, unknown>;
     const missing = [['question', question], ['answer', answer]].filter(([, v]) => typeof v !== 'string' || v.trim() === '').map(([k]) => k);
     if (missing.length) {
       problems.push(`${where}: ${missing.map((k) => `"${k}"`).join(' and ')} must be a non-empty string`);
-      return;
+      continue;
     }
     const marker = (answer as string).lastIndexOf('####');
     if (marker < 0) {
       problems.push(`${where}: the answer has no '#### <number>' final answer`);
-      return;
+      continue;
     }
     const raw = (answer as string).slice(marker + 4).trim();
     const final = raw.replace(/[,$]/g, '');
     if (!PLAIN_NUMBER.test(final)) {
       problems.push(`${where}: the final answer after '####' is not a number: ${JSON.stringify(raw)}`);
-      return;
+      continue;
     }
     records.push({ question: question as string, answer: answer as string, final });
-  });
+  }
   if (problems.length) {
     const more = problems.length > MAX_LISTED_PROBLEMS ? `\n  ... and ${problems.length - MAX_LISTED_PROBLEMS} more` : '';
     throw new Error(`invalid GSM8K JSONL (${problems.length} bad line${problems.length > 1 ? 's' : ''}):\n  ${problems.slice(0, MAX_LISTED_PROBLEMS).join('\n  ')}${more}`);
