@@ -1,25 +1,10 @@
 // The `dapo` CLI as a user drives it (the built dist/cli/main.js): train a tiny run, evaluate, sample and plot it,
 // resume a finished run, and get clear errors for bad flags, bad config values and bad paths.
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { repoPath } from '../support/paths.js';
-
-const run = promisify(execFile);
-const CLI = repoPath('dist/cli/main.js');
-
-async function dapo(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, DAPO_BACKEND: 'wasm' }, timeout: 300_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+import { dapo } from '../support/cli.js';
 
 const TINY = {
   model: { dModel: 32, nLayers: 1, nHeads: 2, nKvHeads: 1, ffnDim: 64, maxSeqLen: 48 },

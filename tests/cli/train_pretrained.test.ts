@@ -3,11 +3,9 @@
 // adapter and a merged Hugging Face directory; the merged model reloads (loadPretrained + loadHfTokenizer) with the
 // logits of base + adapter; a LoRA run resumes exactly. A built-in run's checkpoints are complete Hugging Face
 // directories whose tokenizer and model reproduce the character tokenizer and the model.
-import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as T from '../../src/tensor/index.js';
 import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
@@ -21,20 +19,7 @@ import type { TransformerLM } from '../../src/nn/transformer.js';
 import { loadCheckpoint } from '../../src/io/node_files.js';
 import { fixtureFiles, writeFixture } from '../support/hf_fixture.js';
 import { assertClose } from '../support/close.js';
-import { repoPath } from '../support/paths.js';
-
-const run = promisify(execFile);
-const CLI = repoPath('dist/cli/main.js');
-
-async function dapo(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, DAPO_BACKEND: 'wasm' }, timeout: 300_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+import { dapo } from '../support/cli.js';
 
 /** Wide enough for GSM8K text and the ChatML markers. */
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?\'"()+-*/=$%#<>|_{}[]\\\n';
