@@ -9,7 +9,7 @@ import { Trainer, buildTaskAndModel, freshParts, optimizerForResume } from '../s
 import { type PretrainedSource, loadPretrainedModel, pretrainedSource, taskFromFiles } from '../src/rl/pretrained_run_node.js';
 import type { EvalResult } from '../src/rl/evaluate.js';
 import { NodeRunStore, RUN_FILES, readJsonl, readRunConfig, restoreOptimizer, restoreRun, writeDirectoryAtomic } from '../src/rl/run_dir_node.js';
-import { type HfExportSource, adapterDirectoryFiles, hfDirectoryFiles } from '../src/rl/hf_export.js';
+import { type HfExportSource, adapterDirectoryFiles, declaredWeightsDtype, hfDirectoryFiles } from '../src/rl/hf_export.js';
 import { HfTokenizer } from '../src/data/tokenizer_hf.js';
 import { CharTokenizer } from '../src/data/tokenizer.js';
 import { applyLora, formatTrainableParameters, hasLora, mergeLora, removeLora } from '../src/nn/lora.js';
@@ -61,10 +61,12 @@ function initWeights(model: TransformerLM, dir: string): void {
 function exportSource(task: Task, pretrained: PretrainedSource | null): HfExportSource | null {
   if (!(task.tokenizer instanceof CharTokenizer || task.tokenizer instanceof HfTokenizer)) return null;
   const generation = pretrained?.tokenizer.files.generationConfig;
+  const baseConfigPath = pretrained ? join(pretrained.dir, 'config.json') : null;
   return {
     tokenizer: task.tokenizer,
     baseGenerationConfig: typeof generation === 'string' ? JSON.parse(generation) : generation ?? null,
     baseModelNameOrPath: pretrained?.name ?? null,
+    weightsDtype: baseConfigPath ? declaredWeightsDtype(JSON.parse(readFileSync(baseConfigPath, 'utf8'))) : 'float32',
   };
 }
 

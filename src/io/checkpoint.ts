@@ -7,19 +7,23 @@ import { type NamedArray, SafetensorsError, decodeSafetensors, encodeSafetensors
 
 export { fromHfConfig, toHfConfig } from './hf_config.js';
 
-/** Named float32 tensors as safetensors bytes (F32), in map order (weights, optimizer moments). */
-export async function encodeTensors(tensors: ReadonlyMap<string, T.Tensor>, metadata: Record<string, string> = {}): Promise<Uint8Array> {
+/** Named float32 tensors as safetensors bytes (F32 unless `floatDType` says F16/BF16), in map order (weights, optimizer moments). */
+export async function encodeTensors(
+  tensors: ReadonlyMap<string, T.Tensor>, metadata: Record<string, string> = {}, floatDType: 'F32' | 'F16' | 'BF16' = 'F32',
+): Promise<Uint8Array> {
   const arrays = new Map<string, NamedArray>();
   for (const [name, tensor] of tensors) {
     const data = await tensor.read();
     arrays.set(name, { shape: tensor.shape, data: data instanceof Float32Array ? data : Float32Array.from(data) });
   }
-  return encodeSafetensors(arrays, metadata);
+  return encodeSafetensors(arrays, metadata, { floatDType });
 }
 
-/** The model's weights as safetensors bytes (F32), in parameter order. */
-export async function encodeModel(model: TransformerLM, metadata: Record<string, string> = {}): Promise<Uint8Array> {
-  return encodeTensors(model.params, { format: 'pt', ...metadata });
+/** The model's weights as safetensors bytes (F32 unless `floatDType` says F16/BF16), in parameter order. */
+export async function encodeModel(
+  model: TransformerLM, metadata: Record<string, string> = {}, floatDType: 'F32' | 'F16' | 'BF16' = 'F32',
+): Promise<Uint8Array> {
+  return encodeTensors(model.params, { format: 'pt', ...metadata }, floatDType);
 }
 
 /**

@@ -17,6 +17,19 @@ export interface HfExportSource {
   baseGenerationConfig?: Record<string, unknown> | null;
   /** base_model_name_or_path of a PEFT adapter (the --model directory or Hub id). */
   baseModelNameOrPath?: string | null;
+  /** dtype of an exported model's weights (merged/): the base model's, as merge_and_unload + save_pretrained keep
+   *  it; default float32. Checkpoints always stay float32 (exact resume). */
+  weightsDtype?: WeightsDtype;
+}
+
+export type WeightsDtype = 'float32' | 'bfloat16' | 'float16';
+
+const SAFETENSORS_DTYPE = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' } as const;
+
+/** The weights dtype a Hugging Face config.json declares (`torch_dtype`, or `dtype` in current transformers). */
+export function declaredWeightsDtype(hfConfig: Record<string, unknown>): WeightsDtype {
+  const declared = hfConfig.torch_dtype ?? hfConfig.dtype;
+  return declared === 'bfloat16' || declared === 'float16' ? declared : 'float32';
 }
 
 const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
@@ -52,10 +65,13 @@ export function hfDirectoryMetadataFiles(model: TransformerLM, source: HfExportS
   return files;
 }
 
-/** A complete Hugging Face directory of the model as it is now (F32 weights). A LoRA model must be merged first. */
+/** A complete Hugging Face directory of the model as it is now, weights in source.weightsDtype (default F32). A LoRA
+ *  model must be merged first. */
 export async function hfDirectoryFiles(model: TransformerLM, source: HfExportSource, metadata: Record<string, string> = {}): Promise<ExportFiles> {
+  const dtype = source.weightsDtype ?? 'float32';
   const files = hfDirectoryMetadataFiles(model, source);
-  files.set('model.safetensors', await encodeModel(model, metadata));
+  files.set('config.json', json({ ...hfConfigWithTokenIds(model, source.tokenizer), torch_dtype: dtype }));
+  files.set('model.safetensors', await encodeModel(model, metadata, SAFETENSORS_DTYPE[dtype]));
   return files;
 }
 
