@@ -9,6 +9,9 @@ const { parentPort, workerData } = require('node:worker_threads');
 __poolMain(workerData, function (m) { parentPort.postMessage(m); });
 `;
 
+/** How long a shut-down worker may take to leave on its own before it is terminated. */
+const WORKER_EXIT_GRACE_MS = 2000;
+
 /** Worker factory over node:worker_threads (eval'd source, so no file paths are involved). */
 export function nodeWorkerFactory(): WorkerFactory {
   return {
@@ -23,7 +26,16 @@ export function nodeWorkerFactory(): WorkerFactory {
           w.off('error', onError);
           w.on('error', () => { /* a dead worker is reported by the kernel that waits on it */ });
           w.unref();
-          resolve({ terminate: () => { void w.terminate(); } });
+          resolve({
+            terminate: () => {
+              // The pool has set SHUTDOWN and woken the worker, which leaves its loop and exits by itself. Terminating
+              // it in that same moment races Node's teardown of a thread waking from Atomics.wait (a class of native
+              // aborts in worker_threads), so only a worker still alive after a grace period is terminated.
+              const grace = setTimeout(() => { void w.terminate(); }, WORKER_EXIT_GRACE_MS);
+              grace.unref();
+              w.once('exit', () => clearTimeout(grace));
+            },
+          });
         });
       });
     },
