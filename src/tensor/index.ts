@@ -8,6 +8,7 @@ export * from './layout.js';
 export * from './linalg.js';
 export * from './nn_ops.js';
 export * from './model_ops.js';
+export * from './linear_logprob_ops.js';
 export * from './low_rank_ops.js';
 export * from './loss_ops.js';
 export { binaryRaw, broadcastToRaw, copyView, reduceRaw, sumToShape, unaryRaw } from './raw.js';

@@ -6,9 +6,7 @@ import { checkInputs, empty, record } from './record.js';
 import { shapeStr } from './shape.js';
 import type { Tensor } from './tensor.js';
 import { reshape, slice } from './layout.js';
-import { div, ge, maximum, neg } from './elementwise.js';
-import { sum } from './reduce.js';
-import { cast } from './creation.js';
+import { meanTokenNll } from './linear_logprob_ops.js';
 
 function fail(op: string, message: string): never {
   throw new RangeError(`${op}: ${message}`);
@@ -195,9 +193,5 @@ export function writeSlice(dst: Tensor, src: Tensor, begin: readonly number[]): 
 
 /** Mean token cross-entropy −log p(target) over the rows whose target is not ignored (targets < 0). */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
-  return tidy(() => {
-    const { logp } = logSoftmaxGather(logits, targets);
-    const valid = ge(cast(targets, 'float32'), 0);
-    return div(neg(sum(logp)), maximum(sum(valid), 1));
-  });
+  return tidy(() => meanTokenNll(logSoftmaxGather(logits, targets).logp, targets));
 }
