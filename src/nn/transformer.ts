@@ -97,6 +97,17 @@ export class TransformerLM extends Module {
 
   /** ids int32 [B, T] → logits [B, T, V] (or [B, 1, V] with lastOnly). */
   forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
+    return T.tidy(() => {
+      const x = this.forwardHidden(ids, opts);
+      return this.lmHead ? this.lmHead.forward(x) : T.matmul(x, this.model.embedTokens.weight, { transB: true });
+    }, 'TransformerLM.forward');
+  }
+
+  /**
+   * ids int32 [B, T] → final hidden states after the last norm, [B, T, dModel] (or [B, 1, dModel] with
+   * lastOnly): forward() without the output head. Advances the cache like forward().
+   */
+  forwardHidden(ids: Tensor, opts: ForwardOptions = {}): Tensor {
     this.assertAlive();
     const maxSeqLen = this.config.maxSeqLen;
     if (ids.rank !== 2 || ids.dtype !== 'int32') {
@@ -110,10 +121,37 @@ export class TransformerLM extends Module {
     if (opts.cache && opts.cache.batch !== B) throw new RangeError(`TransformerLM.forward: cache for batch ${opts.cache.batch}, ids batch ${B}`);
     return T.tidy(() => {
       const x = this.model.forward(ids, opts);
-      const logits = this.lmHead ? this.lmHead.forward(x) : T.matmul(x, this.model.embedTokens.weight, { transB: true });
       opts.cache?.advance(Tn);
-      return logits;
-    }, 'TransformerLM.forward');
+      return x;
+    }, 'TransformerLM.forwardHidden');
+  }
+
+  /**
+   * The output head as a plain weight [V, dModel] (nn.Linear layout) and optional bias: lm_head, or the
+   * embedding table when tied (its gradient then accumulates into that same parameter). Null when lm_head
+   * carries an adapter (LoRA on the head), which only forward() applies.
+   */
+  headWeight(): { weight: Tensor; bias: Tensor | null } | null {
+    this.assertAlive();
+    if (!this.lmHead) return { weight: this.model.embedTokens.weight, bias: null };
+    if (this.lmHead.adapter) return null;
+    return { weight: this.lmHead.weight, bias: this.lmHead.bias };
+  }
+
+  /**
+   * Log-probs and entropies of int32 targets [B·T] (−1: ignored) after ids [B, T], flattened to [B·T], from
+   * the hidden states and the head in row chunks (linearLogSoftmaxGather): no [B·T, V] logits exist, in the
+   * forward or the backward. Falls back to full logits only when lm_head has an adapter.
+   */
+  tokenLogprobs(ids: Tensor, targets: Tensor, opts: { chunkRows?: number } = {}): { logp: Tensor; entropy: Tensor } {
+    return T.tidy(() => {
+      const rows = ids.size;
+      const { vocabSize, dModel } = this.config;
+      const head = this.headWeight();
+      if (!head) return T.logSoftmaxGather(T.reshape(this.forward(ids), [rows, vocabSize]), targets);
+      const hidden = T.reshape(this.forwardHidden(ids), [rows, dModel]);
+      return T.linearLogSoftmaxGather(hidden, head.weight, targets, { bias: head.bias, chunkRows: opts.chunkRows });
+    }, 'TransformerLM.tokenLogprobs');
   }
 
   /** Frees every parameter (and its gradient). */

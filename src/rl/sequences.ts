@@ -58,15 +58,15 @@ export function scatterRows(packed: PackedBatch, sequences: readonly { responseI
   return out;
 }
 
-/** Token log-probs and entropies of the packed targets: logits of the model → fused log-softmax-gather. */
+/**
+ * Token log-probs and entropies of the packed targets [B·L]: hidden states of the model → the head fused with
+ * log-softmax-gather in row chunks, so no [B·L, V] logits exist (TransformerLM.tokenLogprobs).
+ */
 export function tokenLogprobs(model: TransformerLM, p: PackedBatch): { logp: Tensor; entropy: Tensor } {
   const ids = T.tensor(p.ids, [p.batch, p.length], 'int32');
   const targets = T.tensor(p.targets, [p.batch * p.length], 'int32');
   try {
-    return T.tidy(() => {
-      const logits = model.forward(ids);
-      return T.logSoftmaxGather(T.reshape(logits, [p.batch * p.length, model.config.vocabSize]), targets);
-    });
+    return model.tokenLogprobs(ids, targets);
   } finally {
     ids.dispose();
     targets.dispose();

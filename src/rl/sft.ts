@@ -20,7 +20,8 @@ export async function sftStep(model: TransformerLM, optimizer: AdamW, task: Task
   const packed = pack(sftBatch(task, step, batchSize), task.tokenizer.padId);
   const ids = T.tensor(packed.ids, [packed.batch, packed.length], 'int32');
   const targets = T.tensor(packed.targets, [packed.batch * packed.length], 'int32');
-  const loss = T.tidy(() => T.crossEntropy(T.reshape(model.forward(ids), [packed.batch * packed.length, model.config.vocabSize]), targets));
+  // Cross-entropy = −logp of the fused head (no [tokens, vocabulary] logits), averaged over response tokens.
+  const loss = T.tidy(() => T.meanTokenNll(model.tokenLogprobs(ids, targets).logp, targets));
   ids.dispose();
   targets.dispose();
   T.backward(loss);

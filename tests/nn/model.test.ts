@@ -7,6 +7,7 @@ import type { Tensor } from '../../src/tensor/index.js';
 import { ConfigError, resolveModelConfig } from '../../src/nn/config.js';
 import { TransformerLM } from '../../src/nn/transformer.js';
 import { generate } from '../../src/nn/generate.js';
+import { applyLora } from '../../src/nn/lora.js';
 import { sampleToken } from '../../src/nn/sampling.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.js';
 import { encodeModel, fromHfConfig, loadModelWeights, toHfConfig } from '../../src/io/checkpoint.js';
@@ -100,6 +101,81 @@ describe('forward', () => {
     x.dispose();
     targets.dispose();
     expect(r.ok, JSON.stringify(r.worst)).toBe(true);
+  });
+});
+
+describe('token log-probs through the fused head (no [B·T, V] logits)', () => {
+  const x = () => ids([[1, 2, 3, 4], [6, 5, 0, 1]]);
+  const targets = () => T.tensor([2, 3, 4, -1, 5, 0, 1, 2], [8], 'int32');
+  const weights = (seed: number) => T.randUniform([8], seed, -1, 1);
+
+  /** Σ logp·a + Σ entropy·b and the gradient of every parameter, through `path`. */
+  async function lossAndGrads(m: TransformerLM, path: (ids: Tensor, t: Tensor) => { logp: Tensor; entropy: Tensor }) {
+    const [xi, t, a, b] = [x(), targets(), weights(1), weights(2)];
+    const out = T.tidy(() => path(xi, t));
+    const loss = T.tidy(() => T.add(T.sum(T.mul(out.logp, a)), T.sum(T.mul(out.entropy, b))));
+    T.backward(loss);
+    const result = {
+      logp: await out.logp.toArray(), entropy: await out.entropy.toArray(),
+      grads: new Map(await Promise.all([...m.params].map(async ([n, p]) => [n, p.grad ? await p.grad.toArray() : null] as const))),
+    };
+    for (const p of m.params.values()) { p.grad?.dispose(); p.grad = null; }
+    for (const tensor of [xi, t, a, b, out.logp, out.entropy, loss]) tensor.dispose();
+    return result;
+  }
+  const unfused = (m: TransformerLM) => (xi: Tensor, t: Tensor) => T.logSoftmaxGather(T.reshape(m.forward(xi), [8, m.config.vocabSize]), t);
+
+  for (const tieEmbeddings of [false, true]) {
+    it(`equals logSoftmaxGather(forward) with every parameter gradient (${tieEmbeddings ? 'tied' : 'untied'} head, chunks of 3 rows)`, async () => {
+      const m = new TransformerLM({ ...tiny, tieEmbeddings }, 5);
+      try {
+        expect(m.headWeight()!.weight).toBe(tieEmbeddings ? m.p('model.embed_tokens.weight') : m.p('lm_head.weight'));
+        const want = await lossAndGrads(m, unfused(m));
+        for (const chunkRows of [undefined, 3]) {
+          const got = await lossAndGrads(m, (xi, t) => m.tokenLogprobs(xi, t, { chunkRows }));
+          assertClose(got.logp, want.logp, 'logp', 1e-12, 1e-10);
+          assertClose(got.entropy, want.entropy, 'entropy', 1e-12, 1e-10);
+          for (const [name, g] of want.grads) assertClose(got.grads.get(name)!, g!, `gradient of ${name}`, 1e-12, 1e-10);
+        }
+      } finally {
+        m.dispose();
+      }
+    });
+  }
+
+  it('gradcheck through forwardHidden and the fused head (tied embeddings: both uses of the table)', async () => {
+    const m = new TransformerLM({ ...tiny, tieEmbeddings: true }, 6);
+    const names = [...m.params.keys()];
+    const inputs = [...m.params.values()];
+    const [xi, t] = [x(), targets()];
+    const r = await T.gradcheck((...ps) => {
+      ps.forEach((p, i) => m.params.set(names[i], p));
+      const { logp, entropy } = m.tokenLogprobs(xi, t, { chunkRows: 3 });
+      return T.add(T.mean(logp), T.mulScalar(T.mean(entropy), 0.1));
+    }, inputs, { rtol: 1e-4, atol: 1e-7 });
+    names.forEach((n, i) => m.params.set(n, inputs[i]));
+    xi.dispose();
+    t.dispose();
+    m.dispose();
+    expect(r.ok, JSON.stringify(r.worst)).toBe(true);
+  });
+
+  it('LoRA: a frozen tied table gets no gradient; an adapter on lm_head falls back to full logits', async () => {
+    const tied = new TransformerLM({ ...tiny, tieEmbeddings: true }, 7);
+    applyLora(tied, { r: 2, alpha: 4, targetModules: ['q_proj'] });
+    const got = await lossAndGrads(tied, (xi, t) => tied.tokenLogprobs(xi, t, { chunkRows: 3 }));
+    const want = await lossAndGrads(tied, unfused(tied));
+    expect(got.grads.get('model.embed_tokens.weight')).toBeNull();
+    for (const [name, g] of want.grads) if (g) assertClose(got.grads.get(name)!, g, `gradient of ${name}`, 1e-12, 1e-10);
+    tied.dispose();
+
+    const headed = new TransformerLM(tiny, 8);
+    applyLora(headed, { r: 2, alpha: 4, targetModules: ['lm_head'] });
+    expect(headed.headWeight()).toBeNull();
+    const viaHead = await lossAndGrads(headed, (xi, t) => headed.tokenLogprobs(xi, t));
+    const viaForward = await lossAndGrads(headed, unfused(headed));
+    assertClose(viaHead.logp, viaForward.logp, 'logp with a LoRA head', 0, 0);
+    headed.dispose();
   });
 });
 
