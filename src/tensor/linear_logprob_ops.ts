@@ -3,7 +3,8 @@
 //   forward   z_c = h_c·Wᵀ (+ bias) [chunk, V] → logSoftmaxGather → logp_c, entropy_c, lse_c; z_c is dropped.
 //   backward  z_c is recomputed, gz_c = logSoftmaxGatherBackward(z_c, gLogp_c, gEntropy_c) [chunk, V], then
 //             gh_c = gz_c·W, gW += gz_cᵀ·h_c, gBias += Σ_rows gz_c (each only when that input needs it).
-// So at most two [chunk, V] buffers are live at a time (logits and their gradient). Built from the existing
+// So at most two [chunk, V] buffers are live at a time (logits and their gradient); when every row fits in one
+// chunk, the backward reuses the forward's logits instead of recomputing them. Built from the existing
 // matmul, logSoftmaxGather(+Backward), copy, reduce and scatterAdd kernels, so it runs on every backend.
 import type { MatmulArgs, Storage } from '../backend/backend.js';
 import { getBackend, tidy } from './engine.js';
@@ -96,6 +97,8 @@ export function linearLogSoftmaxGather(
   // Both outputs live in one [2, N] tensor so one autograd node serves them; the caller gets row slices.
   const both = empty([2, rows]);
   const lse = empty([rows]);
+  // With one chunk the backward reuses its logits instead of recomputing them (the budget already allows them).
+  let keptLogits: Tensor | null = null;
   for (const { start, count } of chunks) {
     const h = rowsOf(hidden, start, count, dim);
     const t = rowsOf(targets, start, count, 1);
@@ -108,14 +111,17 @@ export function linearLogSoftmaxGather(
     backend.copy(logp.storage, whole, both.storage, start, [count]);
     backend.copy(entropy.storage, whole, both.storage, rows + start, [count]);
     backend.copy(chunkLse.storage, whole, lse.storage, start, [count]);
-    for (const x of [z, logp, entropy, chunkLse]) x.dispose();
+    if (chunks.length === 1) keptLogits = z;
+    else z.dispose();
+    for (const x of [logp, entropy, chunkLse]) x.dispose();
     if (h !== hidden) h.dispose();
     if (t !== targets) t.dispose();
   }
 
   const inputs = bias ? [hidden, weight, targets, bias] : [hidden, weight, targets];
-  const saved = bias ? [hidden, weight, targets, lse, both, bias] : [hidden, weight, targets, lse, both];
-  const tracked = record('linearLogSoftmaxGather', inputs, both, saved, (g, [sh, sw, st, sl, sb, sBias], needs) => {
+  const saved = [hidden, weight, targets, lse, both, bias ?? lse, ...(keptLogits ? [keptLogits] : [])];
+  const tracked = record('linearLogSoftmaxGather', inputs, both, saved, (g, [sh, sw, st, sl, sb, sBiasOrLse, sz], needs) => {
+    const sBias = bias ? sBiasOrLse : null;
     const [needHidden, needWeight] = needs;
     const needBias = bias ? needs[3] : false;
     const gHidden = needHidden ? empty([rows, dim]) : null;
@@ -133,11 +139,12 @@ export function linearLogSoftmaxGather(
         return out;
       };
       const [gLogp, gEntropy, chunkLse, chunkEntropy] = [part(g, 0), part(g, rows), part(sl, 0), part(sb, rows)];
-      const z = logitsOf(h, count, sw, sBias ?? null);
+      const z = sz ?? logitsOf(h, count, sw, sBias);
       const gz = empty([count, vocab]);
       backend.kernels.logSoftmaxGatherBackward(z.storage, t.storage, chunkLse.storage, chunkEntropy.storage,
         gLogp.storage, gEntropy.storage, gz.storage, count, vocab);
-      for (const x of [z, gLogp, gEntropy, chunkLse, chunkEntropy]) x.dispose();
+      if (z !== sz) z.dispose();
+      for (const x of [gLogp, gEntropy, chunkLse, chunkEntropy]) x.dispose();
       if (gHidden) {
         // gh_c = gz_c·W, written straight into gHidden when there is one chunk.
         const gh = chunks.length === 1 ? gHidden : empty([count, dim]);
@@ -176,6 +183,7 @@ export function linearLogSoftmaxGather(
     return bias ? [gHidden, gWeight, null, gBias] : [gHidden, gWeight, null];
   });
   lse.dispose();
+  keptLogits?.dispose(); // the node, when one was recorded, keeps its own alias
   const out = tidy(() => ({
     logp: reshape(slice(tracked, [0, 0], [1, rows]), [rows]),
     entropy: reshape(slice(tracked, [1, 0], [1, rows]), [rows]),

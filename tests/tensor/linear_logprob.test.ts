@@ -145,6 +145,11 @@ describe('linearLogSoftmaxGather on the float64 reference', () => {
       assertClose(frozen.grads[0]!, trainable.grads[0]!, 'hidden gradient', 0, 0);
       // 4 chunks: forward logits, then per chunk recomputed logits and the hidden gradient; no gz·h products.
       expect(products).toBe(4 + 4 * 2);
+      // One chunk: its logits are kept for the backward, which only forms the hidden gradient.
+      products = 0;
+      const single = await run(reference, p, { fused: true, frozenWeight: true });
+      assertClose(single.grads[0]!, trainable.grads[0]!, 'hidden gradient, one chunk', 1e-12, 1e-10);
+      expect(products).toBe(1 + 1);
     } finally {
       reference.matmul = matmul;
     }
