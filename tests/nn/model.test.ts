@@ -200,6 +200,22 @@ describe('generation', () => {
     expect(a.truncated).toEqual([true, true, true]);
   });
 
+  it('computes head logits only for the last position: prefill and decode never build [B, T, V]', async () => {
+    const heads: number[] = [];
+    const matmul = backend.matmul.bind(backend);
+    backend.matmul = (a, b, out, args) => {
+      if (args.n === tiny.vocabSize) heads.push(args.batch * args.m);
+      matmul(a, b, out, args);
+    };
+    try {
+      await generate(model, prompts, { maxNewTokens: 3, seed: 1, temperature: 0 });
+    } finally {
+      backend.matmul = matmul;
+    }
+    // One [B, V] head product per step (prefill of 4 positions included), never [B·4, V].
+    expect(heads).toEqual([3, 3, 3]);
+  });
+
   it('greedy decoding matches argmax of the full forward; stop tokens end a sequence', async () => {
     const g = await generate(model, [[1, 2, 3]], { maxNewTokens: 4, temperature: 0 });
     let seq = [1, 2, 3];
