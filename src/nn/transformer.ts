@@ -43,15 +43,50 @@ export class DecoderStack extends Module {
     this.norm = this.addModule('norm', (at) => new RMSNorm(config.dModel, { ...at, eps: config.normEps }));
   }
 
+  /**
+   * Activation checkpointing per decoder block: when training (grad recording on, no KV cache), the forward
+   * keeps only each block's input and the backward recomputes the block. Off by default.
+   */
+  checkpointActivations = false;
+
   /** ids int32 [B, T] → normalised hidden states [B, T, dModel] (or [B, 1, dModel] with lastOnly). */
   forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
     const [B, Tn] = ids.shape;
     const positions = opts.positions ?? RotaryEmbedding.positions(B, Tn, opts.cache?.length ?? 0);
     let x = this.embedTokens.forward(ids);
-    for (const block of this.layers) x = block.forward(x, { positions, keyStart: opts.keyStart, cache: opts.cache });
+    const checkpointed = this.checkpointActivations && !opts.cache && T.isGradEnabled();
+    for (const block of this.layers) {
+      if (!checkpointed) {
+        x = block.forward(x, { positions, keyStart: opts.keyStart, cache: opts.cache });
+        continue;
+      }
+      checkRecomputable(block);
+      const keyStart = opts.keyStart ?? null;
+      x = T.checkpoint((input, pos, start) => block.forward(input, { positions: pos, keyStart: start ?? null }),
+        keyStart ? [x, positions, keyStart] : [x, positions], trainableLeaves(block));
+    }
     if (opts.lastOnly && Tn > 1) x = T.slice(x, [0, Tn - 1, 0], [B, 1, this.config.dModel]);
     return this.norm.forward(x);
   }
+}
+
+/** A checkpointed block must give the same values when recomputed: LoRA dropout draws a fresh mask per call. */
+function checkRecomputable(block: DecoderBlock): void {
+  for (const [path, module] of block.namedModules()) {
+    const adapter = module instanceof Linear ? module.adapter as { dropout?: number; training?: boolean } | null : null;
+    if (adapter && (adapter.dropout ?? 0) > 0 && adapter.training !== false) {
+      throw new Error(`checkpointActivations: ${path} has LoRA dropout ${adapter.dropout}, whose fresh random mask would differ when the block is recomputed; set lora dropout 0 or turn checkpointing off`);
+    }
+  }
+}
+
+/** The grad-requiring leaves a block reads: its parameters and its adapters' tensors (LoRA A and B). */
+function trainableLeaves(block: DecoderBlock): Tensor[] {
+  const leaves = [...block.parameters()];
+  for (const [, module] of block.namedModules()) {
+    if (module instanceof Linear && module.adapter) leaves.push(...Object.values(module.adapter).filter(T.isTensor));
+  }
+  return leaves.filter((t) => t.requiresGrad);
 }
 
 export class TransformerLM extends Module {
@@ -152,6 +187,15 @@ export class TransformerLM extends Module {
       const hidden = T.reshape(this.forwardHidden(ids), [rows, dModel]);
       return T.linearLogSoftmaxGather(hidden, head.weight, targets, { bias: head.bias, chunkRows: opts.chunkRows });
     }, 'TransformerLM.tokenLogprobs');
+  }
+
+  /** Activation checkpointing per decoder block in training passes (DecoderStack.checkpointActivations). */
+  get checkpointActivations(): boolean {
+    return this.model.checkpointActivations;
+  }
+
+  set checkpointActivations(on: boolean) {
+    this.model.checkpointActivations = on;
   }
 
   /** Frees every parameter (and its gradient). */

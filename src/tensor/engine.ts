@@ -63,6 +63,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn with gradient recording on, even inside noGrad (recomputing a checkpointed segment in backward). */
+export function withGrad<T>(fn: () => T): T {
+  const wasEnabled = state.gradEnabled;
+  state.gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    state.gradEnabled = wasEnabled;
+  }
+}
+
 /** Registers a new tensor with the innermost tidy scope. */
 export function trackTensor(tensor: ScopedTensor): void {
   const scope = state.scopes[state.scopes.length - 1];
