@@ -172,6 +172,20 @@ describe('linearLogSoftmaxGather on the float64 reference', () => {
     expect(fused).toBeLessThan(logitBytes / 2);
   });
 
+  it('sizes default chunks from the logit budget, evened out over the chunks', () => {
+    const budget = T.LOGIT_CHUNK_ELEMENTS;
+    for (const [rows, vocab] of [[1024, 49152], [1024, 151936], [5, 32], [3, budget * 2], [0, 7], [1000, 16411]]) {
+      const chunkRows = T.defaultChunkRows(rows, vocab);
+      const chunks = Math.ceil(rows / chunkRows);
+      expect(chunkRows).toBeGreaterThanOrEqual(1);
+      expect(chunkRows * vocab <= budget || chunkRows === 1, `${rows} × ${vocab}`).toBe(true);
+      // No more chunks than the budget forces.
+      expect(chunks).toBe(Math.ceil(rows / Math.max(1, Math.floor(budget / vocab))));
+    }
+    expect(T.defaultChunkRows(1024, 49152)).toBe(256);
+    expect(T.defaultChunkRows(1024, 151936)).toBe(103);
+  });
+
   it('rejects bad inputs with messages that name the problem', () => {
     T.setBackend(reference);
     T.tidy(() => {
