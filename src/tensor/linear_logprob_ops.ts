@@ -125,9 +125,11 @@ export function linearLogSoftmaxGather(
   }
 
   const inputs = bias ? [hidden, weight, targets, bias] : [hidden, weight, targets];
-  const saved = [hidden, weight, targets, lse, both, bias ?? lse, ...(keptLogits ? [keptLogits] : [])];
-  const tracked = record('linearLogSoftmaxGather', inputs, both, saved, (g, [sh, sw, st, sl, sb, sBiasOrLse, sz], needs) => {
-    const sBias = bias ? sBiasOrLse : null;
+  // Saved: the inputs, lse and both outputs (entropy is read back), then the bias and the kept logits if any.
+  const saved = [hidden, weight, targets, lse, both, ...(bias ? [bias] : []), ...(keptLogits ? [keptLogits] : [])];
+  const tracked = record('linearLogSoftmaxGather', inputs, both, saved, (g, [sh, sw, st, sl, sBoth, ...optional], needs) => {
+    const sBias = bias ? optional[0] : null;
+    const sz = keptLogits ? optional[bias ? 1 : 0] : null;
     const [needHidden, needWeight] = needs;
     const needBias = bias ? needs[3] : false;
     const gHidden = needHidden ? empty([rows, dim]) : null;
@@ -144,7 +146,7 @@ export function linearLogSoftmaxGather(
         backend.copy(x.storage, { strides: [1], offset: offset + start }, out.storage, 0, [count]);
         return out;
       };
-      const [gLogp, gEntropy, chunkLse, chunkEntropy] = [part(g, 0), part(g, rows), part(sl, 0), part(sb, rows)];
+      const [gLogp, gEntropy, chunkLse, chunkEntropy] = [part(g, 0), part(g, rows), part(sl, 0), part(sBoth, rows)];
       const z = sz ?? logitsOf(h, count, sw, sBias);
       const gz = empty([count, vocab]);
       backend.kernels.logSoftmaxGatherBackward(z.storage, t.storage, chunkLse.storage, chunkEntropy.storage,
