@@ -10,7 +10,14 @@ export function empty(shape: readonly number[], dtype: DType = 'float32'): Tenso
   const backend = getBackend();
   let size = 1;
   for (const d of shape) size *= d;
-  const storage = backend.allocUninitialized ? backend.allocUninitialized(dtype, size) : backend.alloc(dtype, size);
+  let storage;
+  try {
+    storage = backend.allocUninitialized ? backend.allocUninitialized(dtype, size) : backend.alloc(dtype, size);
+  } catch (err) {
+    // The backend knows the element count; the shape is what the caller recognises.
+    if (err instanceof Error) err.message = `${err.message} (tensor ${shapeStr(shape)} ${dtype})`;
+    throw err;
+  }
   return Tensor.fromStorage(storage, shape, dtype, backend);
 }
 

@@ -7,6 +7,10 @@ export type Rule =
   | { kind: 'enum'; values: readonly string[] };
 
 export const int = (min: number, note?: string, max?: number): Rule => ({ kind: 'int', min, max, note });
+/** Every count (steps, sizes, intervals) stays below this: 1e300 steps is a typo, not a run. */
+export const MAX_COUNT = 10_000_000;
+/** An integer count in [min, MAX_COUNT]. */
+export const count = (min: number, note?: string): Rule => ({ kind: 'int', min, max: MAX_COUNT, note });
 export const atLeast = (min: number, note?: string): Rule => ({ kind: 'number', min, note });
 export const above = (min: number): Rule => ({ kind: 'number', min, minOpen: true });
 export const range = (min: number, max: number, minOpen = false, maxOpen = false): Rule => ({ kind: 'number', min, max, minOpen, maxOpen });
