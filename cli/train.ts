@@ -120,35 +120,34 @@ const PHASE_WORDS: Record<TrainerPhase, string> = {
 /** An allocation failure said as one line with the phase that ran out; other errors unchanged. */
 function withPhase(err: unknown, phase: TrainerPhase, backend: string): unknown {
   if (!(err instanceof KernelError) || err.kernel !== 'alloc') return err;
-  const detail = err.message.replace(/^kernel 'alloc': /, '').replace(/^out of memory: /, '');
+  const detail = err.message.replace(/^kernel 'alloc'(?: \((tensor [^)]*)\))?: (?:out of memory: )?/, (_, tensor?: string) => (tensor ? `${tensor}: ` : ''));
   return new Error(`out of memory during ${PHASE_WORDS[phase]} on the ${backend} backend: ${detail}`);
 }
 
-/** SIGINT / SIGTERM: the first asks the run to stop at the next step boundary (checkpoints are never cut), a second
- *  one quits at once. */
-function listenForInterrupts(log: (line: string) => void) {
+/** SIGINT / SIGTERM: the first asks the run to stop at the next step boundary (a checkpoint is never cut); it also
+ *  gives the signals back to their default action, so a second one ends the process at once — even while a WASM
+ *  kernel keeps JavaScript busy and no handler could run. */
+export function listenForInterrupts(log: (line: string) => void) {
   const controller = new AbortController();
   let received: keyof typeof SIGNAL_EXIT_CODE | null = null;
-  const onSignal = (name: keyof typeof SIGNAL_EXIT_CODE) => {
-    if (received) {
-      log(`${name} again: quitting at once`);
-      process.exit(SIGNAL_EXIT_CODE[name]);
-    }
-    received = name;
-    log(`${name}: stopping after the current step (press Ctrl-C again to quit at once)`);
-    controller.abort(new Error(name));
-  };
   const onInt = () => onSignal('SIGINT');
   const onTerm = () => onSignal('SIGTERM');
+  const dispose = () => {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  };
+  function onSignal(name: keyof typeof SIGNAL_EXIT_CODE) {
+    received = name;
+    dispose();
+    log(`${name}: stopping after the current step (Ctrl-C again quits at once)`);
+    controller.abort(new Error(name));
+  }
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   return {
     signal: controller.signal,
     get received() { return received; },
-    dispose() {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-    },
+    dispose,
   };
 }
 

@@ -155,7 +155,7 @@ export class Trainer {
     }
     const budgetLeft = () => config.rl.sampleBudget === 0 || this.state.samples < config.rl.sampleBudget;
     while (this.state.rlStep < config.rl.steps && budgetLeft()) {
-      this.signal?.throwIfAborted();
+      await this.stopIfAborted();
       await this.rlStep();
       const step = this.state.rlStep;
       const lastStep = step === config.rl.steps || !budgetLeft();
@@ -178,7 +178,7 @@ export class Trainer {
   private async runSft(): Promise<void> {
     const sft = this.config.sft;
     for (let step = 0; step < sft.steps; step++) {
-      this.signal?.throwIfAborted();
+      await this.stopIfAborted();
       this.phase = 'sft';
       const lr = learningRate(step, { lr: sft.lr, warmupSteps: sft.warmupSteps, totalSteps: sft.steps, schedule: 'constant', minLrRatio: 1 });
       const result = await sftStep(this.model, this.parts.optimizer, this.task, step, sft.batchSize, lr);
@@ -261,7 +261,7 @@ export class Trainer {
   /** One generation call (its own seed), scored; every group it makes counts in the step's metrics. */
   private async sample(items: { index: number; problem: RolloutGroup['problem'] }[]): Promise<RolloutGroup[]> {
     const rl = this.config.rl;
-    this.signal?.throwIfAborted();
+    await this.stopIfAborted();
     this.phase = 'generation';
     const seed = callSeed(this.config.seed, SEED_STREAM.rollout, this.state.rolloutCalls++);
     const { groups, stats } = await rollout(this.model, this.task, items, {
@@ -326,7 +326,7 @@ export class Trainer {
   }
 
   private async evaluate(step: number, phase: 'sft' | 'rl' | 'final'): Promise<EvalResult> {
-    this.signal?.throwIfAborted();
+    await this.stopIfAborted();
     this.phase = 'eval';
     const evalConfig = this.config.eval;
     const problems = Math.min(evalConfig.problems, this.task.testSize);
@@ -351,6 +351,14 @@ export class Trainer {
     this.state.carried = this.groupFilter.carried();
     const state = { ...this.state, elapsed: this.elapsedSeconds() };
     await this.store.saveCheckpoint({ state, model: this.model, optimizer: this.parts.optimizer });
+  }
+
+  /** Throws the abort reason once the signal is aborted. It first yields to the event loop: with a synchronous
+   *  backend (WASM) every await resolves at once, so a signal handler would otherwise never run before the end. */
+  private async stopIfAborted(): Promise<void> {
+    if (!this.signal) return;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    this.signal.throwIfAborted();
   }
 
   /** Wall time of the run, earlier processes included (seconds). */

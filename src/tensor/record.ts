@@ -15,7 +15,10 @@ export function empty(shape: readonly number[], dtype: DType = 'float32'): Tenso
     storage = backend.allocUninitialized ? backend.allocUninitialized(dtype, size) : backend.alloc(dtype, size);
   } catch (err) {
     // The backend knows the element count; the shape is what the caller recognises.
-    if (err instanceof Error) err.message = `${err.message} (tensor ${shapeStr(shape)} ${dtype})`;
+    if (err instanceof Error) {
+      const tensor = `tensor ${shapeStr(shape)} ${dtype}`;
+      err.message = /^kernel '[^']*'/.test(err.message) ? err.message.replace(/^(kernel '[^']*')/, `$1 (${tensor})`) : `${err.message} (${tensor})`;
+    }
     throw err;
   }
   return Tensor.fromStorage(storage, shape, dtype, backend);
