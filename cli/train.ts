@@ -171,7 +171,7 @@ function interruptedMessage(runDir: string): string {
 }
 
 /** The store's writes, with file errors that name the file and what was being written. */
-function namingFileErrors(store: NodeRunStore): void {
+export function namingFileErrors(store: NodeRunStore): void {
   const append = (method: 'appendMetrics' | 'appendEval' | 'appendSft', file: string) => {
     const write = store[method].bind(store);
     store[method] = (record) => withFileContextSync('append to', store.path(file), () => write(record));
