@@ -224,7 +224,7 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
   const setupFailed = (err: unknown): never => {
     if (!flags.resume && (store || createdDir)) removeRunStub(runDir, createdDir);
     if (interrupts.received) {
-      throw flags.resume ? interrupted() : new Interrupted('interrupted before training started; no run directory was kept', SIGNAL_EXIT_CODE[interrupts.received]);
+      throw flags.resume ? interrupted() : new Interrupted('interrupted before training started; nothing was kept', SIGNAL_EXIT_CODE[interrupts.received]);
     }
     throw withPhase(err, 'setup', selection?.backend.name ?? config.backend);
   };
