@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { collectInfo, formatInfo } from './info.js';
 import { runBench } from './bench.js';
 import { BENCH_CASES } from '../src/bench/cases.js';
+import { describeFailure } from './errors.js';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -139,8 +140,10 @@ program.command('bench')
 program.parseAsync(process.argv).then(
   // Dawn and worker pools can keep the event loop alive; a finished command exits.
   () => process.exit(0),
-  (e: Error) => {
-    console.error(`dapo: ${e.message}`);
-    process.exit(1);
+  (err: unknown) => {
+    // One line: file errors name the path and the cause in words; an interrupt exits 130 (SIGINT) or 143 (SIGTERM).
+    const { message, exitCode } = describeFailure(err);
+    console.error(`dapo: ${message}`);
+    process.exit(exitCode);
   },
 );

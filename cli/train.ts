@@ -1,14 +1,14 @@
 // `dapo train`: resolve the config (defaults ← preset ← --config file ← flags), pick the backend, then run
 // SFT warm-up → DAPO/GRPO → evaluation → plots into a run directory; `--resume` continues a run.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { initEngine } from '../src/node.js';
 import { type ConfigFlags, type TrainConfig, configLayersFrom, resolveTrainConfig } from '../src/rl/config.js';
 import { TrainingStopped } from '../src/rl/run_store.js';
-import { Trainer, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
+import { Trainer, type TrainerPhase, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
 import { type PretrainedSource, loadPretrainedModel, pretrainedSource, taskFromFiles } from '../src/rl/pretrained_run_node.js';
 import type { EvalResult } from '../src/rl/evaluate.js';
-import { NodeRunStore, RUN_FILES, readJsonl, readRunConfig, restoreOptimizer, restoreRun, writeDirectoryAtomic } from '../src/rl/run_dir_node.js';
+import { NodeRunStore, RUN_FILES, latestCheckpoint, readJsonl, readRunConfig, restoreOptimizer, restoreRun, writeDirectoryAtomic } from '../src/rl/run_dir_node.js';
 import { type HfExportSource, adapterDirectoryFiles, declaredWeightsDtype, hfDirectoryFiles } from '../src/rl/hf_export.js';
 import { HfTokenizer } from '../src/data/tokenizer_hf.js';
 import { CharTokenizer } from '../src/data/tokenizer.js';
@@ -18,6 +18,11 @@ import { loadModelWeights } from '../src/io/checkpoint.js';
 import type { TransformerLM } from '../src/nn/transformer.js';
 import { plotRunDir } from './plot.js';
 import type { Task } from '../src/data/task.js';
+import { makeTask } from '../src/data/tasks.js';
+import { isDatasetTask } from '../src/data/math_task.js';
+import { KernelError } from '../src/backend/types.js';
+import { Interrupted, SIGNAL_EXIT_CODE, withFileContext, withFileContextSync } from './errors.js';
+import { createRunDirectory, removeRunStub } from './run_place.js';
 
 /** The command's options: the config flags (see configLayersFrom), with --config as a file path. */
 export interface TrainFlags extends Omit<ConfigFlags, 'configFile'> {
@@ -39,16 +44,26 @@ function readConfigFile(path: string): unknown {
   }
 }
 
-/** The resolved config of the flags (what --print-config prints). */
+/** The resolved config of the flags (what --print-config prints), its built-in task checked too: an unknown task
+ *  or a bad task knob fails here, before any GPU probe or run directory. */
 export function configFromFlags(flags: TrainFlags): TrainConfig {
   const configFile = flags.config ? readConfigFile(flags.config) : undefined;
-  return resolveTrainConfig(...configLayersFrom({ ...flags, configFile }));
+  const config = resolveTrainConfig(...configLayersFrom({ ...flags, configFile }));
+  // A dataset task is checked when its files are read (taskFromFiles); a built-in task builds in microseconds.
+  if (!isDatasetTask(config.task.name)) makeTask(config.task);
+  return config;
+}
+
+/** The weights file of config.init (checked before the run directory is made). */
+function initWeightsFile(dir: string): string {
+  const path = join(dir, 'model.safetensors');
+  if (!existsSync(path)) throw new Error(`init: ${path} does not exist (init must be a checkpoint directory)`);
+  return path;
 }
 
 /** Loads a checkpoint directory's weights into a fresh model (config.init), naming what does not fit. */
 function initWeights(model: TransformerLM, dir: string): void {
-  const path = join(dir, 'model.safetensors');
-  if (!existsSync(path)) throw new Error(`init: ${path} does not exist (init must be a checkpoint directory)`);
+  const path = initWeightsFile(dir);
   try {
     loadModelWeights(model, new Uint8Array(readFileSync(path)));
   } catch (err) {
@@ -96,10 +111,99 @@ export interface TrainOutcome {
   seconds: number;
 }
 
+/** What each phase of the trainer is called in an error. */
+const PHASE_WORDS: Record<TrainerPhase, string> = {
+  setup: 'setup (building the model)', sft: 'the SFT warm-up', generation: 'generation (rollouts)', update: 'the policy update',
+  eval: 'evaluation', checkpoint: 'a checkpoint save',
+};
+
+/** An allocation failure said as one line with the phase that ran out; other errors unchanged. */
+function withPhase(err: unknown, phase: TrainerPhase, backend: string): unknown {
+  if (!(err instanceof KernelError) || err.kernel !== 'alloc') return err;
+  const detail = err.message.replace(/^kernel 'alloc'(?: \((tensor [^)]*)\))?: (?:out of memory: )?/, (_, tensor?: string) => (tensor ? `${tensor}: ` : ''));
+  return new Error(`out of memory during ${PHASE_WORDS[phase]} on the ${backend} backend: ${detail}`);
+}
+
+/** SIGINT / SIGTERM: the first asks the run to stop at the next step boundary (a checkpoint is never cut); it also
+ *  gives the signals back to their default action, so a second one ends the process at once — even while a WASM
+ *  kernel keeps JavaScript busy and no handler could run. */
+export function listenForInterrupts(log: (line: string) => void) {
+  const controller = new AbortController();
+  let received: keyof typeof SIGNAL_EXIT_CODE | null = null;
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  const dispose = () => {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  };
+  function onSignal(name: keyof typeof SIGNAL_EXIT_CODE) {
+    received = name;
+    dispose();
+    log(`${name}: stopping after the current step (Ctrl-C again quits at once)`);
+    controller.abort(new Error(name));
+  }
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  return {
+    signal: controller.signal,
+    get received() { return received; },
+    dispose,
+  };
+}
+
+/** A path as a shell takes it back. */
+function shellWord(path: string): string {
+  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
+}
+
+/** "interrupted — resume with dapo train --resume DIR (last checkpoint: step N)". */
+function interruptedMessage(runDir: string): string {
+  let last: string;
+  try {
+    const checkpoint = latestCheckpoint(runDir);
+    const match = checkpoint ? /^step-(\d+)(-final)?$/.exec(basename(checkpoint)) : null;
+    last = !checkpoint ? 'no checkpoint yet: the resumed run starts over'
+      : match ? `last checkpoint: step ${Number(match[1])}${match[2] ? ', final' : ''}` : `last checkpoint: ${basename(checkpoint)}`;
+  } catch (err) {
+    last = `the last checkpoint could not be read: ${(err as Error).message}`;
+  }
+  return `interrupted — resume with dapo train --resume ${shellWord(runDir)} (${last})`;
+}
+
+/** The store's writes, with file errors that name the file and what was being written. */
+export function namingFileErrors(store: NodeRunStore): void {
+  const append = (method: 'appendMetrics' | 'appendEval' | 'appendSft', file: string) => {
+    const write = store[method].bind(store);
+    store[method] = (record) => withFileContextSync('append to', store.path(file), () => write(record));
+  };
+  append('appendMetrics', RUN_FILES.metrics);
+  append('appendEval', RUN_FILES.eval);
+  append('appendSft', RUN_FILES.sft);
+  const saveCheckpoint = store.saveCheckpoint.bind(store);
+  store.saveCheckpoint = (checkpoint) => {
+    const name = `step-${String(checkpoint.state.rlStep).padStart(6, '0')}${checkpoint.state.finished ? '-final' : ''}`;
+    return withFileContext('write checkpoint', join(store.path('checkpoints'), name), () => saveCheckpoint(checkpoint));
+  };
+  const saveReference = store.saveReference.bind(store);
+  store.saveReference = (model) => withFileContext('write the reference policy', store.path(RUN_FILES.reference), () => saveReference(model));
+}
+
 export async function runTrain(flags: TrainFlags, out: (line: string) => void = (line) => console.log(line)): Promise<TrainOutcome> {
   const startedAt = performance.now();
   const progress = new Progress(process.stderr, !!flags.quiet);
   const log = (line: string) => progress.log(line);
+  const interrupts = listenForInterrupts(log);
+  try {
+    return await trainWithInterrupts(flags, out, progress, interrupts, startedAt);
+  } finally {
+    interrupts.dispose();
+  }
+}
+
+async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => void, progress: Progress,
+  interrupts: ReturnType<typeof listenForInterrupts>, startedAt: number): Promise<TrainOutcome> {
+  const log = (line: string) => progress.log(line);
+  const interrupted = () => new Interrupted(interruptedMessage(runDir), SIGNAL_EXIT_CODE[interrupts.received!]);
   let config: TrainConfig;
   let runDir: string;
   if (flags.resume) {
@@ -113,58 +217,83 @@ export async function runTrain(flags: TrainFlags, out: (line: string) => void = 
     config = configFromFlags(flags);
     runDir = flags.out ?? defaultOutDir(config);
   }
-  // Files first (model directory, tokenizer, datasets, reward module), so a bad path fails before the engine starts
-  // or a run directory exists.
-  const pretrained = await pretrainedSource(config, log);
-  const taskOverride = await taskFromFiles(config, pretrained);
-  const selection = await initEngine({ backend: config.backend });
-  log(`backend: ${selection.backend.name} (${selection.reason})`);
-
-  const store = flags.resume
-    ? new NodeRunStore(runDir, config.checkpoint.keep, log, (...args) => progress.update(...args))
-    : NodeRunStore.create(runDir, config, { force: flags.force, log, progress: (...args) => progress.update(...args) });
-  let task: Task;
-  let freshModel: TransformerLM | null;
-  let restored: ReturnType<typeof restoreRun> = null;
-  if (pretrained) {
-    task = taskOverride!;
-    const lora = config.lora.r > 0;
-    const full = flags.resume && !lora ? restoreRun(runDir, config.rl.klBeta > 0) : null;
-    const base = full ? null : await loadPretrainedModel(config, pretrained, task);
-    restored = full ?? (flags.resume && base ? restoreRun(runDir, config.rl.klBeta > 0, { base, loraSeed: config.seed }) : null);
-    freshModel = restored ? null : base;
-    if (freshModel && lora) {
-      const { r, alpha, dropout, targetModules } = config.lora;
-      applyLora(freshModel, { r, alpha, dropout, targetModules, seed: config.seed });
+  // A new run's directory first, one level at a time (an unwritable --out fails now, with its cause); if anything
+  // below fails before training starts, the stub goes again, so the same --out works once the problem is fixed.
+  let createdDir: string | null = null;
+  let store: NodeRunStore | null = null;
+  const setupFailed = (err: unknown): never => {
+    if (!flags.resume && (store || createdDir)) removeRunStub(runDir, createdDir);
+    if (interrupts.received) {
+      throw flags.resume ? interrupted() : new Interrupted('interrupted before training started; nothing was kept', SIGNAL_EXIT_CODE[interrupts.received]);
     }
-    log(`model ${pretrained.name}: ${formatTrainableParameters(restored?.model ?? freshModel!)}`);
-  } else {
-    restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0) : null;
-    ({ task, model: freshModel } = buildTaskAndModel(config, taskOverride));
-  }
-  store.hfExport = exportSource(task, pretrained);
+    throw withPhase(err, 'setup', selection?.backend.name ?? config.backend);
+  };
   let trainer: Trainer;
-  if (restored) {
-    freshModel?.dispose();
-    const optimizer = optimizerForResume(config, restored.model, restored.state);
-    restoreOptimizer(optimizer, restored);
-    trainer = new Trainer(config, task, { model: restored.model, optimizer, state: restored.state, reference: restored.reference }, store);
-    log(`resuming ${runDir} after RL step ${restored.state.rlStep}${restored.state.sftDone ? '' : ' (SFT not finished)'}`);
-  } else {
-    if (flags.resume) log(`resuming ${runDir}: no checkpoint yet, starting over`);
-    if (config.init) initWeights(freshModel!, config.init);
-    trainer = new Trainer(config, task, freshParts(config, freshModel!), store);
-    log(`run directory: ${store.dir}`);
-    log(`task ${config.task.name}, algo ${config.rl.algo}, ${config.sft.steps} SFT steps, ${config.rl.steps} RL steps of ${config.rl.promptsPerStep} prompts × ${config.rl.groupSize}`);
+  let selection: Awaited<ReturnType<typeof initEngine>> | null = null;
+  let pretrained: PretrainedSource | null;
+  try {
+    // Files first (init weights, model directory, tokenizer, datasets, reward module), so a bad path fails before a
+    // run directory exists or the engine starts.
+    if (config.init) initWeightsFile(config.init);
+    pretrained = await pretrainedSource(config, log);
+    const taskOverride = await taskFromFiles(config, pretrained);
+    interrupts.signal.throwIfAborted();
+    if (!flags.resume) {
+      createdDir = createRunDirectory(runDir);
+      store = await withFileContext('create run directory', runDir, () => NodeRunStore.create(runDir, config, { force: flags.force, log, progress: (...args) => progress.update(...args) }));
+    }
+    selection = await initEngine({ backend: config.backend });
+    log(`backend: ${selection.backend.name} (${selection.reason})`);
+    store ??= new NodeRunStore(runDir, config.checkpoint.keep, log, (...args) => progress.update(...args));
+    let task: Task;
+    let freshModel: TransformerLM | null;
+    let restored: ReturnType<typeof restoreRun> = null;
+    if (pretrained) {
+      task = taskOverride!;
+      const lora = config.lora.r > 0;
+      const full = flags.resume && !lora ? restoreRun(runDir, config.rl.klBeta > 0) : null;
+      const base = full ? null : await loadPretrainedModel(config, pretrained, task);
+      restored = full ?? (flags.resume && base ? restoreRun(runDir, config.rl.klBeta > 0, { base, loraSeed: config.seed }) : null);
+      freshModel = restored ? null : base;
+      if (freshModel && lora) {
+        const { r, alpha, dropout, targetModules } = config.lora;
+        applyLora(freshModel, { r, alpha, dropout, targetModules, seed: config.seed });
+      }
+      log(`model ${pretrained.name}: ${formatTrainableParameters(restored?.model ?? freshModel!)}`);
+    } else {
+      restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0) : null;
+      ({ task, model: freshModel } = buildTaskAndModel(config, taskOverride));
+    }
+    store.hfExport = exportSource(task, pretrained);
+    namingFileErrors(store);
+    if (restored) {
+      freshModel?.dispose();
+      const optimizer = optimizerForResume(config, restored.model, restored.state);
+      restoreOptimizer(optimizer, restored);
+      trainer = new Trainer(config, task, { model: restored.model, optimizer, state: restored.state, reference: restored.reference }, store);
+      log(`resuming ${runDir} after RL step ${restored.state.rlStep}${restored.state.sftDone ? '' : ' (SFT not finished)'}`);
+    } else {
+      if (flags.resume) log(`resuming ${runDir}: no checkpoint yet, starting over`);
+      if (config.init) initWeights(freshModel!, config.init);
+      trainer = new Trainer(config, task, freshParts(config, freshModel!), store);
+      log(`run directory: ${store.dir}`);
+      log(`task ${config.task.name}, algo ${config.rl.algo}, ${config.sft.steps} SFT steps, ${config.rl.steps} RL steps of ${config.rl.promptsPerStep} prompts × ${config.rl.groupSize}`);
+    }
+    interrupts.signal.throwIfAborted();
+  } catch (err) {
+    selection?.backend.destroy();
+    return setupFailed(err);
   }
+  const backendName = selection.backend.name;
   let result: { sft: EvalResult | null; final: EvalResult | null };
   try {
-    result = await trainer.run();
-    if (pretrained) await writeFinalModel(store.dir, trainer.model, store.hfExport!, log);
+    result = await trainer.run({ signal: interrupts.signal });
+    if (pretrained) await withFileContext('write the final model into', store.dir, () => writeFinalModel(store!.dir, trainer.model, store!.hfExport!, log));
   } catch (err) {
     progress.finishLine();
+    if (interrupts.received && interrupts.signal.aborted && err === interrupts.signal.reason) throw interrupted();
     if (err instanceof TrainingStopped) throw new Error(`${err.message} (run directory ${store.dir}; the last checkpoint is kept)`);
-    throw err;
+    throw withPhase(err, trainer.phase, backendName);
   } finally {
     // The adapters are not parameters of the model: free them before it.
     if (hasLora(trainer.model)) removeLora(trainer.model);
@@ -172,13 +301,13 @@ export async function runTrain(flags: TrainFlags, out: (line: string) => void = 
     selection.backend.destroy();
   }
   progress.finishLine();
-  const plots = flags.plots ? await plotRunDir(store.dir, () => {}) : [];
+  const plots = flags.plots ? await withFileContext('write plots into', join(store.dir, 'plots'), () => plotRunDir(store!.dir, () => {})) : [];
   const seconds = (performance.now() - startedAt) / 1000;
   // Read the evaluations back from the run: a resumed run did its SFT evaluation in an earlier process.
   const evals = readJsonl(join(store.dir, RUN_FILES.eval)) as unknown as (EvalResult & { phase: string })[];
   const sftEval = result.sft ?? evals.find((record) => record.phase === 'sft') ?? null;
   const finalEval = result.final ?? evals.filter((record) => record.phase === 'final').pop() ?? null;
-  const outcome: TrainOutcome = { runDir: store.dir, backend: selection.backend.name, sft: sftEval, final: finalEval, plots, seconds };
+  const outcome: TrainOutcome = { runDir: store.dir, backend: backendName, sft: sftEval, final: finalEval, plots, seconds };
   if (flags.json) {
     out(JSON.stringify(outcome));
   } else {

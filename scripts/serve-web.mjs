@@ -42,6 +42,20 @@ export function createWebServer(base = root) {
   });
 }
 
+/** One line for a server that cannot listen: a taken port, an address not on this machine, a name that does not
+ *  resolve, a privileged port. */
+export function listenErrorMessage(err, { port, host }) {
+  const where = `${host}:${port}`;
+  switch (err.code) {
+    case 'EADDRINUSE': return `cannot listen on ${where}: port ${port} is already in use (pick another with --port, or stop the other server)`;
+    case 'EADDRNOTAVAIL': return `cannot listen on ${where}: ${host} is not an address of this machine (use 127.0.0.1, 0.0.0.0 or one of its interfaces with --host)`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN': return `cannot listen on ${where}: the host name ${host} does not resolve (${err.code})`;
+    case 'EACCES': return `cannot listen on ${where}: permission denied (ports below 1024 need privileges; pick another with --port)`;
+    default: return `cannot listen on ${where}: ${err.message}`;
+  }
+}
+
 function parseArgs(argv) {
   const opts = { port: 8080, host: '127.0.0.1' };
   const problems = [];
@@ -73,6 +87,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   }
   if (!existsSync(join(root, 'dist/web/train.js'))) console.warn('dist/web/train.js is missing: run npm run build first');
   const server = createWebServer();
+  server.on('error', (err) => {
+    console.error(`serve-web: ${listenErrorMessage(err, opts)}`);
+    process.exit(1);
+  });
   server.listen(opts.port, opts.host, () => {
     const { port } = server.address();
     console.log(`serving the training page at http://${opts.host}:${port}/  (?quick=1&backend=wasm|webgpu|auto); Ctrl-C stops`);

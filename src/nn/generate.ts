@@ -31,7 +31,8 @@ export async function generate(model: TransformerLM, prompts: readonly (readonly
   const V = model.config.vocabSize;
   if (B === 0) return { tokens: [], logprobs: [], truncated: [], promptLength: 0 };
   if (!(Number.isInteger(opts.maxNewTokens) && opts.maxNewTokens >= 1)) throw new RangeError(`generate: maxNewTokens must be a positive integer, got ${opts.maxNewTokens}`);
-  const P = Math.max(...prompts.map((p) => p.length));
+  // A loop, not Math.max(...): a spread of a large batch (≈100k prompts) overflows the call stack.
+  const P = prompts.reduce((longest, p) => Math.max(longest, p.length), 0);
   if (P === 0) throw new RangeError('generate: every prompt is empty');
   const total = P + opts.maxNewTokens;
   if (total > model.config.maxSeqLen) throw new RangeError(`generate: prompt ${P} + ${opts.maxNewTokens} new tokens exceed maxSeqLen ${model.config.maxSeqLen}`);

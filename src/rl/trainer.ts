@@ -25,6 +25,8 @@ import { stepMetrics } from './step_metrics.js';
 /** Seed streams (the `kind` of callSeed). */
 const SEED_STREAM = { rollout: 1, shuffle: 2, eval: 3 } as const;
 
+export type TrainerPhase = 'setup' | 'sft' | 'generation' | 'update' | 'eval' | 'checkpoint';
+
 export interface TrainerParts {
   model: TransformerLM;
   optimizer: AdamW;
@@ -118,6 +120,10 @@ export class Trainer {
   private readonly groupFilter: GroupFilter<RolloutGroup>;
   /** Every group generated in the current RL step, for its metrics. */
   private stepRollouts: StepRollouts = { groups: [], seconds: 0, tokens: 0 };
+  /** Aborting it stops the run at the next step or generation call; what was saved stays consistent. */
+  private signal: AbortSignal | undefined;
+  /** What the run is doing now, so an error (out of memory, a file) can say where it happened. */
+  phase: TrainerPhase = 'setup';
 
   constructor(readonly config: TrainConfig, readonly task: Task, private parts: TrainerParts, private readonly store: RunStore) {
     const rl = config.rl;
@@ -130,8 +136,10 @@ export class Trainer {
   get model(): TransformerLM { return this.parts.model; }
   get state(): TrainerState { return this.parts.state; }
 
-  /** Runs (or continues) the whole pipeline. */
-  async run(): Promise<{ sft: EvalResult | null; final: EvalResult | null }> {
+  /** Runs (or continues) the whole pipeline. An aborted `signal` throws its reason between steps or generation
+   *  calls (never inside a checkpoint write): the run on disk stays at its last checkpoint. */
+  async run(options: { signal?: AbortSignal } = {}): Promise<{ sft: EvalResult | null; final: EvalResult | null }> {
+    this.signal = options.signal;
     const config = this.config;
     let sftEval: EvalResult | null = null;
     if (!this.state.sftDone) {
@@ -147,6 +155,7 @@ export class Trainer {
     }
     const budgetLeft = () => config.rl.sampleBudget === 0 || this.state.samples < config.rl.sampleBudget;
     while (this.state.rlStep < config.rl.steps && budgetLeft()) {
+      await this.stopIfAborted();
       await this.rlStep();
       const step = this.state.rlStep;
       const lastStep = step === config.rl.steps || !budgetLeft();
@@ -169,6 +178,8 @@ export class Trainer {
   private async runSft(): Promise<void> {
     const sft = this.config.sft;
     for (let step = 0; step < sft.steps; step++) {
+      await this.stopIfAborted();
+      this.phase = 'sft';
       const lr = learningRate(step, { lr: sft.lr, warmupSteps: sft.warmupSteps, totalSteps: sft.steps, schedule: 'constant', minLrRatio: 1 });
       const result = await sftStep(this.model, this.parts.optimizer, this.task, step, sft.batchSize, lr);
       if (result.skipped) this.noteBadStep(`SFT step ${step + 1}: loss ${result.loss}, grad norm ${result.gradNorm}`);
@@ -250,6 +261,8 @@ export class Trainer {
   /** One generation call (its own seed), scored; every group it makes counts in the step's metrics. */
   private async sample(items: { index: number; problem: RolloutGroup['problem'] }[]): Promise<RolloutGroup[]> {
     const rl = this.config.rl;
+    await this.stopIfAborted();
+    this.phase = 'generation';
     const seed = callSeed(this.config.seed, SEED_STREAM.rollout, this.state.rolloutCalls++);
     const { groups, stats } = await rollout(this.model, this.task, items, {
       groupSize: rl.groupSize, maxNewTokens: rl.maxNewTokens, temperature: rl.temperature, topP: rl.topP, topK: rl.topK, seed,
@@ -268,6 +281,7 @@ export class Trainer {
       this.store.log(`step ${step}: no groups to train on; the update is skipped`);
       return null;
     }
+    this.phase = 'update';
     const padId = this.task.tokenizer.padId;
     const oldLogprobs = await responseLogprobs(this.model, sequences, padId, rl.microBatchSize);
     sequences.forEach((sequence, i) => { sequence.oldLogp = oldLogprobs[i]; });
@@ -312,6 +326,8 @@ export class Trainer {
   }
 
   private async evaluate(step: number, phase: 'sft' | 'rl' | 'final'): Promise<EvalResult> {
+    await this.stopIfAborted();
+    this.phase = 'eval';
     const evalConfig = this.config.eval;
     const problems = Math.min(evalConfig.problems, this.task.testSize);
     this.store.progress?.('eval', 0, 1, `${phase} evaluation on ${problems} held-out problems`);
@@ -331,9 +347,18 @@ export class Trainer {
   }
 
   private async checkpoint(): Promise<void> {
+    this.phase = 'checkpoint';
     this.state.carried = this.groupFilter.carried();
     const state = { ...this.state, elapsed: this.elapsedSeconds() };
     await this.store.saveCheckpoint({ state, model: this.model, optimizer: this.parts.optimizer });
+  }
+
+  /** Throws the abort reason once the signal is aborted. It first yields to the event loop: with a synchronous
+   *  backend (WASM) every await resolves at once, so a signal handler would otherwise never run before the end. */
+  private async stopIfAborted(): Promise<void> {
+    if (!this.signal) return;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    this.signal.throwIfAborted();
   }
 
   /** Wall time of the run, earlier processes included (seconds). */

@@ -10,7 +10,17 @@ export function empty(shape: readonly number[], dtype: DType = 'float32'): Tenso
   const backend = getBackend();
   let size = 1;
   for (const d of shape) size *= d;
-  const storage = backend.allocUninitialized ? backend.allocUninitialized(dtype, size) : backend.alloc(dtype, size);
+  let storage;
+  try {
+    storage = backend.allocUninitialized ? backend.allocUninitialized(dtype, size) : backend.alloc(dtype, size);
+  } catch (err) {
+    // The backend knows the element count; the shape is what the caller recognises.
+    if (err instanceof Error) {
+      const tensor = `tensor ${shapeStr(shape)} ${dtype}`;
+      err.message = /^kernel '[^']*'/.test(err.message) ? err.message.replace(/^(kernel '[^']*')/, `$1 (${tensor})`) : `${err.message} (${tensor})`;
+    }
+    throw err;
+  }
   return Tensor.fromStorage(storage, shape, dtype, backend);
 }
 

@@ -128,6 +128,15 @@ describe('resolveTrainConfig', () => {
     expect(resolveTrainConfig({ rl: { groupSize: 1, dynamicSampling: 'off', microBatchSize: 64 } }).rl.microBatchSize).toBe(64);
   });
 
+  it('refuses absurd counts (a run with no end) naming the key, and still takes large sane ones', () => {
+    expect(problemsOf(() => resolveTrainConfig({ rl: { steps: 1e300 }, sft: { steps: 2.5 }, checkpoint: { every: 20_000_000 } }))).toEqual([
+      'rl.steps: must be ≤ 10000000 (0 = supervised warm-up only): a count this large never ends, got 1e+300',
+      'sft.steps: must be an integer ≥ 0 (0 = skip SFT), got 2.5',
+      'checkpoint.every: must be ≤ 10000000 (0 = off): a count this large never ends, got 20000000',
+    ]);
+    expect(resolveTrainConfig({ rl: { steps: 10_000_000, sampleBudget: 10_000_000 } }).rl.steps).toBe(10_000_000);
+  });
+
   it('does not pile follow-up problems on an invalid field', () => {
     expect(problemsOf(() => resolveTrainConfig({ rl: { promptsPerStep: 'x' } }))).toEqual([
       'rl.promptsPerStep: must be an integer ≥ 1, got "x"',

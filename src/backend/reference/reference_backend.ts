@@ -7,6 +7,11 @@ import { type DType, KernelError, type MatmulArgs, type MemoryStats, type Random
 import { referenceModelKernels } from './model_kernels_ref.js';
 import { forEachStrided } from './strided.js';
 
+/** Elements per tensor the reference backend allocates (float64: 2 GiB). */
+export const REFERENCE_MAX_ELEMENTS = 2 ** 28;
+
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+
 class RefStorage implements Storage {
   readonly backend = 'reference' as const;
   disposed = false;
@@ -76,6 +81,13 @@ export class ReferenceBackend implements Backend {
   }
 
   alloc(dtype: DType, size: number): Storage {
+    if (size > REFERENCE_MAX_ELEMENTS) {
+      // Refused before allocating: a float64 array this large takes a minute to fill, or fails with a raw
+      // "Invalid typed array length".
+      throw new KernelError('alloc', `the reference backend holds at most ${REFERENCE_MAX_ELEMENTS} (2^28) elements per tensor `
+        + `(${gib(REFERENCE_MAX_ELEMENTS * 8)} as float64); this one has ${size} elements (${gib(size * 8)}). It is the float64 test `
+        + 'oracle: use the wasm or webgpu backend for tensors this large');
+    }
     this.live += size * 4;
     this.buffers++;
     this.peak = Math.max(this.peak, this.live);

@@ -2,6 +2,9 @@
 // browser bundle never sees it. Vulkan core first; OpenGL ES (compatibility feature level) as the fallback.
 //
 // Env: DAPO_WEBGPU_BACKEND=vulkan|opengles|auto, DAPO_WEBGPU_ADAPTER=<adapter name> (Dawn flag `adapter=`).
+// Dawn's "max…PerPipelineLayout artificially reduced" warnings (lavapipe reports 1e6 dynamic buffers) come from its
+// native logger, which writes to file descriptor 2 with no callback, flag or toggle to silence it: they cannot be
+// filtered from JavaScript (replacing process.stderr.write does not catch them).
 // Lifetime: Dawn keeps the process alive while the GPU object and devices live; WebGPUBackend.destroy()
 // destroys the device and drops its references to `gpu` and `adapter`, so callers must drop theirs too.
 import { create, globals } from 'webgpu';

@@ -1,12 +1,16 @@
 // Field rules and the generic check behind every config problem message ("must be an integer ≥ 1, got 0").
 
 export type Rule =
-  | { kind: 'int'; min: number; max?: number; note?: string }
+  | { kind: 'int'; min: number; max?: number; note?: string; limit?: number }
   | { kind: 'number'; min?: number; minOpen?: boolean; max?: number; maxOpen?: boolean; note?: string }
   | { kind: 'bool' }
   | { kind: 'enum'; values: readonly string[] };
 
 export const int = (min: number, note?: string, max?: number): Rule => ({ kind: 'int', min, max, note });
+/** Every count (steps, sizes, intervals) stays below this: 1e300 steps is a typo, not a run. */
+export const MAX_COUNT = 10_000_000;
+/** An integer count ≥ min; above MAX_COUNT it is refused as a typo (said only then, so the usual message stays short). */
+export const count = (min: number, note?: string): Rule => ({ kind: 'int', min, note, limit: MAX_COUNT });
 export const atLeast = (min: number, note?: string): Rule => ({ kind: 'number', min, note });
 export const above = (min: number): Rule => ({ kind: 'number', min, minOpen: true });
 export const range = (min: number, max: number, minOpen = false, maxOpen = false): Rule => ({ kind: 'number', min, max, minOpen, maxOpen });
@@ -43,7 +47,11 @@ export function checkValue(rule: Rule, value: unknown): string | undefined {
     case 'int': {
       const want = `an integer ≥ ${rule.min}${rule.max !== undefined ? ` and ≤ ${rule.max}` : ''}${rule.note ? ` (${rule.note})` : ''}`;
       const ok = typeof value === 'number' && Number.isInteger(value) && value >= rule.min && (rule.max === undefined || value <= rule.max);
-      return ok ? undefined : `must be ${want}, got ${formatValue(value)}`;
+      if (!ok) return `must be ${want}, got ${formatValue(value)}`;
+      if (rule.limit !== undefined && (value as number) > rule.limit) {
+        return `must be ≤ ${rule.limit}${rule.note ? ` (${rule.note})` : ''}: a count this large never ends, got ${formatValue(value)}`;
+      }
+      return undefined;
     }
     case 'number': {
       const note = rule.note ? ` (${rule.note})` : '';
