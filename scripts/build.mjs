@@ -184,7 +184,7 @@ async function bundlePages() {
   const outdir = join(root, 'dist/web');
   // Chunk names carry a content hash: clear the old ones so the folder holds only this build's files.
   if (existsSync(outdir)) {
-    for (const f of readdirSync(outdir)) if (/\.js(\.map)?$/.test(f)) rmSync(join(outdir, f));
+    for (const f of readdirSync(outdir)) if (/\.js(\.map)?$|^meta\.json$/.test(f)) rmSync(join(outdir, f));
   }
   const entryPoints = WEB_PAGES.filter((page) => existsSync(join(root, page)));
   if (entryPoints.length === 0) return;
@@ -193,6 +193,9 @@ async function bundlePages() {
     platform: 'browser', target: 'es2022', minify: true, sourcemap: true, chunkNames: 'chunk-[hash]',
     metafile: true, logLevel: 'warning',
   });
+  // esbuild's own account of the bundles (inputs and imports of every output file), for tests/web/bundles.test.ts
+  // and for https://esbuild.github.io/analyze/.
+  writeFileSync(join(outdir, 'meta.json'), JSON.stringify(metafile));
   const outputs = metafile.outputs;
   const size = (files) => {
     let raw = 0;
