@@ -219,7 +219,7 @@ async function bundlePages() {
     if (!entryPoints.includes(output.entryPoint)) continue; // not the chunks esbuild starts at an import()
     const initial = reach(file, ['import-statement']);
     const later = [...reach(file, ['import-statement', 'dynamic-import'])].filter((f) => !initial.has(f));
-    console.log(`${output.entryPoint}: loads ${size(initial)} up front${later.length ? `, ${size(later)} on first use (dynamic imports: the plot libraries)` : ''}`);
+    console.log(`${output.entryPoint}: loads ${size(initial)} up front${later.length ? `, ${size(later)} on first use (dynamic imports)` : ''}`);
   }
 }
 
