@@ -7,7 +7,7 @@ import { type ConfigFlags, type TrainConfig, configLayersFrom, resolveTrainConfi
 import { TrainingStopped } from '../src/rl/run_store.js';
 import { Trainer, type TrainerPhase, buildTaskAndModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
 import { type PretrainedSource, loadPretrainedModel, pretrainedSource, taskFromFiles } from '../src/rl/pretrained_run_node.js';
-import type { EvalResult } from '../src/rl/evaluate.js';
+import { type EvalResult, formatAccuracy, formatAccuracyGain } from '../src/rl/evaluate.js';
 import { NodeRunStore, RUN_FILES, latestCheckpoint, readJsonl, readRunConfig, restoreOptimizer, restoreRun, writeDirectoryAtomic } from '../src/rl/run_dir_node.js';
 import { type HfExportSource, adapterDirectoryFiles, declaredWeightsDtype, hfDirectoryFiles } from '../src/rl/hf_export.js';
 import { HfTokenizer } from '../src/data/tokenizer_hf.js';
@@ -311,9 +311,10 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
   if (flags.json) {
     out(JSON.stringify(outcome));
   } else {
-    const pct = (result: EvalResult | null) => (result ? `${(100 * result.accuracy).toFixed(1)}%` : 'n/a');
+    const pct = (result: EvalResult | null) => (result ? formatAccuracy(result.accuracy) : 'n/a');
     if (config.rl.steps === 0) out(`held-out greedy accuracy after the warm-up (rl.steps 0): ${pct(sftEval)}`);
-    else out(`held-out greedy accuracy: after SFT ${pct(sftEval)} → after ${config.rl.algo.toUpperCase()} ${pct(finalEval)}`);
+    else out(`held-out greedy accuracy: after SFT ${pct(sftEval)} → after ${config.rl.algo.toUpperCase()} ${pct(finalEval)}`
+      + (sftEval && finalEval ? ` (${formatAccuracyGain(sftEval.accuracy, finalEval.accuracy)})` : ''));
     if (finalEval?.pass_at_k != null) out(`pass@${finalEval.k}: after SFT ${sftEval?.pass_at_k != null ? `${(100 * sftEval.pass_at_k).toFixed(1)}%` : 'n/a'} → ${(100 * finalEval.pass_at_k).toFixed(1)}%`);
     out(`run directory: ${store.dir} (${plots.length ? `plots in ${join(store.dir, 'plots')}, ` : ''}${seconds.toFixed(0)} s)`);
   }

@@ -4,7 +4,7 @@
 // (src/backend/webgpu/uniform_layouts.gen.ts); AssemblyScript → .wasm → TS base64 module; TypeScript → dist/;
 // the browser page bundles. Generated modules let Node and browsers load kernels without fs.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -165,11 +165,62 @@ if (want('engine')) {
 
 if (want('ts')) run(bin('tsc'), ['-p', 'tsconfig.json']);
 
-if (want('web') && existsSync(join(root, 'web/smoke.ts'))) {
-  run(bin('esbuild'), ['web/smoke.ts', '--bundle', '--format=esm', '--platform=browser', '--target=es2022',
-    '--outfile=dist/web/smoke.js', '--log-level=warning']);
+// The browser pages, one line each: web/<name>.ts → dist/web/<name>.js, served with web/<name>.html by
+// scripts/serve-web.mjs. A page not in this checkout is skipped.
+const WEB_PAGES = [
+  'web/smoke.ts',
+  'web/train.ts',
+];
+
+/**
+ * Bundles every page in one esbuild run: minified ES modules with source maps, code shared by pages and code a
+ * page imports with `import()` (vega and vega-lite, loaded on the first chart) split into dist/web/chunk-<hash>.js
+ * files, which serve-web.mjs serves like a page script. Prints what each page loads before its first chart and
+ * what it may fetch later.
+ */
+async function bundlePages() {
+  const { build } = await import('esbuild');
+  const { gzipSync } = await import('node:zlib');
+  const outdir = join(root, 'dist/web');
+  // Chunk names carry a content hash: clear the old ones so the folder holds only this build's files.
+  if (existsSync(outdir)) {
+    for (const f of readdirSync(outdir)) if (/\.js(\.map)?$|^meta\.json$/.test(f)) rmSync(join(outdir, f));
+  }
+  const entryPoints = WEB_PAGES.filter((page) => existsSync(join(root, page)));
+  if (entryPoints.length === 0) return;
+  const { metafile } = await build({
+    absWorkingDir: root, entryPoints, outdir, outbase: 'web', bundle: true, splitting: true, format: 'esm',
+    platform: 'browser', target: 'es2022', minify: true, sourcemap: true, chunkNames: 'chunk-[hash]',
+    metafile: true, logLevel: 'warning',
+  });
+  // esbuild's own account of the bundles (inputs and imports of every output file), for tests/web/bundles.test.ts
+  // and for https://esbuild.github.io/analyze/.
+  writeFileSync(join(outdir, 'meta.json'), JSON.stringify(metafile));
+  const outputs = metafile.outputs;
+  const size = (files) => {
+    let raw = 0;
+    let gzip = 0;
+    for (const file of files) {
+      const bytes = readFileSync(join(root, file));
+      raw += bytes.length;
+      gzip += gzipSync(bytes, { level: 9 }).length;
+    }
+    return `${(raw / 1024).toFixed(0)} KiB (gzip ${(gzip / 1024).toFixed(0)} KiB)`;
+  };
+  // What an entry's module graph reaches through `kind` imports, the entry itself included.
+  const reach = (start, kinds) => {
+    const seen = new Set([start]);
+    for (const file of seen) {
+      for (const edge of outputs[file].imports) if (kinds.includes(edge.kind) && outputs[edge.path]) seen.add(edge.path);
+    }
+    return seen;
+  };
+  for (const [file, output] of Object.entries(outputs)) {
+    if (!entryPoints.includes(output.entryPoint)) continue; // not the chunks esbuild starts at an import()
+    const initial = reach(file, ['import-statement']);
+    const later = [...reach(file, ['import-statement', 'dynamic-import'])].filter((f) => !initial.has(f));
+    console.log(`${output.entryPoint}: loads ${size(initial)} up front${later.length ? `, ${size(later)} on first use (dynamic imports)` : ''}`);
+  }
 }
-if (want('web') && existsSync(join(root, 'web/train.ts'))) {
-  run(bin('esbuild'), ['web/train.ts', '--bundle', '--format=esm', '--platform=browser', '--target=es2022',
-    '--outfile=dist/web/train.js', '--log-level=warning']);
-}
+
+if (want('web')) await bundlePages();

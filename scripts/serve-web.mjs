@@ -4,7 +4,7 @@
 //   node scripts/serve-web.mjs [--port 8080] [--host 127.0.0.1]   then open http://127.0.0.1:8080/ (the training page)
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { dirname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -15,14 +15,17 @@ const ISOLATION_HEADERS = {
   'Cache-Control': 'no-store',
 };
 
-/** The file behind a URL path, or null: only /, /<page>.html and /<page>.js with plain names (no traversal). */
+/** The file behind a URL path, or null: only /, /<page>.html, and /<name>.js with its source map /<name>.js.map
+ *  (a page bundle or a chunk-<hash>.js it imports) with plain names (no traversal). */
 export function resolveWebPath(urlPath, base = root) {
   const path = decodeURIComponent(urlPath.split('?')[0]);
   if (path === '/') return join(base, 'web/train.html');
-  const m = /^\/([A-Za-z0-9_-]+)\.(html|js)$/.exec(path);
+  const m = /^\/([A-Za-z0-9_-]+)\.(html|js|js\.map)$/.exec(path);
   if (!m) return null;
-  return m[2] === 'html' ? join(base, 'web', `${m[1]}.html`) : join(base, 'dist/web', `${m[1]}.js`);
+  return m[2] === 'html' ? join(base, 'web', `${m[1]}.html`) : join(base, 'dist/web', `${m[1]}.${m[2]}`);
 }
+
+const CONTENT_TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.map': 'application/json' };
 
 /** An http.Server for the pages (not yet listening). */
 export function createWebServer(base = root) {
@@ -34,10 +37,10 @@ export function createWebServer(base = root) {
       file = null; // malformed percent-encoding
     }
     if (!file || !existsSync(file)) {
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end(file?.endsWith('.js') ? `${req.url}: not built (run npm run build)\n` : 'not found\n');
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end(file?.startsWith(join(base, 'dist')) ? `${req.url}: not built (run npm run build)\n` : 'not found\n');
       return;
     }
-    res.writeHead(200, { 'Content-Type': file.endsWith('.js') ? 'text/javascript' : 'text/html; charset=utf-8', ...ISOLATION_HEADERS });
+    res.writeHead(200, { 'Content-Type': CONTENT_TYPES[extname(file)], ...ISOLATION_HEADERS });
     res.end(readFileSync(file));
   });
 }

@@ -85,7 +85,7 @@ export {
   type ExportFiles, type HfExportSource, adapterDirectoryFiles, generationConfig, hfConfigWithTokenIds, hfDirectoryFiles, hfDirectoryMetadataFiles,
 } from './rl/hf_export.js';
 export { type Response, type RolloutGroup, type RolloutOptions, callSeed, flatnessRewards, generateChunked, groupKindOf, rollout } from './rl/rollout.js';
-export { type EvalOptions, type EvalResult, evaluate, passAtK } from './rl/evaluate.js';
+export { type EvalOptions, type EvalResult, evaluate, formatAccuracy, formatAccuracyGain, passAtK } from './rl/evaluate.js';
 export { type TrainSequence, pack, responseLogprobs, tokenLogprobs } from './rl/sequences.js';
 export { type UpdateHooks, type UpdateOptions, type UpdateStats, updatePolicy } from './rl/policy_update.js';
 export { sftBatch, sftStep } from './rl/sft.js';

@@ -4,6 +4,7 @@
 // the form reloads the page with new ones. The outcome lands in window.dapoResult (a promise that never rejects).
 import { initEngine } from '../src/browser.js';
 import { PAGE_QUICK_PRESET, type TrainConfig, TrainConfigError, configLayersFrom, resolveTrainConfig } from '../src/rl/config.js';
+import { formatAccuracy, formatAccuracyGain } from '../src/rl/evaluate.js';
 import { TrainingStopped } from '../src/rl/run_store.js';
 import { Trainer, buildTaskAndModel, freshParts } from '../src/rl/trainer.js';
 import { MemoryRunStore, type RecordKind, type RunRecord } from '../src/rl/memory_store.js';
@@ -159,7 +160,7 @@ class Panels {
 }
 
 function pct(x: unknown): string {
-  return typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : '—';
+  return typeof x === 'number' ? formatAccuracy(x) : '—';
 }
 
 function clock(seconds: number): string {
@@ -195,7 +196,8 @@ async function main(params: URLSearchParams, result: PageResult): Promise<PageRe
 
   const panels = new Panels(byId('panels'));
   const controller = new AbortController();
-  const plotEvery = settings.quick ? 1 : 5;
+  // About 40 redraws of the DAPO panels a run (every 5 steps of the default 200): drawing costs time too.
+  const plotEvery = Math.max(1, Math.ceil(config.rl.steps / 40));
   const sftPlotEvery = Math.max(1, Math.ceil(config.sft.steps / 5));
   let lastYield = performance.now();
   let phaseLine = '';
@@ -263,6 +265,7 @@ async function main(params: URLSearchParams, result: PageResult): Promise<PageRe
   byId('summary').textContent = result.stopped
     ? `stopped after ${store.metrics.length} RL steps; held-out greedy accuracy after SFT ${pct(sftEval?.accuracy)}`
     : `held-out greedy accuracy: SFT ${pct(sftEval?.accuracy)} → ${config.rl.algo.toUpperCase()} ${pct(finalEval?.accuracy)}`
+      + (typeof sftEval?.accuracy === 'number' && typeof finalEval?.accuracy === 'number' ? `, ${formatAccuracyGain(sftEval.accuracy, finalEval.accuracy)}` : '')
       + ` (${sftEval?.n ?? '?'} problems, ${config.rl.steps} RL steps, ${selection.backend.name}, ${clock(result.seconds)})`;
   status.textContent = `${result.stopped ? 'stopped' : 'done'} · ${selection.backend.name} · ${clock(result.seconds)}`;
   bar.value = 1;

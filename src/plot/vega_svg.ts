@@ -1,6 +1,8 @@
 // Vega-Lite spec → SVG string, headless (no DOM, no canvas): the same code runs in Node and in browsers.
-import { View, parse } from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+// vega and vega-lite are most of a page bundle's weight, so they are imported on the first render, not with this
+// module: the page bundler (scripts/build.mjs, esbuild --splitting) puts them in a chunk a page fetches only
+// when it draws its first chart.
+import type { TopLevelSpec } from 'vega-lite';
 
 /** Shared look: white background, sans-serif text (the PNG adapter maps sans-serif to a bundled DejaVu Sans). */
 export const CHART_CONFIG = {
@@ -12,7 +14,20 @@ export const CHART_CONFIG = {
   view: { stroke: '#ccc' },
 };
 
+type PlotLibraries = [typeof import('vega'), typeof import('vega-lite')];
+let plotLibraries: Promise<PlotLibraries> | null = null;
+
+/** vega and vega-lite, imported once; a failed import (a chunk that did not load) is retried on the next call. */
+export function loadPlotLibraries(): Promise<PlotLibraries> {
+  plotLibraries ??= Promise.all([import('vega'), import('vega-lite')]).catch((err: unknown) => {
+    plotLibraries = null;
+    throw err;
+  });
+  return plotLibraries;
+}
+
 export async function renderVegaLite(spec: TopLevelSpec): Promise<string> {
+  const [{ View, parse }, { compile }] = await loadPlotLibraries();
   const vgSpec = compile(spec).spec;
   const view = new View(parse(vgSpec), { renderer: 'none' });
   try {

@@ -24,6 +24,19 @@ export interface EvalResult {
   truncation_rate: number;
 }
 
+/** An accuracy (0–1) as a percentage with one decimal: 0.415 → '41.5%'. */
+export function formatAccuracy(accuracy: number): string {
+  return `${(100 * accuracy).toFixed(1)}%`;
+}
+
+/** The change between two accuracies (0–1) in percentage points, signed: 0.41, 0.72 → '+31.0 pts'. */
+export function formatAccuracyGain(before: number, after: number): string {
+  const points = 100 * (after - before);
+  // Rounded first, so a change under 0.05 points reads '±0.0 pts', not '-0.0 pts'.
+  const rounded = Number(points.toFixed(1));
+  return `${rounded > 0 ? '+' : rounded < 0 ? '-' : '±'}${Math.abs(rounded).toFixed(1)} pts`;
+}
+
 /** pass@k = 1 − C(n−c, k)/C(n, k) for n samples of which c are correct. */
 export function passAtK(n: number, c: number, k: number): number {
   if (n - c < k) return 1;

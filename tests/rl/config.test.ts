@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MODEL_CONFIG } from '../../src/nn/config.js';
 import {
-  DAPO_DEFAULTS, DEFAULT_TRAIN_CONFIG, GRPO_PRESET, TrainConfigError, closestKey, modelConfigOf, parseOverrides, resolveTrainConfig,
+  DAPO_DEFAULTS, DEFAULT_TRAIN_CONFIG, GRPO_PRESET, PAGE_QUICK_PRESET, QUICK_PRESET, TrainConfigError, closestKey, configLayersFrom, modelConfigOf,
+  parseOverrides, resolveTrainConfig,
 } from '../../src/rl/config.js';
 
 function problemsOf(fn: () => unknown): string[] {
@@ -154,6 +155,17 @@ describe('resolveTrainConfig', () => {
     const problems = problemsOf(() => resolveTrainConfig(JSON.parse('{"rl": {"__proto__": {"lr": 9}}}')));
     expect(problems).toEqual([expect.stringMatching(/^rl\.__proto__: unknown key/)]);
     expect(({} as Record<string, unknown>).lr).toBeUndefined();
+  });
+
+  it('--quick and the page\'s ?quick=1 are one run: a small policy on 1–2-digit addition that changes nothing else', () => {
+    const cli = resolveTrainConfig(...configLayersFrom({ quick: true }));
+    const page = resolveTrainConfig(...configLayersFrom({ quick: true }, { quickPreset: PAGE_QUICK_PRESET }));
+    expect(page).toEqual(cli);
+    expect(cli.model).toMatchObject({ dModel: 64, nLayers: 2, ffnDim: 256 });
+    expect(cli.task).toMatchObject({ name: 'addition', maxDigits: 2 });
+    // Only what the preset names moves away from the defaults (the full run stays as it is).
+    expect(cli.rl).toEqual({ ...DAPO_DEFAULTS, ...QUICK_PRESET.rl, generationBatchPrompts: QUICK_PRESET.rl.promptsPerStep });
+    expect(resolveTrainConfig(...configLayersFrom({}))).toEqual(resolveTrainConfig());
   });
 
   it('closestKey suggests only near misses', () => {

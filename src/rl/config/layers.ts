@@ -5,28 +5,23 @@ import { parseOverrides } from './cli_overrides.js';
 import { LORA_FLAG_RANK } from './defaults.js';
 import { TrainConfigError } from './types.js';
 
-/** `dapo train --quick`: a smoke configuration that finishes in well under a minute on 2 CPU cores (2-digit addition,
- *  short warm-up). */
+/**
+ * `dapo train --quick` and the training page's ?quick=1: a first run that visibly learns, in about half a minute of
+ * CPU on 2 cores with WASM. A small policy (64 wide, 2 layers: 0.13 M parameters) on 1–2-digit addition; the SFT
+ * warm-up stops on the steep part of its learning curve (held-out greedy 41 % at seed 0), so the DAPO steps have
+ * mixed groups to learn from and lift it clearly (72 % after 100 steps; seeds 1 and 2: 31 → 54 %, 45 → 72 %).
+ */
 export const QUICK_PRESET = {
+  model: { dModel: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 256 },
   task: { name: 'addition', maxDigits: 2 },
-  sft: { steps: 250 },
-  rl: { steps: 8, promptsPerStep: 8, maxGenerationBatches: 2, warmupSteps: 1 },
-  eval: { every: 0, problems: 50, passK: 2, samplesPerProblem: 2 },
-  checkpoint: { every: 4 },
+  sft: { steps: 500 },
+  rl: { steps: 100, promptsPerStep: 16, lr: 5e-4, maxGenerationBatches: 2, warmupSteps: 1 },
+  eval: { every: 25, problems: 100, passK: 2, samplesPerProblem: 2 },
+  checkpoint: { every: 25 },
 };
 
-/** The training page's ?quick=1, smaller than QUICK_PRESET because a page test must finish in seconds on WASM (about
- *  half a minute on a software WebGPU adapter): a tiny policy on 1–2-digit addition. A smoke run of the pipeline, not
- *  of learning: its short warm-up leaves the policy rarely right, just often enough that groups of 8 are mixed and
- *  the DAPO steps have something to train on. */
-export const PAGE_QUICK_PRESET = {
-  model: { dModel: 64, nLayers: 1, nHeads: 4, nKvHeads: 2, ffnDim: 128, maxSeqLen: 32 },
-  task: { name: 'addition', maxDigits: 2 },
-  sft: { steps: 50, batchSize: 64, lr: 1e-2, warmupSteps: 5 },
-  rl: { steps: 4, promptsPerStep: 4, groupSize: 8, maxGenerationBatches: 2, maxNewTokens: 12, microBatchSize: 32, warmupSteps: 1 },
-  eval: { every: 2, problems: 16, passK: 2, samplesPerProblem: 2 },
-  checkpoint: { every: 2 },
-};
+/** The training page's ?quick=1: the same run as `dapo train --quick`, so the page and the CLI show one result. */
+export const PAGE_QUICK_PRESET = QUICK_PRESET;
 
 /** What a run was asked for, whatever asked (command-line flags, query parameters). */
 export interface ConfigFlags {
