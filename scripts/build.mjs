@@ -173,3 +173,4 @@ if (want('web') && existsSync(join(root, 'web/train.ts'))) {
   run(bin('esbuild'), ['web/train.ts', '--bundle', '--format=esm', '--platform=browser', '--target=es2022',
     '--outfile=dist/web/train.js', '--log-level=warning']);
 }
+if (want('web') && existsSync(join(root, 'web/bench.ts'))) run(bin('esbuild'), ['web/bench.ts', '--bundle', '--format=esm', '--platform=browser', '--target=es2022', '--outfile=dist/web/bench.js', '--log-level=warning']);

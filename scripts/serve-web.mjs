@@ -15,10 +15,15 @@ const ISOLATION_HEADERS = {
   'Cache-Control': 'no-store',
 };
 
-/** The file behind a URL path, or null: only /, /<page>.html and /<page>.js with plain names (no traversal). */
+/**
+ * The file behind a URL path, or null: only /, /<page>.html, /<page>.js and /tfjs/<name>.wasm (TF.js's WASM
+ * binaries for the bench page's peer) with plain names (no traversal).
+ */
 export function resolveWebPath(urlPath, base = root) {
   const path = decodeURIComponent(urlPath.split('?')[0]);
   if (path === '/') return join(base, 'web/train.html');
+  const tfjs = /^\/tfjs\/(tfjs-backend-wasm[A-Za-z0-9_-]*\.wasm)$/.exec(path);
+  if (tfjs) return join(base, 'node_modules/@tensorflow/tfjs-backend-wasm/dist', tfjs[1]);
   const m = /^\/([A-Za-z0-9_-]+)\.(html|js)$/.exec(path);
   if (!m) return null;
   return m[2] === 'html' ? join(base, 'web', `${m[1]}.html`) : join(base, 'dist/web', `${m[1]}.js`);
@@ -37,7 +42,7 @@ export function createWebServer(base = root) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end(file?.endsWith('.js') ? `${req.url}: not built (run npm run build)\n` : 'not found\n');
       return;
     }
-    res.writeHead(200, { 'Content-Type': file.endsWith('.js') ? 'text/javascript' : 'text/html; charset=utf-8', ...ISOLATION_HEADERS });
+    res.writeHead(200, { 'Content-Type': file.endsWith('.js') ? 'text/javascript' : file.endsWith('.wasm') ? 'application/wasm' : 'text/html; charset=utf-8', ...ISOLATION_HEADERS });
     res.end(readFileSync(file));
   });
 }
