@@ -2,8 +2,11 @@
 // the tiny size (?size=tiny) on threaded WASM with the tfjs-wasm peer and on WebGPU, each producing JSON lines in
 // `dapo bench --json`'s schema (and the download holding exactly those lines); the compare view rendering two
 // saved files side by side. Skipped without Chromium or the page bundle unless CI=true.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { describe, expect, it } from 'vitest';
+// @ts-expect-error -- a plain ESM script without type declarations
+import { createWebServer, resolveWebPath } from '../../scripts/serve-web.mjs';
 import { browserTestMissing, openTab, useBrowserSession } from '../support/chromium.js';
 import { repoPath } from '../support/paths.js';
 import { CASE_OPS, expectRecordLine } from '../support/bench_lines.js';
@@ -30,6 +33,33 @@ interface CompareSummary {
 }
 
 const RUN_TIMEOUT_MS = 240_000;
+
+describe('serving TF.js\'s WASM binaries to the bench page', () => {
+  it('maps /tfjs/<name>.wasm into the tfjs-backend-wasm package and nothing else', () => {
+    const threaded = resolveWebPath('/tfjs/tfjs-backend-wasm-threaded-simd.wasm') as string;
+    expect(threaded).toMatch(/node_modules\/@tensorflow\/tfjs-backend-wasm\/dist\/tfjs-backend-wasm-threaded-simd\.wasm$/);
+    expect(existsSync(threaded)).toBe(true);
+    for (const bad of ['/tfjs/../package.json', '/tfjs/%2e%2e/x.wasm', '/tfjs/other.wasm', '/tfjs/tfjs-backend-wasm.js', '/node_modules/x.wasm']) {
+      expect(resolveWebPath(bad), bad).toBeNull();
+    }
+  });
+
+  it('sends them as application/wasm with the cross-origin isolation headers', async () => {
+    const server = createWebServer() as Server;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as { port: number };
+      const res = await fetch(`http://127.0.0.1:${port}/tfjs/tfjs-backend-wasm-simd.wasm`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('application/wasm');
+      expect(res.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      expect([...bytes.subarray(0, 4)]).toEqual([0, 0x61, 0x73, 0x6d]); // \0asm
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
 
 describe.skipIf(missing !== null)('bench page (headless Chromium)', () => {
   const session = useBrowserSession();
