@@ -27,8 +27,8 @@ export function groupedBarsSpec(groups: readonly BarGroup[], title: string, colu
     return {
       title: g.title,
       width: 320,
-      // One band per shape, tall enough for a bar per series in it.
-      height: { step: Math.max(10, 12 * series.length) },
+      // With yOffset the step is one bar's: a shape's band holds a bar per series.
+      height: { step: 14 },
       data: { values: g.bars },
       mark: { type: 'bar', tooltip: true },
       encoding: {
