@@ -37,6 +37,8 @@ export interface BenchPageResult {
   /** The results chart was drawn. */
   chart: boolean;
   seconds: number;
+  /** Wall seconds per "backend case" (our run and its TF.js peer), in run order. */
+  caseSeconds: Record<string, number>;
   errors: string[];
 }
 
@@ -246,16 +248,26 @@ async function runBenchmarks(settings: PageSettings, result: BenchPageResult): P
       result.failures.push(`${event.failure.op} ${event.failure.backend}: ${event.failure.error}`);
     }
   };
+  let current: { key: string; since: number } | null = null;
+  const closeCase = () => {
+    if (current) result.caseSeconds[current.key] = (performance.now() - current.since) / 1000;
+  };
   await runSuite({
     platform, backends: settings.backends, cases: settings.cases, size: settings.size, threads: settings.threads,
     loadPeer: settings.peers ? browserTfjsLoader(platform.wasmThreads) : undefined,
     emit: onEvent,
     progress: (p) => {
+      const key = `${p.backend} ${p.case}`;
+      if (p.stage === 'ours' && current?.key !== key) {
+        closeCase();
+        current = { key, since: performance.now() };
+      }
       status.textContent = `${p.backend} · ${p.case}${p.stage === 'peer' ? ' (TF.js peer)' : ''} · case ${p.done + 1}/${p.total} · ${clock((performance.now() - startedAt) / 1000)}`;
       bar.value = p.total ? p.done / p.total : 0;
     },
     between: yieldToBrowser,
   });
+  closeCase();
   enableDownload(lines, env);
   result.seconds = (performance.now() - startedAt) / 1000;
   status.textContent = `done · ${result.records} records${result.failures.length ? `, ${result.failures.length} failed` : ''} · ${clock(result.seconds)}`;
@@ -362,7 +374,7 @@ const query = new URLSearchParams(location.search);
 setUpCompareInputs();
 const emptyResult = (settings: PageSettings | null): BenchPageResult => ({
   ok: false, settings, crossOriginIsolated: globalThis.crossOriginIsolated === true, environment: null,
-  lines: [], records: 0, failures: [], chart: false, seconds: 0, errors,
+  lines: [], records: 0, failures: [], chart: false, seconds: 0, caseSeconds: {}, errors,
 });
 let pageSettings: PageSettings | null = null;
 try {

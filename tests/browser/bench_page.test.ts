@@ -22,6 +22,7 @@ interface BenchPageResult {
   failures: string[];
   chart: boolean;
   seconds: number;
+  caseSeconds: Record<string, number>;
   errors: string[];
 }
 
@@ -109,6 +110,7 @@ describe.skipIf(missing !== null)('bench page (headless Chromium)', () => {
     expect(records).toHaveLength(result.records);
     expect(out.tableRows, 'a table row per record').toBe(records.length);
     expect(result.chart, 'the results chart is drawn').toBe(true);
+    expect(Object.keys(result.caseSeconds).map((k) => k.split(' ')[1]), 'a wall time per case').toEqual(Object.keys(CASE_OPS));
     for (const [name, ops] of Object.entries(CASE_OPS)) {
       for (const op of ops) expect(records.some((r) => r.op === op && ours.test(r.backend as string)), `${name}: no ${op} record on ${ours}`).toBe(true);
     }
@@ -117,7 +119,7 @@ describe.skipIf(missing !== null)('bench page (headless Chromium)', () => {
 
   it('runs every case on threaded WASM with the tfjs-wasm peer, as JSON lines in the dapo bench schema', async () => {
     const out = await runPage('size=tiny&backends=wasm&run=1');
-    console.log(`wasm: ${out.result.records} records in ${out.result.seconds.toFixed(1)} s`);
+    console.log(`wasm: ${out.result.records} records in ${out.result.seconds.toFixed(1)} s ${JSON.stringify(out.result.caseSeconds)}`);
     const [environment, ...records] = checkRun(out, /^wasm-\d+t$/);
     expect((environment as { wasm_threads: number }).wasm_threads).toBeGreaterThan(1);
     // Threads in the page: our label says how many.
@@ -133,7 +135,7 @@ describe.skipIf(missing !== null)('bench page (headless Chromium)', () => {
   it('runs every case on WebGPU and names the adapter', async () => {
     // No TF.js peer here: compiling its pipelines on a software adapter doubles the time.
     const out = await runPage('size=tiny&backends=webgpu&peers=0&run=1');
-    console.log(`webgpu: ${out.result.records} records in ${out.result.seconds.toFixed(1)} s`);
+    console.log(`webgpu: ${out.result.records} records in ${out.result.seconds.toFixed(1)} s ${JSON.stringify(out.result.caseSeconds)}`);
     const [environment] = checkRun(out, /^webgpu$/);
     const adapter = (environment as { adapter: Record<string, unknown> }).adapter;
     expect(adapter.feature_level).toMatch(/^(core|compatibility)$/);
