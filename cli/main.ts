@@ -2,7 +2,7 @@
 // The `dapo` command line.
 import { Command, InvalidArgumentError } from 'commander';
 import { collectInfo, formatInfo } from './info.js';
-import { runBench } from './bench.js';
+import { runBench, runBenchCompare } from './bench.js';
 import { BENCH_CASES } from '../src/bench/cases.js';
 import { describeFailure } from './errors.js';
 
@@ -133,7 +133,13 @@ program.command('bench')
   .option('--only <cases...>', `cases to run, comma-separated: ${BENCH_CASES.join(', ')} (default: all)`)
   .option('--threads <n>', 'WASM worker threads (default: all cores)', positiveInt)
   .option('--no-peers', 'skip the TF.js side-by-side figures')
-  .action(async (o: { backend: string[]; json?: boolean; quick?: boolean; only?: string[]; threads?: number; peers: boolean }) => {
+  .option('--compare <files...>', 'measure nothing: put saved runs side by side (JSON lines of `dapo bench --json` or the bench page\'s download): a table per op, and bench_compare.svg/.png in --out')
+  .option('--out <dir>', 'where --compare writes its chart', 'runs/bench-compare')
+  .action(async (o: { backend: string[]; json?: boolean; quick?: boolean; only?: string[]; threads?: number; peers: boolean; compare?: string[]; out: string }) => {
+    if (o.compare) {
+      await runBenchCompare({ files: o.compare, out: o.out }, (l) => console.log(l));
+      return;
+    }
     await runBench({ backend: o.backend, json: !!o.json, quick: !!o.quick, only: o.only, threads: o.threads, peers: o.peers }, (l) => console.log(l));
   });
 

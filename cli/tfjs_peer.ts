@@ -1,14 +1,10 @@
-// TF.js on the same machine, as the side-by-side peer in `dapo bench` (devDependency: absent → skipped).
-// tfjs-backend-wasm runs single-threaded under Node; tfjs-backend-webgpu gets the same Dawn adapter we use.
+// Loads TF.js under Node for the side-by-side peer of `dapo bench` (devDependency: absent → skipped); the peer
+// cases themselves are browser-safe and live in src/bench/tfjs_cases.ts. tfjs-backend-wasm runs
+// single-threaded under Node; tfjs-backend-webgpu gets the same Dawn adapter we use.
 import { createRequire } from 'node:module';
-import { type BenchRecord, type TimingOptions, gflopsOf, timeAsync } from '../src/bench/common.js';
+import { type PeerKind, TF_BACKEND, type Tf } from '../src/bench/tfjs_cases.js';
 
-export type Tf = typeof import('@tensorflow/tfjs-core');
-type TfTensor = import('@tensorflow/tfjs-core').Tensor;
-
-export type PeerKind = 'tfjs-wasm' | 'tfjs-webgpu';
-
-const TF_BACKEND: Record<PeerKind, string> = { 'tfjs-wasm': 'wasm', 'tfjs-webgpu': 'webgpu' };
+export type { PeerKind, Tf } from '../src/bench/tfjs_cases.js';
 
 let gradientsRegistered: Promise<void> | null = null;
 
@@ -45,35 +41,4 @@ export async function loadTfjs(kind: PeerKind, gpu?: GPU): Promise<Tf> {
   if (!(await tf.setBackend(TF_BACKEND[kind]))) throw new Error(`TF.js could not start its ${TF_BACKEND[kind]} backend`);
   await tf.ready();
   return tf;
-}
-
-/**
- * Waits until the tensors are computed by reading one element of each back (GPU queues run in order, so
- * this waits for all earlier work too) — without copying whole outputs to the host, which our side
- * (backend.sync) does not do either.
- */
-export async function syncTf(tf: Tf, ts: readonly TfTensor[]): Promise<void> {
-  const probe = tf.tidy(() => tf.addN(ts.map((t) => tf.slice(tf.reshape(t, [-1]), 0, 1))));
-  await probe.data();
-  probe.dispose();
-}
-
-/** Times run() (which returns the tensors it created), syncing on them and disposing them each time. */
-export function timeTf(tf: Tf, run: () => TfTensor[], opts: TimingOptions): ReturnType<typeof timeAsync> {
-  return timeAsync(async () => {
-    const outs = run();
-    await syncTf(tf, outs);
-    tf.dispose(outs);
-  }, opts);
-}
-
-export async function tfjsMatmul(tf: Tf, kind: PeerKind, [m, k, n]: readonly [number, number, number], opts: TimingOptions = {}): Promise<BenchRecord> {
-  const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
-  const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
-  try {
-    const { ms, runs } = await timeTf(tf, () => [tf.matMul(a, b)], opts);
-    return { op: 'matmul', backend: kind, shape: [m, k, n], ms, gflops: gflopsOf(2 * m * n * k, ms), runs };
-  } finally {
-    tf.dispose([a, b]);
-  }
 }

@@ -170,6 +170,7 @@ if (want('ts')) run(bin('tsc'), ['-p', 'tsconfig.json']);
 const WEB_PAGES = [
   'web/smoke.ts',
   'web/train.ts',
+  'web/bench.ts',
 ];
 
 /**

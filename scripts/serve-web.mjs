@@ -15,17 +15,22 @@ const ISOLATION_HEADERS = {
   'Cache-Control': 'no-store',
 };
 
-/** The file behind a URL path, or null: only /, /<page>.html, and /<name>.js with its source map /<name>.js.map
- *  (a page bundle or a chunk-<hash>.js it imports) with plain names (no traversal). */
+/**
+ * The file behind a URL path, or null: only /, /<page>.html, /<name>.js with its source map /<name>.js.map (a page
+ * bundle or a chunk-<hash>.js it imports) and /tfjs/<name>.wasm (TF.js's WASM binaries for the bench page's peer),
+ * with plain names (no traversal).
+ */
 export function resolveWebPath(urlPath, base = root) {
   const path = decodeURIComponent(urlPath.split('?')[0]);
   if (path === '/') return join(base, 'web/train.html');
+  const tfjs = /^\/tfjs\/(tfjs-backend-wasm[A-Za-z0-9_-]*\.wasm)$/.exec(path);
+  if (tfjs) return join(base, 'node_modules/@tensorflow/tfjs-backend-wasm/dist', tfjs[1]);
   const m = /^\/([A-Za-z0-9_-]+)\.(html|js|js\.map)$/.exec(path);
   if (!m) return null;
   return m[2] === 'html' ? join(base, 'web', `${m[1]}.html`) : join(base, 'dist/web', `${m[1]}.${m[2]}`);
 }
 
-const CONTENT_TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.map': 'application/json' };
+const CONTENT_TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.map': 'application/json', '.wasm': 'application/wasm' };
 
 /** An http.Server for the pages (not yet listening). */
 export function createWebServer(base = root) {

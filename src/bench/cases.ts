@@ -1,6 +1,8 @@
-// The benchmark cases of `dapo bench` by name, each at its full and its small (--quick) size.
+// The benchmark cases of `dapo bench` by name, each at its full and its small (--quick) size, and a tiny size
+// (a tiny model too) that only proves every code path runs: the browser page's tests use it.
 // --quick runs the small shapes (stated next to each *_QUICK constant) with a shorter time budget.
 import type { Backend } from '../backend/backend.js';
+import type { ModelConfig } from '../nn/config.js';
 import type { BenchOutcome, BenchRecord, TimingOptions } from './common.js';
 import { MATMUL_SHAPES, benchMatmul } from './matmul_bench.js';
 import { ATTENTION_SHAPE, ATTENTION_SHAPE_QUICK, benchAttention } from './attention_bench.js';
@@ -13,8 +15,15 @@ import { DAPO_STEP_SHAPE, DAPO_STEP_SHAPE_QUICK, benchDapoStep } from './dapo_st
 export const BENCH_CASES = ['matmul', 'attention', 'softmax_gather', 'matmul_train', 'train_step', 'generate', 'dapo_step'] as const;
 export type BenchCaseName = (typeof BENCH_CASES)[number];
 
+/** full: the sizes of the README table; quick: `--quick`; tiny: seconds even on a software GPU. */
+export const BENCH_SIZES = ['full', 'quick', 'tiny'] as const;
+export type BenchSize = (typeof BENCH_SIZES)[number];
+
 /** --quick matmul: the squares up to 512. */
 export const matmulShapes = (small: boolean) => (small ? MATMUL_SHAPES.filter(([m]) => m <= 512) : MATMUL_SHAPES);
+
+/** The tiny model of the tiny size (train_step, generate, dapo_step): one layer, 16 wide. */
+export const TINY_MODEL: Partial<ModelConfig> = { vocabSize: 11, dModel: 16, nLayers: 1, nHeads: 2, nKvHeads: 1, ffnDim: 24, maxSeqLen: 16 };
 
 export interface BenchSizes {
   matmul: readonly (readonly [number, number, number])[];
@@ -24,9 +33,24 @@ export interface BenchSizes {
   trainStep: typeof TRAIN_STEP_SHAPE;
   generate: typeof GENERATE_SHAPE;
   dapoStep: typeof DAPO_STEP_SHAPE;
+  /** The model of the model cases; absent → the default policy model. */
+  model?: Partial<ModelConfig>;
 }
 
-export function benchSizes(small: boolean): BenchSizes {
+export function benchSizes(size: BenchSize): BenchSizes {
+  if (size === 'tiny') {
+    return {
+      matmul: [[64, 48, 40]],
+      attention: [1, 2, 16, 8],
+      softmaxGather: [16, 64],
+      matmulTrainN: 32,
+      trainStep: { batch: 2, seqLen: 8 },
+      generate: { prompts: 2, promptLen: 4, newTokens: 3 },
+      dapoStep: { prompts: 2, groupSize: 2, promptLen: 4, newTokens: 3, microBatchSize: 4 },
+      model: TINY_MODEL,
+    };
+  }
+  const small = size === 'quick';
   return {
     matmul: matmulShapes(small),
     attention: small ? ATTENTION_SHAPE_QUICK : ATTENTION_SHAPE,
@@ -57,8 +81,14 @@ export async function runCase(name: BenchCaseName, backend: Backend, label: stri
     case 'attention': return benchAttention(backend, label, sizes.attention, timing);
     case 'softmax_gather': return benchSoftmaxGather(backend, label, sizes.softmaxGather, timing);
     case 'matmul_train': return [await benchMatmulTrain(backend, label, sizes.matmulTrainN, timing)];
-    case 'train_step': return [await benchTrainStep(backend, label, sizes.trainStep, timing)];
-    case 'generate': return benchGenerate(backend, label, sizes.generate, timing);
-    case 'dapo_step': return [await benchDapoStep(backend, label, sizes.dapoStep, timing)];
+    case 'train_step': return [await benchTrainStep(backend, label, sizes.trainStep, timing, sizes.model)];
+    case 'generate': return benchGenerate(backend, label, sizes.generate, timing, sizes.model);
+    case 'dapo_step': return [await benchDapoStep(backend, label, sizes.dapoStep, timing, sizes.model)];
   }
+}
+
+/** Parses a size name, naming the allowed ones. */
+export function parseBenchSize(value: string): BenchSize {
+  if (!(BENCH_SIZES as readonly string[]).includes(value)) throw new Error(`bench: unknown size '${value}' (choose from ${BENCH_SIZES.join(', ')})`);
+  return value as BenchSize;
 }

@@ -1,7 +1,8 @@
 // How bench records are printed: one JSON object per line, or an aligned text line.
 // JSON keys: op, backend, shape, ms, then gflops | gbps | tokens_per_s, then case extras (peak_bytes,
 // recompute_ms, speedup, fwd_bwd_ms), then vs and ratio = our throughput ÷ the peer's (> 1: ours is faster).
-import { type BenchRecord, throughputOf } from './common.js';
+// A failed measurement is {op, backend, shape?, error}; the run's environment is one {"environment": {...}} line.
+import { type BenchFailure, type BenchRecord, throughputOf } from './common.js';
 
 export function round(x: number): number {
   return Math.round(x * 1000) / 1000;
@@ -23,6 +24,14 @@ export function recordJson(r: BenchRecord, vs?: BenchRecord): Record<string, unk
     out.ratio = round(peerRatio(r, vs));
   }
   return out;
+}
+
+export function failureJson(f: BenchFailure): Record<string, unknown> {
+  return { op: f.op, backend: f.backend, ...(f.shape.length ? { shape: f.shape } : {}), error: f.error };
+}
+
+export function failureText(f: BenchFailure): string {
+  return `  ${f.op.padEnd(20)} ${f.shape.join('×').padEnd(16)} ${f.backend}: failed (${f.error})`;
 }
 
 export function recordText(r: BenchRecord, vs?: BenchRecord): string {

@@ -19,7 +19,7 @@ import { BENCH_CASES, parseCaseNames } from '../../src/bench/cases.js';
 import { recordJson } from '../../src/bench/format.js';
 import { runBench } from '../../cli/bench.js';
 import { loadTfjs } from '../../cli/tfjs_peer.js';
-import { tfjsAttention, tfjsMatmulTrain, tfjsSoftmaxGather } from '../../cli/tfjs_model_peer.js';
+import { tfjsAttention, tfjsMatmulTrain, tfjsSoftmaxGather } from '../../src/bench/tfjs_cases.js';
 
 const backend = new ReferenceBackend();
 afterAll(() => backend.destroy());
@@ -174,12 +174,18 @@ describe('case selection', () => {
     expect(() => parseCaseNames(['attention,flash'])).toThrow(/unknown case 'flash'/);
   });
 
-  it('`dapo bench --backend reference --only matmul --json` prints JSON lines only', async () => {
+  it('`dapo bench --backend reference --only matmul --json` prints the environment line, then JSON records only', async () => {
     const lines: string[] = [];
     const rs = await runBench({ backend: ['reference'], json: true, quick: true, peers: false, only: ['matmul'] }, (l) => lines.push(l));
     expect(rs.length).toBeGreaterThan(0);
-    expect(lines).toHaveLength(rs.length);
-    for (const l of lines) expect(expectLineFormat(l).op).toBe('matmul');
+    expect(lines).toHaveLength(rs.length + 1);
+    const { environment } = JSON.parse(lines[0]);
+    expect(environment).toMatchObject({ runtime: 'node', size: 'quick', cases: ['matmul'], backends: ['reference'] });
+    expect(environment.label).toContain('node');
+    expect(environment.cpu_cores).toBeGreaterThan(0);
+    // No webgpu backend in the run: the adapter is not probed.
+    expect(environment.adapter).toBeUndefined();
+    for (const l of lines.slice(1)) expect(expectLineFormat(l).op).toBe('matmul');
   });
 });
 

@@ -1,16 +1,56 @@
-// The model-kernel cases of `dapo bench` written with TF.js primitives, as the side-by-side peer:
-// attention = matMul + causal mask + softmax + matMul; log-softmax + gather; matmul forward + backward.
-// Same shapes, FLOP and byte conventions as src/bench/*; backward passes use tf.grad / tf.grads.
+// The TF.js side-by-side peer of `dapo bench`, written with TF.js primitives, for the CLI and the browser page
+// alike: matmul; attention = matMul + causal mask + softmax + matMul; log-softmax + gather; matmul forward +
+// backward. Same shapes, FLOP and byte conventions as src/bench/*; backward passes use tf.grad / tf.grads.
+// Browser-safe: the caller loads TF.js (cli/tfjs_peer.ts under Node, web/bench_tfjs.ts in the page) and passes it in.
 //
 // tf.grads always runs the forward again, so a TF.js backward time is (forward + backward) − forward, both
 // medians of the same formulation; the record carries fwd_bwd_ms, the measured sum.
-import { type AttentionShape, attentionFlops } from '../src/bench/attention_bench.js';
-import { type LogitsShape, softmaxGatherBytes } from '../src/bench/softmax_gather_bench.js';
-import { matmulTrainFlops } from '../src/bench/matmul_train_bench.js';
-import { type BenchRecord, type TimingOptions, gbpsOf, gflopsOf, randomInts } from '../src/bench/common.js';
-import { type PeerKind, type Tf, timeTf } from './tfjs_peer.js';
+import { type AttentionShape, attentionFlops } from './attention_bench.js';
+import { type LogitsShape, softmaxGatherBytes } from './softmax_gather_bench.js';
+import { matmulTrainFlops } from './matmul_train_bench.js';
+import { type BenchRecord, type TimingOptions, gbpsOf, gflopsOf, randomInts, timeAsync } from './common.js';
 
+export type Tf = typeof import('@tensorflow/tfjs-core');
 type TfTensor = import('@tensorflow/tfjs-core').Tensor;
+
+export type PeerKind = 'tfjs-wasm' | 'tfjs-webgpu';
+
+/** The TF.js peer measured next to each of our backends. */
+export const PEER_OF: Record<string, PeerKind | undefined> = { webgpu: 'tfjs-webgpu', wasm: 'tfjs-wasm' };
+
+/** TF.js's name for the peer's backend (tf.setBackend). */
+export const TF_BACKEND: Record<PeerKind, string> = { 'tfjs-wasm': 'wasm', 'tfjs-webgpu': 'webgpu' };
+
+/**
+ * Waits until the tensors are computed by reading one element of each back (GPU queues run in order, so
+ * this waits for all earlier work too) — without copying whole outputs to the host, which our side
+ * (backend.sync) does not do either.
+ */
+export async function syncTf(tf: Tf, ts: readonly TfTensor[]): Promise<void> {
+  const probe = tf.tidy(() => tf.addN(ts.map((t) => tf.slice(tf.reshape(t, [-1]), 0, 1))));
+  await probe.data();
+  probe.dispose();
+}
+
+/** Times run() (which returns the tensors it created), syncing on them and disposing them each time. */
+export function timeTf(tf: Tf, run: () => TfTensor[], opts: TimingOptions): ReturnType<typeof timeAsync> {
+  return timeAsync(async () => {
+    const outs = run();
+    await syncTf(tf, outs);
+    tf.dispose(outs);
+  }, opts);
+}
+
+export async function tfjsMatmul(tf: Tf, kind: PeerKind, [m, k, n]: readonly [number, number, number], opts: TimingOptions = {}): Promise<BenchRecord> {
+  const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
+  const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
+  try {
+    const { ms, runs } = await timeTf(tf, () => [tf.matMul(a, b)], opts);
+    return { op: 'matmul', backend: kind, shape: [m, k, n], ms, gflops: gflopsOf(2 * m * n * k, ms), runs };
+  } finally {
+    tf.dispose([a, b]);
+  }
+}
 
 /** A backward time from the measured forward + backward and forward medians (never below 1% of the sum). */
 function backwardMs(fwdBwdMs: number, fwdMs: number): number {
