@@ -1,5 +1,5 @@
 // Tensor creation: from host data, constants, ranges and seeded random numbers.
-import type { DType } from '../backend/backend.js';
+import { type DType, isHalfDType } from '../backend/backend.js';
 import { getBackend } from './engine.js';
 import { empty, checkInputs, record } from './record.js';
 import { Tensor, checkDType, checkShape } from './tensor.js';
@@ -70,10 +70,16 @@ export function randNormal(shape: readonly number[], seed: number, mean = 0, std
   return out;
 }
 
-/** Converts dtype (float32 → int32 truncates toward zero). Differentiable float→float only (identity). */
+/**
+ * Converts dtype (float32 → int32 truncates toward zero; bfloat16 / float16 → float32 widens exactly).
+ * Differentiable float32→float32 only (identity).
+ */
 export function cast(x: Tensor, dtype: DType | string): Tensor {
   const target = checkDType(dtype);
   checkInputs('cast', [x], null);
+  if (isHalfDType(target) && x.dtype !== target) {
+    throw new TypeError(`cast: cannot cast ${x.dtype} to ${target}: 16-bit tensors hold frozen weights and are made from host values (tensor(values, shape, '${target}'))`);
+  }
   const out = empty(x.shape, target);
   getBackend().cast(x.storage, out.storage);
   if (target !== 'float32' || x.dtype !== 'float32') return out;
