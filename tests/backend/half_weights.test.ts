@@ -7,8 +7,9 @@ import {
   bfloat16ToFloat32Bits, float16ToFloat32Bits, float32BitsToBfloat16, float32BitsToFloat16, roundToHalf,
 } from '../../src/backend/half.js';
 import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
-import { nodeWorkerFactory } from '../../src/backend/wasm/node_workers.js';
 import { createWasmBackend } from '../../src/backend/wasm/wasm_backend.js';
+import { requestNodeAdapter } from '../../src/backend/webgpu/node_gpu.js';
+import { createWebGPUBackend } from '../../src/backend/webgpu/webgpu_backend.js';
 import * as T from '../../src/tensor/index.js';
 import { type NamedBackend, productBackends } from '../support/backends.js';
 import { assertClose } from '../support/close.js';
@@ -87,8 +88,15 @@ let products: NamedBackend[] = [];
 
 beforeAll(async () => {
   products = (await productBackends()).available;
-  targets.push(...products.filter((p) => !p.name.startsWith("webgpu"))); // WebGPU: next commit
+  targets.push(...products);
   targets.push({ name: 'wasm(1 thread)', backend: await createWasmBackend({ threads: 1 }) });
+  // The workgroup-memory tiled matmul (what GPUs run) besides the adapter's default (direct kernels on lavapipe).
+  try {
+    const a = await requestNodeAdapter({ backend: 'vulkan' });
+    targets.push({ name: 'webgpu tiled matmul', backend: await createWebGPUBackend(a.gpu, { adapter: a.adapter, featureLevel: a.featureLevel, matmul: { kind: 'tiled', WX: 8, WY: 8, TM: 4, BK: 8 } }) });
+  } catch (e) {
+    if (products.some((p) => p.name.startsWith('webgpu'))) throw e;
+  }
 }, 120_000);
 
 afterAll(() => {
@@ -118,7 +126,7 @@ describe('16-bit kernels on every backend', () => {
   // Odd m, n, k (k odd: rows of B end mid-word; batches of B start mid-word), several KC panels (k > 256), both
   // thread splits of the packed path (rows ≥ 128; columns), decode-sized m, and a batch sharing either operand.
   const shapes: [number, number, number, number][] = [
-    [1, 1, 13, 7], [1, 5, 9, 17], [1, 37, 29, 33], [1, 9, 21, 301], [1, 70, 45, 131], [1, 150, 37, 67], [3, 7, 11, 5], [1, 2, 2051, 3],
+    [1, 1, 13, 7], [1, 37, 29, 33], [1, 9, 21, 301], [1, 70, 45, 131], [1, 150, 37, 67], [3, 7, 11, 5], [1, 2, 2051, 3],
   ];
   it('matmul with a 16-bit B equals the float64 product of the widened values (every transpose, odd shapes)', async () => {
     for (const dtype of HALF) {
