@@ -7,7 +7,7 @@
 // split k instead (matmul_ksplit + matmul_ksplit_sum): each streams whole rows of B.
 import { sumPartials, transpose4x4, zeroFloats } from './common';
 import { dotRows } from './tiles';
-import { widen1, widen4, widenLanes } from './half';
+import { widen1, widen4, widenLanes, widenRun } from './half';
 
 export const MR: i32 = 4;
 export const NR: i32 = 8;
@@ -518,16 +518,34 @@ export function matmul(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i3
 
 /**
  * matmul with a 16-bit B (frozen weights). modeKind = kind + 256 · mode: kind HALF_BF16 or HALF_F16, mode 0 (work
- * over the batch · m output rows) or 1 (over the n output columns) as in matmul; packed into one argument so that
- * scratch sits in the same slot as matmul's. strideB counts elements (2 bytes each). Always the packed path: B is
- * widened to float32 while it is packed, A and the accumulation stay float32.
+ * over the batch · m output rows) or 1 (over the n output columns): the packed path, B widened to float32 while
+ * it is packed; mode 2 (m ≤ SKINNY_M, transB, A not transposed, SKINNY_NB·k floats fit the scratch): column blocks
+ * of SKINNY_NB rows of B widened into the scratch, then dotted with the A rows (decode reads 2 bytes a weight).
+ * Packed into one argument so that scratch sits in the same slot as matmul's. strideB counts elements (2 bytes
+ * each). A and the accumulation stay float32.
  */
 export function matmul_half(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32, k: i32, transA: i32, transB: i32,
   strideA: i32, strideB: i32, modeKind: i32, scratch: usize, start: i32, end: i32): void {
   if (start >= end) return;
   const mn = <usize>m * <usize>n;
   const kind = modeKind & 0xff;
-  if ((modeKind >> 8) == 0) {
+  const mode = modeKind >> 8;
+  if (mode == 2) {
+    // skinny (decode): [start, end) over batch · ceil(n / SKINNY_NB) column blocks; transB, A not transposed
+    const blocks = (n + SKINNY_NB - 1) / SKINNY_NB;
+    const ldk = <usize>k << 2;
+    for (let i = start; i < end; i++) {
+      const bt = i / blocks;
+      const j0 = (i - bt * blocks) * SKINNY_NB;
+      const w = min(SKINNY_NB, n - j0);
+      const bb = b + ((<usize>bt * <usize>strideB + <usize>j0 * <usize>k) << 1);
+      // widen the block's w rows of B (contiguous: w·k elements) once, then dot every A row with them
+      widenRun(bb, scratch, w * k, kind);
+      dotRows(a + (<usize>bt * <usize>strideA << 2), ldk, m, scratch, ldk, w, k, out + (<usize>bt * mn << 2) + (<usize>j0 << 2), <usize>n << 2);
+    }
+    return;
+  }
+  if (mode == 0) {
     const bt0 = start / m;
     const bt1 = (end - 1) / m;
     for (let bt = bt0; bt <= bt1; bt++) {

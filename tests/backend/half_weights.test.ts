@@ -124,9 +124,10 @@ describe('16-bit kernels on every backend', () => {
   }, 120_000);
 
   // Odd m, n, k (k odd: rows of B end mid-word; batches of B start mid-word), several KC panels (k > 256), both
-  // thread splits of the packed path (rows ≥ 128; columns), decode-sized m, and a batch sharing either operand.
+  // thread splits of the packed path (rows ≥ 128; columns), decode-sized m (one and two threads), and a batch
+  // sharing either operand.
   const shapes: [number, number, number, number][] = [
-    [1, 1, 13, 7], [1, 37, 29, 33], [1, 9, 21, 301], [1, 70, 45, 131], [1, 150, 37, 67], [3, 7, 11, 5], [1, 2, 2051, 3],
+    [1, 1, 13, 7], [1, 37, 29, 33], [1, 9, 21, 301], [1, 70, 45, 131], [1, 150, 37, 67], [3, 7, 11, 5], [1, 2, 2051, 3], [1, 9, 700, 91],
   ];
   it('matmul with a 16-bit B equals the float64 product of the widened values (every transpose, odd shapes)', async () => {
     for (const dtype of HALF) {

@@ -490,20 +490,26 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Product with a 16-bit B (engine matmul_half): the packed path only, B widened to float32 as it is packed.
-   * Threads split the output rows when there are enough of them, else the columns (decode: each thread widens
-   * only its own columns of B).
+   * Product with a 16-bit B (engine matmul_half): decode-sized products (few rows against [n, k] weights) widen
+   * blocks of weight rows into the scratch and dot them with the rows of A; the rest take the packed path, B widened
+   * as it is packed, threads splitting the output rows when there are enough of them, else the columns.
    */
   private matmulHalf(left: WasmStorage, right: WasmStorage, target: WasmStorage, args: MatmulArgs, threads: number): void {
     const { batch, m, n, k } = args;
     const rows = batch * m;
     let mode = 0, work = rows, align = this.mr, parts = 1;
-    if (threads > 1) {
+    if (m <= this.skinnyM && args.transB && !args.transA && this.skinnyNb * k * 4 <= this.scratchStride) {
+      // decode-sized: blocks of weight rows widened once into the scratch and dotted with the few A rows
+      mode = 2;
+      work = batch * Math.ceil(n / this.skinnyNb);
+      align = 1;
+      parts = Math.min(threads, work);
+    } else if (threads > 1) {
       if (rows >= threads * MIN_GEBP_CHUNK) parts = Math.min(threads, Math.ceil(rows / this.mr));
       else if (n >= threads * this.nr * 2) { mode = 1; work = n; align = this.nr; parts = Math.min(threads, Math.ceil(n / this.nr)); }
       else if (rows >= threads * this.mr * 2) parts = Math.min(threads, Math.ceil(rows / this.mr));
     }
-    const chunks = Math.max(parts, Math.min(parts * CHUNKS_PER_PART, Math.floor(work / MIN_GEBP_CHUNK)));
+    const chunks = mode === 2 ? undefined : Math.max(parts, Math.min(parts * CHUNKS_PER_PART, Math.floor(work / MIN_GEBP_CHUNK)));
     const modeKind = HALF_KIND[right.dtype as HalfDType] + 256 * mode;
     const engineArgs = [
       left.ptr, right.ptr, target.ptr, batch, m, n, k, args.transA ? 1 : 0, args.transB ? 1 : 0, args.strideA, args.strideB, modeKind, this.scratch,
