@@ -35,8 +35,15 @@ function flatten(data: HostData | readonly HostData[]): ArrayLike<number> {
   return data as ArrayLike<number>;
 }
 
+/** Kernels only read 16-bit tensors (frozen weights): they are made from host values, never filled or computed. */
+function computedDType(op: string, dtype: DType | string): DType {
+  const checked = checkDType(dtype);
+  if (isHalfDType(checked)) throw new TypeError(`${op}: ${checked} tensors hold frozen weights and are made from host values (tensor(values, shape, '${checked}'))`);
+  return checked;
+}
+
 export function full(shape: readonly number[], value: number, dtype: DType | string = 'float32'): Tensor {
-  const out = empty(checkShape(shape), checkDType(dtype));
+  const out = empty(checkShape(shape), computedDType('full', dtype));
   getBackend().fill(out.storage, value);
   return out;
 }
@@ -51,7 +58,7 @@ export function arange(start: number, end?: number, step = 1, dtype: DType | str
   if (end === undefined) [start, end] = [0, start];
   if (step === 0) throw new RangeError('arange: step must be non-zero');
   const length = Math.max(0, Math.ceil((end - start) / step));
-  const out = empty([length], checkDType(dtype));
+  const out = empty([length], computedDType('arange', dtype));
   getBackend().arange(out.storage, start, step);
   return out;
 }
