@@ -94,7 +94,7 @@ export class Module {
     const old = this.getParameter(path);
     const frozen16 = (t.dtype === 'bfloat16' || t.dtype === 'float16') && !t.requiresGrad;
     if ((t.dtype !== 'float32' && !frozen16) || t.shape.length !== old.shape.length || t.shape.some((d, i) => d !== old.shape[i])) {
-      throw new RangeError(`${this.constructor.name}.setParameter: '${path}' must be float32 (or 16-bit when frozen) [${old.shape.join(', ')}], got ${t.dtype} [${t.shape.join(', ')}]`);
+      throw new RangeError(`${this.constructor.name}.setParameter: '${path}' must be float32 [${old.shape.join(', ')}], got ${t.dtype} [${t.shape.join(', ')}]`);
     }
     const { owner, leaf } = this.resolve(path);
     owner!.ownParameters.set(leaf, t);
