@@ -140,6 +140,7 @@ describe('16-bit kernels on every backend', () => {
             const out = b.alloc('float32', batch * m * n);
             return { inputs, out, run: () => b.matmul(inputs[0], inputs[1], out, args) };
           });
+          const wasmResults: Float64Array[] = [];
           for (const { name, backend } of targets) {
             const got = await runOn(backend, (b) => {
               const inputs = [b.upload('float32', a), b.upload(dtype, bValues)];
@@ -147,7 +148,10 @@ describe('16-bit kernels on every backend', () => {
               return { inputs, out, run: () => b.matmul(inputs[0], inputs[1], out, args) };
             });
             assertClose(got, want, `${name} ${dtype} ${label}`, 2e-5 * Math.sqrt(k), 1e-5);
+            if (name.startsWith('wasm')) wasmResults.push(got);
           }
+          // the WASM thread splits never change a result: 1 and 2 threads agree bit for bit
+          if (wasmResults.length === 2) expect(Array.from(wasmResults[1]), `wasm 1 vs 2 threads ${dtype} ${label}`).toEqual(Array.from(wasmResults[0]));
         }
       }
     }
