@@ -12,7 +12,10 @@ import { NodeRunStore, RUN_FILES, latestCheckpoint, readJsonl, readRunConfig, re
 import { type HfExportSource, adapterDirectoryFiles, declaredWeightsDtype, hfDirectoryFiles } from '../src/rl/hf_export.js';
 import { HfTokenizer } from '../src/data/tokenizer_hf.js';
 import { CharTokenizer } from '../src/data/tokenizer.js';
-import { applyLora, formatTrainableParameters, hasLora, mergeLora, removeLora } from '../src/nn/lora.js';
+import {
+  applyLora, formatTrainableParameters, hasLora, mergeLora, removeLora, resolveFrozenDType, storeFrozenWeights,
+} from '../src/nn/lora.js';
+import { checkpointWeightDType } from '../src/io/pretrained.js';
 import { Progress } from './progress.js';
 import { loadModelWeights } from '../src/io/checkpoint.js';
 import type { TransformerLM } from '../src/nn/transformer.js';
@@ -260,6 +263,13 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
         applyLora(freshModel, { r, alpha, dropout, targetModules, seed: config.seed });
       }
       log(`model ${pretrained.name}: ${formatTrainableParameters(restored?.model ?? freshModel!)}`);
+      // Under LoRA the base is frozen: keep its weights 16-bit (lora.frozenDtype; auto = the checkpoint's dtype).
+      const frozenDtype = resolveFrozenDType(config.lora.frozenDtype, { lora, checkpointDType: base ? checkpointWeightDType(base) : null });
+      if (frozenDtype !== 'float32') {
+        const stored = await storeFrozenWeights(restored?.model ?? freshModel!, frozenDtype);
+        const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+        log(`frozen base weights stored as ${frozenDtype}: ${stored.weights} tensors, ${mb(stored.bytesBefore)} → ${mb(stored.bytesAfter)}`);
+      }
     } else {
       restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0) : null;
       ({ task, model: freshModel } = buildTaskAndModel(config, taskOverride));

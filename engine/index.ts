@@ -2,9 +2,10 @@
 // Memory is imported (shared, owned by the host); the engine never allocates.
 export { fill32, arange_f32, arange_i32, cast_f32_i32, cast_i32_f32, unary, binary, where, copy32, write_view32 } from './elementwise';
 export { reduce } from './reduce';
-export { matmul, matmul_ksplit, matmul_ksplit_sum, matmul_scratch_bytes, matmul_mr, matmul_nr, matmul_skinny_m, matmul_skinny_nb } from './matmul';
+export { matmul, matmul_half, matmul_ksplit, matmul_ksplit_sum, matmul_scratch_bytes, matmul_mr, matmul_nr, matmul_skinny_m, matmul_skinny_nb } from './matmul';
 export { softmax } from './softmax';
 export { gather, scatter_add } from './embedding';
+export { widen_half, gather_half } from './half';
 export { random_uniform, random_normal, random_bits, rng_key } from './random';
 export { attention_fwd, attention_bq } from './attention';
 export { attention_bwd, attention_bkv } from './attention_backward';

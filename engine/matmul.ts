@@ -7,6 +7,7 @@
 // split k instead (matmul_ksplit + matmul_ksplit_sum): each streams whole rows of B.
 import { sumPartials, transpose4x4, zeroFloats } from './common';
 import { dotRows } from './tiles';
+import { widen1, widen4, widenLanes, widenRun } from './half';
 
 export const MR: i32 = 4;
 export const NR: i32 = 8;
@@ -76,6 +77,67 @@ function packB(b: usize, transB: i32, n: i32, k: i32, pc: i32, kc: i32, jc: i32,
         for (let jj = 0; jj < nr; jj++) {
           const src = b + ((<usize>(jc + jp + jj) * <usize>k + <usize>pc) << 2);
           for (let p = 0; p < kc; p++) store<f32>(dst + ((<usize>p * NR + <usize>jj) << 2), load<f32>(src + (<usize>p << 2)));
+        }
+      }
+    }
+  }
+}
+
+/**
+ * packB for a 16-bit B (kind: HALF_BF16 / HALF_F16; b addresses 2-byte elements): the same KC x NR float32 panels,
+ * each element widened as it is packed, so the micro-kernel and its float32 accumulation are unchanged.
+ */
+function packBHalf(b: usize, kind: i32, transB: i32, n: i32, k: i32, pc: i32, kc: i32, jc: i32, nc: i32, bp: usize): void {
+  for (let jp = 0; jp < nc; jp += NR) {
+    const nr = min(NR, nc - jp);
+    let dst = bp + (<usize>jp * <usize>kc << 2);
+    if (!transB) {
+      // B(p, j) = b[p * n + j]: a panel row is NR consecutive elements of a row of B
+      let src = b + ((<usize>pc * <usize>n + <usize>(jc + jp)) << 1);
+      const ld = <usize>n << 1;
+      if (nr == NR) {
+        for (let p = 0; p < kc; p++) {
+          const v = v128.load(src);
+          v128.store(dst, widenLanes(i32x4.extend_low_i16x8_u(v), kind));
+          v128.store(dst, widenLanes(i32x4.extend_high_i16x8_u(v), kind), 16);
+          src += ld; dst += NR << 2;
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          for (let jj = 0; jj < NR; jj++) store<f32>(dst + (<usize>jj << 2), jj < nr ? widen1(src + (<usize>jj << 1), kind) : 0);
+          src += ld; dst += NR << 2;
+        }
+      }
+    } else {
+      // B(p, j) = b[j * k + p]: four elements along k from each of four rows of B, widened, transposed in registers
+      const ldk = <usize>k << 1;
+      if (nr == NR) {
+        for (let j = 0; j < NR; j += 4) {
+          const s0 = b + ((<usize>(jc + jp + j) * <usize>k + <usize>pc) << 1);
+          let p = 0;
+          for (; p + 4 <= kc; p += 4) {
+            const at = s0 + (<usize>p << 1);
+            const r0 = widen4(at, kind), r1 = widen4(at + ldk, kind), r2 = widen4(at + 2 * ldk, kind), r3 = widen4(at + 3 * ldk, kind);
+            const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
+            const t2 = i32x4.shuffle(r0, r1, 2, 6, 3, 7), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+            const d = dst + ((<usize>p * NR + <usize>j) << 2);
+            v128.store(d, i64x2.shuffle(t0, t1, 0, 2));
+            v128.store(d, i64x2.shuffle(t0, t1, 1, 3), NR * 4);
+            v128.store(d, i64x2.shuffle(t2, t3, 0, 2), NR * 8);
+            v128.store(d, i64x2.shuffle(t2, t3, 1, 3), NR * 12);
+          }
+          for (; p < kc; p++) {
+            for (let jj = 0; jj < 4; jj++) {
+              store<f32>(dst + ((<usize>p * NR + <usize>(j + jj)) << 2), widen1(s0 + <usize>jj * ldk + (<usize>p << 1), kind));
+            }
+          }
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          for (let jj = 0; jj < NR; jj++) {
+            const src = b + ((<usize>(jc + jp + jj) * <usize>k + <usize>(pc + p)) << 1);
+            store<f32>(dst + ((<usize>p * NR + <usize>jj) << 2), jj < nr ? widen1(src, kind) : 0);
+          }
         }
       }
     }
@@ -304,14 +366,15 @@ function gemvPair(a0: usize, a1: usize, as: usize, b: usize, n: i32, k: i32, c0r
   }
 }
 
+/** half: 0 for a float32 B, else the 16-bit kind of B (packBHalf widens it; the unpacked m == 1 path is float32 only). */
 function gebp(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32, transB: i32,
-  r0: i32, r1: i32, c0: i32, c1: i32, scratch: usize): void {
+  r0: i32, r1: i32, c0: i32, c1: i32, scratch: usize, half: i32 = 0): void {
   const ldc = <usize>n << 2;
   if (k == 0) {
     for (let i = r0; i < r1; i++) zeroFloats(c + <usize>i * ldc + (<usize>c0 << 2), c1 - c0);
     return;
   }
-  if (m == 1) {
+  if (m == 1 && !half) {
     // A(0, p) = a[p] whether or not A is transposed (m == 1)
     gemv(a, 4, b, transB, n, k, c, c0, c1);
     return;
@@ -323,7 +386,8 @@ function gebp(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32,
     const nc = min(NC, c1 - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min(KC, k - pc);
-      packB(b, transB, n, k, pc, kc, jc, nc, bp);
+      if (half) packBHalf(b, half, transB, n, k, pc, kc, jc, nc, bp);
+      else packB(b, transB, n, k, pc, kc, jc, nc, bp);
       for (let ic = r0; ic < r1; ic += MC) {
         const mc = min(MC, r1 - ic);
         packA(a, transA, m, k, ic, mc, pc, kc, ap);
@@ -448,6 +512,52 @@ export function matmul(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i3
     for (let bt = 0; bt < batch; bt++) {
       gebp(a + (<usize>bt * <usize>strideA << 2), b + (<usize>bt * <usize>strideB << 2), out + (<usize>bt * mn << 2),
         m, n, k, transA, transB, 0, m, start, end, scratch);
+    }
+  }
+}
+
+/**
+ * matmul with a 16-bit B (frozen weights). modeKind = kind + 256 · mode: kind HALF_BF16 or HALF_F16, mode 0 (work
+ * over the batch · m output rows) or 1 (over the n output columns): the packed path, B widened to float32 while
+ * it is packed; mode 2 (m ≤ SKINNY_M, transB, A not transposed, SKINNY_NB·k floats fit the scratch): column blocks
+ * of SKINNY_NB rows of B widened into the scratch, then dotted with the A rows (decode reads 2 bytes a weight).
+ * Packed into one argument so that scratch sits in the same slot as matmul's. strideB counts elements (2 bytes
+ * each). A and the accumulation stay float32.
+ */
+export function matmul_half(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32, k: i32, transA: i32, transB: i32,
+  strideA: i32, strideB: i32, modeKind: i32, scratch: usize, start: i32, end: i32): void {
+  if (start >= end) return;
+  const mn = <usize>m * <usize>n;
+  const kind = modeKind & 0xff;
+  const mode = modeKind >> 8;
+  if (mode == 2) {
+    // skinny (decode): [start, end) over batch · ceil(n / SKINNY_NB) column blocks; transB, A not transposed
+    const blocks = (n + SKINNY_NB - 1) / SKINNY_NB;
+    const ldk = <usize>k << 2;
+    for (let i = start; i < end; i++) {
+      const bt = i / blocks;
+      const j0 = (i - bt * blocks) * SKINNY_NB;
+      const w = min(SKINNY_NB, n - j0);
+      const bb = b + ((<usize>bt * <usize>strideB + <usize>j0 * <usize>k) << 1);
+      // widen the block's w rows of B (contiguous: w·k elements) once, then dot every A row with them
+      widenRun(bb, scratch, w * k, kind);
+      dotRows(a + (<usize>bt * <usize>strideA << 2), ldk, m, scratch, ldk, w, k, out + (<usize>bt * mn << 2) + (<usize>j0 << 2), <usize>n << 2);
+    }
+    return;
+  }
+  if (mode == 0) {
+    const bt0 = start / m;
+    const bt1 = (end - 1) / m;
+    for (let bt = bt0; bt <= bt1; bt++) {
+      const r0 = max(start - bt * m, 0);
+      const r1 = min(end - bt * m, m);
+      gebp(a + (<usize>bt * <usize>strideA << 2), b + (<usize>bt * <usize>strideB << 1), out + (<usize>bt * mn << 2),
+        m, n, k, transA, transB, r0, r1, 0, n, scratch, kind);
+    }
+  } else {
+    for (let bt = 0; bt < batch; bt++) {
+      gebp(a + (<usize>bt * <usize>strideA << 2), b + (<usize>bt * <usize>strideB << 1), out + (<usize>bt * mn << 2),
+        m, n, k, transA, transB, 0, m, start, end, scratch, kind);
     }
   }
 }

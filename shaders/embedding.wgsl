@@ -1,5 +1,6 @@
 // Embedding kernels. gather: out[r, c] = table[ids[r], c], one invocation per output element
-// (out-of-range ids write NaN). scatter_add: out[ids[r], c] += src[r, c], one invocation per column c
+// (out-of-range ids write NaN); gather_half: the same from a 16-bit table (__KIND__ 1 bfloat16, 2 float16),
+// widened; widen_half: a 16-bit storage cast to f32. scatter_add: out[ids[r], c] += src[r, c], one invocation per column c
 // looping over r in order, so duplicate ids accumulate deterministically without float atomics
 // (out-of-range ids are skipped).
 
@@ -14,8 +15,15 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> outF: array<f32>;
 @group(0) @binding(2) var<storage, read> srcF: array<f32>;
 @group(0) @binding(3) var<storage, read> ids: array<i32>;
+// The 16-bit table of gather_half / widen_half (two elements per word), bound where srcF is for gather.
+@group(0) @binding(2) var<storage, read> srcH: array<u32>;
 
 //#include grid.wgsl
+//#include half_widen.wgsl
+
+const KIND: u32 = __KIND__u;
+
+fn halfAt(i: u32) -> f32 { return widenHalf(KIND, halfBits(srcH[i >> 1u], i)); }
 
 @compute @workgroup_size(WG)
 fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -44,4 +52,27 @@ fn scatter_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
       outF[o] = outF[o] + srcF[r * P.rowLen + c];
     }
   }
+}
+
+@compute @workgroup_size(WG)
+fn gather_half(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i >= P.total) { return; }
+  let r = i / P.rowLen;
+  let c = i % P.rowLen;
+  let id = ids[r];
+  if (id < 0 || u32(id) >= P.rows) {
+    outF[i] = bitcast<f32>(0x7fc00000u + P.total * 0u);
+    return;
+  }
+  outF[i] = halfAt(u32(id) * P.rowLen + c);
+}
+
+@compute @workgroup_size(WG)
+fn widen_half(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i >= P.total) { return; }
+  outF[i] = halfAt(i);
 }

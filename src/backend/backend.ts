@@ -27,8 +27,13 @@ export interface Backend {
   alloc(dtype: DType, size: number): Storage;
   /** Optional: like alloc, contents unspecified (for outputs a kernel writes completely; skips zeroing). */
   allocUninitialized?(dtype: DType, size: number): Storage;
+  /**
+   * A storage holding `data`. bfloat16 / float16: a Uint16Array is taken as the raw 16-bit patterns, any other
+   * array as values rounded (to nearest even, from float32) to the format.
+   */
   upload(dtype: DType, data: ArrayLike<number>): Storage;
-  /** Resolves with a copy of the storage contents (float32 backends: Float32Array; int32: Int32Array). */
+  /** Resolves with a copy of the storage contents (float32 backends: Float32Array; int32: Int32Array; 16-bit
+   *  storages: their values widened to float32, or float64 on the reference). */
   read(s: Storage): Promise<Float32Array | Int32Array | Float64Array>;
   free(s: Storage): void;
   memory(): MemoryStats;

@@ -2,9 +2,31 @@
 // shape helpers. Both backend.ts (the Backend interface) and model_kernels.ts (the fused-kernel contract)
 // import from here, so neither imports the other.
 
-export type DType = 'float32' | 'int32';
-export const DTYPES: readonly DType[] = ['float32', 'int32'];
-export const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, int32: 4 };
+/**
+ * Element types. 'bfloat16' and 'float16' hold frozen weights (2 bytes an element, two packed per 32-bit word,
+ * element 2i in the low half; an odd count is padded): only matmul's B operand, the gather table, a cast to
+ * float32 and read accept them, widening to float32 exactly and accumulating in float32.
+ */
+export type DType = 'float32' | 'int32' | 'bfloat16' | 'float16';
+export type HalfDType = 'bfloat16' | 'float16';
+export const DTYPES: readonly DType[] = ['float32', 'int32', 'bfloat16', 'float16'];
+export const HALF_DTYPES: readonly HalfDType[] = ['bfloat16', 'float16'];
+export const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, int32: 4, bfloat16: 2, float16: 2 };
+
+export function isHalfDType(dtype: DType): dtype is HalfDType {
+  return dtype === 'bfloat16' || dtype === 'float16';
+}
+
+/** Bytes a storage of `size` elements occupies (16-bit dtypes round up to whole 32-bit words). */
+export function storageBytes(dtype: DType, size: number): number {
+  return isHalfDType(dtype) ? Math.ceil(size / 2) * 4 : size * 4;
+}
+
+/** The error every kernel but matmul (B), gather (table), cast (to float32) and read gives a 16-bit storage. */
+export function halfStorageMessage(dtype: DType): string {
+  return `${dtype} storage is only accepted as matmul's B operand, gather's table, the input of a cast to float32 and by read `
+    + '(16-bit dtypes hold frozen weights; widen with a cast to float32 first)';
+}
 
 export type BackendName = 'webgpu' | 'wasm' | 'reference';
 

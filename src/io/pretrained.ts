@@ -43,6 +43,16 @@ export class PretrainedError extends Error {
 const INDEX_FILE = 'model.safetensors.index.json';
 const SINGLE_FILE = 'model.safetensors';
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
+const CHECKPOINT_DTYPE = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const;
+const checkpointDTypes = new WeakMap<TransformerLM, 'float32' | 'float16' | 'bfloat16'>();
+
+/**
+ * The dtype every weight of a model loaded by loadPretrainedFromFiles was stored in (safetensors F32 / F16 / BF16);
+ * null when they differ or the model was not loaded from a checkpoint. What lora.frozenDtype 'auto' keeps.
+ */
+export function checkpointWeightDType(model: TransformerLM): 'float32' | 'float16' | 'bfloat16' | null {
+  return checkpointDTypes.get(model) ?? null;
+}
 
 /** A reader over a map of bytes or an async function; `where` names the source in messages. */
 export function modelFileReader(files: ModelFiles, where = 'the given files'): ModelFileReader {
@@ -95,6 +105,9 @@ export async function loadPretrainedFromFiles(files: ModelFiles | ModelFileReade
     model.dispose();
     throw err;
   }
+  const stored = new Set<string>();
+  for (const header of headers.values()) for (const [name, entry] of header.tensors) if (model.params.has(name)) stored.add(entry.dtype);
+  if (stored.size === 1) checkpointDTypes.set(model, CHECKPOINT_DTYPE[[...stored][0] as 'F32' | 'F16' | 'BF16']);
   return { model, config, hfConfig, weightFiles: shards.files };
 }
 

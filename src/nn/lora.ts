@@ -6,9 +6,10 @@
 // modules (Linear.adapter), so every caller of the model — training, evaluation, generation with the KV cache —
 // runs the adapted projections. The forward is one fused op (T.lowRankLinear: the rank-r product added into
 // the matmul's output by the lowRankAdd kernel, forward and in the input gradient).
+import { type HalfDType, HALF_DTYPES } from '../backend/types.js';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import { Linear, type LinearAdapter, linear } from './layers.js';
+import { Embedding, Linear, type LinearAdapter, linear } from './layers.js';
 import { type Module, ParameterDict, paramSeed } from './module.js';
 
 /** The projections of the Llama family PEFT users target. */
@@ -77,9 +78,9 @@ export class LoraLinear implements LinearAdapter {
     return T.add(y, T.matmul(u, this.loraB, { transB: true }));
   }
 
-  /** The weight this adapter amounts to: W + scaling · B·A (no gradient recorded). */
+  /** The weight this adapter amounts to: W + scaling · B·A, in float32 (a 16-bit W is widened first; no gradient recorded). */
   mergedWeight(): Tensor {
-    return T.noGrad(() => T.tidy(() => T.add(this.base.weight, T.mulScalar(T.matmul(this.loraB, this.loraA), this.scaling))));
+    return T.noGrad(() => T.tidy(() => T.add(float32Of(this.base.weight), T.mulScalar(T.matmul(this.loraB, this.loraA), this.scaling))));
   }
 
   dispose(): void {
@@ -245,7 +246,56 @@ function replaceParameter(model: Module, name: string, t: Tensor): void {
   else model.setParameter(name, t);
 }
 
-/** Detaches every adapter; `merge` folds W += scaling·B·A first. Base parameters get back their trainability. */
+/** A float32 view of a weight: itself, or a 16-bit one widened (a new tensor). */
+function float32Of(w: Tensor): Tensor {
+  return w.dtype === 'float32' ? w : T.cast(w, 'float32');
+}
+
+/** The dtype frozen base weights are stored in: float32, bfloat16 or float16; 'auto' = the checkpoint's under LoRA. */
+export type FrozenDType = 'auto' | 'float32' | HalfDType;
+export const FROZEN_DTYPES: readonly FrozenDType[] = ['auto', 'float32', ...HALF_DTYPES];
+
+/**
+ * The storage dtype of the frozen weights for a setting: 'auto' keeps a 16-bit checkpoint's dtype when LoRA freezes
+ * the base (full-parameter training trains float32 weights); an explicit dtype without LoRA is an error.
+ */
+export function resolveFrozenDType(setting: FrozenDType, opts: { lora: boolean; checkpointDType: 'float32' | HalfDType | null }): 'float32' | HalfDType {
+  if (!FROZEN_DTYPES.includes(setting)) throw new LoraError(`frozenDtype must be one of ${FROZEN_DTYPES.join(', ')}, got ${JSON.stringify(setting)}`);
+  if (setting === 'auto') return opts.lora && opts.checkpointDType ? opts.checkpointDType : 'float32';
+  if (setting !== 'float32' && !opts.lora) throw new LoraError(`frozenDtype ${setting} needs LoRA: full-parameter training keeps float32 weights (set lora.r > 0, or frozenDtype auto / float32)`);
+  return setting;
+}
+
+/**
+ * Stores the frozen base weights as `dtype` (2 bytes an element instead of 4): every Linear weight and the
+ * embedding table that no gradient reaches (after applyLora: all of them; the adapters and the norms stay float32).
+ * Values round to nearest even, which is exact for weights loaded from a checkpoint of that dtype. The kernels widen
+ * them inside the matmul / gather and accumulate in float32. Returns the bytes of weights converted (before → after).
+ */
+export async function storeFrozenWeights(model: Module, dtype: HalfDType): Promise<{ weights: number; bytesBefore: number; bytesAfter: number }> {
+  if (!HALF_DTYPES.includes(dtype)) throw new LoraError(`storeFrozenWeights: dtype must be bfloat16 or float16, got ${JSON.stringify(dtype)}`);
+  let weights = 0, bytesBefore = 0, bytesAfter = 0;
+  for (const [path, module] of model.namedModules()) {
+    if (!(module instanceof Linear) && !(module instanceof Embedding)) continue;
+    const name = path ? `${path}.weight` : 'weight';
+    const old = module.weight;
+    if (old.requiresGrad || old.dtype !== 'float32') continue;
+    const values = await old.read();
+    const stored = T.keep(T.tensor(values, old.shape, dtype));
+    stored.name = old.name;
+    replaceParameter(model, name, stored);
+    old.dispose();
+    weights++;
+    bytesBefore += old.size * 4;
+    bytesAfter += Math.ceil(old.size / 2) * 4;
+  }
+  return { weights, bytesBefore, bytesAfter };
+}
+
+/**
+ * Detaches every adapter; `merge` folds W += scaling·B·A first (in float32). Base parameters get back their
+ * trainability, 16-bit ones widened to float32 first (full-parameter training keeps float32 weights).
+ */
 function detachAdapters(model: Module, merge: boolean): void {
   for (const adapter of loraAdapters(model)) {
     if (merge) {
@@ -259,7 +309,18 @@ function detachAdapters(model: Module, merge: boolean): void {
     adapter.dispose();
   }
   const frozen = frozenBy.get(model) ?? new Set<string>();
-  for (const [name, p] of model.namedParameters()) if (frozen.has(name)) p.requireGrad(true);
+  for (const [name, p] of model.namedParameters()) {
+    if (!frozen.has(name)) continue;
+    if (p.dtype === 'float32') {
+      p.requireGrad(true);
+      continue;
+    }
+    const widened = T.keep(T.noGrad(() => T.cast(p, 'float32')));
+    widened.name = p.name;
+    replaceParameter(model, name, widened);
+    p.dispose();
+    widened.requireGrad(true);
+  }
   frozenBy.delete(model);
 }
 

@@ -87,11 +87,13 @@ export class Module {
 
   /**
    * Replaces the parameter at a dotted path (loading weights, gradcheck probes). The replacement must have
-   * the same shape; the old tensor is not disposed (the caller owns that choice).
+   * the same shape and be float32, or bfloat16 / float16 for a frozen weight (lora.ts storeFrozenWeights); the
+   * old tensor is not disposed (the caller owns that choice).
    */
   setParameter(path: string, t: Tensor): void {
     const old = this.getParameter(path);
-    if (t.dtype !== 'float32' || t.shape.length !== old.shape.length || t.shape.some((d, i) => d !== old.shape[i])) {
+    const frozen16 = (t.dtype === 'bfloat16' || t.dtype === 'float16') && !t.requiresGrad;
+    if ((t.dtype !== 'float32' && !frozen16) || t.shape.length !== old.shape.length || t.shape.some((d, i) => d !== old.shape[i])) {
       throw new RangeError(`${this.constructor.name}.setParameter: '${path}' must be float32 [${old.shape.join(', ')}], got ${t.dtype} [${t.shape.join(', ')}]`);
     }
     const { owner, leaf } = this.resolve(path);

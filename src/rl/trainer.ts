@@ -312,7 +312,10 @@ export class Trainer {
   private async freezeReference(): Promise<void> {
     const reference = new TransformerLM(this.model.config, 0);
     for (const [name, param] of this.model.params) {
-      const copy = T.keep(T.noGrad(() => T.mulScalar(param, 1)));
+      // 16-bit frozen weights (lora.frozenDtype) are copied through the host: their values are exact in float32
+      const copy = param.dtype === 'float32'
+        ? T.keep(T.noGrad(() => T.mulScalar(param, 1)))
+        : T.keep(T.tensor(await param.read(), param.shape, param.dtype));
       reference.params.get(name)!.dispose();
       reference.params.set(name, copy);
     }

@@ -1,5 +1,5 @@
 // Tensor creation: from host data, constants, ranges and seeded random numbers.
-import type { DType } from '../backend/backend.js';
+import { type DType, isHalfDType } from '../backend/backend.js';
 import { getBackend } from './engine.js';
 import { empty, checkInputs, record } from './record.js';
 import { Tensor, checkDType, checkShape } from './tensor.js';
@@ -35,8 +35,15 @@ function flatten(data: HostData | readonly HostData[]): ArrayLike<number> {
   return data as ArrayLike<number>;
 }
 
+/** Kernels only read 16-bit tensors (frozen weights): they are made from host values, never filled or computed. */
+function computedDType(op: string, dtype: DType | string): DType {
+  const checked = checkDType(dtype);
+  if (isHalfDType(checked)) throw new TypeError(`${op}: ${checked} tensors hold frozen weights and are made from host values (tensor(values, shape, '${checked}'))`);
+  return checked;
+}
+
 export function full(shape: readonly number[], value: number, dtype: DType | string = 'float32'): Tensor {
-  const out = empty(checkShape(shape), checkDType(dtype));
+  const out = empty(checkShape(shape), computedDType('full', dtype));
   getBackend().fill(out.storage, value);
   return out;
 }
@@ -51,7 +58,7 @@ export function arange(start: number, end?: number, step = 1, dtype: DType | str
   if (end === undefined) [start, end] = [0, start];
   if (step === 0) throw new RangeError('arange: step must be non-zero');
   const length = Math.max(0, Math.ceil((end - start) / step));
-  const out = empty([length], checkDType(dtype));
+  const out = empty([length], computedDType('arange', dtype));
   getBackend().arange(out.storage, start, step);
   return out;
 }
@@ -70,10 +77,16 @@ export function randNormal(shape: readonly number[], seed: number, mean = 0, std
   return out;
 }
 
-/** Converts dtype (float32 → int32 truncates toward zero). Differentiable float→float only (identity). */
+/**
+ * Converts dtype (float32 → int32 truncates toward zero; bfloat16 / float16 → float32 widens exactly).
+ * Differentiable float32→float32 only (identity).
+ */
 export function cast(x: Tensor, dtype: DType | string): Tensor {
   const target = checkDType(dtype);
   checkInputs('cast', [x], null);
+  if (isHalfDType(target) && x.dtype !== target) {
+    throw new TypeError(`cast: cannot cast ${x.dtype} to ${target}: 16-bit tensors hold frozen weights and are made from host values (tensor(values, shape, '${target}'))`);
+  }
   const out = empty(x.shape, target);
   getBackend().cast(x.storage, out.storage);
   if (target !== 'float32' || x.dtype !== 'float32') return out;

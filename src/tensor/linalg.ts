@@ -1,9 +1,10 @@
 // Batched matmul with transposed operands read in place (no copies) and broadcast batch dims.
 import { getBackend } from './engine.js';
-import { checkInputs, empty, record } from './record.js';
+import { isHalfDType } from '../backend/backend.js';
+import { checkInputs, checkWeightInput, empty, record } from './record.js';
 import { broadcastShapes, shapeStr } from './shape.js';
 import type { Tensor } from './tensor.js';
-import { reshape } from './layout.js';
+import { reshape, transpose } from './layout.js';
 import { broadcastToRaw, sumToShape } from './raw.js';
 
 export interface MatmulOptions {
@@ -13,11 +14,15 @@ export interface MatmulOptions {
   transB?: boolean;
 }
 
-/** opA(a) @ opB(b) over the last two axes; leading axes broadcast. */
+/**
+ * opA(a) @ opB(b) over the last two axes; leading axes broadcast. b may be a 16-bit (bfloat16 / float16) frozen
+ * weight: the kernels widen it to float32 and accumulate in float32 (it never gets a gradient).
+ */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = !!opts.transA;
   const transB = !!opts.transB;
-  checkInputs('matmul', [a, b]);
+  checkInputs('matmul', [a]);
+  checkWeightInput('matmul', b);
   if (a.rank < 2 || b.rank < 2) {
     throw new RangeError(`matmul: operands must have rank ≥ 2, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
   }
@@ -57,7 +62,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     let gb: Tensor | null = null;
     if (needs[0]) {
       // dA = dC·opB(B)ᵀ, laid out like A.
-      ga = transA ? matmul(sb, g, { transA: transB, transB: true }) : matmul(g, sb, { transB: !transB });
+      if (!transA) ga = matmul(g, sb, { transB: !transB });
+      else if (!isHalfDType(sb.dtype)) ga = matmul(sb, g, { transA: transB, transB: true });
+      else {
+        // a 16-bit B can only be the right operand: dAᵀ = dC·opB(B)ᵀ, transposed into A's layout
+        const gaT = matmul(g, sb, { transB: !transB });
+        ga = transpose(gaT);
+        gaT.dispose();
+      }
       ga = foldBatch(ga, sa.shape);
     }
     if (needs[1]) {

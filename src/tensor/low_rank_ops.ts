@@ -6,7 +6,7 @@
 //             gA = scale · vᵀ·xa, gB = scale · gyᵀ·u, gW = gyᵀ·x, gBias = Σ_rows gy (each only when needed).
 import type { MatmulArgs } from '../backend/backend.js';
 import { getBackend } from './engine.js';
-import { checkInputs, empty, record } from './record.js';
+import { checkInputs, checkWeightInput, empty, record } from './record.js';
 import { shapeStr } from './shape.js';
 import type { Tensor } from './tensor.js';
 import { binaryRaw, unaryRaw } from './raw.js';
@@ -40,7 +40,8 @@ export function lowRankLinear(x: Tensor, w: Tensor, a: Tensor, b: Tensor, scale:
   const bias = opts.bias ?? null;
   const xa = opts.xa ?? null;
   const inputs = [x, w, a, b, ...(bias ? [bias] : []), ...(xa ? [xa] : [])];
-  checkInputs('lowRankLinear', inputs);
+  checkInputs('lowRankLinear', inputs.filter((t) => t !== w));
+  checkWeightInput('lowRankLinear', w); // a frozen base weight may be 16-bit
   if (x.rank < 1 || w.rank !== 2 || a.rank !== 2 || b.rank !== 2) {
     fail(`x must be [..., in] and W, A, B matrices, got x ${shapeStr(x.shape)}, W ${shapeStr(w.shape)}, A ${shapeStr(a.shape)}, B ${shapeStr(b.shape)}`);
   }

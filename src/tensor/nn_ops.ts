@@ -1,6 +1,6 @@
 // Neural-network primitives built on single kernels: softmax, log-softmax, embedding gather.
 import { getBackend } from './engine.js';
-import { checkInputs, empty, record } from './record.js';
+import { checkInputs, checkWeightInput, empty, record } from './record.js';
 import { normAxis, shapeStr } from './shape.js';
 import type { Tensor } from './tensor.js';
 import { binaryRaw, reduceRaw, unaryRaw } from './raw.js';
@@ -56,7 +56,7 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
  * The gradient scatter-adds into the table (duplicate ids accumulate).
  */
 export function gather(table: Tensor, ids: Tensor): Tensor {
-  checkInputs('gather', [table]);
+  checkWeightInput('gather', table);
   checkInputs('gather', [ids], 'int32');
   if (table.rank !== 2) throw new RangeError(`gather: table must be [rows, dim], got ${shapeStr(table.shape)}`);
   const dim = table.shape[1];

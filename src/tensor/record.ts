@@ -1,5 +1,5 @@
 // Attaches autograd nodes to op outputs and allocates outputs on the active backend.
-import type { DType } from '../backend/backend.js';
+import { type DType, isHalfDType } from '../backend/backend.js';
 import { type BackwardRule, GradNode } from '../autograd/node.js';
 import { getBackend, isGradEnabled } from './engine.js';
 import { Tensor } from './tensor.js';
@@ -35,6 +35,17 @@ export function checkInputs(op: string, inputs: readonly Tensor[], dtype: DType 
     if (dtype && t.dtype !== dtype) {
       throw new TypeError(`${op}: expected ${dtype} input, got ${t.dtype} tensor ${shapeStr(t.shape)} (cast it first)`);
     }
+  }
+}
+
+/**
+ * Checks a weight operand that may be stored 16-bit (frozen weights: matmul's B, the gather table): alive, on the
+ * active backend, float32, bfloat16 or float16.
+ */
+export function checkWeightInput(op: string, t: Tensor): void {
+  checkInputs(op, [t], null);
+  if (t.dtype !== 'float32' && !isHalfDType(t.dtype)) {
+    throw new TypeError(`${op}: expected a float32, bfloat16 or float16 weight, got ${t.dtype} tensor ${shapeStr(t.shape)}`);
   }
 }
 

@@ -171,8 +171,10 @@ describe('dapo train --model (pretrained, LoRA)', () => {
       expect(existsSync(join(full, 'checkpoints', 'step-000001-final', file)), file).toBe(true);
     }
     const grpo = join(dir, 'grpo');
-    const g = await dapo([...args(grpo, 1), '--algo', 'grpo']);
+    // with the frozen base in bfloat16 (lora.frozenDtype): the KL reference copies it, merged/ widens it back
+    const g = await dapo([...args(grpo, 1), '--algo', 'grpo', '--set', 'lora.frozenDtype=bfloat16']);
     expect(g.code, g.stderr).toBe(0);
+    expect(`${g.stdout}${g.stderr}`).toMatch(/frozen base weights stored as bfloat16: 9 tensors/);
     expect(existsSync(join(grpo, 'reference.safetensors'))).toBe(true);
     expect(existsSync(join(grpo, 'adapter', ADAPTER_WEIGHTS_FILE))).toBe(true);
   }, 300_000);

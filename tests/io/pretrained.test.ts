@@ -10,7 +10,8 @@ import { ReferenceBackend } from '../../src/backend/reference/reference_backend.
 import type { Backend } from '../../src/backend/backend.js';
 import * as T from '../../src/tensor/index.js';
 import { fromHfConfig, toHfConfig } from '../../src/io/hf_config.js';
-import { type ModelFiles, loadPretrainedFromFiles } from '../../src/io/pretrained.js';
+import { type ModelFiles, checkpointWeightDType, loadPretrainedFromFiles } from '../../src/io/pretrained.js';
+import { applyLora, removeLora, resolveFrozenDType, storeFrozenWeights } from '../../src/nn/lora.js';
 import { loadPretrained, resolveModelDir } from '../../src/io/pretrained_node.js';
 import { encodeSafetensors } from '../../src/io/safetensors.js';
 import { TransformerLM } from '../../src/nn/transformer.js';
@@ -76,6 +77,29 @@ describe('loaded checkpoints compute what transformers computes (reference backe
       loaded.model.dispose();
     });
   }
+
+  it('keeps a BF16 / F16 checkpoint 16-bit under LoRA (frozenDtype auto): exactly the same logits, half the bytes', async () => {
+    const dtypes = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const;
+    for (const { config, files: options } of CASES) {
+      const files = fixtureFiles(config, options);
+      const loaded = await loadPretrainedFromFiles(files);
+      expect(checkpointWeightDType(loaded.model)).toBe(dtypes[options.dtype ?? 'F32']);
+      const frozen = resolveFrozenDType('auto', { lora: true, checkpointDType: checkpointWeightDType(loaded.model) });
+      if (frozen === 'float32') {
+        loaded.model.dispose();
+        continue;
+      }
+      const want = await modelLogits(loaded.model, SEQUENCE);
+      applyLora(loaded.model, { r: 2, targetModules: 'all-linear' });
+      const stored = await storeFrozenWeights(loaded.model, frozen);
+      expect(stored.weights).toBeGreaterThan(0);
+      expect(stored.bytesAfter).toBeLessThanOrEqual(stored.bytesBefore / 2 + 2 * stored.weights); // odd sizes pad one element
+      expect(loaded.model.p('model.embed_tokens.weight').dtype).toBe(frozen);
+      expect(await modelLogits(loaded.model, SEQUENCE), `${config.model_type} ${frozen}`).toEqual(want); // B = 0: the base model, exactly
+      removeLora(loaded.model);
+      loaded.model.dispose();
+    }
+  });
 
   it('reads a directory (Node), a Map and an async reader alike; keeps the token ids; exports them back', async () => {
     const { config, files: options } = CASES[1];

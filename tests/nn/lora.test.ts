@@ -6,10 +6,12 @@ import type { Backend } from '../../src/backend/backend.js';
 import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
 import * as T from '../../src/tensor/index.js';
 import type { Tensor } from '../../src/tensor/index.js';
-import { Linear } from '../../src/nn/layers.js';
+import { Embedding, Linear } from '../../src/nn/layers.js';
+import { type HalfDType } from '../../src/backend/types.js';
+import { roundToHalf } from '../../src/backend/half.js';
 import {
-  LoraError, LoraLinear, applyLora, formatTrainableParameters, hasLora, loraAdapters, mergeLora, parameterCounts, removeLora, setLoraTraining,
-  trainableParameters,
+  LoraError, LoraLinear, applyLora, formatTrainableParameters, hasLora, loraAdapters, mergeLora, parameterCounts, removeLora, resolveFrozenDType,
+  setLoraTraining, storeFrozenWeights, trainableParameters,
 } from '../../src/nn/lora.js';
 import { Module } from '../../src/nn/module.js';
 import { TransformerLM } from '../../src/nn/transformer.js';
@@ -338,5 +340,113 @@ describe('LoRA on the product backends', () => {
       assertClose(got.merged, got.logits, `${name}: merged vs adapted logits`, 1e-4, 1e-3);
       expect(backend.memory().liveBuffers, `${name}: buffers left`).toBe(0);
     }
+  });
+
+  it('16-bit frozen weights: logits and LoRA gradients equal float32 weights holding the rounded values', async () => {
+    for (const { name, backend } of backends) {
+      T.setBackend(backend);
+      for (const dtype of ['bfloat16', 'float16'] as const) {
+        const want = await loraStep(false, dtype, false);
+        const got = await loraStep(false, dtype, true);
+        assertClose(got.logits, want.logits, `${name} ${dtype}: logits`, 1e-5, 1e-4);
+        got.grads.forEach((g, i) => assertClose(g, want.grads[i], `${name} ${dtype}: gradient ${i}`, 1e-5, 1e-3));
+        assertClose(got.merged, want.merged, `${name} ${dtype}: merged logits`, 1e-5, 1e-4);
+      }
+      expect(backend.memory().liveBuffers, `${name}: buffers left`).toBe(0);
+    }
+  });
+});
+
+/** Rounds every frozen Linear / Embedding weight of a float32 model to `dtype`'s values, kept in float32. */
+async function roundFrozenInPlace(model: Module, dtype: HalfDType): Promise<void> {
+  for (const [path, module] of model.namedModules()) {
+    if (!(module instanceof Linear) && !(module instanceof Embedding)) continue;
+    const old = module.weight;
+    const rounded = T.keep(T.tensor(roundToHalf(dtype, await old.read()), old.shape));
+    if (model instanceof TransformerLM) model.params.set(`${path}.weight`, rounded);
+    else model.setParameter(`${path}.weight`, rounded);
+    old.dispose();
+  }
+}
+
+/** Logits and the LoRA gradients of one cross-entropy step; `half` stores the frozen weights 16-bit first. */
+async function loraStep(tied: boolean, dtype: HalfDType, half: boolean): Promise<{ logits: number[]; grads: number[][]; merged: number[]; dtypes: string[] }> {
+  const model = new TransformerLM({ ...tiny, tieEmbeddings: tied }, 4);
+  applyLora(model, { r: 3, alpha: 6, targetModules: ALL, seed: 2 });
+  randomizeB(model);
+  if (half) {
+    const stored = await storeFrozenWeights(model, dtype);
+    expect(stored.weights).toBe(2 * 7 + 1 + (tied ? 0 : 1));
+  } else await roundFrozenInPlace(model, dtype);
+  const dtypes = [...new Set(model.parameters().map((p) => p.dtype))].sort();
+  const ids = T.tensor(IDS, [2, 6], 'int32');
+  const targets = T.tensor([...IDS.slice(1), 0], [12], 'int32');
+  const logits = model.forward(ids);
+  const loss = T.tidy(() => T.crossEntropy(T.reshape(logits, [12, tiny.vocabSize]), targets));
+  T.backward(loss);
+  const grads = await Promise.all([...trainableParameters(model).values()].map((p) => host(p.grad!)));
+  const adapted = await logits.toArray();
+  mergeLora(model);
+  expect(model.namedParameters().filter(([, p]) => p.dtype !== 'float32' || !p.requiresGrad).map(([n, p]) => `${n} ${p.dtype} ${p.requiresGrad}`), 'after mergeLora: float32 and trainable').toEqual([]);
+  const merged = await logitsOf(model);
+  for (const t of [ids, targets, logits, loss]) t.dispose();
+  model.dispose();
+  return { logits: adapted, grads, merged, dtypes };
+}
+
+describe('frozen base weights stored in 16 bits', () => {
+  it('a LoRA model with 16-bit frozen weights gives the logits and LoRA gradients of float32 weights holding the rounded values', async () => {
+    for (const dtype of ['bfloat16', 'float16'] as const) {
+      for (const tied of [true, false]) {
+        const want = await loraStep(tied, dtype, false);
+        const got = await loraStep(tied, dtype, true);
+        expect(got.dtypes).toEqual([dtype, 'float32']);
+        assertClose(got.logits, want.logits, `${dtype} tied=${tied} logits`, 1e-12, 1e-12);
+        got.grads.forEach((g, i) => assertClose(g, want.grads[i], `${dtype} tied=${tied} gradient ${i}`, 1e-12, 1e-12));
+        assertClose(got.merged, got.logits, `${dtype} tied=${tied} merged vs adapted`, 1e-12, 1e-10);
+        assertClose(got.merged, want.merged, `${dtype} tied=${tied} merged`, 1e-12, 1e-10);
+      }
+    }
+  });
+
+  it('gradchecks the LoRA parameters and the input through a bfloat16 base weight', async () => {
+    const m = new OneLinear(5, 4, true);
+    const [adapter] = applyLora(m, { r: 2, alpha: 3, targetModules: ['proj'] });
+    await storeFrozenWeights(m, 'bfloat16');
+    expect(m.proj.weight.dtype).toBe('bfloat16');
+    const saved = [adapter.loraA, adapter.loraB];
+    const fn = (x: Tensor, a: Tensor, b: Tensor) => {
+      adapter.loraA = a;
+      adapter.loraB = b;
+      return m.proj.forward(x);
+    };
+    const inputs = [T.tensor(hostRandom(15, 6), [3, 5]), T.tensor(hostRandom(10, 7), [2, 5]), T.tensor(hostRandom(8, 8), [4, 2])];
+    const result = await T.gradcheck(fn, inputs);
+    expect(result.ok, JSON.stringify(result.worst)).toBe(true);
+    [adapter.loraA, adapter.loraB] = saved;
+    inputs.forEach((t) => t.dispose());
+    removeLora(m);
+    expect(m.proj.weight.dtype, 'removeLora widens the base back to trainable float32').toBe('float32');
+    expect(m.proj.weight.requiresGrad).toBe(true);
+    m.dispose();
+  });
+
+  it('halves the frozen weights\' memory; frozenDtype resolves auto to the checkpoint dtype under LoRA only', async () => {
+    const model = new TransformerLM({ ...tiny, tieEmbeddings: true }, 4);
+    applyLora(model, { r: 2, targetModules: ALL });
+    const before = reference.memory().liveBytes;
+    const stored = await storeFrozenWeights(model, 'float16');
+    expect(stored.bytesAfter).toBe(stored.bytesBefore / 2); // every frozen weight here has an even size
+    expect(before - reference.memory().liveBytes).toBe(stored.bytesBefore - stored.bytesAfter);
+    expect((await storeFrozenWeights(model, 'float16')).weights, 'already 16-bit: nothing to do').toBe(0);
+    removeLora(model);
+    model.dispose();
+
+    expect(resolveFrozenDType('auto', { lora: true, checkpointDType: 'bfloat16' })).toBe('bfloat16');
+    expect(resolveFrozenDType('auto', { lora: false, checkpointDType: 'bfloat16' })).toBe('float32');
+    expect(resolveFrozenDType('auto', { lora: true, checkpointDType: null })).toBe('float32');
+    expect(resolveFrozenDType('float16', { lora: true, checkpointDType: 'bfloat16' })).toBe('float16');
+    expect(() => resolveFrozenDType('bfloat16', { lora: false, checkpointDType: 'bfloat16' })).toThrow(/needs LoRA/);
+    expect(() => resolveFrozenDType('half' as 'auto', { lora: true, checkpointDType: null })).toThrow(/frozenDtype must be one of/);
   });
 });

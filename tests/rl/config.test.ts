@@ -178,7 +178,7 @@ describe('resolveTrainConfig', () => {
     const cfg = resolveTrainConfig({ model: { path: 'models/smol', maxSeqLen: 512 }, task: { name: 'gsm8k', path: 'train.jsonl' }, lora: { r: 16 } });
     expect(cfg.model).toEqual({ path: 'models/smol', maxSeqLen: 512 });
     expect(cfg.sft.steps).toBe(0);
-    expect(cfg.lora).toEqual({ r: 16, alpha: 32, dropout: 0.05, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] });
+    expect(cfg.lora).toEqual({ r: 16, alpha: 32, dropout: 0.05, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], frozenDtype: 'auto' });
     expect(resolveTrainConfig({ model: { path: 'm' }, task: { name: 'gsm8k', path: 't.jsonl' }, sft: { steps: 5 } }).sft.steps).toBe(5);
     expect(resolveTrainConfig({}).lora.r).toBe(0);
   });
@@ -195,7 +195,7 @@ describe('resolveTrainConfig', () => {
       "model.nLayers: the architecture comes from the config.json of model.path \"m\"; drop model.nLayers (only model.maxSeqLen, a cap on the context, may be set)",
       expect.stringMatching(/^model\.bogus: unknown key/),
       expect.stringMatching(/^model\.maxSeqLen: must be an integer ≥ 2/),
-      expect.stringMatching(/^lora\.rank: unknown key \(allowed: r, alpha, dropout, targetModules\)/),
+      expect.stringMatching(/^lora\.rank: unknown key \(allowed: r, alpha, dropout, targetModules, frozenDtype\)/),
       expect.stringMatching(/^lora\.r: must be an integer ≥ 0/),
       'lora.dropout: must be in [0, 1), got 1',
       expect.stringMatching(/^lora\.targetModules: must be a non-empty list/),

@@ -3,7 +3,11 @@
 import type { Backend, BinaryOp, ReduceOp, UnaryOp } from '../backend.js';
 import { type ModelKernels, validatedKernels } from '../model_kernels.js';
 import { mix32, normalAt, uniformAt } from '../rng.js';
-import { type DType, KernelError, type MatmulArgs, type MemoryStats, type RandomArgs, type Storage, type View } from '../types.js';
+import { roundToHalf } from '../half.js';
+import {
+  type DType, KernelError, type MatmulArgs, type MemoryStats, type RandomArgs, type Storage, type View, halfStorageMessage, isHalfDType,
+  storageBytes,
+} from '../types.js';
 import { referenceModelKernels } from './model_kernels_ref.js';
 import { forEachStrided } from './strided.js';
 
@@ -74,9 +78,11 @@ export class ReferenceBackend implements Backend {
 
   readonly kernels: ModelKernels = validatedKernels(referenceModelKernels({ data: (x, kernel) => this.own(x, kernel) }));
 
-  private own(x: Storage, kernel: string): RefStorage {
+  /** The storage as this backend's own, live one; 16-bit storages only where `acceptHalf` says the kernel takes them. */
+  private own(x: Storage, kernel: string, acceptHalf = false): RefStorage {
     if (!(x instanceof RefStorage)) throw new KernelError(kernel, 'storage belongs to another backend');
     if (x.disposed) throw new KernelError(kernel, 'storage was freed');
+    if (!acceptHalf && isHalfDType(x.dtype)) throw new KernelError(kernel, halfStorageMessage(x.dtype));
     return x;
   }
 
@@ -88,7 +94,7 @@ export class ReferenceBackend implements Backend {
         + `(${gib(REFERENCE_MAX_ELEMENTS * 8)} as float64); this one has ${size} elements (${gib(size * 8)}). It is the float64 test `
         + 'oracle: use the wasm or webgpu backend for tensors this large');
     }
-    this.live += size * 4;
+    this.live += storageBytes(dtype, size);
     this.buffers++;
     this.peak = Math.max(this.peak, this.live);
     return new RefStorage(dtype, size, new Float64Array(size));
@@ -97,19 +103,20 @@ export class ReferenceBackend implements Backend {
   upload(dtype: DType, data: ArrayLike<number>): Storage {
     const storage = this.alloc(dtype, data.length) as RefStorage;
     if (dtype === 'int32') for (let i = 0; i < data.length; i++) storage.data[i] = Math.trunc(data[i]) | 0;
+    else if (isHalfDType(dtype)) storage.data.set(roundToHalf(dtype, data)); // widened, rounded as the format does
     else storage.data.set(data);
     return storage;
   }
 
   async read(x: Storage): Promise<Float64Array | Int32Array> {
-    const storage = this.own(x, 'read');
+    const storage = this.own(x, 'read', true);
     return storage.dtype === 'int32' ? Int32Array.from(storage.data) : storage.data.slice();
   }
 
   free(x: Storage): void {
-    const storage = this.own(x, 'free');
+    const storage = this.own(x, 'free', true);
     storage.disposed = true;
-    this.live -= storage.size * 4;
+    this.live -= storageBytes(storage.dtype, storage.size);
     this.buffers--;
   }
 
@@ -145,8 +152,9 @@ export class ReferenceBackend implements Backend {
   }
 
   cast(x: Storage, out: Storage): void {
-    const source = this.own(x, 'cast');
+    const source = this.own(x, 'cast', true);
     const target = this.own(out, 'cast');
+    if (isHalfDType(source.dtype) && target.dtype !== 'float32') throw new KernelError('cast', `${source.dtype} casts to float32 only, not ${target.dtype}`);
     for (let i = 0; i < target.size; i++) this.store(target, i, source.data[i]);
   }
 
@@ -194,7 +202,7 @@ export class ReferenceBackend implements Backend {
 
   matmul(a: Storage, b: Storage, out: Storage, args: MatmulArgs): void {
     const aData = this.own(a, 'matmul').data;
-    const bData = this.own(b, 'matmul').data;
+    const bData = this.own(b, 'matmul', true).data;
     const outData = this.own(out, 'matmul').data;
     const { m, n, k } = args;
     for (let bt = 0; bt < args.batch; bt++) {
@@ -230,7 +238,7 @@ export class ReferenceBackend implements Backend {
   }
 
   gather(table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
-    const tableStorage = this.own(table, 'gather');
+    const tableStorage = this.own(table, 'gather', true);
     const idData = this.own(ids, 'gather').data;
     const target = this.own(out, 'gather');
     const rows = tableStorage.size / rowLen;

@@ -7,8 +7,10 @@ import { STRIDED_PARAM_BLOCK, stridedParamStride } from '../kernel_layouts.js';
 import { type ModelKernels, validatedKernels } from '../model_kernels.js';
 import { isHeavyBinary, isHeavyUnary } from '../ops.js';
 import { mix32 } from '../rng.js';
+import { packHalf, unpackHalf } from '../half.js';
 import {
-  type DType, KernelError, MAX_RANK, type MatmulArgs, type MemoryStats, type RandomArgs, type Storage, type View, coalesce, sizeOf,
+  type DType, type HalfDType, KernelError, MAX_RANK, type MatmulArgs, type MemoryStats, type RandomArgs, type Storage, type View, coalesce,
+  halfStorageMessage, isHalfDType, sizeOf, storageBytes,
 } from '../types.js';
 import { Arena } from './arena.js';
 import { browserThreadsAvailable, browserWorkerFactory } from './browser_workers.js';
@@ -49,6 +51,8 @@ const MIN_PAR_FLOPS = 2 * 64 * 64 * 64;
 const MIN_GEBP_CHUNK = 64;
 const PARAM_BYTE = 2560; // strided-view parameter block inside the control block
 const MODEL_PARAM_BYTE = 3072; // model-kernel parameter block (engine/attention.ts) inside the control block
+/** The engine's codes of the 16-bit formats (engine/half.ts). */
+const HALF_KIND: Record<HalfDType, number> = { bfloat16: 1, float16: 2 };
 
 class WasmStorage implements Storage {
   readonly backend = 'wasm' as const;
@@ -192,11 +196,15 @@ export class WasmBackend implements Backend {
 
   // ------------------------------------------------------------------ storage
 
-  /** The storage as this backend's own, live one (throws a KernelError naming `kernel` otherwise). */
-  private own(x: Storage, kernel: string): WasmStorage {
+  /**
+   * The storage as this backend's own, live one (throws a KernelError naming `kernel` otherwise); a 16-bit one
+   * only where `acceptHalf` says the kernel takes it (matmul's B, gather's table, cast, read, free).
+   */
+  private own(x: Storage, kernel: string, acceptHalf = false): WasmStorage {
     if (this.destroyed) throw new KernelError(kernel, 'backend was destroyed');
     if (!(x instanceof WasmStorage) || x.owner !== this) throw new KernelError(kernel, 'storage belongs to another backend');
     if (x.freed) throw new KernelError(kernel, 'storage was freed');
+    if (!acceptHalf && isHalfDType(x.dtype)) throw new KernelError(kernel, halfStorageMessage(x.dtype));
     return x;
   }
 
@@ -219,14 +227,15 @@ export class WasmBackend implements Backend {
   private allocate(dtype: DType, size: number, zero: boolean): Storage {
     if (this.destroyed) throw new KernelError('alloc', 'backend was destroyed');
     if (!Number.isInteger(size) || size < 0) throw new KernelError('alloc', `invalid size ${size}`);
-    const cls = size === 0 ? 0 : Arena.classOf(size * 4);
+    const bytes = storageBytes(dtype, size);
+    const cls = size === 0 ? 0 : Arena.classOf(bytes);
     const ptr = cls === 0 ? this.arena.top : this.arena.alloc(cls);
     if (size > 0) {
       // Storages start zeroed like the reference's; only recycled bytes need clearing.
-      const stale = this.arena.dirtyEnd(ptr, ptr + size * 4);
+      const stale = this.arena.dirtyEnd(ptr, ptr + bytes);
       if (zero && stale > ptr) this.u32.fill(0, ptr >>> 2, stale >>> 2);
     }
-    this.live += size * 4;
+    this.live += bytes;
     this.buffers++;
     this.peak = Math.max(this.peak, this.live);
     return new WasmStorage(this, dtype, size, ptr, cls);
@@ -235,6 +244,7 @@ export class WasmBackend implements Backend {
   upload(dtype: DType, data: ArrayLike<number>): Storage {
     const storage = this.allocate(dtype, data.length, false) as WasmStorage;
     if (dtype === 'int32') this.i32.set(data, storage.ptr >>> 2);
+    else if (isHalfDType(dtype)) this.u32.set(packHalf(dtype, data), storage.ptr >>> 2);
     else this.f32.set(data, storage.ptr >>> 2);
     return storage;
   }
@@ -245,17 +255,18 @@ export class WasmBackend implements Backend {
 
   /** Synchronous copy of a storage's contents (the WASM backend never needs to wait). */
   readSync(x: Storage, kernel = 'readSync'): Float32Array | Int32Array {
-    const storage = this.own(x, kernel);
+    const storage = this.own(x, kernel, true);
     const first = storage.ptr >>> 2;
+    if (isHalfDType(storage.dtype)) return unpackHalf(storage.dtype, this.u32.subarray(first, first + Math.ceil(storage.size / 2)), storage.size);
     return storage.dtype === 'int32' ? this.i32.slice(first, first + storage.size) : this.f32.slice(first, first + storage.size);
   }
 
   free(x: Storage): void {
-    const storage = this.own(x, 'free');
+    const storage = this.own(x, 'free', true);
     storage.freed = true;
     if (storage.cls > 0) this.arena.release(storage.ptr, storage.cls);
     storage.ptr = -1;
-    this.live -= storage.size * 4;
+    this.live -= storageBytes(storage.dtype, storage.size);
     this.buffers--;
   }
 
@@ -366,11 +377,14 @@ export class WasmBackend implements Backend {
   }
 
   cast(x: Storage, out: Storage): void {
-    const source = this.own(x, 'cast');
+    const source = this.own(x, 'cast', true);
     const target = this.own(out, 'cast');
     if (source.size < target.size) throw new KernelError('cast', `input of ${source.size} elements is shorter than output ${target.size}`);
     const parts = this.partsFor(target.size, target.size);
-    if (source.dtype === target.dtype) {
+    if (isHalfDType(source.dtype)) {
+      if (target.dtype !== 'float32') throw new KernelError('cast', `${source.dtype} casts to float32 only, not ${target.dtype}`);
+      this.exec('cast', 'widen_half', [source.ptr, target.ptr, HALF_KIND[source.dtype]], target.size, parts);
+    } else if (source.dtype === target.dtype) {
       if (source !== target) this.u32.copyWithin(target.ptr >>> 2, source.ptr >>> 2, (source.ptr >>> 2) + target.size);
     } else if (source.dtype === 'float32') this.exec('cast', 'cast_f32_i32', [source.ptr, target.ptr], target.size, parts);
     else this.exec('cast', 'cast_i32_f32', [source.ptr, target.ptr], target.size, parts);
@@ -432,7 +446,8 @@ export class WasmBackend implements Backend {
 
   matmul(a: Storage, b: Storage, out: Storage, args: MatmulArgs): void {
     const left = this.ownFloat(a, 'matmul');
-    const right = this.ownFloat(b, 'matmul');
+    const right = this.own(b, 'matmul', true);
+    if (right.dtype === 'int32') throw new KernelError('matmul', 'expects float32 storage, got int32');
     const target = this.ownFloat(out, 'matmul');
     const { batch, m, n, k } = args;
     if (batch <= 0 || m <= 0 || n <= 0) return;
@@ -444,6 +459,10 @@ export class WasmBackend implements Backend {
     this.ensureScratch();
     const flops = 2 * batch * m * n * k;
     const threads = this.pool && flops >= MIN_PAR_FLOPS ? this.pool.threads : 1;
+    if (isHalfDType(right.dtype)) {
+      this.matmulHalf(left, right, target, args, threads);
+      return;
+    }
     if (batch === 1 && !args.transB && m <= this.skinnyM && k > 0) {
       this.matmulSplitK(left, right, target, m, n, k, args.transA, threads);
       return;
@@ -468,6 +487,34 @@ export class WasmBackend implements Backend {
       left.ptr, right.ptr, target.ptr, batch, m, n, k, args.transA ? 1 : 0, args.transB ? 1 : 0, args.strideA, args.strideB, mode, this.scratch,
     ];
     this.exec('matmul', 'matmul', engineArgs, work, parts, { align, scratchSlot: 12, chunks });
+  }
+
+  /**
+   * Product with a 16-bit B (engine matmul_half): decode-sized products (few rows against [n, k] weights) widen
+   * blocks of weight rows into the scratch and dot them with the rows of A; the rest take the packed path, B widened
+   * as it is packed, threads splitting the output rows when there are enough of them, else the columns.
+   */
+  private matmulHalf(left: WasmStorage, right: WasmStorage, target: WasmStorage, args: MatmulArgs, threads: number): void {
+    const { batch, m, n, k } = args;
+    const rows = batch * m;
+    let mode = 0, work = rows, align = this.mr, parts = 1;
+    if (m <= this.skinnyM && args.transB && !args.transA && this.skinnyNb * k * 4 <= this.scratchStride) {
+      // decode-sized: blocks of weight rows widened once into the scratch and dotted with the few A rows
+      mode = 2;
+      work = batch * Math.ceil(n / this.skinnyNb);
+      align = 1;
+      parts = Math.min(threads, work);
+    } else if (threads > 1) {
+      if (rows >= threads * MIN_GEBP_CHUNK) parts = Math.min(threads, Math.ceil(rows / this.mr));
+      else if (n >= threads * this.nr * 2) { mode = 1; work = n; align = this.nr; parts = Math.min(threads, Math.ceil(n / this.nr)); }
+      else if (rows >= threads * this.mr * 2) parts = Math.min(threads, Math.ceil(rows / this.mr));
+    }
+    const chunks = mode === 2 ? undefined : Math.max(parts, Math.min(parts * CHUNKS_PER_PART, Math.floor(work / MIN_GEBP_CHUNK)));
+    const modeKind = HALF_KIND[right.dtype as HalfDType] + 256 * mode;
+    const engineArgs = [
+      left.ptr, right.ptr, target.ptr, batch, m, n, k, args.transA ? 1 : 0, args.transB ? 1 : 0, args.strideA, args.strideB, modeKind, this.scratch,
+    ];
+    this.exec('matmul', 'matmul_half', engineArgs, work, parts, { align, scratchSlot: 12, chunks });
   }
 
   /**
@@ -522,12 +569,17 @@ export class WasmBackend implements Backend {
   }
 
   gather(table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
-    const rowsOf = this.ownFloat(table, 'gather');
+    const rowsOf = this.own(table, 'gather', true);
+    if (rowsOf.dtype === 'int32') throw new KernelError('gather', 'expects a float32 or 16-bit table, got int32');
     const idList = this.own(ids, 'gather');
     const target = this.ownFloat(out, 'gather');
     if (nIds * rowLen > target.size) throw new KernelError('gather', `out has ${target.size} elements, needs ${nIds * rowLen}`);
     if (rowLen <= 0) return;
     this.checkIds('gather', idList, nIds, Math.floor(rowsOf.size / rowLen));
+    if (isHalfDType(rowsOf.dtype)) {
+      this.exec('gather', 'gather_half', [rowsOf.ptr, idList.ptr, target.ptr, rowLen, HALF_KIND[rowsOf.dtype]], nIds, this.partsFor(nIds * rowLen, nIds));
+      return;
+    }
     this.exec('gather', 'gather', [rowsOf.ptr, idList.ptr, target.ptr, rowLen], nIds, this.partsFor(nIds * rowLen, nIds));
   }
 

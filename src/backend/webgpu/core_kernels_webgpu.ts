@@ -5,12 +5,16 @@
 import { BINARY_CODE, type BinaryOp, type ReduceOp, UNARY_CODE, type UnaryOp } from '../backend.js';
 import { STRIDED_UNIFORM, stridedUniformStride } from '../kernel_layouts.js';
 import { mix32 } from '../rng.js';
-import { KernelError, type MatmulArgs, type RandomArgs, type Storage, type View, coalesce, sizeOf } from '../types.js';
+import {
+  type HalfDType, KernelError, type MatmulArgs, type RandomArgs, type Storage, type View, coalesce, isHalfDType, sizeOf,
+} from '../types.js';
 import type { GPUStorageRef, KernelHost, UniformSlot } from './kernel_host.js';
 import { matmulSmall, smallMatmulProblem } from './matmul_small_webgpu.js';
 import { UNIFORM_LAYOUTS, setParams } from './uniform_params.js';
 
 const ELEMENTWISE = UNIFORM_LAYOUTS.elementwise;
+/** The shaders' codes of the 16-bit formats (include/half_widen.wgsl). */
+const HALF_KIND: Record<HalfDType, number> = { bfloat16: 1, float16: 2 };
 
 /**
  * The strided uniform block of shaders/elementwise.wgsl (STRIDED_UNIFORM): n, rank, then shape[d], the
@@ -84,9 +88,17 @@ export function random(host: KernelHost, out: Storage, args: RandomArgs): void {
 
 export function cast(host: KernelHost, x: Storage, out: Storage): void {
   const kernel = host.kernel('cast');
-  const source = host.gpuStorage(x, kernel);
+  const source = host.gpuStorage(x, kernel, true);
   const target = host.gpuStorage(out, kernel);
   if (source.size < target.size) throw new KernelError(kernel, `input has ${source.size} elements, output ${target.size}`);
+  if (isHalfDType(source.dtype)) {
+    if (target.dtype !== 'float32') throw new KernelError(kernel, `${source.dtype} casts to float32 only, not ${target.dtype}`);
+    if (target.size === 0) return;
+    const widen = host.pipeline('embedding', 'widen_half', { WG: host.wg, KIND: HALF_KIND[source.dtype] }, kernel);
+    host.launch(kernel, widen, (slot) => setParams(slot, UNIFORM_LAYOUTS.embedding, { nIds: 0, rowLen: 1, rows: 0, total: target.size }),
+      [target.buffer, source.buffer], host.groups1d(target.size, kernel));
+    return;
+  }
   const mode = source.dtype === target.dtype ? 2 : source.dtype === 'float32' ? 0 : 1;
   const pipeline = host.pipeline('elementwise', 'cast_dtype', { WG: host.wg, OP: 0 }, kernel);
   aliasGuard(host, kernel, target, [source], (outBuffer) => {
@@ -177,12 +189,17 @@ export function reduce(host: KernelHost, op: ReduceOp, x: Storage, out: Storage,
 export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, args: MatmulArgs): void {
   const kernel = host.kernel('matmul');
   const left = host.gpuStorage(a, kernel);
-  const right = host.gpuStorage(b, kernel);
+  const right = host.gpuStorage(b, kernel, true);
   const target = host.gpuStorage(out, kernel);
   const { batch, m, n } = args;
   if (batch * m * n === 0) return;
   if (target.size < batch * m * n) throw new KernelError(kernel, `output has ${target.size} elements, needs ${batch * m * n}`);
+  if (right.dtype === 'int32') throw new KernelError(kernel, 'expects a float32 or 16-bit B, got int32');
   const config = host.matmul;
+  if (isHalfDType(right.dtype)) {
+    matmulHalfB(host, kernel, left, right, target, args, HALF_KIND[right.dtype]);
+    return;
+  }
   const small = config.small === false ? null : smallMatmulProblem(host, args);
   if (small) {
     aliasGuard(host, kernel, target, [left, right], (outBuffer) => matmulSmall(host, kernel, left, right, outBuffer, args, small));
@@ -215,6 +232,33 @@ export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, a
   });
 }
 
+/**
+ * matmul with a 16-bit B (matmul_half.wgsl): the tiled kernel on GPUs, the direct one on CPU rasterisers (the
+ * vec4, subgroup and small-output variants read B as f32 vectors, so they are not used here); B is widened on load.
+ */
+function matmulHalfB(host: KernelHost, kernel: string, left: GPUStorageRef, right: GPUStorageRef, target: GPUStorageRef,
+  args: MatmulArgs, half: number): void {
+  const { batch, m, n } = args;
+  const config = host.matmul;
+  const tiled = config.kind === 'tiled';
+  const pipeline = host.pipeline('matmul_half', tiled ? 'matmul' : 'matmul_direct', {
+    WX: config.WX, WY: tiled ? config.WY : 1, TM: config.TM, BK: tiled ? config.BK : 4,
+    TRANS_A: args.transA ? 1 : 0, TRANS_B: args.transB ? 1 : 0, HALF: half,
+  }, kernel);
+  const colGroups = Math.ceil(n / (config.WX * 4));
+  const rowGroups = Math.ceil(m / (tiled ? config.WY * config.TM : config.TM));
+  const maxDim = host.maxWorkgroupsPerDim;
+  if (colGroups > maxDim || rowGroups > maxDim) throw new KernelError(kernel, `matrix of ${m}×${n} exceeds the dispatch limits`);
+  aliasGuard(host, kernel, target, [left, right], (outBuffer) => {
+    for (let firstBatch = 0; firstBatch < batch; firstBatch += maxDim) {
+      const batches = Math.min(maxDim, batch - firstBatch);
+      host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.matmul_half, {
+        m, n, k: args.k, batchOffset: firstBatch, strideA: args.strideA, strideB: args.strideB,
+      }), [outBuffer, left.buffer, right.buffer], [colGroups, rowGroups, batches]);
+    }
+  });
+}
+
 export function softmax(host: KernelHost, x: Storage, out: Storage, rows: number, cols: number, log: boolean): void {
   const kernel = host.kernel(log ? 'logSoftmax' : 'softmax');
   const source = host.gpuStorage(x, kernel);
@@ -229,13 +273,16 @@ export function softmax(host: KernelHost, x: Storage, out: Storage, rows: number
 
 export function gather(host: KernelHost, table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
   const kernel = host.kernel('gather');
-  const rowsOf = host.gpuStorage(table, kernel);
+  const rowsOf = host.gpuStorage(table, kernel, true);
   const idList = host.gpuStorage(ids, kernel);
   const target = host.gpuStorage(out, kernel);
   if (idList.dtype !== 'int32') throw new KernelError(kernel, 'ids must be int32');
+  if (rowsOf.dtype === 'int32') throw new KernelError(kernel, 'expects a float32 or 16-bit table, got int32');
   const total = nIds * rowLen;
   if (total === 0) return;
-  const pipeline = host.pipeline('embedding', 'gather', { WG: host.wg }, kernel);
+  const pipeline = isHalfDType(rowsOf.dtype)
+    ? host.pipeline('embedding', 'gather_half', { WG: host.wg, KIND: HALF_KIND[rowsOf.dtype] }, kernel)
+    : host.pipeline('embedding', 'gather', { WG: host.wg }, kernel);
   const rows = Math.floor(rowsOf.size / rowLen);
   aliasGuard(host, kernel, target, [rowsOf, idList], (outBuffer) => {
     host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.embedding, { nIds, rowLen, rows, total }),

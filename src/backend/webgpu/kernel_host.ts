@@ -42,8 +42,11 @@ export interface KernelHost {
 
   /** Checks the backend is usable and registers `name` for error attribution; returns it. */
   kernel(name: string): string;
-  /** The storage as this backend's own, live one (throws a KernelError naming `kernel` otherwise). */
-  gpuStorage(x: Storage, kernel: string): GPUStorageRef;
+  /**
+   * The storage as this backend's own, live one (throws a KernelError naming `kernel` otherwise); a 16-bit
+   * (bfloat16 / float16) one only with `acceptHalf` (matmul's B, gather's table, cast).
+   */
+  gpuStorage(x: Storage, kernel: string, acceptHalf?: boolean): GPUStorageRef;
   pipeline(family: string, entry: string, tpl: Record<string, number>, kernel: string): PipelineRef;
   /** Records a dispatch; `buffers` bind at 1, 2, … after the uniform at 0. */
   launch(kernel: string, pipeline: PipelineRef, fill: (slot: UniformSlot) => void, buffers: GPUBuffer[], groups: Groups): void;

@@ -7,8 +7,10 @@
 // last submit completes), so queue.writeBuffer never overtakes encoded work.
 import type { Backend, BinaryOp, ReduceOp, UnaryOp } from '../backend.js';
 import { type ModelKernels, validatedKernels } from '../model_kernels.js';
+import { packHalf, unpackHalf } from '../half.js';
 import {
-  type DType, KernelError, type MatmulArgs, type MemoryStats, type RandomArgs, type Storage, type View,
+  type DType, KernelError, type MatmulArgs, type MemoryStats, type RandomArgs, type Storage, type View, halfStorageMessage, isHalfDType,
+  storageBytes,
 } from '../types.js';
 import {
   type AdapterInfoLike, type DeviceLimits, acquireDevice, isSoftwareAdapter, pickMatmulConfig, readAdapterFacts, readLimits,
@@ -170,9 +172,10 @@ export class WebGPUBackend implements Backend {
     return this.dev;
   }
 
-  private own(x: Storage, kernel: string): WebGPUStorage {
+  private own(x: Storage, kernel: string, acceptHalf = false): WebGPUStorage {
     if (!(x instanceof WebGPUStorage)) throw new KernelError(kernel, 'storage belongs to another backend');
     if (x.freed) throw new KernelError(kernel, 'storage was freed');
+    if (!acceptHalf && isHalfDType(x.dtype)) throw new KernelError(kernel, halfStorageMessage(x.dtype));
     return x;
   }
 
@@ -182,7 +185,7 @@ export class WebGPUBackend implements Backend {
    *  write cannot overtake encoded work because a pooled buffer is referenced by no pending submit. */
   alloc(dtype: DType, size: number): Storage {
     const storage = this.allocUninitialized(dtype, size) as WebGPUStorage;
-    if (size > 0) this.device.queue.writeBuffer(storage.buffer, 0, new Uint32Array(size));
+    if (size > 0) this.device.queue.writeBuffer(storage.buffer, 0, new Uint32Array(storageBytes(dtype, size) / 4));
     return storage;
   }
 
@@ -190,7 +193,7 @@ export class WebGPUBackend implements Backend {
   allocUninitialized(dtype: DType, size: number): Storage {
     this.dispatcher.check('alloc');
     if (!Number.isInteger(size) || size < 0) throw new KernelError('alloc', `invalid size ${size}`);
-    const bytes = size * 4;
+    const bytes = storageBytes(dtype, size);
     const cap = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
     if (bytes > cap) {
       throw new KernelError('alloc', `storage of ${size} ${dtype} elements (${bytes} bytes) exceeds the adapter's `
@@ -208,7 +211,8 @@ export class WebGPUBackend implements Backend {
     if (data.length > 0) {
       const words = dtype === 'int32'
         ? (data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>))
-        : (data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>));
+        : isHalfDType(dtype) ? packHalf(dtype, data)
+          : (data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>));
       // A fresh or pool-returned buffer is referenced by no pending work, so this write cannot overtake any.
       this.device.queue.writeBuffer(storage.buffer, 0, words.buffer, words.byteOffset, words.byteLength);
     }
@@ -228,9 +232,9 @@ export class WebGPUBackend implements Backend {
   }
 
   free(x: Storage): void {
-    const storage = this.own(x, 'free');
+    const storage = this.own(x, 'free', true);
     storage.freed = true;
-    this.live -= storage.size * 4;
+    this.live -= storageBytes(storage.dtype, storage.size);
     this.liveCount--;
     if (this.dispatcher.destroyed) return;
     // Back to the pool only after the submit that last used it has completed.
@@ -240,8 +244,8 @@ export class WebGPUBackend implements Backend {
   async read(x: Storage): Promise<Float32Array | Int32Array> {
     await this.dispatcher.settleIfFailed();
     const dev = this.dispatcher.check('read');
-    const storage = this.own(x, 'read');
-    const bytes = storage.size * 4;
+    const storage = this.own(x, 'read', true);
+    const bytes = storageBytes(storage.dtype, storage.size);
     if (bytes === 0) return storage.dtype === 'int32' ? new Int32Array(0) : new Float32Array(0);
     this.dispatcher.flush();
     const staging = this.stagingPool.acquire(sizeClass(bytes));
@@ -259,6 +263,7 @@ export class WebGPUBackend implements Backend {
     staging.unmap();
     this.stagingPool.release(staging);
     this.dispatcher.check('read');
+    if (isHalfDType(storage.dtype)) return unpackHalf(storage.dtype, new Uint32Array(copy), storage.size);
     return storage.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
   }
 
@@ -330,7 +335,7 @@ export class WebGPUBackend implements Backend {
       matmul: this.matmulConfig,
       variants: this.variants,
       kernel: (name) => dispatcher.kernel(name),
-      gpuStorage: (x, kernel) => this.own(x, kernel),
+      gpuStorage: (x, kernel, acceptHalf) => this.own(x, kernel, acceptHalf),
       pipeline: (family, entry, tpl, kernel) => dispatcher.pipeline(family, entry, tpl, kernel),
       launch: (kernel, pipeline, fill, buffers, groups) => dispatcher.launch(kernel, pipeline, fill, buffers, groups),
       groups1d: (n, kernel, wg) => dispatcher.groups1d(n, kernel, wg),

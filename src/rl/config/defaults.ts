@@ -10,6 +10,7 @@ export const LORA_DEFAULTS: LoraTrainConfig = {
   alpha: 32,
   dropout: 0.05,
   targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  frozenDtype: 'auto',
 };
 export const LORA_FLAG_RANK = 16;
 

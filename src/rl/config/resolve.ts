@@ -104,8 +104,9 @@ function resolvePretrainedModel(user: PlainObject, problems: string[]): { path: 
 function resolveLora(user: PlainObject, problems: string[]): LoraTrainConfig {
   const allowed = Object.keys(LORA_DEFAULTS);
   for (const key of Object.keys(user)) if (!allowed.includes(key)) problems.push(unknownKeyProblem('lora.', key, allowed));
-  const { r, alpha, dropout, targetModules } = user;
-  const lora = resolveSection('lora', { r: LORA_DEFAULTS.r, alpha: LORA_DEFAULTS.alpha, dropout: LORA_DEFAULTS.dropout }, { r, alpha, dropout }, LORA_RULES, problems);
+  const { r, alpha, dropout, frozenDtype, targetModules } = user;
+  const lora = resolveSection('lora', { r: LORA_DEFAULTS.r, alpha: LORA_DEFAULTS.alpha, dropout: LORA_DEFAULTS.dropout, frozenDtype: LORA_DEFAULTS.frozenDtype },
+    { r, alpha, dropout, frozenDtype }, LORA_RULES, problems);
   const targets = targetModules ?? LORA_DEFAULTS.targetModules;
   const okList = Array.isArray(targets) && targets.length > 0 && targets.every((name) => typeof name === 'string' && name.trim() !== '');
   if (!okList && !(typeof targets === 'string' && targets.trim() !== '')) {

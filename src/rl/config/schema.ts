@@ -63,6 +63,7 @@ export const LORA_RULES: Record<Exclude<keyof LoraTrainConfig, 'targetModules'>,
   r: count(0, '0 = off; --lora sets 16'),
   alpha: above(0),
   dropout: range(0, 1, false, true),
+  frozenDtype: oneOf(['auto', 'float32', 'bfloat16', 'float16']),
 };
 export const TOP_RULES = { seed: int(0, undefined, 0xffffffff), backend: oneOf(BACKEND_CHOICES) } satisfies Record<string, Rule>;
 export const TOP_KEYS = ['seed', 'backend', 'task', 'model', 'sft', 'rl', 'eval', 'checkpoint', 'lora', 'init', 'reward'] as const;

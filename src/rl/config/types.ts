@@ -76,6 +76,11 @@ export interface LoraTrainConfig {
   dropout: number;
   /** PEFT `target_modules`: module names (matched as a suffix), 'all-linear', or a regular expression. */
   targetModules: string[] | string;
+  /**
+   * Storage of the frozen base weights (Linear weights, embedding table): 'auto' keeps a BF16 / F16 checkpoint's
+   * dtype (2 bytes a weight, widened inside the matmul), 'float32' widens at load, or an explicit 16-bit dtype.
+   */
+  frozenDtype: 'auto' | 'float32' | 'bfloat16' | 'float16';
 }
 
 export interface TrainConfig {
