@@ -129,9 +129,9 @@ export async function runTrain(flags: TrainFlags, out: (line: string) => void = 
   if (pretrained) {
     task = taskOverride!;
     const lora = config.lora.r > 0;
-    const full = flags.resume && !lora ? restoreRun(runDir, config.rl.klBeta > 0) : null;
+    const full = flags.resume && !lora ? restoreRun(runDir, config.rl.klBeta > 0, { config, log }) : null;
     const base = full ? null : await loadPretrainedModel(config, pretrained, task);
-    restored = full ?? (flags.resume && base ? restoreRun(runDir, config.rl.klBeta > 0, { base, loraSeed: config.seed }) : null);
+    restored = full ?? (flags.resume && base ? restoreRun(runDir, config.rl.klBeta > 0, { base, loraSeed: config.seed, config, log }) : null);
     freshModel = restored ? null : base;
     if (freshModel && lora) {
       const { r, alpha, dropout, targetModules } = config.lora;
@@ -139,12 +139,13 @@ export async function runTrain(flags: TrainFlags, out: (line: string) => void = 
     }
     log(`model ${pretrained.name}: ${formatTrainableParameters(restored?.model ?? freshModel!)}`);
   } else {
-    restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0) : null;
+    restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0, { config, log }) : null;
     ({ task, model: freshModel } = buildTaskAndModel(config, taskOverride));
   }
   store.hfExport = exportSource(task, pretrained);
   let trainer: Trainer;
   if (restored) {
+    store.lastCheckpoint = restored.checkpoint;
     freshModel?.dispose();
     const optimizer = optimizerForResume(config, restored.model, restored.state);
     restoreOptimizer(optimizer, restored);
@@ -163,7 +164,10 @@ export async function runTrain(flags: TrainFlags, out: (line: string) => void = 
     if (pretrained) await writeFinalModel(store.dir, trainer.model, store.hfExport!, log);
   } catch (err) {
     progress.finishLine();
-    if (err instanceof TrainingStopped) throw new Error(`${err.message} (run directory ${store.dir}; the last checkpoint is kept)`);
+    if (err instanceof TrainingStopped) {
+      const kept = store.lastCheckpoint ? `its last checkpoint, ${store.lastCheckpoint}, is kept` : 'no checkpoint had been saved yet';
+      throw new Error(`${err.message} (run directory ${store.dir}; ${kept})`);
+    }
     throw err;
   } finally {
     // The adapters are not parameters of the model: free them before it.

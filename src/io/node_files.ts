@@ -24,11 +24,14 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   renameSync(tmp, path);
 }
 
+/** The files of a checkpoint directory: model.safetensors and config.json, as written by saveCheckpoint. */
+export async function checkpointFiles(model: TransformerLM, metadata: Record<string, string> = {}): Promise<[string, Uint8Array | string][]> {
+  return [['model.safetensors', await encodeModel(model, metadata)], ['config.json', `${JSON.stringify(toHfConfig(model.config), null, 2)}\n`]];
+}
+
 /** Saves config.json and model.safetensors into `dir` (each written atomically). */
 export async function saveCheckpoint(dir: string, model: TransformerLM, metadata: Record<string, string> = {}): Promise<void> {
-  const weights = await encodeModel(model, metadata);
-  writeFileAtomic(join(dir, 'model.safetensors'), weights);
-  writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(toHfConfig(model.config), null, 2)}\n`);
+  for (const [file, contents] of await checkpointFiles(model, metadata)) writeFileAtomic(join(dir, file), contents);
 }
 
 /** Loads a checkpoint directory written by saveCheckpoint (or a Hugging Face Llama/Qwen2 export in F32/F16/BF16). */

@@ -118,6 +118,10 @@ export class Trainer {
   private readonly groupFilter: GroupFilter<RolloutGroup>;
   /** Every group generated in the current RL step, for its metrics. */
   private stepRollouts: StepRollouts = { groups: [], seconds: 0, tokens: 0 };
+  /** L2 norm of the trainable weights after the last optimizer step (null before the first check). */
+  private weightNorm: number | null = null;
+  /** RL steps in a row that had no group to train on. */
+  private emptyInARow = 0;
 
   constructor(readonly config: TrainConfig, readonly task: Task, private parts: TrainerParts, private readonly store: RunStore) {
     const rl = config.rl;
@@ -171,9 +175,13 @@ export class Trainer {
     for (let step = 0; step < sft.steps; step++) {
       const lr = learningRate(step, { lr: sft.lr, warmupSteps: sft.warmupSteps, totalSteps: sft.steps, schedule: 'constant', minLrRatio: 1 });
       const result = await sftStep(this.model, this.parts.optimizer, this.task, step, sft.batchSize, lr);
-      if (result.skipped) this.noteBadStep(`SFT step ${step + 1}: loss ${result.loss}, grad norm ${result.gradNorm}`);
-      else this.state.badInARow = 0;
+      // The line goes in first: a skipped step that stops the run is logged too.
       await this.store.appendSft({ step: step + 1, loss: result.loss, grad_norm: result.gradNorm, lr, skipped: result.skipped, time_s: this.elapsedSeconds() });
+      if (result.skipped) this.noteBadStep(`SFT step ${step + 1}: loss ${result.loss}, grad norm ${result.gradNorm}`);
+      else {
+        this.state.badInARow = 0;
+        await this.checkWeights(`SFT step ${step + 1}`, 'sft.lr', lr);
+      }
       this.store.progress?.('sft', step + 1, sft.steps, `loss ${result.loss.toFixed(3)}`);
     }
     // The RL prompt stream starts after the problems SFT has seen.
@@ -203,6 +211,7 @@ export class Trainer {
     this.state.samples = metrics.samples_total;
     this.state.rlStep = step;
     await this.store.appendMetrics(metrics);
+    if (update && update.optimizerSteps > 0) await this.checkWeights(`RL step ${step}`, 'rl.lr', lr);
     this.store.progress?.('rl', step, rl.steps,
       `reward ${metrics.reward_mean.toFixed(2)} acc ${metrics.accuracy.toFixed(2)} len ${metrics.response_length_mean.toFixed(1)}`);
   }
@@ -265,9 +274,12 @@ export class Trainer {
   private async update(step: number, sequences: TrainSequence[], lr: number): Promise<UpdateStats | null> {
     const rl = this.config.rl;
     if (sequences.length === 0) {
-      this.store.log(`step ${step}: no groups to train on; the update is skipped`);
+      this.emptyInARow++;
+      this.store.log(`step ${step}: no groups to train on; the update is skipped` +
+        (this.emptyInARow > 1 ? ` (${this.emptyInARow} steps in a row: every group came out all right or all wrong)` : ''));
       return null;
     }
+    this.emptyInARow = 0;
     const padId = this.task.tokenizer.padId;
     const oldLogprobs = await responseLogprobs(this.model, sequences, padId, rl.microBatchSize);
     sequences.forEach((sequence, i) => { sequence.oldLogp = oldLogprobs[i]; });
@@ -292,6 +304,38 @@ export class Trainer {
     if (this.state.badInARow >= this.config.rl.maxBadSteps) {
       throw new TrainingStopped(`stopping: ${this.state.badInARow} non-finite steps in a row (last: ${what}); lower the learning rate or raise rl.maxBadSteps`);
     }
+  }
+
+  /**
+   * The divergence guard, after every applied optimizer step: one sum of squares of the trainable weights on the
+   * device and one scalar read back. Non-finite weights (NaN/Inf, or so large their squares overflow float32) stop
+   * the run at once, before anything saves them: replaying from the last good state with the same seeds and rate
+   * would diverge the same way, so the run stops and its last checkpoint stays the newest. A norm that grows more
+   * than tenfold in one step is warned about (a learning rate far too high wrecks a model while it stays finite).
+   */
+  private async checkWeights(what: string, rateKey: string, lr: number): Promise<void> {
+    const norm = await this.trainableWeightNorm();
+    if (!Number.isFinite(norm)) {
+      this.state.badInARow++;
+      throw new TrainingStopped(`stopping: ${what} made the weights non-finite (NaN/Inf) at ${rateKey} ${lr}; they were not saved. ` +
+        `Lower ${rateKey} (in the run's config.json to continue it with --resume)`);
+    }
+    if (this.weightNorm !== null && this.weightNorm > 0 && norm > 10 * this.weightNorm) {
+      this.store.log(`warning: ${what} grew the weights' norm ${(norm / this.weightNorm).toFixed(0)}-fold (${this.weightNorm.toPrecision(3)} → ${norm.toPrecision(3)}) at ${rateKey} ${lr}; ` +
+        `a learning rate this high wrecks the model — lower ${rateKey}`);
+    }
+    this.weightNorm = norm;
+  }
+
+  /** L2 norm of the weights the optimizer updates (the adapters in a LoRA run). */
+  private async trainableWeightNorm(): Promise<number> {
+    const params = hasLora(this.model) ? trainableParameters(this.model) : this.model.params;
+    const sumSquares = T.zeros([1]);
+    const backend = T.getBackend();
+    for (const param of params.values()) backend.kernels.sumSquares(param.storage, sumSquares.storage, param.size, true);
+    const [value] = await sumSquares.read();
+    sumSquares.dispose();
+    return Math.sqrt(value);
   }
 
   /** A frozen copy of the policy after the warm-up: the KL penalty's reference (LoRA adapters merged in). */
@@ -331,6 +375,10 @@ export class Trainer {
   }
 
   private async checkpoint(): Promise<void> {
+    // Non-finite weights are never saved (the per-step guard stops first; this also covers weights given to the trainer).
+    if (!Number.isFinite(await this.trainableWeightNorm())) {
+      throw new TrainingStopped('stopping: the weights are non-finite (NaN/Inf); the checkpoint was not saved');
+    }
     this.state.carried = this.groupFilter.carried();
     const state = { ...this.state, elapsed: this.elapsedSeconds() };
     await this.store.saveCheckpoint({ state, model: this.model, optimizer: this.parts.optimizer });
