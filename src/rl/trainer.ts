@@ -22,6 +22,10 @@ import { type TrainSequence, responseLogprobs } from './sequences.js';
 import { sftStep } from './sft.js';
 import { stepMetrics } from './step_metrics.js';
 
+/** Growth of the weights' norm in one optimizer step that is warned about, and that stops the run as diverged. */
+const SUSPICIOUS_GROWTH = 10;
+const EXPLODED_GROWTH = 1000;
+
 /** Seed streams (the `kind` of callSeed). */
 const SEED_STREAM = { rollout: 1, shuffle: 2, eval: 3 } as const;
 
@@ -120,6 +124,8 @@ export class Trainer {
   private stepRollouts: StepRollouts = { groups: [], seconds: 0, tokens: 0 };
   /** L2 norm of the trainable weights after the last optimizer step (null before the first check). */
   private weightNorm: number | null = null;
+  /** Phases whose exploding weight norm was already warned about (once each, not every step). */
+  private readonly warnedExplosion = new Set<string>();
   /** RL steps in a row that had no group to train on. */
   private emptyInARow = 0;
 
@@ -138,6 +144,7 @@ export class Trainer {
   async run(): Promise<{ sft: EvalResult | null; final: EvalResult | null }> {
     const config = this.config;
     let sftEval: EvalResult | null = null;
+    this.weightNorm = await this.trainableWeightNorm();
     if (!this.state.sftDone) {
       await this.runSft();
       sftEval = await this.evaluate(0, 'sft');
@@ -311,7 +318,8 @@ export class Trainer {
    * device and one scalar read back. Non-finite weights (NaN/Inf, or so large their squares overflow float32) stop
    * the run at once, before anything saves them: replaying from the last good state with the same seeds and rate
    * would diverge the same way, so the run stops and its last checkpoint stays the newest. A norm that grows more
-   * than tenfold in one step is warned about (a learning rate far too high wrecks a model while it stays finite).
+   * than tenfold in one step is warned about, more than thousandfold stops the run the same way: a learning rate far
+   * too high wrecks a model while it stays finite (a healthy step moves the whole model's norm by a few percent).
    */
   private async checkWeights(what: string, rateKey: string, lr: number): Promise<void> {
     const norm = await this.trainableWeightNorm();
@@ -320,9 +328,15 @@ export class Trainer {
       throw new TrainingStopped(`stopping: ${what} made the weights non-finite (NaN/Inf) at ${rateKey} ${lr}; they were not saved. ` +
         `Lower ${rateKey} (in the run's config.json to continue it with --resume)`);
     }
-    if (this.weightNorm !== null && this.weightNorm > 0 && norm > 10 * this.weightNorm) {
-      this.store.log(`warning: ${what} grew the weights' norm ${(norm / this.weightNorm).toFixed(0)}-fold (${this.weightNorm.toPrecision(3)} → ${norm.toPrecision(3)}) at ${rateKey} ${lr}; ` +
-        `a learning rate this high wrecks the model — lower ${rateKey}`);
+    const growth = this.weightNorm !== null && this.weightNorm > 0 ? norm / this.weightNorm : 1;
+    const grew = `${what} grew the weights' norm ${growth.toPrecision(3)}-fold (${this.weightNorm?.toPrecision(3)} → ${norm.toPrecision(3)}) at ${rateKey} ${lr}`;
+    if (growth > EXPLODED_GROWTH) {
+      this.state.badInARow++;
+      throw new TrainingStopped(`stopping: ${grew}: the weights exploded and were not saved. Lower ${rateKey} (in the run's config.json to continue it with --resume)`);
+    }
+    if (growth > SUSPICIOUS_GROWTH && !this.warnedExplosion.has(rateKey)) {
+      this.warnedExplosion.add(rateKey);
+      this.store.log(`warning: ${grew}; a learning rate this high wrecks the model — lower ${rateKey} (said once)`);
     }
     this.weightNorm = norm;
   }
