@@ -15,7 +15,6 @@
 // Every file is written atomically; a checkpoint directory is renamed into place only when complete, and
 // resuming cuts the JSONL files back to the checkpoint so no line is lost or duplicated. Resuming checks the whole
 // run before it changes any file, and falls back to the newest checkpoint that loads.
-import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as T from '../tensor/index.js';
@@ -27,7 +26,7 @@ import type { AdamW } from '../optim/adamw.js';
 import { type NamedArray, decodeSafetensors } from '../io/safetensors.js';
 import { encodeTensors, fromHfConfig, loadModelWeights } from '../io/checkpoint.js';
 import { type JsonlRecord, parseJsonl } from '../io/jsonl.js';
-import { checkpointFiles, loadCheckpoint, writeFileAtomic } from '../io/node_files.js';
+import { CHECKSUM_FILE, checkpointFiles, loadCheckpoint, sha256Hex, verifyChecksums, writeFileAtomic } from '../io/node_files.js';
 import type { TrainConfig } from './config.js';
 import { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped } from './run_store.js';
 
@@ -141,37 +140,10 @@ export class NodeRunStore implements RunStore {
   }
 }
 
-/** Every checkpoint directory carries this manifest: one `sha256sum` line per file ("<hex>  <name>"), written last,
- *  so `sha256sum -c checksums.sha256` inside the directory checks it by hand too. */
-export const CHECKSUM_FILE = 'checksums.sha256';
-
 const CHECKPOINT_NAME = /^step-(\d{6,})(-final)?$/;
-
-function sha256Hex(bytes: Uint8Array | string): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** Checks a checkpoint directory's files against its checksum manifest; 'no checksum' for a checkpoint written
- *  before manifests were kept. Throws naming the file that does not match. */
-function verifyChecksums(dir: string): 'verified' | 'no checksum' {
-  const manifest = join(dir, CHECKSUM_FILE);
-  if (!existsSync(manifest)) return 'no checksum';
-  const lines = readFileSync(manifest, 'utf8').split('\n').filter((line) => line.trim() !== '');
-  if (!lines.length) throw new RunDirError(`${CHECKSUM_FILE} is empty`);
-  lines.forEach((line, i) => {
-    const match = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
-    if (!match || match[2].includes('/') || match[2].includes('\\')) throw new RunDirError(`${CHECKSUM_FILE} line ${i + 1} is not "<sha256>  <file>": ${JSON.stringify(line.slice(0, 120))}`);
-    const path = join(dir, match[2]);
-    if (!existsSync(path)) throw new RunDirError(`${match[2]} is missing (${CHECKSUM_FILE} lists it)`);
-    if (sha256Hex(readFileSync(path)) !== match[1]) {
-      throw new RunDirError(`${match[2]} does not match its SHA-256 checksum in ${CHECKSUM_FILE} (the file changed after it was written: damaged or edited)`);
-    }
-  });
-  return 'verified';
 }
 
 /** What a checkpoint's trainer_state.json holds. */
@@ -364,6 +336,11 @@ export function checkpointModel(checkpointDir: string, options: RestoreOptions, 
   if (!existsSync(join(checkpointDir, ADAPTER_CONFIG_FILE))) return loadCheckpoint(checkpointDir);
   const base = options.base;
   if (!base) throw new RunDirError(`checkpoint ${checkpointDir} holds a LoRA adapter: loading it needs the base model (model.path)`);
+  try {
+    verifyChecksums(checkpointDir, [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE]);
+  } catch (err) {
+    throw new RunDirError(`checkpoint ${checkpointDir}: ${message(err)}`);
+  }
   loadLoraAdapter(base, {
     [ADAPTER_CONFIG_FILE]: new Uint8Array(readFileSync(join(checkpointDir, ADAPTER_CONFIG_FILE))),
     [ADAPTER_WEIGHTS_FILE]: new Uint8Array(readFileSync(join(checkpointDir, ADAPTER_WEIGHTS_FILE))),
