@@ -134,13 +134,26 @@ export class NodeRunStore implements RunStore {
     renameSync(staging, target);
     writeFileAtomic(join(root, 'latest.json'), `${JSON.stringify({ checkpoint: name })}\n`);
     this.lastCheckpoint = name;
-    // Keep the newest `keep` checkpoints (the trainer never saves non-finite weights, so these are good ones).
-    const kept = readdirSync(root).filter((entry) => CHECKPOINT_NAME.test(entry)).sort();
-    for (const old of kept.slice(0, Math.max(0, kept.length - Math.max(1, this.keep)))) rmSync(join(root, old), { recursive: true, force: true });
+    // Keep the newest `keep` checkpoints up to this one (the trainer never saves non-finite weights, so these are
+    // good ones). A directory beyond it (a damaged one a resume fell back from) never counts: it is replaced when the
+    // run gets there, and cannot push a good checkpoint out.
+    const upToThis = checkpointNames(root).filter((entry) => checkpointOrder(entry) <= checkpointOrder(name));
+    for (const old of upToThis.slice(0, Math.max(0, upToThis.length - Math.max(1, this.keep)))) rmSync(join(root, old), { recursive: true, force: true });
   }
 }
 
 const CHECKPOINT_NAME = /^step-(\d{6,})(-final)?$/;
+
+/** Sort key of a checkpoint name: its step, the -final one of a step after the other. */
+function checkpointOrder(name: string): number {
+  const [, step, final] = CHECKPOINT_NAME.exec(name)!;
+  return Number(step) * 2 + (final ? 1 : 0);
+}
+
+/** The checkpoint directories under `root`, oldest first (by step number: step-1000000 comes after step-999999). */
+function checkpointNames(root: string): string[] {
+  return readdirSync(root).filter((entry) => CHECKPOINT_NAME.test(entry)).sort((a, b) => checkpointOrder(a) - checkpointOrder(b));
+}
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -250,7 +263,7 @@ function inspectCheckpoint(runDir: string, name: string, config?: TrainConfig): 
 function checkpointCandidates(runDir: string, log: (line: string) => void): string[] {
   const root = join(runDir, 'checkpoints');
   if (!existsSync(root)) return [];
-  const scanned = readdirSync(root).filter((entry) => CHECKPOINT_NAME.test(entry)).sort().reverse();
+  const scanned = checkpointNames(root).reverse();
   const latest = join(root, 'latest.json');
   let named: string | null = null;
   if (existsSync(latest)) {

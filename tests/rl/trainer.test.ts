@@ -2,7 +2,7 @@
 // micro-batching (1 micro-batch vs 4 give the same loss and gradients); a killed run resumed from its checkpoint
 // gives the same metrics as an uninterrupted run, with no line lost or duplicated; non-finite steps are skipped and
 // stop the run after the configured count.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -210,6 +210,28 @@ describe('DAPO trainer', () => {
     trainer.dispose();
     expect(readJsonl(join(dir, 'sft.jsonl')).map((line) => [line.step, line.skipped])).toEqual([[1, true], [2, true], [3, true]]);
     expect(store.lastCheckpoint).toBeNull();
+  });
+
+  it('rotation keeps the newest good checkpoints: a damaged directory beyond the run cannot push them out', async () => {
+    T.setBackend(backends[backends.length - 1].backend);
+    const dir = tmp();
+    const cfg = resolveTrainConfig(TINY, { rl: { steps: 2 }, checkpoint: { every: 1, keep: 1 }, eval: { every: 0 } });
+    const { task, model } = buildTaskAndModel(cfg);
+    const store = silentStore(dir, cfg);
+    // Left by an earlier history of the run (a resume fell back from it): a checkpoint newer than anything this run has.
+    mkdirSync(join(dir, 'checkpoints', 'step-000009'));
+    const saved: string[][] = [];
+    const save = store.saveCheckpoint.bind(store);
+    store.saveCheckpoint = async (checkpoint) => {
+      await save(checkpoint);
+      saved.push(readdirSync(join(dir, 'checkpoints')).filter((entry) => entry.startsWith('step-')).sort());
+    };
+    const trainer = new Trainer(cfg, task, freshParts(cfg, model), store);
+    await trainer.run();
+    trainer.dispose();
+    expect(saved).toEqual([
+      ['step-000000', 'step-000009'], ['step-000001', 'step-000009'], ['step-000002', 'step-000009'], ['step-000002-final', 'step-000009'],
+    ]);
   });
 
   it('a step that makes the weights non-finite stops the run before anything saves them', async () => {
