@@ -30,7 +30,7 @@ const isRunDir = (dir: string) => existsSync(join(dir, RUN_FILES.metrics)) || ex
  *  bare checkpoint (no run config). */
 function locatePolicy(path: string, abs: string): { weights: string; runConfig: RunConfig | null } {
   if (isRunDir(abs)) {
-    const latest = latestCheckpoint(abs);
+    const latest = latestCheckpoint(abs, (line) => process.stderr.write(`${line}\n`));
     if (!latest) throw new Error(`${path}: the run has no checkpoint yet`);
     return { weights: latest, runConfig: resolveTrainConfig(readRunConfig(abs)) };
   }

@@ -254,9 +254,9 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
     if (pretrained) {
       task = taskOverride!;
       const lora = config.lora.r > 0;
-      const full = flags.resume && !lora ? restoreRun(runDir, config.rl.klBeta > 0) : null;
+      const full = flags.resume && !lora ? restoreRun(runDir, config.rl.klBeta > 0, { config, log }) : null;
       const base = full ? null : await loadPretrainedModel(config, pretrained, task);
-      restored = full ?? (flags.resume && base ? restoreRun(runDir, config.rl.klBeta > 0, { base, loraSeed: config.seed }) : null);
+      restored = full ?? (flags.resume && base ? restoreRun(runDir, config.rl.klBeta > 0, { base, loraSeed: config.seed, config, log }) : null);
       freshModel = restored ? null : base;
       if (freshModel && lora) {
         const { r, alpha, dropout, targetModules } = config.lora;
@@ -271,12 +271,13 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
         log(`frozen base weights stored as ${frozenDtype}: ${stored.weights} tensors, ${mb(stored.bytesBefore)} → ${mb(stored.bytesAfter)}`);
       }
     } else {
-      restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0) : null;
+      restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0, { config, log }) : null;
       ({ task, model: freshModel } = buildTaskAndModel(config, taskOverride));
     }
     store.hfExport = exportSource(task, pretrained);
     namingFileErrors(store);
     if (restored) {
+      store.lastCheckpoint = restored.checkpoint;
       freshModel?.dispose();
       const optimizer = optimizerForResume(config, restored.model, restored.state);
       restoreOptimizer(optimizer, restored);
@@ -302,7 +303,10 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
   } catch (err) {
     progress.finishLine();
     if (interrupts.received && interrupts.signal.aborted && err === interrupts.signal.reason) throw interrupted();
-    if (err instanceof TrainingStopped) throw new Error(`${err.message} (run directory ${store.dir}; the last checkpoint is kept)`);
+    if (err instanceof TrainingStopped) {
+      const kept = store.lastCheckpoint ? `its last checkpoint, ${store.lastCheckpoint}, is kept` : 'no checkpoint had been saved yet';
+      throw new Error(`${err.message} (run directory ${store.dir}; ${kept})`);
+    }
     throw withPhase(err, trainer.phase, backendName);
   } finally {
     // The adapters are not parameters of the model: free them before it.

@@ -101,8 +101,22 @@ export class AdamW {
     return out;
   }
 
-  /** Restores moments and the step count saved from state(). */
+  /** Restores moments and the step count saved from state(). Every moment must belong to a parameter of this
+   *  optimizer, with its shape, and come in pairs (exp_avg with exp_avg_sq); nothing changes unless all do. */
   loadState(state: Map<string, Tensor>, steps: number): void {
+    const problems: string[] = [];
+    if (!Number.isSafeInteger(steps) || steps < 0) problems.push(`the step count must be a non-negative integer, got ${steps}`);
+    for (const [key, moment] of state) {
+      const match = /^(.*)\.(exp_avg|exp_avg_sq)$/.exec(key);
+      const param = match ? this.params.get(match[1]) : undefined;
+      if (!match || !param) problems.push(`'${key}' is not a moment of a parameter of this optimizer`);
+      else if (moment.shape.length !== param.shape.length || moment.shape.some((size, i) => size !== param.shape[i])) {
+        problems.push(`'${key}' has shape [${moment.shape.join(', ')}], the parameter has [${param.shape.join(', ')}]`);
+      } else if (!state.has(`${match[1]}.${match[2] === 'exp_avg' ? 'exp_avg_sq' : 'exp_avg'}`)) {
+        problems.push(`'${key}' has no ${match[2] === 'exp_avg' ? 'exp_avg_sq' : 'exp_avg'} partner`);
+      }
+    }
+    if (problems.length) throw new RangeError(`AdamW.loadState: ${problems.join('; ')}`);
     this.disposeState();
     for (const name of this.params.keys()) {
       const firstMoment = state.get(`${name}.exp_avg`);

@@ -22,6 +22,10 @@ import { type TrainSequence, responseLogprobs } from './sequences.js';
 import { sftStep } from './sft.js';
 import { stepMetrics } from './step_metrics.js';
 
+/** Growth of the weights' norm in one optimizer step that is warned about, and that stops the run as diverged. */
+const SUSPICIOUS_GROWTH = 10;
+const EXPLODED_GROWTH = 1000;
+
 /** Seed streams (the `kind` of callSeed). */
 const SEED_STREAM = { rollout: 1, shuffle: 2, eval: 3 } as const;
 
@@ -124,6 +128,12 @@ export class Trainer {
   private signal: AbortSignal | undefined;
   /** What the run is doing now, so an error (out of memory, a file) can say where it happened. */
   phase: TrainerPhase = 'setup';
+  /** L2 norm of the trainable weights after the last optimizer step (null before the first check). */
+  private weightNorm: number | null = null;
+  /** Phases whose exploding weight norm was already warned about (once each, not every step). */
+  private readonly warnedExplosion = new Set<string>();
+  /** RL steps in a row that had no group to train on. */
+  private emptyInARow = 0;
 
   constructor(readonly config: TrainConfig, readonly task: Task, private parts: TrainerParts, private readonly store: RunStore) {
     const rl = config.rl;
@@ -142,6 +152,7 @@ export class Trainer {
     this.signal = options.signal;
     const config = this.config;
     let sftEval: EvalResult | null = null;
+    this.weightNorm = await this.trainableWeightNorm();
     if (!this.state.sftDone) {
       await this.runSft();
       sftEval = await this.evaluate(0, 'sft');
@@ -182,9 +193,13 @@ export class Trainer {
       this.phase = 'sft';
       const lr = learningRate(step, { lr: sft.lr, warmupSteps: sft.warmupSteps, totalSteps: sft.steps, schedule: 'constant', minLrRatio: 1 });
       const result = await sftStep(this.model, this.parts.optimizer, this.task, step, sft.batchSize, lr);
-      if (result.skipped) this.noteBadStep(`SFT step ${step + 1}: loss ${result.loss}, grad norm ${result.gradNorm}`);
-      else this.state.badInARow = 0;
+      // The line goes in first: a skipped step that stops the run is logged too.
       await this.store.appendSft({ step: step + 1, loss: result.loss, grad_norm: result.gradNorm, lr, skipped: result.skipped, time_s: this.elapsedSeconds() });
+      if (result.skipped) this.noteBadStep(`SFT step ${step + 1}: loss ${result.loss}, grad norm ${result.gradNorm}`);
+      else {
+        this.state.badInARow = 0;
+        await this.checkWeights(`SFT step ${step + 1}`, 'sft.lr', lr);
+      }
       this.store.progress?.('sft', step + 1, sft.steps, `loss ${result.loss.toFixed(3)}`);
     }
     // The RL prompt stream starts after the problems SFT has seen.
@@ -214,6 +229,7 @@ export class Trainer {
     this.state.samples = metrics.samples_total;
     this.state.rlStep = step;
     await this.store.appendMetrics(metrics);
+    if (update && update.optimizerSteps > 0) await this.checkWeights(`RL step ${step}`, 'rl.lr', lr);
     this.store.progress?.('rl', step, rl.steps,
       `reward ${metrics.reward_mean.toFixed(2)} acc ${metrics.accuracy.toFixed(2)} len ${metrics.response_length_mean.toFixed(1)}`);
   }
@@ -278,10 +294,13 @@ export class Trainer {
   private async update(step: number, sequences: TrainSequence[], lr: number): Promise<UpdateStats | null> {
     const rl = this.config.rl;
     if (sequences.length === 0) {
-      this.store.log(`step ${step}: no groups to train on; the update is skipped`);
+      this.emptyInARow++;
+      this.store.log(`step ${step}: no groups to train on; the update is skipped` +
+        (this.emptyInARow > 1 ? ` (${this.emptyInARow} steps in a row: every group came out all right or all wrong)` : ''));
       return null;
     }
     this.phase = 'update';
+    this.emptyInARow = 0;
     const padId = this.task.tokenizer.padId;
     const oldLogprobs = await responseLogprobs(this.model, sequences, padId, rl.microBatchSize);
     sequences.forEach((sequence, i) => { sequence.oldLogp = oldLogprobs[i]; });
@@ -306,6 +325,45 @@ export class Trainer {
     if (this.state.badInARow >= this.config.rl.maxBadSteps) {
       throw new TrainingStopped(`stopping: ${this.state.badInARow} non-finite steps in a row (last: ${what}); lower the learning rate or raise rl.maxBadSteps`);
     }
+  }
+
+  /**
+   * The divergence guard, after every applied optimizer step: one sum of squares of the trainable weights on the
+   * device and one scalar read back. Non-finite weights (NaN/Inf, or so large their squares overflow float32) stop
+   * the run at once, before anything saves them: replaying from the last good state with the same seeds and rate
+   * would diverge the same way, so the run stops and its last checkpoint stays the newest. A norm that grows more
+   * than tenfold in one step is warned about, more than thousandfold stops the run the same way: a learning rate far
+   * too high wrecks a model while it stays finite (a healthy step moves the whole model's norm by a few percent).
+   */
+  private async checkWeights(what: string, rateKey: string, lr: number): Promise<void> {
+    const norm = await this.trainableWeightNorm();
+    if (!Number.isFinite(norm)) {
+      this.state.badInARow++;
+      throw new TrainingStopped(`stopping: ${what} made the weights non-finite (NaN/Inf) at ${rateKey} ${lr}; they were not saved. ` +
+        `Lower ${rateKey} (in the run's config.json to continue it with --resume)`);
+    }
+    const growth = this.weightNorm !== null && this.weightNorm > 0 ? norm / this.weightNorm : 1;
+    const grew = `${what} grew the weights' norm ${growth.toPrecision(3)}-fold (${this.weightNorm?.toPrecision(3)} → ${norm.toPrecision(3)}) at ${rateKey} ${lr}`;
+    if (growth > EXPLODED_GROWTH) {
+      this.state.badInARow++;
+      throw new TrainingStopped(`stopping: ${grew}: the weights exploded and were not saved. Lower ${rateKey} (in the run's config.json to continue it with --resume)`);
+    }
+    if (growth > SUSPICIOUS_GROWTH && !this.warnedExplosion.has(rateKey)) {
+      this.warnedExplosion.add(rateKey);
+      this.store.log(`warning: ${grew}; a learning rate this high wrecks the model — lower ${rateKey} (said once)`);
+    }
+    this.weightNorm = norm;
+  }
+
+  /** L2 norm of the weights the optimizer updates (the adapters in a LoRA run). */
+  private async trainableWeightNorm(): Promise<number> {
+    const params = hasLora(this.model) ? trainableParameters(this.model) : this.model.params;
+    const sumSquares = T.zeros([1]);
+    const backend = T.getBackend();
+    for (const param of params.values()) backend.kernels.sumSquares(param.storage, sumSquares.storage, param.size, true);
+    const [value] = await sumSquares.read();
+    sumSquares.dispose();
+    return Math.sqrt(value);
   }
 
   /** A frozen copy of the policy after the warm-up: the KL penalty's reference (LoRA adapters merged in). */
@@ -351,6 +409,10 @@ export class Trainer {
 
   private async checkpoint(): Promise<void> {
     this.phase = 'checkpoint';
+    // Non-finite weights are never saved (the per-step guard stops first; this also covers weights given to the trainer).
+    if (!Number.isFinite(await this.trainableWeightNorm())) {
+      throw new TrainingStopped('stopping: the weights are non-finite (NaN/Inf); the checkpoint was not saved');
+    }
     this.state.carried = this.groupFilter.carried();
     const state = { ...this.state, elapsed: this.elapsedSeconds() };
     await this.store.saveCheckpoint({ state, model: this.model, optimizer: this.parts.optimizer });

@@ -1,12 +1,12 @@
 // Checkpoint directories on disk: atomic writes, round trip, clear errors for bad paths and corrupt files.
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
 import * as T from '../../src/tensor/index.js';
 import { TransformerLM } from '../../src/nn/transformer.js';
-import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from '../../src/io/node_files.js';
+import { CHECKSUM_FILE, loadCheckpoint, saveCheckpoint, sha256Hex, writeFileAtomic } from '../../src/io/node_files.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dapo-ckpt-'));
 beforeAll(() => T.setBackend(new ReferenceBackend()));
@@ -47,5 +47,25 @@ describe('checkpoint files', () => {
     m2.dispose();
     writeFileSync(join(bad2, 'model.safetensors'), Buffer.alloc(100, 1));
     expect(() => loadCheckpoint(bad2)).toThrow(/checkpoint .*bad2: safetensors: header length \d+ exceeds the file size 100/);
+  });
+
+  it('checks the files against checksums.sha256: changed finite bytes are named; without a manifest it still loads', async () => {
+    const model = new TransformerLM({ vocabSize: 5, dModel: 8, nLayers: 1, nHeads: 2, nKvHeads: 1, ffnDim: 8, maxSeqLen: 8 }, 4);
+    const out = join(dir, 'sums');
+    await saveCheckpoint(out, model);
+    model.dispose();
+    const files = ['config.json', 'model.safetensors'];
+    writeFileSync(join(out, CHECKSUM_FILE), files.map((file) => `${sha256Hex(readFileSync(join(out, file)))}  ${file}\n`).join(''));
+    loadCheckpoint(out).dispose();
+    // One weight changed to another finite value: no NaN check can see it, the checksum does.
+    const weights = readFileSync(join(out, 'model.safetensors'));
+    const dataStart = 8 + Number(weights.readBigUInt64LE(0));
+    weights.writeFloatLE(weights.readFloatLE(dataStart) + 1, dataStart);
+    writeFileSync(join(out, 'model.safetensors'), weights);
+    expect(() => loadCheckpoint(out)).toThrow(/sums: model\.safetensors does not match its SHA-256 checksum in checksums\.sha256/);
+    writeFileSync(join(out, CHECKSUM_FILE), 'not a checksum line\n');
+    expect(() => loadCheckpoint(out)).toThrow(/checksums\.sha256 line 1 is not "<sha256>  <file>"/);
+    rmSync(join(out, CHECKSUM_FILE));
+    loadCheckpoint(out).dispose();
   });
 });

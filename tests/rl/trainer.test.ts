@@ -2,7 +2,7 @@
 // micro-batching (1 micro-batch vs 4 give the same loss and gradients); a killed run resumed from its checkpoint
 // gives the same metrics as an uninterrupted run, with no line lost or duplicated; non-finite steps are skipped and
 // stop the run after the configured count.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -191,5 +191,63 @@ describe('DAPO trainer', () => {
     await expect(trainer.run()).rejects.toBeInstanceOf(TrainingStopped);
     trainer.dispose();
     expect(logs.some((l) => l.includes('skipped a non-finite step'))).toBe(true);
+  });
+
+  it('a skipped SFT step that stops the run is in sft.jsonl too, and non-finite weights are never checkpointed', async () => {
+    T.setBackend(backends[backends.length - 1].backend);
+    const dir = tmp();
+    const cfg = resolveTrainConfig(TINY, { sft: { steps: 5 }, rl: { maxBadSteps: 3 } });
+    const { task, model } = buildTaskAndModel(cfg);
+    // A NaN weight: every SFT loss is NaN, every step skipped.
+    const [name, weight] = [...model.params][0];
+    const poisoned = T.keep(T.tensor(new Float32Array(weight.size).fill(Number.NaN), weight.shape).requireGrad());
+    poisoned.name = name;
+    model.params.set(name, poisoned);
+    weight.dispose();
+    const store = NodeRunStore.create(dir, cfg, { force: true });
+    const trainer = new Trainer(cfg, task, freshParts(cfg, model), store);
+    await expect(trainer.run()).rejects.toThrow(/3 non-finite steps in a row/);
+    trainer.dispose();
+    expect(readJsonl(join(dir, 'sft.jsonl')).map((line) => [line.step, line.skipped])).toEqual([[1, true], [2, true], [3, true]]);
+    expect(store.lastCheckpoint).toBeNull();
+  });
+
+  it('rotation keeps the newest good checkpoints: a damaged directory beyond the run cannot push them out', async () => {
+    T.setBackend(backends[backends.length - 1].backend);
+    const dir = tmp();
+    const cfg = resolveTrainConfig(TINY, { rl: { steps: 2 }, checkpoint: { every: 1, keep: 1 }, eval: { every: 0 } });
+    const { task, model } = buildTaskAndModel(cfg);
+    const store = silentStore(dir, cfg);
+    // Left by an earlier history of the run (a resume fell back from it): a checkpoint newer than anything this run has.
+    mkdirSync(join(dir, 'checkpoints', 'step-000009'));
+    const saved: string[][] = [];
+    const save = store.saveCheckpoint.bind(store);
+    store.saveCheckpoint = async (checkpoint) => {
+      await save(checkpoint);
+      saved.push(readdirSync(join(dir, 'checkpoints')).filter((entry) => entry.startsWith('step-')).sort());
+    };
+    const trainer = new Trainer(cfg, task, freshParts(cfg, model), store);
+    await trainer.run();
+    trainer.dispose();
+    expect(saved).toEqual([
+      ['step-000000', 'step-000009'], ['step-000001', 'step-000009'], ['step-000002', 'step-000009'], ['step-000002-final', 'step-000009'],
+    ]);
+  });
+
+  it('a step that makes the weights non-finite stops the run before anything saves them', async () => {
+    T.setBackend(backends[backends.length - 1].backend);
+    const dir = tmp();
+    const cfg = resolveTrainConfig(TINY, { rl: { lr: 1e38, warmupSteps: 0, dynamicSampling: 'off' }, sft: { steps: 1 } });
+    const { task, model } = buildTaskAndModel(cfg);
+    const store = NodeRunStore.create(dir, cfg, { force: true });
+    const trainer = new Trainer(cfg, task, freshParts(cfg, model), store);
+    await expect(trainer.run()).rejects.toThrow(/RL step 1 made the weights non-finite/);
+    trainer.dispose();
+    expect(store.lastCheckpoint).toBe('step-000000');
+    expect(readdirSync(join(dir, 'checkpoints')).filter((entry) => entry.startsWith('step-'))).toEqual(['step-000000']);
+    const restored = restoreRun(dir, false)!;
+    expect(restored.state.rlStep).toBe(0);
+    restored.model.dispose();
+    restored.optimizerState.forEach((moment) => moment.dispose());
   });
 });
