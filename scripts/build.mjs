@@ -173,3 +173,7 @@ if (want('web') && existsSync(join(root, 'web/train.ts'))) {
   run(bin('esbuild'), ['web/train.ts', '--bundle', '--format=esm', '--platform=browser', '--target=es2022',
     '--outfile=dist/web/train.js', '--log-level=warning']);
 }
+if (want('web') && existsSync(join(root, 'web/finetune.ts'))) {
+  run(bin('esbuild'), ['web/finetune.ts', '--bundle', '--format=esm', '--platform=browser', '--target=es2022',
+    '--outfile=dist/web/finetune.js', '--log-level=warning']);
+}

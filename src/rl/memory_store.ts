@@ -1,6 +1,8 @@
 // A RunStore that keeps the run in memory: the training page's store (and a test double for the trainer).
 // Browser-safe: no files, only arrays of records and the newest checkpoint as bytes.
 import { encodeModel, encodeTensors } from '../io/checkpoint.js';
+import { type PeftAdapterFiles, saveLoraAdapter } from '../io/peft.js';
+import { hasLora, loraAdapters } from '../nn/lora.js';
 import type { TransformerLM } from '../nn/transformer.js';
 import { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped } from './run_store.js';
 
@@ -11,8 +13,13 @@ export type RecordKind = 'metrics' | 'eval' | 'sft';
 export interface MemoryCheckpoint {
   state: TrainerState;
   optimizerSteps: number;
-  /** The policy's weights (Hugging Face Llama names), or null when keepWeights is off. */
+  /** The policy's weights (Hugging Face Llama names), or null when keepWeights is off or the model has LoRA adapters
+   *  (its base does not change: the adapter is what a resumed run needs, as in a run directory's checkpoints). */
   weights: Uint8Array | null;
+  /** A LoRA model's PEFT adapter files (with keepWeights), else null. */
+  adapter: PeftAdapterFiles | null;
+  /** A LoRA model's dropout-mask counters, one per adapter, so a resumed run draws the same masks. */
+  loraDropoutCalls: number[] | null;
   /** AdamW moments, or null when keepWeights is off. */
   optimizer: Uint8Array | null;
 }
@@ -64,10 +71,13 @@ export class MemoryRunStore implements RunStore {
     // A deep copy: the trainer keeps mutating its state (carried groups included) after this call.
     const state = structuredClone(checkpoint.state);
     const step = String(checkpoint.state.rlStep);
+    const lora = hasLora(model);
     this.latest = {
       state,
       optimizerSteps: optimizer.stepCount,
-      weights: keepWeights ? await encodeModel(model, { step }) : null,
+      weights: keepWeights && !lora ? await encodeModel(model, { step }) : null,
+      adapter: keepWeights && lora ? await saveLoraAdapter(model) : null,
+      loraDropoutCalls: lora ? loraAdapters(model).map((adapter) => adapter.dropoutCalls) : null,
       optimizer: keepWeights ? await encodeTensors(optimizer.state(), { format: 'pt', steps: String(optimizer.stepCount) }) : null,
     };
     this.checkpoints++;
