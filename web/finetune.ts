@@ -4,13 +4,14 @@
 // memory in use, a Stop that keeps what was trained, and the PEFT adapter and merged model as downloads. A lost GPU
 // device is reported, and the run continues on WASM from its last in-memory checkpoint.
 // Each Train click sets window.finetuneRun, a promise of the run's FinetuneResult that never rejects.
-// Test hook: ?loseDeviceAtStep=N destroys the WebGPU device when RL step N is recorded (simulates a device loss).
+// Test hook: ?loseDeviceAfterCheckpoint=N destroys the WebGPU device once the in-memory checkpoint after RL step N is
+// saved (N = 0: the one before the first RL step), as a driver reset or a lost GPU would.
 import { initEngine } from '../src/browser.js';
 import type { Selection } from '../src/backend/select.js';
 import type { WebGPUBackend } from '../src/backend/webgpu/webgpu_backend.js';
 import * as T from '../src/tensor/index.js';
 import { type TrainConfig, TrainConfigError, parseOverrides, resolveTrainConfig } from '../src/rl/config.js';
-import { TrainingStopped } from '../src/rl/run_store.js';
+import { type TrainerCheckpoint, type TrainerState, TrainingStopped } from '../src/rl/run_store.js';
 import { Trainer, checkTaskFitsModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
 import { type MemoryCheckpoint, MemoryRunStore, type RecordKind, type RunRecord } from '../src/rl/memory_store.js';
 import { type ExportFiles, type HfExportSource, adapterDirectoryFiles, declaredWeightsDtype, hfDirectoryFiles } from '../src/rl/hf_export.js';
@@ -322,6 +323,15 @@ async function trainerFromCheckpoint(dir: ModelDirectory, config: TrainConfig, t
   return new Trainer(config, task, { model, optimizer, state, reference }, store);
 }
 
+/** A trainer from the start (a device lost before the first checkpoint): the base reloaded, fresh adapters, the
+ *  run's records dropped. */
+async function freshTrainer(dir: ModelDirectory, config: TrainConfig, task: MathTask, store: MemoryRunStore): Promise<Trainer> {
+  const model = await loadBase(dir, config, task);
+  if (config.lora.r > 0) applyLora(model, { ...config.lora, seed: config.seed });
+  for (const records of [store.metrics, store.evals, store.sft]) records.length = 0;
+  return new Trainer(config, task, freshParts(config, model), store);
+}
+
 /** Resolves with the loss message once the WebGPU device of `selection` is lost (never for WASM). */
 function deviceLoss(selection: Selection): { lost: Promise<string>; message: () => string | null } {
   let message: string | null = null;
@@ -331,6 +341,18 @@ function deviceLoss(selection: Selection): { lost: Promise<string>; message: () 
     return message;
   });
   return { lost, message: () => message };
+}
+
+/** The page's run store: a MemoryRunStore that tells the page when a checkpoint is saved (the device-loss test hook). */
+class PageRunStore extends MemoryRunStore {
+  constructor(private readonly afterCheckpoint: (state: TrainerState) => void, options: ConstructorParameters<typeof MemoryRunStore>[0]) {
+    super(options);
+  }
+
+  override async saveCheckpoint(checkpoint: TrainerCheckpoint): Promise<void> {
+    await super.saveCheckpoint(checkpoint);
+    this.afterCheckpoint(checkpoint.state);
+  }
 }
 
 let running = false;
@@ -368,8 +390,6 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
   status.textContent = `loading ${dir.name} (${formatBytes(summary.diskBytes)})…`;
   const model = await loadBase(dir, config, task);
   if (config.lora.r > 0) applyLora(model, { ...config.lora, seed: config.seed });
-  result.trainableParams = formatTrainableParameters(model);
-  log(`model ${dir.name}: ${result.trainableParams}`);
 
   const memoryEl = byId('memory');
   const showMemory = () => {
@@ -385,9 +405,14 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
 
   const panels = new Panels(byId('panels'));
   const controller = new AbortController();
-  const loseAt = Number(new URLSearchParams(location.search).get('loseDeviceAtStep') ?? NaN);
+  const loseAfter = Number(new URLSearchParams(location.search).get('loseDeviceAfterCheckpoint') ?? NaN);
   let lastYield = performance.now();
-  const store = new MemoryRunStore({
+  const store = new PageRunStore((state) => {
+    if (state.rlStep === loseAfter && T.getBackend().name === 'webgpu' && result.backends.length === 1) {
+      log(`test hook: destroying the WebGPU device after the checkpoint of RL step ${loseAfter}`);
+      (T.getBackend() as unknown as WebGPUBackend).device.destroy();
+    }
+  }, {
     signal: controller.signal,
     onLog: log,
     onProgress: (phase, done, total, detail) => {
@@ -397,10 +422,6 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
     },
     onRecord: async (kind: RecordKind, record: RunRecord) => {
       if (kind !== 'sft') await panels.draw(store);
-      if (kind === 'metrics' && record.step === loseAt && T.getBackend().name === 'webgpu' && result.backends.length === 1) {
-        log(`test hook: destroying the WebGPU device after RL step ${loseAt}`);
-        (T.getBackend() as unknown as WebGPUBackend).device.destroy();
-      }
       if (kind !== 'sft' || performance.now() - lastYield > 50) {
         await yieldToBrowser();
         lastYield = performance.now();
@@ -417,6 +438,8 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
   };
 
   let trainer = new Trainer(config, task, freshParts(config, model), store);
+  result.trainableParams = formatTrainableParameters(model);
+  log(`model ${dir.name}: ${result.trainableParams}`);
   try {
     for (;;) {
       try {
@@ -450,8 +473,7 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
         result.backends.push(selection.backend.name);
         log(`continuing on ${selection.backend.name} (${selection.reason}) from ${from}`);
         result.resumedFromStep = checkpoint?.state.rlStep ?? 0;
-        trainer = checkpoint ? await trainerFromCheckpoint(dir, config, task, store, checkpoint) : new Trainer(config, task, freshParts(config, await loadBase(dir, config, task)), store);
-        if (!checkpoint && config.lora.r > 0) applyLora(trainer.model, { ...config.lora, seed: config.seed });
+        trainer = checkpoint ? await trainerFromCheckpoint(dir, config, task, store, checkpoint) : await freshTrainer(dir, config, task, store);
       }
     }
   } finally {

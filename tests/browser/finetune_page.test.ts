@@ -14,6 +14,8 @@ import { browserTestMissing, openTab, useBrowserSession } from '../support/chrom
 import { checkpointShapes, fixtureFiles, writeFixture } from '../support/hf_fixture.js';
 import { repoPath } from '../support/paths.js';
 import { readSafetensorsHeader } from '../../src/io/safetensors.js';
+import { CharTokenizer } from '../../src/data/tokenizer.js';
+import { tokenizerConfigForCharVocabulary, tokenizerJsonForCharVocabulary } from '../../src/data/tokenizer_export.js';
 import { crc32 } from '../../web/zip.js';
 
 const missing = browserTestMissing('browser fine-tuning test', repoPath('dist/web/finetune.js'));
@@ -26,6 +28,12 @@ const CONFIG = {
   num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 256, rope_theta: 1000000,
   rms_norm_eps: 1e-6, tie_word_embeddings: true, hidden_act: 'silu', bos_token_id: 151643, eos_token_id: 151645, torch_dtype: 'bfloat16',
 };
+
+/** The device-loss run: a character vocabulary keeps the model small enough for the software WebGPU adapter (the
+ *  151,936-row head of the Qwen model above takes minutes per step there). */
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?\'"()+-*/=$%#<>|_{}[]\\\n';
+const CHATML = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}" +
+  '{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}';
 
 const RECORDS = [
   ['Tom has 3 apples and buys 4 more. How many?', '3+4=7\n#### 7'],
@@ -97,19 +105,26 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
   copyFileSync(join(QWEN3_DIR, 'tokenizer.json'), join(modelDir, 'tokenizer.json'));
   copyFileSync(join(QWEN3_DIR, 'tokenizer_config.json'), join(modelDir, 'tokenizer_config.json'));
   writeFileSync(join(modelDir, 'generation_config.json'), JSON.stringify({ eos_token_id: [151645, 151643], pad_token_id: 151643, temperature: 0.7, top_p: 0.8 }));
+  const charModelDir = join(dir, 'tiny-llama');
+  const charTokenizer = new CharTokenizer(ALPHABET);
+  const CHAR_CONFIG = {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: charTokenizer.vocabSize, hidden_size: 16, intermediate_size: 32,
+    num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 256, rope_theta: 10000,
+    rms_norm_eps: 1e-5, tie_word_embeddings: false, hidden_act: 'silu', bos_token_id: null, eos_token_id: charTokenizer.eosId, pad_token_id: charTokenizer.padId,
+  };
+  writeFixture(charModelDir, fixtureFiles(CHAR_CONFIG, { seed: 5 }));
+  writeFileSync(join(charModelDir, 'tokenizer.json'), JSON.stringify(tokenizerJsonForCharVocabulary(charTokenizer)));
+  writeFileSync(join(charModelDir, 'tokenizer_config.json'), JSON.stringify({ ...tokenizerConfigForCharVocabulary(charTokenizer), chat_template: CHATML }));
   const trainFile = join(dir, 'train.jsonl');
   writeFileSync(trainFile, RECORDS.map(([question, answer]) => JSON.stringify({ question, answer })).join('\n') + '\n');
   const expectedParams = [...checkpointShapes(CONFIG).values()].reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0);
 
   /** Picks the model directory and the dataset, fills the form and presses Train. */
-  async function startRun(tab: Page, backend: string, steps: number): Promise<void> {
+  async function startRun(tab: Page, backend: string, steps: number, model = modelDir): Promise<string> {
     await tab.waitForFunction(() => 'finetuneReady' in globalThis, undefined, { timeout: 20_000 });
-    await tab.setInputFiles('#modelDir', modelDir);
+    await tab.setInputFiles('#modelDir', model);
     await tab.waitForFunction(() => 'finetuneModel' in globalThis, undefined, { timeout: 20_000 });
     const summary = (await tab.locator('#modelSummary').textContent()) ?? '';
-    expect(summary).toContain('tiny-qwen: qwen2 (Qwen2ForCausalLM)');
-    expect(summary).toContain('BF16');
-    expect(summary).toContain('2 weight files');
     await tab.setInputFiles('#taskFile', trainFile);
     const fields: [string, string][] = [['steps', String(steps)], ['promptsPerStep', '2'], ['groupSize', '2'], ['maxNewTokens', '3'],
       ['loraR', '4'], ['loraAlpha', '8'], ['loraDropout', '0'], ['loraTargets', 'q_proj,v_proj'], ['lr', '0.001'], ['testFraction', '0.25']];
@@ -118,6 +133,7 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
     await tab.fill('[name=overrides]', 'rl.dynamicSampling=off\neval.problems=2\ntask.template=Q: {question}\nrl.overlongCache=1');
     await tab.click('#train');
     await tab.waitForFunction(() => 'finetuneRun' in globalThis, undefined, { timeout: 5_000 });
+    return summary;
   }
 
   async function runResult(tab: Page, logs: string[]): Promise<FinetuneResult> {
@@ -127,15 +143,13 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
     ]);
   }
 
-  function checkTrained(result: FinetuneResult, logs: string[], steps: number): void {
+  function checkTrained(result: FinetuneResult, logs: string[], steps: number, family = 'qwen2'): void {
     const context = `${result.errors.join('\n')}\n${logs.join('\n')}`;
     expect(result.errors, context).toEqual([]);
     expect(logs.filter((l) => l.startsWith('pageerror') || l.startsWith('error')), context).toEqual([]);
     expect(result.ok, context).toBe(true);
     expect(result.stopped).toBe(false);
-    expect(result.model!.family).toBe('qwen2');
-    expect(result.model!.params).toBe(expectedParams);
-    expect(result.model!.weightFiles).toEqual(['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']);
+    expect(result.model!.family).toBe(family);
     expect(result.config!.lora.r).toBe(4);
     // Only the adapters train: q_proj (4·16 + 16·4) and v_proj (4·16 + 8·4) of the one layer.
     expect(result.trainableParams).toMatch(/^trainable params: 224 \|\| all params: /);
@@ -162,10 +176,15 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
     const { tab, logs } = await openTab(session.browser);
     try {
       await tab.goto(`${session.origin}/finetune.html`);
-      await startRun(tab, 'wasm', 2);
+      const summary = await startRun(tab, 'wasm', 2);
+      expect(summary).toContain('tiny-qwen: qwen2 (Qwen2ForCausalLM), 2.434 M parameters, BF16 (config: bfloat16)');
+      expect(summary).toContain('2 weight files');
+      expect(summary).toContain('chat template: yes');
       const result = await runResult(tab, logs);
       console.log(`wasm: ${(await tab.locator('#summary').textContent()) ?? ''} (${result.seconds.toFixed(1)} s in the page)`);
       checkTrained(result, logs, 2);
+      expect(result.model!.params).toBe(expectedParams);
+      expect(result.model!.weightFiles).toEqual(['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']);
       expect(result.backends).toEqual(['wasm']);
       expect(await tab.locator('#memory').textContent()).toMatch(/^wasm memory in use: .+ in \d+ buffers \(peak .+\)$/);
 
@@ -199,22 +218,25 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
   it('reports a lost WebGPU device and continues on WASM from the last in-memory checkpoint', async () => {
     const { tab, logs } = await openTab(session.browser);
     try {
-      await tab.goto(`${session.origin}/finetune.html?loseDeviceAtStep=2`);
-      await startRun(tab, 'webgpu', 3);
-      await tab.waitForSelector('#lost:not([hidden])', { timeout: PAGE_TIMEOUT_MS });
+      await tab.goto(`${session.origin}/finetune.html?loseDeviceAfterCheckpoint=0`);
+      const summary = await startRun(tab, 'webgpu', 3, charModelDir);
+      expect(summary).toContain('tiny-llama: llama (LlamaForCausalLM)');
+      await tab.waitForSelector('#lost:not([hidden])', { timeout: PAGE_TIMEOUT_MS }).catch(async (err: Error) => {
+        const page = await tab.evaluate(() => ['status', 'errors', 'log'].map((id) => `${id}: ${document.getElementById(id)?.textContent}`).join('\n'));
+        throw new Error(`${err.message}\n${page}\n${logs.join('\n')}`);
+      });
       const banner = (await tab.locator('#lostMessage').textContent()) ?? '';
       expect(banner).toMatch(/^The WebGPU device was lost \(destroyed/);
-      // Step 2's checkpoint needed the device: the last one is step 1's.
-      expect(banner).toContain('continue on WASM from its last in-memory checkpoint (after RL step 1)');
+      expect(banner).toContain('continue on WASM from its last in-memory checkpoint (after RL step 0)');
       await tab.click('#continueWasm');
       const result = await runResult(tab, logs);
       console.log(`webgpu → wasm: ${(await tab.locator('#summary').textContent()) ?? ''} (${result.seconds.toFixed(1)} s in the page)`);
-      checkTrained(result, logs, 3);
+      checkTrained(result, logs, 3, 'llama');
       expect(result.backends).toEqual(['webgpu', 'wasm']);
       expect(result.deviceLost).toMatch(/^the WebGPU device was lost \(destroyed/);
-      expect(result.resumedFromStep).toBe(1);
+      expect(result.resumedFromStep).toBe(0);
       const adapter = await download(tab, '#downloadAdapter');
-      expect(adapter.name).toBe('tiny-qwen-dapo-step3-adapter.zip');
+      expect(adapter.name).toBe('tiny-llama-dapo-step3-adapter.zip');
     } finally {
       await tab.close();
     }
