@@ -175,7 +175,7 @@ async function summarizeModel(dir: ModelDirectory): Promise<ModelSummary> {
 }
 
 function describeModel(s: ModelSummary): string {
-  const millions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : `${(n / 1e6).toFixed(n < 1e6 ? 3 : 1)} M`);
+  const millions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toPrecision(3)} B` : `${(n / 1e6).toPrecision(3)} M`);
   return [
     `${s.name}: ${s.family} (${s.architecture}), ${millions(s.params)} parameters, ${s.dtype}`,
     `${s.layers} layers, hidden ${s.hidden}, heads ${s.heads}, vocabulary ${s.vocab}, context ${s.context}`,
@@ -404,7 +404,9 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
   const memoryTimer = setInterval(showMemory, 500);
 
   const panels = new Panels(byId('panels'));
-  const controller = new AbortController();
+  // Stop lets the running step finish and record its metrics, then ends the run there: the model keeps every
+  // step it recorded, and the downloads hold exactly that.
+  let stopRequested = false;
   const loseAfter = Number(new URLSearchParams(location.search).get('loseDeviceAfterCheckpoint') ?? NaN);
   let lastYield = performance.now();
   const store = new PageRunStore((state) => {
@@ -413,7 +415,6 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
       (T.getBackend() as unknown as WebGPUBackend).device.destroy();
     }
   }, {
-    signal: controller.signal,
     onLog: log,
     onProgress: (phase, done, total, detail) => {
       status.textContent = `${T.getBackend().name} · ${phase} ${done}/${total} · ${detail} · ${clock((performance.now() - startedAt) / 1000)}`;
@@ -422,6 +423,7 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
     },
     onRecord: async (kind: RecordKind, record: RunRecord) => {
       if (kind !== 'sft') await panels.draw(store);
+      if (stopRequested) throw new TrainingStopped(`stopped by the user after ${kind === 'metrics' ? `RL step ${record.step}` : `the ${kind} record of step ${record.step}`}`);
       if (kind !== 'sft' || performance.now() - lastYield > 50) {
         await yieldToBrowser();
         lastYield = performance.now();
@@ -432,7 +434,7 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
   const stop = byId<HTMLButtonElement>('stop');
   stop.disabled = false;
   stop.onclick = () => {
-    controller.abort();
+    stopRequested = true;
     stop.disabled = true;
     status.textContent = 'stopping after the current step…';
   };

@@ -29,11 +29,9 @@ const CONFIG = {
   rms_norm_eps: 1e-6, tie_word_embeddings: true, hidden_act: 'silu', bos_token_id: 151643, eos_token_id: 151645, torch_dtype: 'bfloat16',
 };
 
-/** The device-loss run: a character vocabulary keeps the model small enough for the software WebGPU adapter (the
- *  151,936-row head of the Qwen model above takes minutes per step there). */
+/** The Stop and device-loss runs: a character vocabulary and no chat template (plain-text prompts) keep the model and
+ *  the prompts small, so those runs take seconds. */
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?\'"()+-*/=$%#<>|_{}[]\\\n';
-const CHATML = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}" +
-  '{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}';
 
 const RECORDS = [
   ['Tom has 3 apples and buys 4 more. How many?', '3+4=7\n#### 7'],
@@ -114,18 +112,22 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
   };
   writeFixture(charModelDir, fixtureFiles(CHAR_CONFIG, { seed: 5 }));
   writeFileSync(join(charModelDir, 'tokenizer.json'), JSON.stringify(tokenizerJsonForCharVocabulary(charTokenizer)));
-  writeFileSync(join(charModelDir, 'tokenizer_config.json'), JSON.stringify({ ...tokenizerConfigForCharVocabulary(charTokenizer), chat_template: CHATML }));
+  writeFileSync(join(charModelDir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfigForCharVocabulary(charTokenizer)));
+  const jsonl = (rows: string[][]) => rows.map(([question, answer]) => JSON.stringify({ question, answer })).join('\n') + '\n';
   const trainFile = join(dir, 'train.jsonl');
-  writeFileSync(trainFile, RECORDS.map(([question, answer]) => JSON.stringify({ question, answer })).join('\n') + '\n');
+  writeFileSync(trainFile, jsonl(RECORDS));
+  // Short questions for the character model (a token per character).
+  const shortTrainFile = join(dir, 'short.jsonl');
+  writeFileSync(shortTrainFile, jsonl([['3+4?', '#### 7'], ['2*6?', '#### 12'], ['5*3?', '#### 15'], ['10-4?', '#### 6'], ['8*2?', '#### 16'], ['9+9?', '#### 18'], ['7+2?', '#### 9'], ['12-5?', '#### 7']]));
   const expectedParams = [...checkpointShapes(CONFIG).values()].reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0);
 
   /** Picks the model directory and the dataset, fills the form and presses Train. */
-  async function startRun(tab: Page, backend: string, steps: number, model = modelDir): Promise<string> {
+  async function startRun(tab: Page, backend: string, steps: number, model = modelDir, data = trainFile): Promise<string> {
     await tab.waitForFunction(() => 'finetuneReady' in globalThis, undefined, { timeout: 20_000 });
     await tab.setInputFiles('#modelDir', model);
     await tab.waitForFunction(() => 'finetuneModel' in globalThis, undefined, { timeout: 20_000 });
     const summary = (await tab.locator('#modelSummary').textContent()) ?? '';
-    await tab.setInputFiles('#taskFile', trainFile);
+    await tab.setInputFiles('#taskFile', data);
     const fields: [string, string][] = [['steps', String(steps)], ['promptsPerStep', '2'], ['groupSize', '2'], ['maxNewTokens', '3'],
       ['loraR', '4'], ['loraAlpha', '8'], ['loraDropout', '0'], ['loraTargets', 'q_proj,v_proj'], ['lr', '0.001'], ['testFraction', '0.25']];
     for (const [name, value] of fields) await tab.fill(`[name=${name}]`, value);
@@ -177,7 +179,7 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
     try {
       await tab.goto(`${session.origin}/finetune.html`);
       const summary = await startRun(tab, 'wasm', 2);
-      expect(summary).toContain('tiny-qwen: qwen2 (Qwen2ForCausalLM), 2.434 M parameters, BF16 (config: bfloat16)');
+      expect(summary).toContain('tiny-qwen: qwen2 (Qwen2ForCausalLM), 2.43 M parameters, BF16 (config: bfloat16)');
       expect(summary).toContain('2 weight files');
       expect(summary).toContain('chat template: yes');
       const result = await runResult(tab, logs);
@@ -215,12 +217,46 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
     }
   }, PAGE_TIMEOUT_MS + 60_000);
 
+  it('names what a picked directory lacks; Stop ends the run after the running step and keeps it for download', async () => {
+    const { tab, logs } = await openTab(session.browser);
+    try {
+      await tab.goto(`${session.origin}/finetune.html`);
+      await tab.waitForFunction(() => 'finetuneReady' in globalThis, undefined, { timeout: 20_000 });
+      // A directory without config.json or weights: a clear error, and Train refuses to start.
+      const notAModel = join(dir, 'not-a-model');
+      mkdirSync(notAModel, { recursive: true });
+      writeFileSync(join(notAModel, 'notes.txt'), 'hello');
+      await tab.setInputFiles('#modelDir', notAModel);
+      await tab.waitForFunction(() => document.getElementById('errors')?.textContent !== '', undefined, { timeout: 10_000 });
+      expect(await tab.locator('#errors').textContent()).toBe("the picked directory 'not-a-model' is not a Hugging Face model directory: " +
+        'missing config.json, tokenizer.json, model.safetensors (or model.safetensors.index.json and its shards)');
+
+      await startRun(tab, 'wasm', 50, charModelDir, shortTrainFile);
+      await tab.waitForFunction(() => /· rl 1\/50 ·/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: PAGE_TIMEOUT_MS });
+      await tab.click('#stop');
+      const result = await runResult(tab, logs);
+      expect(result.stopped).toBe(true);
+      expect(result.ok).toBe(false);
+      expect(result.rlSteps).toBeGreaterThanOrEqual(1);
+      expect(result.rlSteps).toBeLessThan(50);
+      // The step running at the click finished and was recorded; nothing after it ran.
+      expect(result.metrics.map((m) => m.step)).toEqual(Array.from({ length: result.rlSteps }, (_, i) => i + 1));
+      expect(await tab.locator('#summary').textContent()).toContain(`stopped after ${result.rlSteps} RL steps`);
+      const adapter = await download(tab, '#downloadAdapter');
+      expect(adapter.name).toBe(`tiny-llama-dapo-step${result.rlSteps}-adapter.zip`);
+      expect([...adapter.files.keys()]).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    } finally {
+      await tab.close();
+    }
+  }, PAGE_TIMEOUT_MS + 30_000);
+
   it('reports a lost WebGPU device and continues on WASM from the last in-memory checkpoint', async () => {
     const { tab, logs } = await openTab(session.browser);
     try {
       await tab.goto(`${session.origin}/finetune.html?loseDeviceAfterCheckpoint=0`);
-      const summary = await startRun(tab, 'webgpu', 3, charModelDir);
+      const summary = await startRun(tab, 'webgpu', 2, charModelDir, shortTrainFile);
       expect(summary).toContain('tiny-llama: llama (LlamaForCausalLM)');
+      expect(summary).toContain('chat template: no (plain-text prompts)');
       await tab.waitForSelector('#lost:not([hidden])', { timeout: PAGE_TIMEOUT_MS }).catch(async (err: Error) => {
         const page = await tab.evaluate(() => ['status', 'errors', 'log'].map((id) => `${id}: ${document.getElementById(id)?.textContent}`).join('\n'));
         throw new Error(`${err.message}\n${page}\n${logs.join('\n')}`);
@@ -231,12 +267,12 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
       await tab.click('#continueWasm');
       const result = await runResult(tab, logs);
       console.log(`webgpu → wasm: ${(await tab.locator('#summary').textContent()) ?? ''} (${result.seconds.toFixed(1)} s in the page)`);
-      checkTrained(result, logs, 3, 'llama');
+      checkTrained(result, logs, 2, 'llama');
       expect(result.backends).toEqual(['webgpu', 'wasm']);
       expect(result.deviceLost).toMatch(/^the WebGPU device was lost \(destroyed/);
       expect(result.resumedFromStep).toBe(0);
       const adapter = await download(tab, '#downloadAdapter');
-      expect(adapter.name).toBe('tiny-llama-dapo-step3-adapter.zip');
+      expect(adapter.name).toBe('tiny-llama-dapo-step2-adapter.zip');
     } finally {
       await tab.close();
     }
