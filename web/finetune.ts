@@ -12,18 +12,16 @@ import type { WebGPUBackend } from '../src/backend/webgpu/webgpu_backend.js';
 import * as T from '../src/tensor/index.js';
 import { type TrainConfig, TrainConfigError, parseOverrides, resolveTrainConfig } from '../src/rl/config.js';
 import { type TrainerCheckpoint, type TrainerState, TrainingStopped } from '../src/rl/run_store.js';
-import { Trainer, checkTaskFitsModel, freshParts, optimizerForResume } from '../src/rl/trainer.js';
-import { type MemoryCheckpoint, MemoryRunStore, type RecordKind, type RunRecord } from '../src/rl/memory_store.js';
+import { Trainer, checkTaskFitsModel, freshParts } from '../src/rl/trainer.js';
+import { MemoryRunStore, type RecordKind, type RunRecord, partsFromMemoryCheckpoint } from '../src/rl/memory_store.js';
 import { type ExportFiles, type HfExportSource, adapterDirectoryFiles, declaredWeightsDtype, hfDirectoryFiles } from '../src/rl/hf_export.js';
 import { type ModelFileReader, loadPretrainedFromFiles } from '../src/io/pretrained.js';
 import { fromHfConfig } from '../src/io/hf_config.js';
-import { decodeSafetensors, readSafetensorsHeader, safetensorsHeaderLength } from '../src/io/safetensors.js';
-import { loadModelWeights } from '../src/io/checkpoint.js';
-import { loadLoraAdapter } from '../src/io/peft.js';
+import { readSafetensorsHeader, safetensorsHeaderLength } from '../src/io/safetensors.js';
 import { HF_TOKENIZER_FILE_NAMES, HfTokenizer, type HfTokenizerFiles } from '../src/data/tokenizer_hf.js';
 import { type DatasetRow, datasetFormat, parseDataset } from '../src/data/datasets.js';
 import { MATH_TASK_DEFAULTS, type MathTask, type MathTaskConfig, mathTaskFromRows } from '../src/data/math_task.js';
-import { applyLora, formatTrainableParameters, hasLora, loraAdapters, mergeLora } from '../src/nn/lora.js';
+import { applyLora, formatTrainableParameters, hasLora, mergeLora } from '../src/nn/lora.js';
 import { TransformerLM } from '../src/nn/transformer.js';
 import { Panels, byId, clock, collectPageErrors, downloadBytes, formatBytes, pct, yieldToBrowser } from './page_common.js';
 import { zipStore } from './zip.js';
@@ -291,38 +289,6 @@ async function loadBase(dir: ModelDirectory, config: TrainConfig, task: MathTask
   return model;
 }
 
-/** A trainer over the last in-memory checkpoint (after a device loss), on the backend now active: the base reloaded
- *  from the picked files, the checkpoint's adapter (or full weights), optimizer moments and state; the run's records
- *  cut back to the checkpoint, as a resumed run directory is. */
-async function trainerFromCheckpoint(dir: ModelDirectory, config: TrainConfig, task: MathTask, store: MemoryRunStore, checkpoint: MemoryCheckpoint): Promise<Trainer> {
-  const model = await loadBase(dir, config, task);
-  if (checkpoint.adapter) {
-    loadLoraAdapter(model, checkpoint.adapter, { seed: config.seed });
-    loraAdapters(model).forEach((adapter, i) => { adapter.dropoutCalls = checkpoint.loraDropoutCalls?.[i] ?? 0; });
-  } else if (checkpoint.weights) {
-    loadModelWeights(model, checkpoint.weights);
-  } else if (config.lora.r > 0) {
-    applyLora(model, { ...config.lora, seed: config.seed });
-  }
-  const state = structuredClone(checkpoint.state);
-  const optimizer = optimizerForResume(config, model, state);
-  if (checkpoint.optimizer) {
-    const moments = new Map<string, T.Tensor>();
-    for (const [name, moment] of decodeSafetensors(checkpoint.optimizer).tensors) moments.set(name, T.tensor(moment.data, moment.shape));
-    optimizer.loadState(moments, checkpoint.optimizerSteps);
-  }
-  let reference: TransformerLM | null = null;
-  if (config.rl.klBeta > 0 && store.reference) {
-    reference = new TransformerLM(model.config, 0);
-    loadModelWeights(reference, store.reference);
-  }
-  const cut = <R extends RunRecord>(records: R[], keep: (record: R) => boolean) => records.splice(0, records.length, ...records.filter(keep));
-  cut(store.metrics, (record) => Number(record.step) <= state.rlStep);
-  cut(store.evals, (record) => Number(record.step) <= state.rlStep && (record.phase !== 'final' || state.finished));
-  if (!state.sftDone) cut(store.sft, () => false);
-  return new Trainer(config, task, { model, optimizer, state, reference }, store);
-}
-
 /** A trainer from the start (a device lost before the first checkpoint): the base reloaded, fresh adapters, the
  *  run's records dropped. */
 async function freshTrainer(dir: ModelDirectory, config: TrainConfig, task: MathTask, store: MemoryRunStore): Promise<Trainer> {
@@ -475,7 +441,9 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
         result.backends.push(selection.backend.name);
         log(`continuing on ${selection.backend.name} (${selection.reason}) from ${from}`);
         result.resumedFromStep = checkpoint?.state.rlStep ?? 0;
-        trainer = checkpoint ? await trainerFromCheckpoint(dir, config, task, store, checkpoint) : await freshTrainer(dir, config, task, store);
+        trainer = checkpoint
+          ? new Trainer(config, task, partsFromMemoryCheckpoint(store, config, await loadBase(dir, config, task)), store)
+          : await freshTrainer(dir, config, task, store);
       }
     }
   } finally {
