@@ -21,7 +21,7 @@ import { readSafetensorsHeader, safetensorsHeaderLength } from '../src/io/safete
 import { HF_TOKENIZER_FILE_NAMES, HfTokenizer, type HfTokenizerFiles } from '../src/data/tokenizer_hf.js';
 import { type DatasetRow, datasetFormat, parseDataset } from '../src/data/datasets.js';
 import { MATH_TASK_DEFAULTS, type MathTask, type MathTaskConfig, mathTaskFromRows } from '../src/data/math_task.js';
-import { applyLora, formatTrainableParameters, hasLora, mergeLora } from '../src/nn/lora.js';
+import { applyLora, formatTrainableParameters, hasLora, mergeLora, removeLora } from '../src/nn/lora.js';
 import { TransformerLM } from '../src/nn/transformer.js';
 import { Panels, byId, clock, collectPageErrors, downloadBytes, formatBytes, pct, yieldToBrowser } from './page_common.js';
 import { zipStore } from './zip.js';
@@ -323,6 +323,14 @@ class PageRunStore extends MemoryRunStore {
 
 let running = false;
 let currentModel: { dir: ModelDirectory; summary: ModelSummary } | null = null;
+/** The last run's trainer (its model backs the downloads) and backend, released when the next run starts. */
+let previousRun: { trainer: Trainer; selection: Selection } | null = null;
+
+/** Frees a trainer's tensors, the LoRA adapters first (they are not parameters of the model). */
+function disposeTrainer(trainer: Trainer): void {
+  if (hasLora(trainer.model)) removeLora(trainer.model);
+  trainer.dispose();
+}
 
 async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
   const startedAt = performance.now();
@@ -335,6 +343,11 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
   const { dir, summary } = currentModel;
   result.model = summary;
 
+  if (previousRun) {
+    disposeTrainer(previousRun.trainer);
+    previousRun.selection.backend.destroy();
+    previousRun = null;
+  }
   const settings = readForm(dir.name);
   const config = resolveTrainConfig(...settings.layers);
   result.config = config;
@@ -434,7 +447,7 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
         await new Promise<void>((resolve) => { byId<HTMLButtonElement>('continueWasm').onclick = () => resolve(); });
         byId('lost').hidden = true;
         // Free what lived on the lost device while it is still the active backend, then switch.
-        try { trainer.dispose(); } catch { /* the device is gone: its buffers went with it */ }
+        try { disposeTrainer(trainer); } catch { /* the device is gone: its buffers went with it */ }
         selection.backend.destroy();
         selection = await initEngine({ backend: 'wasm' });
         loss = deviceLoss(selection);
@@ -447,6 +460,7 @@ async function runFinetune(result: FinetuneResult): Promise<FinetuneResult> {
       }
     }
   } finally {
+    previousRun = { trainer, selection };
     clearInterval(memoryTimer);
     showMemory();
     stop.disabled = true;
