@@ -253,6 +253,10 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
   it('reports a lost WebGPU device and continues on WASM from the last in-memory checkpoint', async () => {
     const { tab, logs } = await openTab(session.browser);
     try {
+      // The device goes right after the checkpoint before the first RL step: on this software adapter (GLES compat,
+      // llvmpipe) a pretrained model's first optimizer-step readback on WebGPU does not come back (the same run
+      // through Node's Dawn does), so the WebGPU part stays at rollout and evaluation. The continuation from a
+      // later checkpoint is checked bit for bit in tests/rl/memory_store.test.ts.
       await tab.goto(`${session.origin}/finetune.html?loseDeviceAfterCheckpoint=0`);
       const summary = await startRun(tab, 'webgpu', 2, charModelDir, shortTrainFile);
       expect(summary).toContain('tiny-llama: llama (LlamaForCausalLM)');
