@@ -171,6 +171,7 @@ const WEB_PAGES = [
   'web/smoke.ts',
   'web/train.ts',
   'web/bench.ts',
+  'web/finetune.ts',
 ];
 
 /**

@@ -8,10 +8,7 @@ import { formatAccuracy, formatAccuracyGain } from '../src/rl/evaluate.js';
 import { TrainingStopped } from '../src/rl/run_store.js';
 import { Trainer, buildTaskAndModel, freshParts } from '../src/rl/trainer.js';
 import { MemoryRunStore, type RecordKind, type RunRecord } from '../src/rl/memory_store.js';
-import { DAPO_PANELS, type MetricsRecord, type PanelSpec, panelSvg } from '../src/plot/panels.js';
-import { lineChart, single } from '../src/plot/charts.js';
-import { fieldPoints, smoothPoints } from '../src/plot/series.js';
-import { renderVegaLite } from '../src/plot/vega_svg.js';
+import { Panels, byId, clock, collectPageErrors, pct, yieldToBrowser } from './page_common.js';
 
 const PAGE_BACKENDS = ['auto', 'webgpu', 'wasm'] as const;
 const QUERY_KEYS = ['backend', 'quick', 'algo', 'seed', 'steps', 'set'] as const;
@@ -44,11 +41,7 @@ export interface PageResult {
   errors: string[];
 }
 
-/** The page element with this id. */
-const byId = <E extends HTMLElement>(id: string) => document.getElementById(id) as E;
-const errors: string[] = [];
-addEventListener('error', (event) => errors.push(`page error: ${event.message}`));
-addEventListener('unhandledrejection', (event) => errors.push(`unhandled rejection: ${String((event.reason as Error)?.stack ?? event.reason)}`));
+const errors = collectPageErrors();
 
 /** Settings from the query string; every bad parameter is listed at once, config problems included. */
 function readSettings(params: URLSearchParams): PageSettings {
@@ -106,66 +99,6 @@ function fillForm(params: URLSearchParams, settings: PageSettings | null): void 
     for (const override of params.getAll('set')) next.append('set', override);
     location.search = next.toString();
   });
-}
-
-/** Lets the browser paint and handle input between training steps (a macrotask; MessageChannel is not throttled
- *  in background tabs the way setTimeout is). */
-function yieldToBrowser(): Promise<void> {
-  return new Promise((resolve) => {
-    const channel = new MessageChannel();
-    channel.port1.onmessage = () => resolve();
-    channel.port2.postMessage(null);
-  });
-}
-
-const SFT_PANEL = 'sft_loss';
-
-/** The trainer writes a numeric `step` into every record it stores. */
-const series = (records: readonly RunRecord[]) => records as readonly MetricsRecord[] as MetricsRecord[];
-
-async function sftLossSvg(records: readonly RunRecord[]): Promise<string> {
-  const points = fieldPoints(series(records), 'loss');
-  return renderVegaLite(single(lineChart(
-    { title: 'SFT loss (warm-up)', subtitle: 'faint: per step; solid: EMA (0.9)', yLabel: 'cross-entropy', xLabel: 'SFT step' },
-    [{ label: 'sft', points, smoothed: smoothPoints(points) }],
-  )));
-}
-
-/** The SFT loss and the DAPO panels, one <figure> each, redrawn in place. */
-class Panels {
-  constructor(private readonly root: HTMLElement) {}
-
-  private figure(name: string): HTMLElement {
-    let figure = this.root.querySelector<HTMLElement>(`figure[data-panel="${name}"]`);
-    if (!figure) {
-      figure = document.createElement('figure');
-      figure.dataset.panel = name;
-      this.root.append(figure);
-    }
-    return figure;
-  }
-
-  async draw(store: MemoryRunStore): Promise<void> {
-    if (store.sft.length) this.figure(SFT_PANEL).innerHTML = await sftLossSvg(store.sft);
-    if (!store.metrics.length) return;
-    for (const spec of DAPO_PANELS as readonly PanelSpec[]) {
-      const records = spec.source === 'eval' ? store.evals : store.metrics;
-      this.figure(spec.file).innerHTML = await panelSvg(spec, [{ label: 'run', records: series(records), evals: series(store.evals) }]);
-    }
-  }
-
-  count(): number {
-    return this.root.querySelectorAll('figure > svg').length;
-  }
-}
-
-function pct(x: unknown): string {
-  return typeof x === 'number' ? formatAccuracy(x) : '—';
-}
-
-function clock(seconds: number): string {
-  const whole = Math.round(seconds);
-  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, '0')}`;
 }
 
 /** Fills `result` as the run goes, so a failure still reports what was known (backend, records so far). */

@@ -1,8 +1,14 @@
 // A RunStore that keeps the run in memory: the training page's store (and a test double for the trainer).
 // Browser-safe: no files, only arrays of records and the newest checkpoint as bytes.
-import { encodeModel, encodeTensors } from '../io/checkpoint.js';
-import type { TransformerLM } from '../nn/transformer.js';
+import * as T from '../tensor/index.js';
+import { encodeModel, encodeTensors, loadModelWeights } from '../io/checkpoint.js';
+import { type PeftAdapterFiles, loadLoraAdapter, saveLoraAdapter } from '../io/peft.js';
+import { decodeSafetensors } from '../io/safetensors.js';
+import { hasLora, loraAdapters } from '../nn/lora.js';
+import { TransformerLM } from '../nn/transformer.js';
+import type { TrainConfig } from './config.js';
 import { type RunStore, type TrainerCheckpoint, type TrainerState, TrainingStopped } from './run_store.js';
+import { type TrainerParts, optimizerForResume } from './trainer.js';
 
 export type RunRecord = Record<string, unknown>;
 export type RecordKind = 'metrics' | 'eval' | 'sft';
@@ -11,8 +17,13 @@ export type RecordKind = 'metrics' | 'eval' | 'sft';
 export interface MemoryCheckpoint {
   state: TrainerState;
   optimizerSteps: number;
-  /** The policy's weights (Hugging Face Llama names), or null when keepWeights is off. */
+  /** The policy's weights (Hugging Face Llama names), or null when keepWeights is off or the model has LoRA adapters
+   *  (its base does not change: the adapter is what a resumed run needs, as in a run directory's checkpoints). */
   weights: Uint8Array | null;
+  /** A LoRA model's PEFT adapter files (with keepWeights), else null. */
+  adapter: PeftAdapterFiles | null;
+  /** A LoRA model's dropout-mask counters, one per adapter, so a resumed run draws the same masks. */
+  loraDropoutCalls: number[] | null;
   /** AdamW moments, or null when keepWeights is off. */
   optimizer: Uint8Array | null;
 }
@@ -64,10 +75,13 @@ export class MemoryRunStore implements RunStore {
     // A deep copy: the trainer keeps mutating its state (carried groups included) after this call.
     const state = structuredClone(checkpoint.state);
     const step = String(checkpoint.state.rlStep);
+    const lora = hasLora(model);
     this.latest = {
       state,
       optimizerSteps: optimizer.stepCount,
-      weights: keepWeights ? await encodeModel(model, { step }) : null,
+      weights: keepWeights && !lora ? await encodeModel(model, { step }) : null,
+      adapter: keepWeights && lora ? await saveLoraAdapter(model) : null,
+      loraDropoutCalls: lora ? loraAdapters(model).map((adapter) => adapter.dropoutCalls) : null,
       optimizer: keepWeights ? await encodeTensors(optimizer.state(), { format: 'pt', steps: String(optimizer.stepCount) }) : null,
     };
     this.checkpoints++;
@@ -86,4 +100,43 @@ export class MemoryRunStore implements RunStore {
     this.checkAbort();
     this.options.onProgress?.(phase, done, total, detail);
   }
+}
+
+/**
+ * What a run continues from after the store's newest checkpoint, on the backend active now (a page whose GPU device
+ * was lost continues on WASM): `base` is a fresh model as the run began (a LoRA run: its base without adapters, which
+ * gets the checkpoint's adapter and dropout counters; otherwise its weights are replaced by the checkpoint's), the
+ * optimizer moments and trainer state are the checkpoint's, and the store's records are cut back to it, as resuming a
+ * run directory does. Throws when the store kept no checkpoint, or one without weights (keepWeights off).
+ */
+export function partsFromMemoryCheckpoint(store: MemoryRunStore, config: TrainConfig, base: TransformerLM): TrainerParts {
+  const checkpoint = store.latest;
+  if (!checkpoint) throw new Error('the run has no in-memory checkpoint yet: start it over');
+  if (checkpoint.adapter) {
+    loadLoraAdapter(base, checkpoint.adapter, { seed: config.seed });
+    loraAdapters(base).forEach((adapter, i) => { adapter.dropoutCalls = checkpoint.loraDropoutCalls?.[i] ?? 0; });
+  } else if (checkpoint.weights) {
+    loadModelWeights(base, checkpoint.weights);
+  } else {
+    throw new Error('the in-memory checkpoint holds no weights (the store was made with keepWeights: false)');
+  }
+  const state = structuredClone(checkpoint.state);
+  const optimizer = optimizerForResume(config, base, state);
+  if (checkpoint.optimizer) {
+    const moments = new Map<string, T.Tensor>();
+    for (const [name, moment] of decodeSafetensors(checkpoint.optimizer).tensors) moments.set(name, T.tensor(moment.data, moment.shape));
+    optimizer.loadState(moments, checkpoint.optimizerSteps);
+  }
+  let reference: TransformerLM | null = null;
+  if (config.rl.klBeta > 0 && state.sftDone) {
+    if (!store.reference) throw new Error('the KL penalty is on but the store kept no reference policy');
+    reference = new TransformerLM(base.config, 0);
+    loadModelWeights(reference, store.reference);
+  }
+  // The steps after the checkpoint will be recomputed identically: their records go.
+  const cut = (records: RunRecord[], keep: (record: RunRecord) => boolean) => records.splice(0, records.length, ...records.filter(keep));
+  cut(store.metrics, (record) => Number(record.step) <= state.rlStep);
+  cut(store.evals, (record) => Number(record.step) <= state.rlStep && (record.phase !== 'final' || state.finished));
+  if (!state.sftDone) cut(store.sft, () => false);
+  return { model: base, optimizer, state, reference };
 }

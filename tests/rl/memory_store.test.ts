@@ -1,6 +1,7 @@
 // The in-memory RunStore (the browser page's store): the same run through it and through the run-directory store
 // gives the same records; its newest checkpoint holds a state copy and weights that load back into a model equal
-// to the trained one; aborting stops the run with TrainingStopped at the next record.
+// to the trained one; aborting stops the run with TrainingStopped at the next record; a run cut off after a checkpoint
+// (a page's lost GPU device) and continued from it on a fresh model gives the uninterrupted run's records and weights.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,12 @@ import { decodeSafetensors } from '../../src/io/safetensors.js';
 import { resolveTrainConfig } from '../../src/rl/config.js';
 import { type RunStore, TrainingStopped } from '../../src/rl/run_store.js';
 import { Trainer, buildTaskAndModel, freshParts } from '../../src/rl/trainer.js';
-import { MemoryRunStore, type RecordKind } from '../../src/rl/memory_store.js';
+import { MemoryRunStore, type RecordKind, partsFromMemoryCheckpoint } from '../../src/rl/memory_store.js';
+import { applyLora, loraAdapters } from '../../src/nn/lora.js';
+import type { TrainerCheckpoint } from '../../src/rl/run_store.js';
+import type { Backend } from '../../src/backend/backend.js';
+import { createBackend } from '../../src/backend/select.js';
+import { nodePlatform } from '../../src/node.js';
 import { NodeRunStore, readJsonl } from '../../src/rl/run_dir_node.js';
 
 const TINY = {
@@ -127,5 +133,77 @@ describe('MemoryRunStore', () => {
     await expect(trainer.run()).rejects.toBeInstanceOf(TrainingStopped);
     expect(mem.metrics).toHaveLength(1);
     trainer.dispose();
+  });
+
+  describe('continuing from the newest checkpoint (partsFromMemoryCheckpoint)', () => {
+    // On a float32 backend: checkpoints are float32, so only there is the continuation bit-identical (the float64
+    // reference would round at the checkpoint).
+    let wasm: Backend;
+    beforeAll(async () => {
+      wasm = (await createBackend('wasm', nodePlatform({ threads: 1 }), { threads: 1 })).backend;
+      T.setBackend(wasm);
+    });
+    afterAll(() => {
+      T.setBackend(backend);
+      wasm.destroy();
+    });
+    const cfg = resolveTrainConfig({ ...TINY, rl: { ...TINY.rl, steps: 3 } });
+    /** The TINY model as a run begins, with seeded LoRA adapters (dropout on: the mask counters must carry over). */
+    const freshModel = (lora: boolean) => {
+      const { task, model } = buildTaskAndModel(cfg);
+      if (lora) applyLora(model, { r: 2, alpha: 4, dropout: 0.1, targetModules: ['q_proj', 'v_proj', 'down_proj'], seed: cfg.seed });
+      return { task, model };
+    };
+    async function weightsOf(trainer: Trainer): Promise<number[][]> {
+      const tensors = loraAdapters(trainer.model).length ? loraAdapters(trainer.model).flatMap((a) => [a.loraA, a.loraB]) : [...trainer.model.params.values()];
+      return Promise.all(tensors.map(async (t) => Array.from(await t.read())));
+    }
+
+    /** A store whose device "is lost" right after the checkpoint of RL step `lostAfter`. */
+    class LosingStore extends MemoryRunStore {
+      constructor(private readonly lostAfter: number) { super(); }
+      override async saveCheckpoint(checkpoint: TrainerCheckpoint): Promise<void> {
+        await super.saveCheckpoint(checkpoint);
+        if (checkpoint.state.rlStep === this.lostAfter && checkpoint.state.sftDone) throw new Error('device lost (simulated)');
+      }
+    }
+
+    for (const lora of [true, false]) {
+      it(`${lora ? 'a LoRA run (adapter, dropout counters)' : 'a full fine-tuning run (weights)'}: same records and weights as the uninterrupted run`, async () => {
+        const whole = new MemoryRunStore();
+        const first = freshModel(lora);
+        const uninterrupted = new Trainer(cfg, first.task, freshParts(cfg, first.model), whole);
+        await uninterrupted.run();
+        const want = await weightsOf(uninterrupted);
+        uninterrupted.dispose();
+
+        const store = new LosingStore(1);
+        const start = freshModel(lora);
+        const cut = new Trainer(cfg, start.task, freshParts(cfg, start.model), store);
+        await expect(cut.run()).rejects.toThrow('device lost (simulated)');
+        expect(store.latest!.state.rlStep).toBe(1);
+        expect(store.latest!.weights === null).toBe(lora);
+        expect(store.latest!.adapter === null).toBe(!lora);
+        if (lora) expect(store.latest!.loraDropoutCalls!.some((calls) => calls > 0)).toBe(true);
+        cut.dispose();
+
+        const again = freshModel(false); // the base as loaded; the checkpoint brings the adapter back
+        const continued = new Trainer(cfg, again.task, partsFromMemoryCheckpoint(store, cfg, again.model), store);
+        await continued.run();
+        // Memory in use is no part of the run's math (the cut-off run's tensors differ from a fresh process's).
+        const math = (records: readonly Record<string, unknown>[]) => timeless(records).map(({ live_bytes: _live, ...rest }) => rest);
+        expect(math(store.metrics)).toEqual(math(whole.metrics));
+        expect(timeless(store.evals)).toEqual(timeless(whole.evals));
+        expect(timeless(store.sft)).toEqual(timeless(whole.sft));
+        expect(await weightsOf(continued)).toEqual(want);
+        continued.dispose();
+      });
+    }
+
+    it('refuses a store without a checkpoint or without weights', () => {
+      const { model } = freshModel(false);
+      expect(() => partsFromMemoryCheckpoint(new MemoryRunStore(), cfg, model)).toThrow('the run has no in-memory checkpoint yet');
+      model.dispose();
+    });
   });
 });
