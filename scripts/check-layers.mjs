@@ -26,7 +26,7 @@ export const LAYERS = [
   { name: 'data/rl/plot', units: ['src/data/', 'src/rl/', 'src/plot/'], siblings: { 'src/rl/': ['src/data/'] } },
   { name: 'bench', units: ['src/bench/'] },
   // The Node and browser entries re-export the platform-neutral index.
-  { name: 'entries', units: ['src/index.ts', 'src/node.ts', 'src/browser.ts'], siblings: { 'src/node.ts': ['src/index.ts'], 'src/browser.ts': ['src/index.ts'] } },
+  { name: 'entries', units: ['src/index.ts', 'src/node.ts', 'src/browser.ts', 'src/browser_engine.ts'], siblings: { 'src/node.ts': ['src/index.ts'], 'src/browser.ts': ['src/index.ts', 'src/browser_engine.ts'] } },
   { name: 'cli/web', units: ['cli/', 'web/'] },
 ];
 

@@ -5,7 +5,7 @@
 // backends=webgpu,wasm, peers=0|1, threads=N, run=1 to start at once); the form reloads the page with new ones.
 // A run's outcome lands in window.dapoBenchResult (a promise that never rejects), the compare view's in
 // window.dapoCompare.
-import { browserPlatform } from '../src/browser.js';
+import { browserPlatform } from '../src/browser_engine.js';
 import { BENCH_CASES, type BenchCaseName, type BenchSize, parseBenchSize, parseCaseNames } from '../src/bench/cases.js';
 import { type BenchEnvironment, adapterName, benchEnvironment, browserFromUserAgent, osFromUserAgent } from '../src/bench/environment.js';
 import { failureJson, recordJson } from '../src/bench/format.js';

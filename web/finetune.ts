@@ -6,7 +6,7 @@
 // Each Train click sets window.finetuneRun, a promise of the run's FinetuneResult that never rejects.
 // Test hook: ?loseDeviceAfterCheckpoint=N destroys the WebGPU device once the in-memory checkpoint after RL step N is
 // saved (N = 0: the one before the first RL step), as a driver reset or a lost GPU would.
-import { initEngine } from '../src/browser.js';
+import { initEngine } from '../src/browser_engine.js';
 import type { Selection } from '../src/backend/select.js';
 import type { WebGPUBackend } from '../src/backend/webgpu/webgpu_backend.js';
 import * as T from '../src/tensor/index.js';

@@ -1,7 +1,11 @@
 // Browser smoke test page: the same engine (src/) in a tab. Runs a matmul and a backward pass on WebGPU and
 // on WASM and checks both against the float64 reference; the result lands in window.__smoke.
-import { type Backend, ReferenceBackend, browserPlatform, createBackend, setBackend, tidy, backward } from '../src/browser.js';
-import * as T from '../src/browser.js';
+import type { Backend } from '../src/backend/backend.js';
+import { ReferenceBackend } from '../src/backend/reference/reference_backend.js';
+import { createBackend } from '../src/backend/select.js';
+import { browserPlatform } from '../src/browser_engine.js';
+import { backward, setBackend, tidy } from '../src/tensor/index.js';
+import * as T from '../src/tensor/index.js';
 
 interface Outcome {
   backend: string;

@@ -2,7 +2,7 @@
 // `dapo train`, with an in-memory run store and the DAPO panels redrawn as SVG while it trains.
 // Settings come from the query string (?backend=auto|webgpu|wasm&quick=1&algo=dapo|grpo&seed=N&steps=N&set=key=value);
 // the form reloads the page with new ones. The outcome lands in window.dapoResult (a promise that never rejects).
-import { initEngine } from '../src/browser.js';
+import { initEngine } from '../src/browser_engine.js';
 import { PAGE_QUICK_PRESET, type TrainConfig, TrainConfigError, configLayersFrom, resolveTrainConfig } from '../src/rl/config.js';
 import { formatAccuracy, formatAccuracyGain } from '../src/rl/evaluate.js';
 import { TrainingStopped } from '../src/rl/run_store.js';
