@@ -18,6 +18,8 @@ import { loadModelWeights } from '../src/io/checkpoint.js';
 import type { TransformerLM } from '../src/nn/transformer.js';
 import { plotRunDir } from './plot.js';
 import type { Task } from '../src/data/task.js';
+import { explicitBatchKeys } from '../src/rl/memory_plan.js';
+import { MemoryPlanError, planRun } from './train_plan.js';
 
 /** The command's options: the config flags (see configLayersFrom), with --config as a file path. */
 export interface TrainFlags extends Omit<ConfigFlags, 'configFile'> {
@@ -28,6 +30,8 @@ export interface TrainFlags extends Omit<ConfigFlags, 'configFile'> {
   plots: boolean;
   json?: boolean;
   quiet?: boolean;
+  /** Print the memory plan (and the batch sizes it picks) and exit: no run directory, no training. */
+  dryRun?: boolean;
 }
 
 function readConfigFile(path: string): unknown {
@@ -39,10 +43,14 @@ function readConfigFile(path: string): unknown {
   }
 }
 
+function layersFromFlags(flags: TrainFlags): unknown[] {
+  const configFile = flags.config ? readConfigFile(flags.config) : undefined;
+  return configLayersFrom({ ...flags, configFile });
+}
+
 /** The resolved config of the flags (what --print-config prints). */
 export function configFromFlags(flags: TrainFlags): TrainConfig {
-  const configFile = flags.config ? readConfigFile(flags.config) : undefined;
-  return resolveTrainConfig(...configLayersFrom({ ...flags, configFile }));
+  return resolveTrainConfig(...layersFromFlags(flags));
 }
 
 /** Loads a checkpoint directory's weights into a fresh model (config.init), naming what does not fit. */
@@ -119,6 +127,24 @@ export async function runTrain(flags: TrainFlags, out: (line: string) => void = 
   const taskOverride = await taskFromFiles(config, pretrained);
   const selection = await initEngine({ backend: config.backend });
   log(`backend: ${selection.backend.name} (${selection.reason})`);
+  if (!flags.resume) {
+    // Batch sizes left unset become the largest that fit; a plan that does not fit stops here, before any folder exists.
+    const planned = planRun(config, explicitBatchKeys(layersFromFlags(flags)), selection.backend, pretrained?.dir ?? null, taskOverride);
+    if (flags.dryRun) {
+      selection.backend.destroy();
+      for (const line of planned.lines) out(line);
+      if (planned.plan.problems.length) throw new MemoryPlanError(planned.lines);
+      return { runDir: '', backend: selection.backend.name, sft: null, final: null, plots: [], seconds: (performance.now() - startedAt) / 1000 };
+    }
+    if (planned.plan.problems.length) {
+      selection.backend.destroy();
+      throw new MemoryPlanError(planned.lines);
+    }
+    config = planned.config;
+  } else if (flags.dryRun) {
+    selection.backend.destroy();
+    throw new Error('--dry-run plans a fresh run; drop --resume');
+  }
 
   const store = flags.resume
     ? new NodeRunStore(runDir, config.checkpoint.keep, log, (...args) => progress.update(...args))

@@ -12,6 +12,7 @@ export const RL_RULES: Record<keyof RLConfig, Rule> = {
   promptsPerStep: int(1),
   groupSize: int(1),
   generationBatchPrompts: int(1),
+  generationChunk: int(0, '0 = a generation batch at once'),
   maxNewTokens: int(1),
   temperature: above(0),
   topP: range(0, 1, true, false),
