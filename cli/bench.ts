@@ -7,6 +7,7 @@ import { type BenchOutcome, type BenchRecord, type TimingOptions, isFailure } fr
 import { type BenchCaseName, type BenchSizes, benchSizes, parseCaseNames, runCase } from '../src/bench/cases.js';
 import { recordJson, recordText } from '../src/bench/format.js';
 import { statedPeerFor } from '../src/bench/dapo_step_bench.js';
+import { statedRealPeerFor } from '../src/bench/real_shapes_bench.js';
 import { type PeerKind, type Tf, loadTfjs, tfjsMatmul } from './tfjs_peer.js';
 import { tfjsAttention, tfjsMatmulTrain, tfjsSoftmaxGather } from './tfjs_model_peer.js';
 
@@ -180,7 +181,7 @@ export async function runBench(opts: BenchOptions, print: (line: string) => void
         }
       }
       // A figure quoted from the issue, not measured, next to the record it was stated for (dapo_step on wasm).
-      if (opts.peers) for (const r of ours) if (!isFailure(r)) { const stated = statedPeerFor(r); if (stated) theirs.push(stated); }
+      if (opts.peers) for (const r of ours) if (!isFailure(r)) { const stated = statedPeerFor(r) ?? statedRealPeerFor(r); if (stated) theirs.push(stated); }
       out.paired(ours, theirs);
     }
   }

@@ -9,8 +9,11 @@ import { MATMUL_TRAIN_N, MATMUL_TRAIN_N_QUICK, benchMatmulTrain } from './matmul
 import { TRAIN_STEP_SHAPE, TRAIN_STEP_SHAPE_QUICK, benchTrainStep } from './train_bench.js';
 import { GENERATE_SHAPE, GENERATE_SHAPE_QUICK, benchGenerate } from './generate_bench.js';
 import { DAPO_STEP_SHAPE, DAPO_STEP_SHAPE_QUICK, benchDapoStep } from './dapo_step_bench.js';
+import { REAL_SHAPES, type RealShape, benchRealShape, quickShape } from './real_shapes_bench.js';
 
-export const BENCH_CASES = ['matmul', 'attention', 'softmax_gather', 'matmul_train', 'train_step', 'generate', 'dapo_step'] as const;
+export const BENCH_CASES = [
+  'matmul', 'attention', 'softmax_gather', 'matmul_train', 'train_step', 'generate', 'dapo_step', 'smollm2_135m', 'qwen25_05b',
+] as const;
 export type BenchCaseName = (typeof BENCH_CASES)[number];
 
 /** --quick matmul: the squares up to 512. */
@@ -24,6 +27,8 @@ export interface BenchSizes {
   trainStep: typeof TRAIN_STEP_SHAPE;
   generate: typeof GENERATE_SHAPE;
   dapoStep: typeof DAPO_STEP_SHAPE;
+  /** Real-model shapes (random weights); --quick: the same cases at a tiny shape. */
+  real: Record<keyof typeof REAL_SHAPES, RealShape>;
 }
 
 export function benchSizes(small: boolean): BenchSizes {
@@ -35,6 +40,10 @@ export function benchSizes(small: boolean): BenchSizes {
     trainStep: small ? TRAIN_STEP_SHAPE_QUICK : TRAIN_STEP_SHAPE,
     generate: small ? GENERATE_SHAPE_QUICK : GENERATE_SHAPE,
     dapoStep: small ? DAPO_STEP_SHAPE_QUICK : DAPO_STEP_SHAPE,
+    real: {
+      smollm2_135m: small ? quickShape(REAL_SHAPES.smollm2_135m) : REAL_SHAPES.smollm2_135m,
+      qwen25_05b: small ? quickShape(REAL_SHAPES.qwen25_05b) : REAL_SHAPES.qwen25_05b,
+    },
   };
 }
 
@@ -57,8 +66,10 @@ export async function runCase(name: BenchCaseName, backend: Backend, label: stri
     case 'attention': return benchAttention(backend, label, sizes.attention, timing);
     case 'softmax_gather': return benchSoftmaxGather(backend, label, sizes.softmaxGather, timing);
     case 'matmul_train': return [await benchMatmulTrain(backend, label, sizes.matmulTrainN, timing)];
-    case 'train_step': return [await benchTrainStep(backend, label, sizes.trainStep, timing)];
+    case 'train_step': return [await benchTrainStep(backend, label, sizes.trainStep, timing, undefined, { profile: true })];
     case 'generate': return benchGenerate(backend, label, sizes.generate, timing);
     case 'dapo_step': return [await benchDapoStep(backend, label, sizes.dapoStep, timing)];
+    case 'smollm2_135m':
+    case 'qwen25_05b': return benchRealShape(backend, label, sizes.real[name]);
   }
 }
