@@ -9,16 +9,8 @@ import { makeTask } from '../src/data/tasks.js';
 import type { Task } from '../src/data/task.js';
 import type { TrainConfig } from '../src/rl/config.js';
 import {
-  type BatchPlan, type ExplicitBatchKeys, type MemoryLimits, REFERENCE_LIMITS, WASM_LIMITS, formatPlan, pickBatchSizes, webgpuLimits,
+  type BatchPlan, type ExplicitBatchKeys, backendMemoryLimits, formatPlan, pickBatchSizes,
 } from '../src/rl/memory_plan.js';
-
-/** The limits of the engine's backend: WASM's address space, a WebGPU device's buffer limits. */
-export function backendLimits(backend: Backend): MemoryLimits {
-  if (backend.name === 'wasm') return WASM_LIMITS;
-  const limits = (backend as unknown as { limits?: { maxBufferSize: number; maxStorageBufferBindingSize: number } }).limits;
-  if (backend.name === 'webgpu' && limits) return webgpuLimits(limits);
-  return REFERENCE_LIMITS;
-}
 
 /** The architecture a run trains: the built-in config, or config.json of the model directory (capped at model.maxSeqLen). */
 export function plannedModelConfig(config: TrainConfig, modelDir: string | null): ModelConfig {
@@ -39,7 +31,7 @@ export interface RunPlan {
 /** Plans a fresh run on `backend`; `task` is the dataset/reward task when there is one (else the built-in one). */
 export function planRun(config: TrainConfig, explicit: ExplicitBatchKeys, backend: Backend, modelDir: string | null, task: Task | undefined): RunPlan {
   const model = plannedModelConfig(config, modelDir);
-  const limits = backendLimits(backend);
+  const limits = backendMemoryLimits(backend);
   const promptLength = (task ?? makeTask(config.task)).maxPromptLength;
   const plan = pickBatchSizes({ config, model, promptLength, explicit, limits });
   const planned = { ...config, rl: { ...config.rl, microBatchSize: plan.microBatchSize, generationChunk: plan.generationChunk === plan.generationSequences ? config.rl.generationChunk : plan.generationChunk } };

@@ -12,7 +12,7 @@ import { AdamW } from '../optim/adamw.js';
 import { mix32 } from '../backend/rng.js';
 import { DAPO_DEFAULTS } from '../rl/config.js';
 import {
-  type LoraShape, type MemoryLimits, REFERENCE_LIMITS, WASM_LIMITS, estimateMemory, memoryProblems, webgpuLimits,
+  type LoraShape, type MemoryLimits, backendMemoryLimits, estimateMemory, memoryProblems,
 } from '../rl/memory_plan.js';
 import { type BenchFailure, type BenchOutcome, type BenchRecord, type TimingOptions, attempt, median, randomInts, repeatAsync, tokensPerSOf } from './common.js';
 import { type DapoStepShape, runDapoStep } from './dapo_step_bench.js';
@@ -75,12 +75,6 @@ export function statedRealPeerFor(r: BenchRecord): BenchRecord | undefined {
   return r.op === p.op && r.backend.startsWith('wasm') && r.shape.join() === p.shape.join() ? p : undefined;
 }
 
-export function limitsOf(backend: Backend): MemoryLimits {
-  if (backend.name === 'wasm') return WASM_LIMITS;
-  const l = (backend as unknown as { limits?: { maxBufferSize: number; maxStorageBufferBindingSize: number } }).limits;
-  return backend.name === 'webgpu' && l ? webgpuLimits(l) : REFERENCE_LIMITS;
-}
-
 function doesNotFit(op: string, label: string, shape: readonly number[], problems: string[]): BenchFailure {
   return { op, backend: label, shape: [...shape], error: `does not fit: ${problems.join('; ')}` };
 }
@@ -125,13 +119,13 @@ function disposeModel(model: TransformerLM, opt: AdamW): void {
 }
 
 /** One DAPO step record at `shape` (full or LoRA), with the micro-batch the plan picked and the step's profile. */
-async function benchRealDapoStep(backend: Backend, label: string, shape: RealShape, lora: boolean): Promise<BenchOutcome> {
+async function benchRealDapoStep(backend: Backend, label: string, shape: RealShape, lora: boolean, limits: MemoryLimits): Promise<BenchOutcome> {
   const op = `${shape.name}/dapo_step_${lora ? 'lora' : 'full'}`;
   const { prompts: B, groupSize: G, promptLen: P, newTokens: N } = shape.dapo;
   const dims = [B, G, P, N];
   const config = resolveModelConfig(shape.model);
   const sequences = B * G;
-  const fit = fittingMicroBatch(config, lora ? loraShape : null, sequences, P + N - 1, shape.dapo.microBatchSize, { batch: sequences, prompt: P, total: P + N }, limitsOf(backend));
+  const fit = fittingMicroBatch(config, lora ? loraShape : null, sequences, P + N - 1, shape.dapo.microBatchSize, { batch: sequences, prompt: P, total: P + N }, limits);
   if (fit.micro === null) return doesNotFit(op, label, dims, fit.problems);
   return guarded(op, label, dims, async () => {
     setBackend(backend);
@@ -166,12 +160,11 @@ async function benchRealDapoStep(backend: Backend, label: string, shape: RealSha
 }
 
 /** A train step (forward, cross-entropy, backward, AdamW) at `shape`, full or LoRA, profiled once. */
-async function benchRealTrainStep(backend: Backend, label: string, shape: RealShape, lora: boolean): Promise<BenchOutcome> {
+async function benchRealTrainStep(backend: Backend, label: string, shape: RealShape, lora: boolean, limits: MemoryLimits): Promise<BenchOutcome> {
   const op = `${shape.name}/train_step_${lora ? 'lora' : 'full'}`;
   const { batch, seqLen } = shape.train;
   const config = resolveModelConfig(shape.model);
   const e = estimateMemory(config, { microBatchSize: batch, trainLength: seqLen, generationBatch: 1, promptLength: 1, generationLength: 2, reference: false }, { lora: lora ? loraShape : null });
-  const limits = limitsOf(backend);
   const problems = memoryProblems(e, limits);
   if (problems.length) return doesNotFit(op, label, [batch, seqLen], problems);
   return guarded(op, label, [batch, seqLen], async () => {
@@ -183,11 +176,10 @@ async function benchRealTrainStep(backend: Backend, label: string, shape: RealSh
 }
 
 /** Generation at `shape` (prefill, decode, the whole generate()). */
-async function benchRealGenerate(backend: Backend, label: string, shape: RealShape): Promise<BenchOutcome[]> {
+async function benchRealGenerate(backend: Backend, label: string, shape: RealShape, limits: MemoryLimits): Promise<BenchOutcome[]> {
   const { prompts, promptLen, newTokens } = shape.generate;
   const config = resolveModelConfig(shape.model);
   const e = estimateMemory(config, { microBatchSize: 1, trainLength: 1, generationBatch: prompts, promptLength: promptLen, generationLength: promptLen + newTokens, reference: false }, {});
-  const limits = limitsOf(backend);
   // Generation alone: no gradients or moments.
   const problems = memoryProblems({ ...e, trainPeak: 0, generationPeak: e.weights + e.kvCache + e.generationScratch, largestTensor: { what: 'embedding', bytes: config.vocabSize * config.dModel * 4 } }, limits);
   const op = `${shape.name}/generate`;
@@ -201,13 +193,13 @@ async function benchRealGenerate(backend: Backend, label: string, shape: RealSha
   }
 }
 
-/** Every real-shape case of `shape` on `backend`. */
-export async function benchRealShape(backend: Backend, label: string, shape: RealShape): Promise<BenchOutcome[]> {
+/** Every real-shape case of `shape` on `backend`; `limits` (default: the backend's) decide what fits. */
+export async function benchRealShape(backend: Backend, label: string, shape: RealShape, limits: MemoryLimits = backendMemoryLimits(backend)): Promise<BenchOutcome[]> {
   return [
-    ...await benchRealGenerate(backend, label, shape),
-    await benchRealTrainStep(backend, label, shape, false),
-    await benchRealTrainStep(backend, label, shape, true),
-    await benchRealDapoStep(backend, label, shape, false),
-    await benchRealDapoStep(backend, label, shape, true),
+    ...await benchRealGenerate(backend, label, shape, limits),
+    await benchRealTrainStep(backend, label, shape, false, limits),
+    await benchRealTrainStep(backend, label, shape, true, limits),
+    await benchRealDapoStep(backend, label, shape, false, limits),
+    await benchRealDapoStep(backend, label, shape, true, limits),
   ];
 }

@@ -3,6 +3,7 @@
 // the backend's limits (the 4 GiB a WebAssembly instance can address; WebGPU's maxBufferSize and
 // maxStorageBufferBindingSize per buffer). `dapo train --dry-run` prints it; the trainer's batch sizes, when not set,
 // are the largest that fit (pickBatchSizes). Browser-safe: no Node imports.
+import type { Backend } from '../backend/backend.js';
 import { type ModelConfig, headDim, parameterCount } from '../nn/config.js';
 import type { TrainConfig } from './config.js';
 
@@ -33,6 +34,13 @@ export const REFERENCE_LIMITS: MemoryLimits = { backend: 'reference', totalBytes
 /** A WebGPU device's limits: no total, one buffer at most min(maxBufferSize, maxStorageBufferBindingSize). */
 export function webgpuLimits(limits: { maxBufferSize: number; maxStorageBufferBindingSize: number }): MemoryLimits {
   return { backend: 'webgpu', totalBytes: null, bufferBytes: Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize) };
+}
+
+/** The limits of a live backend: WASM's address space, a WebGPU device's buffer limits, none for the reference. */
+export function backendMemoryLimits(backend: Backend): MemoryLimits {
+  if (backend.name === 'wasm') return WASM_LIMITS;
+  const limits = (backend as unknown as { limits?: { maxBufferSize: number; maxStorageBufferBindingSize: number } }).limits;
+  return backend.name === 'webgpu' && limits ? webgpuLimits(limits) : REFERENCE_LIMITS;
 }
 
 /** The work of one RL step that sizes memory. */
@@ -190,7 +198,12 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
   // (logits and their gradient) or with the forward's scratch and every gradient live: the larger of the two.
   const accumulating = (shape.microBatchesPerStep ?? 1) > 1;
   const liveGradients = accumulating ? gradients : 0;
-  const backwardScratch = accumulating ? Math.max(forwardScratch, logitsBytes) : Math.max(logitsBytes, forwardScratch + gradients);
+  // Accumulating a gradient adds the new one into a fresh sum (backward.ts addAndFree): one tensor more, at most the
+  // largest trainable one.
+  const largestTrainable = lora ? lora.r * Math.max(d, model.ffnDim, model.nHeads * hd) : Math.max(V * d, d * model.ffnDim, d * model.nHeads * hd);
+  const backwardScratch = accumulating
+    ? Math.max(forwardScratch, logitsBytes) + largestTrainable * FLOAT
+    : Math.max(logitsBytes, forwardScratch + gradients);
   const trainPeak = weights + reference + liveGradients + optimizer + activations + logits + backwardScratch;
 
   const kvCache = model.nLayers * 2 * shape.generationBatch * model.nKvHeads * shape.generationLength * hd * FLOAT;
