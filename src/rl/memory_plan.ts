@@ -243,7 +243,7 @@ export function memoryProblems(estimate: MemoryEstimate, limits: MemoryLimits): 
   const problems: string[] = [];
   if (limits.totalBytes !== null) {
     const budget = limits.totalBytes * PLAN_HEADROOM;
-    const where = limits.backend === 'wasm' ? 'the 4 GiB a WebAssembly instance can address' : `${gib(limits.totalBytes)}`;
+    const where = limits.backend === 'wasm' && limits.totalBytes === WASM_ADDRESS_SPACE ? 'the 4 GiB a WebAssembly instance can address' : `the ${gib(limits.totalBytes)} limit`;
     if (estimate.trainPeak > budget) problems.push(`the update needs about ${gib(estimate.trainPeak)}, over ${gib(budget)} (${Math.round(PLAN_HEADROOM * 100)} % of ${where})`);
     if (estimate.generationPeak > budget) problems.push(`generation needs about ${gib(estimate.generationPeak)}, over ${gib(budget)} (${Math.round(PLAN_HEADROOM * 100)} % of ${where})`);
   }
