@@ -193,13 +193,19 @@ async function benchRealGenerate(backend: Backend, label: string, shape: RealSha
   }
 }
 
-/** Every real-shape case of `shape` on `backend`; `limits` (default: the backend's) decide what fits. */
-export async function benchRealShape(backend: Backend, label: string, shape: RealShape, limits: MemoryLimits = backendMemoryLimits(backend)): Promise<BenchOutcome[]> {
-  return [
-    ...await benchRealGenerate(backend, label, shape, limits),
-    await benchRealTrainStep(backend, label, shape, false, limits),
-    await benchRealTrainStep(backend, label, shape, true, limits),
-    await benchRealDapoStep(backend, label, shape, false, limits),
-    await benchRealDapoStep(backend, label, shape, true, limits),
-  ];
+export const REAL_CASES = ['generate', 'train_step_full', 'train_step_lora', 'dapo_step_full', 'dapo_step_lora'] as const;
+export type RealCase = (typeof REAL_CASES)[number];
+
+/** The real-shape cases of `shape` on `backend` (default all, in REAL_CASES order); `limits` (default: the backend's)
+ *  decide what fits. */
+export async function benchRealShape(
+  backend: Backend, label: string, shape: RealShape, limits: MemoryLimits = backendMemoryLimits(backend), cases: readonly RealCase[] = REAL_CASES,
+): Promise<BenchOutcome[]> {
+  const out: BenchOutcome[] = [];
+  for (const c of REAL_CASES.filter((name) => cases.includes(name))) {
+    if (c === 'generate') out.push(...await benchRealGenerate(backend, label, shape, limits));
+    else if (c === 'train_step_full' || c === 'train_step_lora') out.push(await benchRealTrainStep(backend, label, shape, c === 'train_step_lora', limits));
+    else out.push(await benchRealDapoStep(backend, label, shape, c === 'dapo_step_lora', limits));
+  }
+  return out;
 }
