@@ -10,6 +10,7 @@ import { type ModelConfig, parameterCount, resolveModelConfig } from '../../src/
 import { LORA_TARGET_MODULES, applyLora, removeLora, trainableParameters } from '../../src/nn/lora.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { runDapoStep } from '../../src/bench/dapo_step_bench.js';
+import { generate } from '../../src/nn/generate.js';
 import { resolveTrainConfig } from '../../src/rl/config.js';
 import {
   GIB, type MemoryLimits, PLAN_HEADROOM, WASM_LIMITS, estimateMemory, explicitBatchKeys, formatPlan, layerActivationFloats, loraParameterCount,
@@ -78,6 +79,36 @@ describe('memory estimate against the WASM backend', () => {
         }
       });
     }
+  }
+});
+
+describe('generation estimate against the WASM backend', () => {
+  // The prefill keeps every layer's intermediates until the forward returns (one tidy), so it, not the KV cache,
+  // dominates generation at long prompts.
+  const GEN_CASES = [
+    { model: { vocabSize: 500, dModel: 64, nLayers: 3, nHeads: 4, nKvHeads: 2, ffnDim: 160, maxSeqLen: 96 }, batch: 8, promptLen: 40, newTokens: 6 },
+    { model: { vocabSize: 3000, dModel: 96, nLayers: 2, nHeads: 6, nKvHeads: 2, ffnDim: 256, maxSeqLen: 96 }, batch: 16, promptLen: 20, newTokens: 10 },
+  ];
+  for (const [i, c] of GEN_CASES.entries()) {
+    it(`generate(), shape ${i + 1}: weights + KV cache + prefill scratch within ${UNDER}–${OVER}× of the measured peak`, async () => {
+      const wasm = (await createBackend('wasm', nodePlatform({ threads: 1 }), { threads: 1 })).backend;
+      try {
+        setBackend(wasm);
+        const model = new TransformerLM(c.model, 1);
+        const prompts = Array.from({ length: c.batch }, (_, b) => Array.from({ length: c.promptLen }, (_, t) => (b + t * 3) % c.model.vocabSize));
+        await generate(model, prompts, { maxNewTokens: c.newTokens, temperature: 1, seed: 1, padId: 0 });
+        const measured = wasm.memory().peakBytes;
+        const e = estimateMemory(model.config, {
+          microBatchSize: 1, trainLength: 1, generationBatch: c.batch, promptLength: c.promptLen, generationLength: c.promptLen + c.newTokens, reference: false,
+        });
+        const estimate = e.weights + e.kvCache + e.generationScratch;
+        expect(measured / estimate, `measured ${measured} B, estimated ${estimate} B`).toBeGreaterThan(1 / OVER);
+        expect(measured / estimate, `measured ${measured} B, estimated ${estimate} B`).toBeLessThan(1 / UNDER);
+        model.dispose();
+      } finally {
+        wasm.destroy();
+      }
+    });
   }
 });
 
