@@ -165,7 +165,8 @@ async function benchRealTrainStep(backend: Backend, label: string, shape: RealSh
   const { batch, seqLen } = shape.train;
   const config = resolveModelConfig(shape.model);
   const e = estimateMemory(config, { microBatchSize: batch, trainLength: seqLen, generationBatch: 1, promptLength: 1, generationLength: 2, reference: false }, { lora: lora ? loraShape : null });
-  const problems = memoryProblems(e, limits);
+  // A train step generates nothing: only the update's peak counts.
+  const problems = memoryProblems({ ...e, generationPeak: 0 }, limits);
   if (problems.length) return doesNotFit(op, label, [batch, seqLen], problems);
   return guarded(op, label, [batch, seqLen], async () => {
     const r = await benchTrainStep(backend, label, shape.train, ONE_RUN, shape.model, {
