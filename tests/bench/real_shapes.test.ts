@@ -54,7 +54,7 @@ describe('real-shape bench cases', () => {
     expect(outcomes).toHaveLength(5);
     for (const o of outcomes) {
       expect(isFailure(o)).toBe(true);
-      if (isFailure(o)) expect(o.error).toMatch(/^does not fit: .*needs about .* GiB, over 51\.2 MiB \(80 % of the 64\.0 MiB limit\)/);
+      if (isFailure(o)) expect(o.error).toMatch(/^does not fit: the run needs about .* GiB of WASM address space .*, over 60\.8 MiB \(95 % of the 64\.0 MiB limit\)/);
     }
   });
 
