@@ -57,6 +57,7 @@ program.command('train')
   .option('--force', 'overwrite an existing run directory')
   .option('--no-plots', 'skip writing plots at the end')
   .option('--print-config', 'print the fully resolved config as JSON and exit')
+  .option('--dry-run', 'print the memory plan (weights, gradients, optimizer, activations, logits, KV cache) and the batch sizes it picks, then exit; creates no run directory')
   .option('--json', 'print a JSON summary at the end')
   .option('--quiet', 'no progress lines')
   .action(async (o) => {

@@ -26,6 +26,8 @@ import { isDatasetTask } from '../src/data/math_task.js';
 import { KernelError } from '../src/backend/types.js';
 import { Interrupted, SIGNAL_EXIT_CODE, withFileContext, withFileContextSync } from './errors.js';
 import { createRunDirectory, removeRunStub } from './run_place.js';
+import { explicitBatchKeys } from '../src/rl/memory_plan.js';
+import { MemoryPlanError, planRun } from './train_plan.js';
 
 /** The command's options: the config flags (see configLayersFrom), with --config as a file path. */
 export interface TrainFlags extends Omit<ConfigFlags, 'configFile'> {
@@ -36,6 +38,8 @@ export interface TrainFlags extends Omit<ConfigFlags, 'configFile'> {
   plots: boolean;
   json?: boolean;
   quiet?: boolean;
+  /** Print the memory plan (and the batch sizes it picks) and exit: no run directory, no training. */
+  dryRun?: boolean;
 }
 
 function readConfigFile(path: string): unknown {
@@ -47,11 +51,15 @@ function readConfigFile(path: string): unknown {
   }
 }
 
+function layersFromFlags(flags: TrainFlags): unknown[] {
+  const configFile = flags.config ? readConfigFile(flags.config) : undefined;
+  return configLayersFrom({ ...flags, configFile });
+}
+
 /** The resolved config of the flags (what --print-config prints), its built-in task checked too: an unknown task
  *  or a bad task knob fails here, before any GPU probe or run directory. */
 export function configFromFlags(flags: TrainFlags): TrainConfig {
-  const configFile = flags.config ? readConfigFile(flags.config) : undefined;
-  const config = resolveTrainConfig(...configLayersFrom({ ...flags, configFile }));
+  const config = resolveTrainConfig(...layersFromFlags(flags));
   // A dataset task is checked when its files are read (taskFromFiles); a built-in task builds in microseconds.
   if (!isDatasetTask(config.task.name)) makeTask(config.task);
   return config;
@@ -241,12 +249,25 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
     pretrained = await pretrainedSource(config, log);
     const taskOverride = await taskFromFiles(config, pretrained);
     interrupts.signal.throwIfAborted();
-    if (!flags.resume) {
-      createdDir = createRunDirectory(runDir);
-      store = await withFileContext('create run directory', runDir, () => NodeRunStore.create(runDir, config, { force: flags.force, log, progress: (...args) => progress.update(...args) }));
-    }
     selection = await initEngine({ backend: config.backend });
     log(`backend: ${selection.backend.name} (${selection.reason})`);
+    if (!flags.resume) {
+      // Batch sizes left unset become the largest that fit; a plan that does not fit stops here, before any folder exists.
+      const planned = planRun(config, explicitBatchKeys(layersFromFlags(flags)), selection.backend, pretrained?.dir ?? null, taskOverride);
+      if (flags.dryRun) {
+        for (const line of planned.lines) out(line);
+        if (planned.plan.problems.length) throw new MemoryPlanError(planned.lines);
+        selection.backend.destroy();
+        return { runDir: '', backend: selection.backend.name, sft: null, final: null, plots: [], seconds: (performance.now() - startedAt) / 1000 };
+      }
+      if (planned.plan.problems.length) throw new MemoryPlanError(planned.lines);
+      config = planned.config;
+      createdDir = createRunDirectory(runDir);
+      const planConfig = config;
+      store = await withFileContext('create run directory', runDir, () => NodeRunStore.create(runDir, planConfig, { force: flags.force, log, progress: (...args) => progress.update(...args) }));
+    } else if (flags.dryRun) {
+      throw new Error('--dry-run plans a fresh run; drop --resume');
+    }
     store ??= new NodeRunStore(runDir, config.checkpoint.keep, log, (...args) => progress.update(...args));
     let task: Task;
     let freshModel: TransformerLM | null;

@@ -11,8 +11,11 @@ import { MATMUL_TRAIN_N, MATMUL_TRAIN_N_QUICK, benchMatmulTrain } from './matmul
 import { TRAIN_STEP_SHAPE, TRAIN_STEP_SHAPE_QUICK, benchTrainStep } from './train_bench.js';
 import { GENERATE_SHAPE, GENERATE_SHAPE_QUICK, benchGenerate } from './generate_bench.js';
 import { DAPO_STEP_SHAPE, DAPO_STEP_SHAPE_QUICK, benchDapoStep } from './dapo_step_bench.js';
+import { REAL_SHAPES, type RealShape, benchRealShape, quickShape } from './real_shapes_bench.js';
 
-export const BENCH_CASES = ['matmul', 'attention', 'softmax_gather', 'matmul_train', 'train_step', 'generate', 'dapo_step'] as const;
+export const BENCH_CASES = [
+  'matmul', 'attention', 'softmax_gather', 'matmul_train', 'train_step', 'generate', 'dapo_step', 'smollm2_135m', 'qwen25_05b',
+] as const;
 export type BenchCaseName = (typeof BENCH_CASES)[number];
 
 /** full: the sizes of the README table; quick: `--quick`; tiny: seconds even on a software GPU. */
@@ -35,6 +38,8 @@ export interface BenchSizes {
   dapoStep: typeof DAPO_STEP_SHAPE;
   /** The model of the model cases; absent → the default policy model. */
   model?: Partial<ModelConfig>;
+  /** Real-model shapes (random weights); --quick: the same cases at a tiny shape. */
+  real: Record<keyof typeof REAL_SHAPES, RealShape>;
 }
 
 export function benchSizes(size: BenchSize): BenchSizes {
@@ -48,6 +53,7 @@ export function benchSizes(size: BenchSize): BenchSizes {
       generate: { prompts: 2, promptLen: 4, newTokens: 3 },
       dapoStep: { prompts: 2, groupSize: 2, promptLen: 4, newTokens: 3, microBatchSize: 4 },
       model: TINY_MODEL,
+      real: { smollm2_135m: quickShape(REAL_SHAPES.smollm2_135m), qwen25_05b: quickShape(REAL_SHAPES.qwen25_05b) },
     };
   }
   const small = size === 'quick';
@@ -59,6 +65,10 @@ export function benchSizes(size: BenchSize): BenchSizes {
     trainStep: small ? TRAIN_STEP_SHAPE_QUICK : TRAIN_STEP_SHAPE,
     generate: small ? GENERATE_SHAPE_QUICK : GENERATE_SHAPE,
     dapoStep: small ? DAPO_STEP_SHAPE_QUICK : DAPO_STEP_SHAPE,
+    real: {
+      smollm2_135m: small ? quickShape(REAL_SHAPES.smollm2_135m) : REAL_SHAPES.smollm2_135m,
+      qwen25_05b: small ? quickShape(REAL_SHAPES.qwen25_05b) : REAL_SHAPES.qwen25_05b,
+    },
   };
 }
 
@@ -81,9 +91,11 @@ export async function runCase(name: BenchCaseName, backend: Backend, label: stri
     case 'attention': return benchAttention(backend, label, sizes.attention, timing);
     case 'softmax_gather': return benchSoftmaxGather(backend, label, sizes.softmaxGather, timing);
     case 'matmul_train': return [await benchMatmulTrain(backend, label, sizes.matmulTrainN, timing)];
-    case 'train_step': return [await benchTrainStep(backend, label, sizes.trainStep, timing, sizes.model)];
+    case 'train_step': return [await benchTrainStep(backend, label, sizes.trainStep, timing, sizes.model, { profile: true })];
     case 'generate': return benchGenerate(backend, label, sizes.generate, timing, sizes.model);
     case 'dapo_step': return [await benchDapoStep(backend, label, sizes.dapoStep, timing, sizes.model)];
+    case 'smollm2_135m':
+    case 'qwen25_05b': return benchRealShape(backend, label, sizes.real[name]);
   }
 }
 

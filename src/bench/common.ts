@@ -2,6 +2,7 @@
 // Browser-safe (no Node imports): the browser page runs the same cases.
 import type { Backend } from '../backend/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { Profile } from './profile.js';
 
 export interface BenchRecord {
   op: string;
@@ -14,6 +15,8 @@ export interface BenchRecord {
   tokensPerS?: number;
   /** Case-specific figures printed after the throughput (e.g. peak_bytes, speedup), in snake_case. */
   extra?: Record<string, number>;
+  /** Where one step's time went (train and DAPO steps): see profile.ts. */
+  profile?: Profile;
   runs: number;
 }
 

@@ -15,6 +15,7 @@ import { groupAdvantages } from '../rl/advantages.js';
 import { type TrainSequence, responseLogprobs } from '../rl/sequences.js';
 import { type UpdateStats, updatePolicy } from '../rl/policy_update.js';
 import { type BenchRecord, type TimingOptions, median, randomInts, repeatAsync, tokensPerSOf } from './common.js';
+import { profileRun } from './profile.js';
 
 export interface DapoStepShape {
   prompts: number;
@@ -124,7 +125,8 @@ export async function runDapoStep(
  * Record dapo_step, shape [prompts, G, promptLen, newTokens]: ms = median whole step; tokens_per_s = the
  * training figure, prompts·G·(promptLen + newTokens) / train_ms; extras gen_tokens_per_s =
  * prompts·G·newTokens / gen_ms, train_tokens_per_s, gen_ms, train_ms (each a median over the runs) and
- * peak_bytes (the backend's peak above what was live when the case started, as in train_step).
+ * peak_bytes (the backend's peak above what was live when the case started, as in train_step); profile: one more
+ * step's time by category (profile.ts).
  */
 export async function benchDapoStep(
   backend: Backend, label: string, shape: DapoStepShape, opts: TimingOptions = {}, config: Partial<ModelConfig> = DEFAULT_MODEL_CONFIG,
@@ -144,6 +146,8 @@ export async function benchDapoStep(
     let step = 0;
     const runs = await repeatAsync(() => runDapoStep(model, opt, prompts, shape, mix32(0xda90 + step++)), repeat);
     const peakBytes = backend.memory().peakBytes - liveBefore;
+    // One more step, outside the timed ones, for where the time goes.
+    const { profile } = await profileRun(backend, () => runDapoStep(model, opt, prompts, shape, mix32(0xda90 + step++)));
     const genMs = median(runs.map((r) => r.genMs));
     const trainMs = median(runs.map((r) => r.trainMs));
     const trainTokensPerS = tokensPerSOf(B * G * (P + N), trainMs);
@@ -153,6 +157,7 @@ export async function benchDapoStep(
         gen_tokens_per_s: tokensPerSOf(B * G * N, genMs), train_tokens_per_s: trainTokensPerS,
         gen_ms: genMs, train_ms: trainMs, peak_bytes: peakBytes,
       },
+      profile,
       runs: runs.length,
     };
   } finally {

@@ -3,6 +3,7 @@
 // recompute_ms, speedup, fwd_bwd_ms), then vs and ratio = our throughput ÷ the peer's (> 1: ours is faster).
 // A failed measurement is {op, backend, shape?, error}; the run's environment is one {"environment": {...}} line.
 import { type BenchFailure, type BenchRecord, throughputOf } from './common.js';
+import { profileText } from './profile.js';
 
 export function round(x: number): number {
   return Math.round(x * 1000) / 1000;
@@ -19,6 +20,13 @@ export function recordJson(r: BenchRecord, vs?: BenchRecord): Record<string, unk
   if (r.gbps !== undefined) out.gbps = round(r.gbps);
   if (r.tokensPerS !== undefined) out.tokens_per_s = round(r.tokensPerS);
   for (const [k, v] of Object.entries(r.extra ?? {})) out[k] = Number.isInteger(v) ? v : round(v);
+  if (r.profile) {
+    const p = r.profile;
+    out.profile = {
+      timed: p.timed, wall_ms: round(p.wallMs), ms: Object.fromEntries(Object.entries(p.ms).map(([k, v]) => [k, round(v)])), calls: p.calls,
+      ...(p.dispatches !== undefined ? { dispatches: p.dispatches, submits: p.submits } : {}),
+    };
+  }
   if (vs) {
     out.vs = vs.backend;
     out.ratio = round(peerRatio(r, vs));
@@ -40,7 +48,8 @@ export function recordText(r: BenchRecord, vs?: BenchRecord): string {
     : `${fmt(r.tokensPerS ?? NaN)} tok/s`;
   const extras = Object.entries(r.extra ?? {}).map(([k, v]) => `${k}=${fmt(v)}`).join(' ');
   return `  ${r.op.padEnd(20)} ${r.shape.join('×').padEnd(16)} ${r.backend.padEnd(12)} ${fmt(r.ms).padStart(10)} ms ${figure.padStart(18)}`
-    + (extras ? `  ${extras}` : '') + (vs ? `   ${fmt(peerRatio(r, vs))}× ${vs.backend}` : '');
+    + (extras ? `  ${extras}` : '') + (vs ? `   ${fmt(peerRatio(r, vs))}× ${vs.backend}` : '')
+    + (r.profile ? `\n      ${profileText(r.profile)}` : '');
 }
 
 function fmt(x: number): string {

@@ -7,6 +7,7 @@ import { type AdapterProbe, BACKEND_CHOICES, type BackendChoice, type Platform, 
 import { type BenchFailure, type BenchOutcome, type BenchRecord, type TimingOptions, isFailure } from './common.js';
 import { type BenchCaseName, type BenchSize, type BenchSizes, benchSizes, runCase } from './cases.js';
 import { statedPeerFor } from './dapo_step_bench.js';
+import { statedRealPeerFor } from './real_shapes_bench.js';
 import { PEER_OF, type PeerKind, type Tf, tfjsAttention, tfjsMatmul, tfjsMatmulTrain, tfjsSoftmaxGather } from './tfjs_cases.js';
 
 /** Loads TF.js with the peer's backend active (gpu: the WebGPU instance our backend uses, where it matters). */
@@ -198,7 +199,7 @@ export async function runSuite(opts: SuiteOptions): Promise<BenchRecord[]> {
         }
       }
       // A figure quoted from the issue, not measured, next to the record it was stated for (dapo_step on wasm).
-      if (peers) for (const r of ours) if (!isFailure(r)) { const stated = statedPeerFor(r); if (stated) theirs.push(stated); }
+      if (peers) for (const r of ours) if (!isFailure(r)) { const stated = statedPeerFor(r) ?? statedRealPeerFor(r); if (stated) theirs.push(stated); }
       emitPaired(emit, ours, theirs);
       done++;
     }

@@ -9,7 +9,16 @@ import { backward } from '../autograd/backward.js';
 import { DEFAULT_MODEL_CONFIG, type ModelConfig } from '../nn/config.js';
 import { TransformerLM } from '../nn/transformer.js';
 import { AdamW } from '../optim/adamw.js';
+import { type LoraOptions, applyLora, removeLora, trainableParameters } from '../nn/lora.js';
 import { type BenchRecord, type TimingOptions, disposeAll, randomInts, timeIt, tokensPerSOf } from './common.js';
+import { profileRun } from './profile.js';
+
+export interface TrainStepOptions {
+  /** Train LoRA adapters on the frozen model instead of every weight. */
+  lora?: LoraOptions | null;
+  /** Profile one more step after the timed ones (record.profile and profile_* extras). */
+  profile?: boolean;
+}
 
 export interface TrainStepShape {
   batch: number;
@@ -27,31 +36,35 @@ export const TRAIN_STEP_SHAPE_QUICK: TrainStepShape = { batch: 4, seqLen: 64 };
  */
 export async function benchTrainStep(
   backend: Backend, label: string, { batch, seqLen }: TrainStepShape, opts: TimingOptions = {},
-  config: Partial<ModelConfig> = DEFAULT_MODEL_CONFIG,
+  config: Partial<ModelConfig> = DEFAULT_MODEL_CONFIG, options: TrainStepOptions = {},
 ): Promise<BenchRecord> {
   setBackend(backend);
   const liveBefore = backend.memory().liveBytes;
   const tokens = batch * seqLen;
   const model = new TransformerLM({ ...config, maxSeqLen: Math.max(config.maxSeqLen ?? DEFAULT_MODEL_CONFIG.maxSeqLen, seqLen) }, 1);
   const vocab = model.config.vocabSize;
-  const optimizer = new AdamW(model.params, { lr: 1e-3, maxGradNorm: 1 });
+  if (options.lora) applyLora(model, options.lora);
+  const optimizer = new AdamW(options.lora ? trainableParameters(model) : model.params, { lr: 1e-3, maxGradNorm: 1 });
   const ids = tensor(randomInts(tokens, vocab, 51), [batch, seqLen], 'int32');
   const targets = tensor(randomInts(tokens, vocab, 52), [tokens], 'int32');
   try {
-    const { ms, runs } = await timeIt(backend, () => {
+    const step = () => {
       const loss = tidy(() => crossEntropy(reshape(model.forward(ids), [tokens, vocab]), targets));
       backward(loss);
       optimizer.step().gradNorm.dispose();
       loss.dispose();
-    }, opts);
+    };
+    const { ms, runs } = await timeIt(backend, step, opts);
+    const profiled = options.profile ? (await profileRun(backend, async () => { step(); await backend.sync(); })).profile : undefined;
     const peakBytes = backend.memory().peakBytes - liveBefore;
     return {
       op: 'train_step', backend: label, shape: [batch, seqLen], ms, tokensPerS: tokensPerSOf(tokens, ms),
-      extra: { peak_bytes: peakBytes }, runs,
+      extra: { peak_bytes: peakBytes }, ...(profiled ? { profile: profiled } : {}), runs,
     };
   } finally {
     disposeAll([ids, targets]);
     optimizer.dispose();
+    removeLora(model);
     model.dispose();
   }
 }

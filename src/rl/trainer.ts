@@ -283,6 +283,7 @@ export class Trainer {
     const { groups, stats } = await rollout(this.model, this.task, items, {
       groupSize: rl.groupSize, maxNewTokens: rl.maxNewTokens, temperature: rl.temperature, topP: rl.topP, topK: rl.topK, seed,
       overlong: rl.overlongPenalty ? { maxLen: rl.maxNewTokens, cacheLen: rl.overlongCache } : null,
+      ...(rl.generationChunk > 0 ? { chunk: rl.generationChunk } : {}),
     });
     this.stepRollouts.seconds += stats.seconds;
     this.stepRollouts.tokens += stats.generatedTokens;

@@ -8,7 +8,7 @@
 // matmul, logSoftmaxGather(+Backward), copy, reduce and scatterAdd kernels, so it runs on every backend.
 import type { MatmulArgs, Storage } from '../backend/backend.js';
 import { getBackend, tidy } from './engine.js';
-import { checkInputs, empty, record } from './record.js';
+import { checkInputs, checkWeightInput, empty, record } from './record.js';
 import { shapeStr } from './shape.js';
 import type { Tensor } from './tensor.js';
 import { reshape, slice } from './layout.js';
@@ -72,8 +72,9 @@ export function linearLogSoftmaxGather(
   hidden: Tensor, weight: Tensor, targets: Tensor, opts: LinearLogSoftmaxGatherOptions = {},
 ): { logp: Tensor; entropy: Tensor } {
   const bias = opts.bias ?? null;
-  const floats = bias ? [hidden, weight, bias] : [hidden, weight];
-  checkInputs('linearLogSoftmaxGather', floats);
+  // The weight may be a frozen 16-bit table (LoRA's base, tied embeddings): matmul widens it; it gets no gradient.
+  checkInputs('linearLogSoftmaxGather', bias ? [hidden, bias] : [hidden]);
+  checkWeightInput('linearLogSoftmaxGather', weight);
   checkInputs('linearLogSoftmaxGather', [targets], 'int32');
   if (hidden.rank !== 2 || weight.rank !== 2) fail(`hidden must be [N, D] and weight [V, D], got ${shapeStr(hidden.shape)} and ${shapeStr(weight.shape)}`);
   const [rows, dim] = hidden.shape;

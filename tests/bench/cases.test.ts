@@ -130,7 +130,16 @@ describe('bench cases on the reference backend', () => {
     const obj = expectLineFormat(JSON.stringify(recordJson(r)));
     expect(obj.op).toBe('dapo_step');
     expect(obj.shape).toEqual([2, 2, 3, 4]);
-    expect(Object.keys(obj).slice(4)).toEqual(['tokens_per_s', 'gen_tokens_per_s', 'train_tokens_per_s', 'gen_ms', 'train_ms', 'peak_bytes']);
+    expect(Object.keys(obj).slice(4)).toEqual(['tokens_per_s', 'gen_tokens_per_s', 'train_tokens_per_s', 'gen_ms', 'train_ms', 'peak_bytes', 'profile']);
+    // One more step, profiled: the reference backend runs its ops synchronously, so they are timed.
+    const profile = obj.profile as { timed: boolean; wall_ms: number; ms: Record<string, number>; calls: Record<string, number> };
+    expect(profile.timed).toBe(true);
+    expect(profile.calls.matmul).toBeGreaterThan(0);
+    expect(profile.calls.attention).toBeGreaterThan(0);
+    expect(profile.calls.optimizer).toBeGreaterThan(0);
+    expect(profile.calls.loss).toBeGreaterThan(0);
+    const parts = Object.values(profile.ms).reduce((a, b) => a + b, 0);
+    expect(parts).toBeCloseTo(profile.wall_ms, 0);
     const x = r.extra!;
     expect(r.tokensPerS).toBe(x.train_tokens_per_s);
     expect(x.train_tokens_per_s).toBeCloseTo((2 * 2 * (3 + 4)) / (x.train_ms / 1000), 6);

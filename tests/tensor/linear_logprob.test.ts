@@ -6,6 +6,7 @@ import type { Backend } from '../../src/backend/backend.js';
 import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
 import * as T from '../../src/tensor/index.js';
 import type { Tensor } from '../../src/tensor/index.js';
+import { roundToHalf } from '../../src/backend/half.js';
 import { productBackends } from '../support/backends.js';
 import { assertClose } from '../support/close.js';
 import { hostRandom } from '../support/random.js';
@@ -247,3 +248,33 @@ for (const { name, backend } of available) {
     });
   });
 }
+
+// LoRA keeps the frozen head / tied embedding 16-bit (lora.frozenDtype): the fused head widens it inside matmul.
+describe('linearLogSoftmaxGather with a 16-bit frozen weight', () => {
+  const backends = [{ name: 'reference', backend: reference as Backend }, ...available];
+  it('equals a float32 weight holding the rounded values, on every backend (logp, entropy, hidden gradient)', async () => {
+    const p: Problem = { rows: 21, dim: 9, vocab: 301, bias: false, seed: 9 };
+    const d = problemData(p);
+    for (const { name, backend } of backends) {
+      T.setBackend(backend);
+      for (const dtype of ['bfloat16', 'float16'] as const) {
+        const outcome = async (weightDType: 'float32' | typeof dtype) => {
+          const hidden = T.tensor(d.hidden, [p.rows, p.dim]).requireGrad();
+          const weight = T.tensor(roundToHalf(dtype, d.weight), [p.vocab, p.dim], weightDType);
+          const targets = T.tensor(d.targets, [p.rows], 'int32');
+          const { logp, entropy } = T.linearLogSoftmaxGather(hidden, weight, targets, { chunkRows: 8 });
+          const loss = T.tidy(() => T.add(T.sum(logp), T.mulScalar(T.sum(entropy), 0.5)));
+          T.backward(loss);
+          const result = { logp: await logp.read(), entropy: await entropy.read(), grad: await hidden.grad!.read() };
+          for (const t of [hidden, weight, targets, logp, entropy, loss]) t.dispose();
+          return result;
+        };
+        const want = await outcome('float32');
+        const got = await outcome(dtype);
+        assertClose(got.logp, want.logp, `${name} ${dtype}: logp`, 1e-6, 1e-5);
+        assertClose(got.entropy, want.entropy, `${name} ${dtype}: entropy`, 1e-6, 1e-5);
+        assertClose(got.grad, want.grad, `${name} ${dtype}: hidden gradient`, 1e-6, 1e-5);
+      }
+    }
+  });
+});

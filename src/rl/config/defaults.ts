@@ -20,6 +20,7 @@ export const DAPO_DEFAULTS: RLConfig = {
   promptsPerStep: 16,
   groupSize: 8,
   generationBatchPrompts: 16,
+  generationChunk: 0,
   maxNewTokens: 20,
   temperature: 1,
   topP: 1,

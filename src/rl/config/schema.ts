@@ -12,6 +12,7 @@ export const RL_RULES: Record<keyof RLConfig, Rule> = {
   promptsPerStep: count(1),
   groupSize: count(1),
   generationBatchPrompts: count(1),
+  generationChunk: count(0, '0 = a generation batch at once'),
   maxNewTokens: count(1),
   temperature: above(0),
   topP: range(0, 1, true, false),

@@ -17,6 +17,9 @@ export interface RLConfig {
   groupSize: number;
   /** Prompts per generation batch (defaults to promptsPerStep). */
   generationBatchPrompts: number;
+  /** Sequences per generate() call (memory bound); 0 = a generation batch at once. `dapo train` lowers an unset 0
+   *  to what fits (src/rl/memory_plan.ts). */
+  generationChunk: number;
   /** L_max: response tokens including EOS. */
   maxNewTokens: number;
   temperature: number;
