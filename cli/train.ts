@@ -249,6 +249,8 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
     pretrained = await pretrainedSource(config, log);
     const taskOverride = await taskFromFiles(config, pretrained);
     interrupts.signal.throwIfAborted();
+    // An unwritable --out fails here, before the GPU probe (a dry run creates nothing).
+    if (!flags.resume && !flags.dryRun) createdDir = createRunDirectory(runDir);
     selection = await initEngine({ backend: config.backend });
     log(`backend: ${selection.backend.name} (${selection.reason})`);
     if (!flags.resume) {
@@ -262,7 +264,6 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
       }
       if (planned.plan.problems.length) throw new MemoryPlanError(planned.lines);
       config = planned.config;
-      createdDir = createRunDirectory(runDir);
       const planConfig = config;
       store = await withFileContext('create run directory', runDir, () => NodeRunStore.create(runDir, planConfig, { force: flags.force, log, progress: (...args) => progress.update(...args) }));
     } else if (flags.dryRun) {

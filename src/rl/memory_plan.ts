@@ -233,6 +233,7 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
     { what: `embedding [${V}, ${d}]`, bytes: V * d * (lora ? bytesPerWeight(weightDtype) : FLOAT) },
     { what: `KV cache layer [${shape.generationBatch}, ${model.nKvHeads}, ${shape.generationLength}, ${hd}]`, bytes: shape.generationBatch * model.nKvHeads * shape.generationLength * hd * FLOAT },
     { what: `MLP activation [${tokens}, ${model.ffnDim}]`, bytes: tokens * model.ffnDim * FLOAT },
+    { what: `MLP weight [${model.ffnDim}, ${d}]`, bytes: model.ffnDim * d * (lora ? bytesPerWeight(weightDtype) : FLOAT) },
   ];
   const largestTensor = candidates.reduce((a, b) => (b.bytes > a.bytes ? b : a));
 
@@ -383,7 +384,13 @@ export function pickBatchSizes(input: PlanInput): BatchPlan {
     if (explicit.generationChunk && chunk > 1) advice.push(`lower rl.generationChunk (now ${chunk})`);
     if (config.lora.r === 0 && typeof config.model.path === 'string') advice.push('train LoRA adapters (--lora) instead of every weight');
     if (rl.klBeta > 0) advice.push('turn the reference KL off (rl.klBeta 0) to drop the reference copy');
-    advice.push('shorten rl.maxNewTokens or the prompts');
+    // When the weights, gradients and optimizer alone do not fit, shorter sequences cannot help.
+    const persistentBytes = estimate.weights + estimate.gradients + estimate.optimizer;
+    if (limits.totalBytes !== null && persistentBytes > limits.totalBytes) {
+      advice.push(`use a smaller model: its weights, gradients and optimizer state alone take ${gib(persistentBytes)}`);
+    } else {
+      advice.push('shorten rl.maxNewTokens or the prompts');
+    }
     problems.push(`to fit: ${advice.join('; ')}`);
   }
   return { microBatchSize: micro, generationChunk: chunk, generationSequences, estimate, reasons, problems };

@@ -21,8 +21,8 @@ describe('real-shape bench cases', () => {
     expect(Math.round(parameterCount(resolveModelConfig(REAL_SHAPES.smollm2_135m.model)) / 1e6)).toBe(163);
     expect(Math.round(parameterCount(resolveModelConfig({ ...REAL_SHAPES.qwen25_05b.model })) / 1e6)).toBe(494);
     expect(BENCH_CASES).toContain('smollm2_135m');
-    expect(benchSizes(true).real.qwen25_05b.model.dModel).toBe(32);
-    expect(benchSizes(false).real.qwen25_05b.model.dModel).toBe(896);
+    expect(benchSizes('quick').real.qwen25_05b.model.dModel).toBe(32);
+    expect(benchSizes('full').real.qwen25_05b.model.dModel).toBe(896);
   });
 
   for (const name of ['smollm2_135m', 'qwen25_05b'] as const) {
