@@ -58,6 +58,7 @@ program.command('train')
   .option('--no-plots', 'skip writing plots at the end')
   .option('--print-config', 'print the fully resolved config as JSON and exit')
   .option('--dry-run', 'print the memory plan (weights, gradients, optimizer, activations, logits, KV cache) and the batch sizes it picks, then exit; creates no run directory')
+  .option('--skip-memory-check', 'start even when the memory plan says the run does not fit (the plan is an estimate; an allocation that really fails still stops the run with an out-of-memory message)')
   .option('--json', 'print a JSON summary at the end')
   .option('--quiet', 'no progress lines')
   .action(async (o) => {

@@ -40,6 +40,8 @@ export interface TrainFlags extends Omit<ConfigFlags, 'configFile'> {
   quiet?: boolean;
   /** Print the memory plan (and the batch sizes it picks) and exit: no run directory, no training. */
   dryRun?: boolean;
+  /** Start even when the memory plan says the run does not fit. */
+  skipMemoryCheck?: boolean;
 }
 
 function readConfigFile(path: string): unknown {
@@ -262,7 +264,10 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
         selection.backend.destroy();
         return { runDir: '', backend: selection.backend.name, sft: null, final: null, plots: [], seconds: (performance.now() - startedAt) / 1000 };
       }
-      if (planned.plan.problems.length) throw new MemoryPlanError(planned.lines);
+      if (planned.plan.problems.length) {
+        if (!flags.skipMemoryCheck) throw new MemoryPlanError(planned.lines);
+        log(`memory plan: the run may not fit (${planned.plan.problems.join('; ')}); starting anyway (--skip-memory-check)`);
+      }
       config = planned.config;
       const planConfig = config;
       store = await withFileContext('create run directory', runDir, () => NodeRunStore.create(runDir, planConfig, { force: flags.force, log, progress: (...args) => progress.update(...args) }));

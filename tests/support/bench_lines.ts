@@ -10,6 +10,8 @@ export const CASE_OPS: Record<string, string[]> = {
   train_step: ['train_step'],
   generate: ['generate_prefill', 'generate_decode', 'decode_vs_recompute', 'generate'],
   dapo_step: ['dapo_step'],
+  smollm2_135m: ['smollm2_135m/generate_prefill', 'smollm2_135m/generate_decode', 'smollm2_135m/generate', 'smollm2_135m/train_step_full', 'smollm2_135m/train_step_lora', 'smollm2_135m/dapo_step_full', 'smollm2_135m/dapo_step_lora'],
+  qwen25_05b: ['qwen25_05b/generate_prefill', 'qwen25_05b/generate_decode', 'qwen25_05b/generate', 'qwen25_05b/train_step_full', 'qwen25_05b/train_step_lora', 'qwen25_05b/dapo_step_full', 'qwen25_05b/dapo_step_lora'],
 };
 
 const THROUGHPUT_KEYS = ['gflops', 'gbps', 'tokens_per_s'];
