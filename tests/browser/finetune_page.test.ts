@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { browserTestMissing, openTab, useBrowserSession } from '../support/chromium.js';
+import { browserTestMissing, openTab, saveScreenshot, useBrowserSession } from '../support/chromium.js';
 import { checkpointShapes, fixtureFiles, writeFixture } from '../support/hf_fixture.js';
 import { repoPath } from '../support/paths.js';
 import { readSafetensorsHeader } from '../../src/io/safetensors.js';
@@ -189,6 +189,7 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
       expect(result.model!.weightFiles).toEqual(['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']);
       expect(result.backends).toEqual(['wasm']);
       expect(await tab.locator('#memory').textContent()).toMatch(/^wasm memory in use: .+ in \d+ buffers \(peak .+\)$/);
+      await saveScreenshot(tab, 'finetune_page');
 
       const adapter = await download(tab, '#downloadAdapter');
       expect(adapter.name).toBe('tiny-qwen-dapo-step2-adapter.zip');

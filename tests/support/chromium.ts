@@ -84,3 +84,10 @@ export function useBrowserSession(): Pick<BrowserSession, 'origin' | 'browser'> 
     get browser() { return started().browser; },
   };
 }
+
+/** With DAPO_SCREENSHOT_DIR set, saves a full-page screenshot of the tab as <dir>/<name>.png (the README's pictures
+ *  come from the browser tests themselves); otherwise does nothing. */
+export async function saveScreenshot(tab: Page, name: string): Promise<void> {
+  const dir = process.env.DAPO_SCREENSHOT_DIR;
+  if (dir) await tab.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
+}
