@@ -277,7 +277,8 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
       task = taskOverride!;
       const lora = config.lora.r > 0;
       const full = flags.resume && !lora ? restoreRun(runDir, config.rl.klBeta > 0, { config, log }) : null;
-      const base = full ? null : await loadPretrainedModel(config, pretrained, task);
+      // A fresh LoRA run loads its frozen base straight into lora.frozenDtype (no float32 copy of the whole model).
+      const base = full ? null : await loadPretrainedModel(config, pretrained, task, lora && !flags.resume ? { frozenDtype: config.lora.frozenDtype } : {});
       restored = full ?? (flags.resume && base ? restoreRun(runDir, config.rl.klBeta > 0, { base, loraSeed: config.seed, config, log }) : null);
       freshModel = restored ? null : base;
       if (freshModel && lora) {
@@ -290,7 +291,8 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
       if (frozenDtype !== 'float32') {
         const stored = await storeFrozenWeights(restored?.model ?? freshModel!, frozenDtype);
         const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-        log(`frozen base weights stored as ${frozenDtype}: ${stored.weights} tensors, ${mb(stored.bytesBefore)} → ${mb(stored.bytesAfter)}`);
+        if (stored.weights > 0) log(`frozen base weights stored as ${frozenDtype}: ${stored.weights} tensors, ${mb(stored.bytesBefore)} → ${mb(stored.bytesAfter)}`);
+        else log(`frozen base weights loaded as ${frozenDtype}`);
       }
     } else {
       restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0, { config, log }) : null;
