@@ -35,6 +35,17 @@ export const WASM_ADDRESS_HEADROOM = 0.95;
 
 export type WeightDtype = 'float32' | 'float16' | 'bfloat16';
 
+/**
+ * The frozen storage a run will use, for the plan (before any weight is read): lora.frozenDtype when set to a 16-bit
+ * type; for 'auto', the checkpoint's dtype as config.json's torch_dtype states it (what 'auto' keeps for a checkpoint
+ * saved in that dtype); float32 without LoRA.
+ */
+export function plannedWeightDType(lora: boolean, frozenDtype: 'auto' | WeightDtype, torchDtype: unknown): WeightDtype {
+  if (!lora) return 'float32';
+  if (frozenDtype !== 'auto') return frozenDtype;
+  return torchDtype === 'bfloat16' || torchDtype === 'float16' ? torchDtype : 'float32';
+}
+
 /** What the backend can hold: a total (WASM's address space) and a largest single buffer (WebGPU). */
 export interface MemoryLimits {
   backend: 'wasm' | 'webgpu' | 'reference';

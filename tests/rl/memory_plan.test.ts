@@ -14,7 +14,7 @@ import { generate } from '../../src/nn/generate.js';
 import { resolveTrainConfig } from '../../src/rl/config.js';
 import {
   ARENA_FRAGMENTATION, GIB, type MemoryLimits, WASM_MATMUL_SCRATCH_BYTES, WASM_ADDRESS_HEADROOM, WASM_LIMITS, estimateMemory, explicitBatchKeys, formatPlan, layerActivationFloats, loraParameterCount,
-  memoryProblems, pickBatchSizes, webgpuLimits,
+  memoryProblems, pickBatchSizes, plannedWeightDType, webgpuLimits,
 } from '../../src/rl/memory_plan.js';
 
 /** Measured peak ÷ estimate stays within this band: the plan may overstate by up to 15 %, never understate by more than 3 %. */
@@ -230,6 +230,15 @@ describe('pickBatchSizes', () => {
   it('explicitBatchKeys sees a key in any layer', () => {
     expect(explicitBatchKeys([{ rl: { steps: 3 } }, {}])).toEqual({ microBatchSize: false, generationChunk: false });
     expect(explicitBatchKeys([{ rl: { microBatchSize: 8 } }, { rl: { generationChunk: 16 } }])).toEqual({ microBatchSize: true, generationChunk: true });
+  });
+
+  it('plans the frozen storage LoRA will use: a set 16-bit type, or for auto config.json\'s torch_dtype; float32 otherwise', () => {
+    expect(plannedWeightDType(true, 'auto', 'bfloat16')).toBe('bfloat16');
+    expect(plannedWeightDType(true, 'auto', 'float16')).toBe('float16');
+    expect(plannedWeightDType(true, 'auto', 'float32')).toBe('float32');
+    expect(plannedWeightDType(true, 'auto', undefined)).toBe('float32');
+    expect(plannedWeightDType(true, 'float16', 'bfloat16')).toBe('float16');
+    expect(plannedWeightDType(false, 'auto', 'bfloat16')).toBe('float32');
   });
 
   it('WASM_LIMITS is the 4 GiB address space', () => {
