@@ -282,7 +282,8 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
       task = taskOverride!;
       const lora = config.lora.r > 0;
       const full = flags.resume && !lora ? restoreRun(runDir, config.rl.klBeta > 0, { config, log }) : null;
-      const base = full ? null : await loadPretrainedModel(config, pretrained, task);
+      // A fresh LoRA run loads its frozen base straight into lora.frozenDtype (no float32 copy of the whole model).
+      const base = full ? null : await loadPretrainedModel(config, pretrained, task, lora && !flags.resume ? { frozenDtype: config.lora.frozenDtype } : {});
       restored = full ?? (flags.resume && base ? restoreRun(runDir, config.rl.klBeta > 0, { base, loraSeed: config.seed, config, log }) : null);
       freshModel = restored ? null : base;
       if (freshModel && lora) {
@@ -295,7 +296,12 @@ async function trainWithInterrupts(flags: TrainFlags, out: (line: string) => voi
       if (frozenDtype !== 'float32') {
         const stored = await storeFrozenWeights(restored?.model ?? freshModel!, frozenDtype);
         const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-        log(`frozen base weights stored as ${frozenDtype}: ${stored.weights} tensors, ${mb(stored.bytesBefore)} → ${mb(stored.bytesAfter)}`);
+        // A fresh run's base was loaded straight into 16 bits: count what the loader stored.
+        const loaded = (restored?.model ?? freshModel!).parameters().filter((p) => p.dtype === frozenDtype);
+        const weights = stored.weights || loaded.length;
+        const before = stored.weights ? stored.bytesBefore : loaded.reduce((sum, p) => sum + p.size * 4, 0);
+        const after = stored.weights ? stored.bytesAfter : loaded.reduce((sum, p) => sum + Math.ceil(p.size / 2) * 4, 0);
+        log(`frozen base weights stored as ${frozenDtype}: ${weights} tensors, ${mb(before)} → ${mb(after)}${stored.weights ? '' : ' (loaded straight into 16 bits)'}`);
       }
     } else {
       restored = flags.resume ? restoreRun(runDir, config.rl.klBeta > 0, { config, log }) : null;

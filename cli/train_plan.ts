@@ -9,7 +9,7 @@ import { makeTask } from '../src/data/tasks.js';
 import type { Task } from '../src/data/task.js';
 import type { TrainConfig } from '../src/rl/config.js';
 import {
-  type BatchPlan, type ExplicitBatchKeys, backendMemoryLimits, formatPlan, pickBatchSizes,
+  type BatchPlan, type ExplicitBatchKeys, backendMemoryLimits, formatPlan, pickBatchSizes, plannedWeightDType,
 } from '../src/rl/memory_plan.js';
 
 /** The architecture a run trains: the built-in config, or config.json of the model directory (capped at model.maxSeqLen). */
@@ -33,7 +33,9 @@ export function planRun(config: TrainConfig, explicit: ExplicitBatchKeys, backen
   const model = plannedModelConfig(config, modelDir);
   const limits = backendMemoryLimits(backend);
   const promptLength = (task ?? makeTask(config.task)).maxPromptLength;
-  const plan = pickBatchSizes({ config, model, promptLength, explicit, limits });
+  const torchDtype = modelDir ? (JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as Record<string, unknown>).torch_dtype : undefined;
+  const weightDtype = plannedWeightDType(config.lora.r > 0, config.lora.frozenDtype, torchDtype);
+  const plan = pickBatchSizes({ config, model, promptLength, explicit, limits, weightDtype });
   const planned = { ...config, rl: { ...config.rl, microBatchSize: plan.microBatchSize, generationChunk: plan.generationChunk === plan.generationSequences ? config.rl.generationChunk : plan.generationChunk } };
   return { plan, config: planned, lines: formatPlan(plan, model, limits) };
 }

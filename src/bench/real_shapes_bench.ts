@@ -12,7 +12,7 @@ import { AdamW } from '../optim/adamw.js';
 import { mix32 } from '../backend/rng.js';
 import { DAPO_DEFAULTS } from '../rl/config.js';
 import {
-  ARENA_CLASS_ROUNDING, type LoraShape, type MemoryLimits, backendMemoryLimits, estimateMemory, memoryProblems,
+  type LoraShape, type MemoryLimits, backendMemoryLimits, estimateMemory, memoryProblems, wasmAddressSpace,
 } from '../rl/memory_plan.js';
 import { type BenchFailure, type BenchOutcome, type BenchRecord, type TimingOptions, attempt, median, randomInts, repeatAsync, tokensPerSOf } from './common.js';
 import { type DapoStepShape, runDapoStep } from './dapo_step_bench.js';
@@ -166,7 +166,7 @@ async function benchRealTrainStep(backend: Backend, label: string, shape: RealSh
   const config = resolveModelConfig(shape.model);
   const e = estimateMemory(config, { microBatchSize: batch, trainLength: seqLen, generationBatch: 1, promptLength: 1, generationLength: 2, reference: false }, { lora: lora ? loraShape : null });
   // A train step generates nothing: only the update's peak counts.
-  const problems = memoryProblems({ ...e, generationPeak: 0, addressSpace: e.trainPeak * ARENA_CLASS_ROUNDING }, limits);
+  const problems = memoryProblems({ ...e, generationPeak: 0, addressSpace: wasmAddressSpace(e.trainPeak, limits.threads) }, limits);
   if (problems.length) return doesNotFit(op, label, [batch, seqLen], problems);
   return guarded(op, label, [batch, seqLen], async () => {
     const r = await benchTrainStep(backend, label, shape.train, ONE_RUN, shape.model, {
@@ -184,7 +184,7 @@ async function benchRealGenerate(backend: Backend, label: string, shape: RealSha
   // Generation alone: no gradients or moments.
   const generationPeak = e.weights + e.kvCache + e.generationScratch;
   const problems = memoryProblems({
-    ...e, trainPeak: 0, generationPeak, addressSpace: generationPeak * ARENA_CLASS_ROUNDING,
+    ...e, trainPeak: 0, generationPeak, addressSpace: wasmAddressSpace(generationPeak, limits.threads),
     largestTensor: { what: `embedding [${config.vocabSize}, ${config.dModel}]`, bytes: config.vocabSize * config.dModel * 4 },
   }, limits);
   const op = `${shape.name}/generate`;

@@ -5,6 +5,9 @@
 import * as T from '../tensor/index.js';
 import type { ModelConfig } from '../nn/config.js';
 import { TransformerLM } from '../nn/transformer.js';
+import { buildWithFrozenPlaceholders } from '../nn/module.js';
+import { type FrozenDType, resolveFrozenDType } from '../nn/lora.js';
+import { isHalfDType } from '../backend/types.js';
 import { type HfConfigOptions, fromHfConfig } from './hf_config.js';
 import { type SafetensorsHeader, type TensorEntry, SafetensorsError, decodeTensor, readSafetensorsHeader, safetensorsHeaderLength } from './safetensors.js';
 
@@ -22,7 +25,14 @@ export interface ModelFileReader {
   where: string;
 }
 
-export type PretrainedOptions = HfConfigOptions;
+export interface PretrainedOptions extends HfConfigOptions {
+  /**
+   * The model is a LoRA base with this frozen storage (lora.frozenDtype; 'auto' = the checkpoint's dtype): Linear and
+   * Embedding weights load straight into 16 bits, tensor by tensor, never as a float32 copy of the whole model.
+   * Unset or 'float32': every weight loads float32 and trainable (full fine-tuning).
+   */
+  frozenDtype?: FrozenDType;
+}
 
 export interface PretrainedModel {
   model: TransformerLM;
@@ -96,7 +106,8 @@ export async function loadPretrainedFromFiles(files: ModelFiles | ModelFileReade
   const headers = new Map<string, SafetensorsHeader>();
   for (const shard of shards.files) headers.set(shard, await readHeader(reader, shard));
 
-  const model = new TransformerLM(config);
+  const frozen = opts.frozenDtype ? resolveFrozenDType(opts.frozenDtype, { lora: true, checkpointDType: uniformDType(headers) }) : 'float32';
+  const model = frozen === 'float32' ? new TransformerLM(config) : buildWithFrozenPlaceholders(frozen, () => new TransformerLM(config));
   try {
     const problems = fitProblems(model, headers, shards.weightMap);
     if (problems.length) throw new PretrainedError(`${reader.where}: the weights do not fit config.json:\n  - ${problems.join('\n  - ')}`);
@@ -109,6 +120,14 @@ export async function loadPretrainedFromFiles(files: ModelFiles | ModelFileReade
   for (const header of headers.values()) for (const [name, entry] of header.tensors) if (model.params.has(name)) stored.add(entry.dtype);
   if (stored.size === 1) checkpointDTypes.set(model, CHECKPOINT_DTYPE[[...stored][0] as 'F32' | 'F16' | 'BF16']);
   return { model, config, hfConfig, weightFiles: shards.files };
+}
+
+/** The dtype all float tensors of the checkpoint share (the buffers a loader ignores aside), or null. */
+function uniformDType(headers: ReadonlyMap<string, SafetensorsHeader>): 'float32' | 'float16' | 'bfloat16' | null {
+  const stored = new Set<string>();
+  for (const header of headers.values()) for (const [name, entry] of header.tensors) if (!ignorable(name)) stored.add(entry.dtype);
+  const only = stored.size === 1 ? [...stored][0] : null;
+  return only && only in CHECKPOINT_DTYPE ? CHECKPOINT_DTYPE[only as 'F32' | 'F16' | 'BF16'] : null;
 }
 
 function parseJson(bytes: Uint8Array, name: string, where: string): Record<string, unknown> {
@@ -237,16 +256,25 @@ async function loadShards(model: TransformerLM, reader: ModelFileReader, headers
         storedHead = { file, data: values };
         continue;
       }
-      const fresh = T.keep(T.tensor(values, shape).requireGrad());
-      fresh.name = name;
       const old = model.params.get(name)!;
+      // A 16-bit placeholder (buildWithFrozenPlaceholders) takes the values in its own dtype, frozen.
+      const fresh = T.keep(isHalfDType(old.dtype) ? T.tensor(values, shape, old.dtype) : T.tensor(values, shape).requireGrad());
+      fresh.name = name;
       model.params.set(name, fresh);
       old.dispose();
     }
   }
   if (storedHead) {
-    const embedding = await model.p('model.embed_tokens.weight').read();
-    if (storedHead.data.some((value, i) => value !== Math.fround(embedding[i]))) {
+    const table = model.p('model.embed_tokens.weight');
+    const embedding = await table.read();
+    // A 16-bit embedding holds its values rounded: compare the head rounded the same way.
+    let head: ArrayLike<number> = storedHead.data;
+    if (isHalfDType(table.dtype)) {
+      const rounded = T.tensor(storedHead.data, [storedHead.data.length], table.dtype);
+      head = await rounded.read();
+      rounded.dispose();
+    }
+    if (Array.prototype.some.call(head, (value: number, i: number) => value !== Math.fround(embedding[i]))) {
       problems.push(`tensor 'lm_head.weight' (${storedHead.file}) differs from model.embed_tokens.weight, but tie_word_embeddings is true (set it to false to use a separate head)`);
     }
   }

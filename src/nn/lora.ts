@@ -6,7 +6,7 @@
 // modules (Linear.adapter), so every caller of the model — training, evaluation, generation with the KV cache —
 // runs the adapted projections. The forward is one fused op (T.lowRankLinear: the rank-r product added into
 // the matmul's output by the lowRankAdd kernel, forward and in the input gradient).
-import { type HalfDType, HALF_DTYPES } from '../backend/types.js';
+import { type HalfDType, HALF_DTYPES, isHalfDType } from '../backend/types.js';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Embedding, Linear, type LinearAdapter, linear } from './layers.js';
@@ -178,7 +178,9 @@ export function applyLora(model: Module, opts: LoraOptions = {}): LoraLinear[] {
   const settings = resolveLoraOptions(opts);
   if (hasLora(model)) throw new LoraError('the model already has LoRA adapters (mergeLora or removeLora first)');
   const targets = selectLoraTargets(model, settings.targetModules);
-  const wasTrainable = model.namedParameters().filter(([, p]) => p.requiresGrad);
+  // A 16-bit parameter is a frozen base weight already (loaded straight into 16 bits): frozen by LoRA all the same, so
+  // that removing the adapters widens it back to a trainable float32 weight.
+  const wasTrainable = model.namedParameters().filter(([, p]) => p.requiresGrad || isHalfDType(p.dtype));
   frozenBy.set(model, new Set(wasTrainable.map(([name]) => name)));
   for (const [, p] of wasTrainable) {
     p.grad?.dispose();

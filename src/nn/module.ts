@@ -3,6 +3,7 @@
 // and its full dotted name, so a weight does not depend on which other parameters exist or their order.
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
+import type { HalfDType } from '../backend/types.js';
 
 /** Deterministic per-parameter seed from the model seed and the parameter's full dotted name. */
 export function paramSeed(seed: number, name: string): number {
@@ -22,6 +23,25 @@ export interface ModuleInit {
 /** How a new parameter is filled: constant ones, zeros, or normal(0, std) seeded by its full name. */
 export type ParameterInit = 'ones' | 'zeros' | { std: number };
 
+/** While set (buildWithFrozenPlaceholders), normal-initialised weights are created as frozen 16-bit placeholders. */
+let placeholderDType: HalfDType | null = null;
+
+/**
+ * Builds a module tree whose randomly initialised weights (every Linear and Embedding weight) are frozen zero
+ * placeholders stored as `dtype`, for a loader to replace tensor by tensor: a LoRA base loaded this way never exists
+ * as float32 (a 0.5 B model's float32 copy alone would take half of WASM's 4 GiB). Constant-initialised parameters
+ * (norm weights, biases) stay float32 and trainable.
+ */
+export function buildWithFrozenPlaceholders<M>(dtype: HalfDType, build: () => M): M {
+  const previous = placeholderDType;
+  placeholderDType = dtype;
+  try {
+    return build();
+  } finally {
+    placeholderDType = previous;
+  }
+}
+
 export class Module {
   private readonly ownParameters = new Map<string, Tensor>();
   private readonly children = new Map<string, Module>();
@@ -37,6 +57,13 @@ export class Module {
   protected addParameter(name: string, shape: readonly number[], init: ParameterInit): Tensor {
     this.assertFreeName(name);
     const fullName = this.prefix + name;
+    if (placeholderDType && typeof init === 'object') {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const placeholder = T.keep(T.tensor(new Float32Array(size), shape, placeholderDType));
+      placeholder.name = fullName;
+      this.ownParameters.set(name, placeholder);
+      return placeholder;
+    }
     const t = init === 'ones' ? T.ones(shape) : init === 'zeros' ? T.zeros(shape) : T.randNormal(shape, paramSeed(this.seed, fullName), 0, init.std);
     t.name = fullName;
     this.ownParameters.set(name, T.keep(t.requireGrad()));

@@ -11,23 +11,40 @@ export const GIB = 1024 ** 3;
 /** A WebAssembly instance's linear memory: 65 536 pages of 64 KiB. */
 export const WASM_ADDRESS_SPACE = 4 * GIB;
 /**
- * Share of the limit the plan may fill. The WASM arena keeps freed blocks on size-class free lists, so the address
- * space in use runs ahead of the live bytes; the estimate itself is within ±15 % of the measured peak (see
- * tests/rl/memory_plan.test.ts).
+ * Share of the limit the plan may fill (WebGPU with a known total); the estimate itself is within ±15 % of the
+ * measured peak (see tests/rl/memory_plan.test.ts).
  */
 export const PLAN_HEADROOM = 0.8;
 /**
- * WASM's arena never splits or merges freed blocks: a block serves only its own size class (≤ 25 % above the size
- * asked, 12.5 % on average), so the address space in use is the persistent tensors plus the transients of generation
- * and of the update side by side (their sizes differ, so neither reuses the other's blocks), all rounded up to their
- * classes. Measured at the 163 M shape: a DAPO step at micro-batch 4 ran out at 4.03 GiB of address space with
- * 2.87 GiB live; this model gives 4.1 GiB.
+ * WASM's arena merges freed neighbours and splits free blocks for smaller requests (src/backend/wasm/arena.ts), so
+ * generation's and the update's transients reuse the same addresses: the address space follows the larger of the two
+ * peaks, plus the holes that blocks of different lifetimes leave. Measured on the DAPO steps of
+ * tests/rl/memory_plan.test.ts: highest address = 1.06–1.07 × the live peak + the matmul scratch. (The old size-class
+ * arena kept both transients side by side: the 163 M step at micro-batch 4 ran out at 4.03 GiB with 2.87 GiB live.)
  */
-export const ARENA_CLASS_ROUNDING = 1.125;
+export const ARENA_FRAGMENTATION = 1.1;
+/** The WASM matmul's packing scratch, one per thread, allocated once (engine/matmul.ts matmul_scratch_bytes). */
+export const WASM_MATMUL_SCRATCH_BYTES = (256 * 2048 + 128 * 256 + 4 * 8 + 64) * 4;
+
+/** WASM address space a run whose live bytes peak at `peakBytes` needs on `threads` threads. */
+export function wasmAddressSpace(peakBytes: number, threads = 1): number {
+  return peakBytes * ARENA_FRAGMENTATION + WASM_MATMUL_SCRATCH_BYTES * threads;
+}
 /** Share of the 4 GiB the WASM address-space estimate may fill. */
 export const WASM_ADDRESS_HEADROOM = 0.95;
 
 export type WeightDtype = 'float32' | 'float16' | 'bfloat16';
+
+/**
+ * The frozen storage a run will use, for the plan (before any weight is read): lora.frozenDtype when set to a 16-bit
+ * type; for 'auto', the checkpoint's dtype as config.json's torch_dtype states it (what 'auto' keeps for a checkpoint
+ * saved in that dtype); float32 without LoRA.
+ */
+export function plannedWeightDType(lora: boolean, frozenDtype: 'auto' | WeightDtype, torchDtype: unknown): WeightDtype {
+  if (!lora) return 'float32';
+  if (frozenDtype !== 'auto') return frozenDtype;
+  return torchDtype === 'bfloat16' || torchDtype === 'float16' ? torchDtype : 'float32';
+}
 
 /** What the backend can hold: a total (WASM's address space) and a largest single buffer (WebGPU). */
 export interface MemoryLimits {
@@ -36,6 +53,8 @@ export interface MemoryLimits {
   totalBytes: number | null;
   /** Bytes of the largest single tensor; null = no limit. */
   bufferBytes: number | null;
+  /** WASM worker threads (each holds a matmul scratch); unset = 1. */
+  threads?: number;
 }
 
 export const WASM_LIMITS: MemoryLimits = { backend: 'wasm', totalBytes: WASM_ADDRESS_SPACE, bufferBytes: WASM_ADDRESS_SPACE };
@@ -48,7 +67,7 @@ export function webgpuLimits(limits: { maxBufferSize: number; maxStorageBufferBi
 
 /** The limits of a live backend: WASM's address space, a WebGPU device's buffer limits, none for the reference. */
 export function backendMemoryLimits(backend: Backend): MemoryLimits {
-  if (backend.name === 'wasm') return WASM_LIMITS;
+  if (backend.name === 'wasm') return { ...WASM_LIMITS, threads: (backend as { threads?: number }).threads ?? 1 };
   const limits = (backend as unknown as { limits?: { maxBufferSize: number; maxStorageBufferBindingSize: number } }).limits;
   return backend.name === 'webgpu' && limits ? webgpuLimits(limits) : REFERENCE_LIMITS;
 }
@@ -120,7 +139,7 @@ export interface MemoryEstimate {
   /** Peak of generation: weights, reference, moments (gradients are freed after each step), KV cache, scratch. */
   generationPeak: number;
   peak: number;
-  /** WASM's address space in use: persistent + generation and update transients side by side, class-rounded. */
+  /** WASM's address space in use: the larger of the update and generation peaks, with the arena's holes and scratch. */
   addressSpace: number;
   /** The largest single tensor and what it is (WebGPU's per-buffer limit). */
   largestTensor: { what: string; bytes: number };
@@ -225,8 +244,7 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
   const generationScratch = (prefillTokens * prefillFloats + shape.generationBatch * V * 2) * FLOAT;
   const generationPeak = weights + reference + optimizer + kvCache + generationScratch;
 
-  const persistent = weights + reference + optimizer;
-  const addressSpace = (persistent + (generationPeak - persistent) + (trainPeak - persistent)) * ARENA_CLASS_ROUNDING;
+  const addressSpace = wasmAddressSpace(Math.max(trainPeak, generationPeak), opts.limits?.threads ?? 1);
 
   const candidates: { what: string; bytes: number }[] = [
     { what: `logits [${logitsRows}, ${V}] (micro-batch ${shape.microBatchSize} × ${shape.trainLength} tokens)`, bytes: logitsRows * V * FLOAT },
@@ -262,7 +280,7 @@ export function memoryProblems(estimate: MemoryEstimate, limits: MemoryLimits): 
     const where = limits.totalBytes === WASM_ADDRESS_SPACE ? 'the 4 GiB a WebAssembly instance can address' : `the ${gib(limits.totalBytes)} limit`;
     if (estimate.addressSpace > budget) {
       problems.push(`the run needs about ${gib(estimate.addressSpace)} of WASM address space (update peak ${gib(estimate.trainPeak)}, generation peak ${gib(estimate.generationPeak)}, `
-        + `their transients side by side in the arena), over ${gib(budget)} (${Math.round(WASM_ADDRESS_HEADROOM * 100)} % of ${where})`);
+        + `with the arena's holes and scratch), over ${gib(budget)} (${Math.round(WASM_ADDRESS_HEADROOM * 100)} % of ${where})`);
     }
   } else if (limits.totalBytes !== null) {
     const budget = limits.totalBytes * PLAN_HEADROOM;
@@ -409,7 +427,7 @@ export function formatPlan(plan: BatchPlan, model: ModelConfig, limits: MemoryLi
     ...rows,
     `  ${'update peak'.padEnd(20)} ${gib(e.trainPeak).padStart(11)}`,
     `  ${'generation peak'.padEnd(20)} ${gib(e.generationPeak).padStart(11)}`,
-    ...(limits.backend === 'wasm' ? [`  ${'WASM address space'.padEnd(20)} ${gib(e.addressSpace).padStart(11)}   persistent + both transients, size classes rounded up`] : []),
+    ...(limits.backend === 'wasm' ? [`  ${'WASM address space'.padEnd(20)} ${gib(e.addressSpace).padStart(11)}   larger peak × ${ARENA_FRAGMENTATION} (arena holes) + matmul scratch`] : []),
     `  ${'largest tensor'.padEnd(20)} ${gib(e.largestTensor.bytes).padStart(11)}   ${e.largestTensor.what}`,
     `micro-batch size: ${plan.microBatchSize} (${plan.reasons.microBatchSize}); generation: ${plan.generationChunk} of ${plan.generationSequences} sequences per call (${plan.reasons.generationChunk})`,
     plan.problems.length ? `does not fit: ${plan.problems.join('; ')}` : 'fits',

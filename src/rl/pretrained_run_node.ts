@@ -11,6 +11,7 @@ import { HfTokenizer } from '../data/tokenizer_hf.js';
 import { loadHfTokenizer } from '../data/tokenizer_node.js';
 import { directoryReader, resolveModelDir } from '../io/pretrained_node.js';
 import { loadPretrainedFromFiles } from '../io/pretrained.js';
+import type { FrozenDType } from '../nn/lora.js';
 import type { TransformerLM } from '../nn/transformer.js';
 import type { TrainConfig } from './config.js';
 import { checkTaskFitsModel } from './trainer.js';
@@ -49,9 +50,9 @@ export async function taskFromFiles(config: TrainConfig, pretrained: PretrainedS
 }
 
 /** The pretrained model (config.json's architecture, the context capped at model.maxSeqLen), checked against the task. */
-export async function loadPretrainedModel(config: TrainConfig, source: PretrainedSource, task: Task): Promise<TransformerLM> {
+export async function loadPretrainedModel(config: TrainConfig, source: PretrainedSource, task: Task, opts: { frozenDtype?: FrozenDType } = {}): Promise<TransformerLM> {
   const maxSeqLen = config.model.maxSeqLen as number | undefined;
-  const { model } = await loadPretrainedFromFiles(directoryReader(source.dir), { maxSeqLen });
+  const { model } = await loadPretrainedFromFiles(directoryReader(source.dir), { maxSeqLen, frozenDtype: opts.frozenDtype });
   checkTaskFitsModel(config, task, model);
   return model;
 }

@@ -101,6 +101,70 @@ describe('loaded checkpoints compute what transformers computes (reference backe
     }
   });
 
+  it('loads a LoRA base straight into 16 bits (frozenDtype): the same weights and logits as converting after a float32 load, no float32 copy', async () => {
+    for (const { config, files: options } of CASES) {
+      const files = fixtureFiles(config, options);
+      for (const setting of ['auto', 'bfloat16', 'float16'] as const) {
+        const converted = await loadPretrainedFromFiles(files);
+        const frozen = resolveFrozenDType(setting, { lora: true, checkpointDType: checkpointWeightDType(converted.model) });
+        applyLora(converted.model, { r: 2, targetModules: 'all-linear' });
+        if (frozen !== 'float32') await storeFrozenWeights(converted.model, frozen);
+
+        const direct = await loadPretrainedFromFiles(files, { frozenDtype: setting });
+        expect(checkpointWeightDType(direct.model)).toBe(checkpointWeightDType(converted.model));
+        for (const [name, p] of direct.model.params) {
+          const want = converted.model.params.get(name)!;
+          // Linear and Embedding weights in the frozen dtype, frozen; norms and biases float32 and (before LoRA) trainable.
+          expect(p.dtype, `${name} ${setting}`).toBe(want.dtype);
+          if (p.dtype !== 'float32') expect(p.requiresGrad).toBe(false);
+          else expect(p.requiresGrad).toBe(true);
+          expect(Array.from(await p.read()), name).toEqual(Array.from(await want.read()));
+        }
+        applyLora(direct.model, { r: 2, targetModules: 'all-linear' });
+        if (frozen === 'float32') {
+          direct.model.dispose();
+          removeLora(converted.model);
+          converted.model.dispose();
+          continue;
+        }
+        // Already stored: nothing left to convert.
+        expect((await storeFrozenWeights(direct.model, frozen)).weights).toBe(0);
+        expect(await modelLogits(direct.model, SEQUENCE)).toEqual(await modelLogits(converted.model, SEQUENCE));
+        // Removing the adapters gives back trainable float32 weights, as after storeFrozenWeights.
+        removeLora(direct.model);
+        expect(direct.model.p('model.embed_tokens.weight').dtype).toBe('float32');
+        expect(direct.model.p('model.embed_tokens.weight').requiresGrad).toBe(true);
+        removeLora(converted.model);
+        converted.model.dispose();
+        direct.model.dispose();
+      }
+    }
+  });
+
+  it('loads a 16-bit LoRA base without ever holding the float32 model: the peak stays below half of it plus one tensor', async () => {
+    const { config } = CASES[0];
+    const files = fixtureFiles({ ...config, hidden_size: 64, head_dim: 16, intermediate_size: 96, vocab_size: 300 }, { dtype: 'BF16' });
+    const reference = T.getBackend() as ReferenceBackend;
+    const peakOf = async (opts: { frozenDtype?: 'auto' }) => {
+      const backend = new ReferenceBackend();
+      T.setBackend(backend);
+      try {
+        const loaded = await loadPretrainedFromFiles(files, opts);
+        const peak = backend.memory().peakBytes;
+        const float32Bytes = loaded.model.parameters().reduce((sum, p) => sum + p.size * 4, 0);
+        const largest = Math.max(...loaded.model.parameters().map((p) => p.size * 4));
+        loaded.model.dispose();
+        return { peak, float32Bytes, largest };
+      } finally {
+        T.setBackend(reference);
+      }
+    };
+    const full = await peakOf({});
+    const half = await peakOf({ frozenDtype: 'auto' });
+    expect(full.peak).toBeGreaterThanOrEqual(full.float32Bytes);
+    expect(half.peak).toBeLessThan(half.float32Bytes / 2 + full.largest);
+  });
+
   it('reads a directory (Node), a Map and an async reader alike; keeps the token ids; exports them back', async () => {
     const { config, files: options } = CASES[1];
     const files = fixtureFiles(config, options);

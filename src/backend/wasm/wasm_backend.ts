@@ -1,5 +1,5 @@
 // WASM backend: the AssemblyScript engine (engine/*.ts, SIMD) on one shared WebAssembly.Memory, a
-// size-class arena that owns every allocation, and an optional worker pool that splits each kernel's
+// coalescing arena that owns every allocation, and an optional worker pool that splits each kernel's
 // work range across threads. Platform-neutral: Node supplies workers through node_workers.ts, browsers
 // through browser_workers.ts (cross-origin isolated pages only; otherwise one thread).
 import { type Backend, type BinaryOp, type ReduceOp, type UnaryOp, BINARY_CODE, REDUCE_CODE, UNARY_CODE } from '../backend.js';
@@ -191,6 +191,8 @@ export class WasmBackend implements Backend {
       sharedMemory: this.info.shared,
       crossOriginIsolated: scope.crossOriginIsolated,
       memoryBytes: this.mem.buffer.byteLength,
+      // The highest address the arena has handed out (linear memory grows ahead of it by up to a quarter).
+      arenaHighWaterBytes: this.arena.highWater,
     };
   }
 
