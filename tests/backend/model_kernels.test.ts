@@ -293,6 +293,43 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
     }
   });
 
+  it('matmulLowRank: x·op(w) + scale·u·op(l) over every matmul path, odd shapes, ranks 1/3/16, f32 and bf16 w, both layouts', async ({ skip: skipTest }) => {
+    if (skip) skipTest();
+    // rows: 1 (gemv), 5 and 16 (skinny / split-k fallback), 37 and 67 (packed tiles with edge rows); cols and inner
+    // not multiples of the tiles; inner 300 > the engine's k block (the epilogue rides on the last block only).
+    const shapes: [number, number, number][] = [[1, 13, 9], [5, 37, 29], [16, 70, 33], [37, 45, 300], [67, 129, 31]];
+    for (const [rows, cols, inner] of shapes) {
+      for (const rank of [1, 3, 16]) {
+        for (const dtype of ['float32', 'bfloat16'] as const) {
+          // forward layout (w = W [cols, inner] with transB, l = B [cols, rank]) and input-gradient layout
+          // (w = W [inner, cols], l = A [rank, cols] with transL)
+          for (const [transB, transL] of [[true, false], [false, true]] as const) {
+            const args = { rows, cols, inner, rank, scale: -1.75, transL, transB };
+            const inputs: Input[] = [F(data(rows * inner)), { dtype, data: data(inner * cols) }, F(data(rows * rank)), F(data(cols * rank))];
+            const r = await both(b, inputs, [{ size: rows * cols, prefill: data(rows * cols, -3, 3) }],
+              (kb, [x, w, u, l], [o]) => kb.kernels.matmulLowRank(x, w, u, l, o, args));
+            expectNear(r.got[0], r.want[0], `matmulLowRank ${dtype} ${JSON.stringify(args)}`, 1e-4, inner / 4);
+          }
+        }
+      }
+    }
+  });
+
+  it('matmulLowRank equals matmul then lowRankAdd (fused vs two-pass)', async ({ skip: skipTest }) => {
+    if (skip) skipTest();
+    const [rows, cols, inner, rank] = [67, 129, 300, 3];
+    for (const [transB, transL] of [[true, false], [false, true]] as const) {
+      const inputs = [F(data(rows * inner)), F(data(inner * cols)), F(data(rows * rank)), F(data(cols * rank))];
+      const [fused, twoPass] = await run(b, inputs, [{ size: rows * cols }, { size: rows * cols }], ([x, w, u, l], [o1, o2]) => {
+        b.kernels.matmulLowRank(x, w, u, l, o1, { rows, cols, inner, rank, scale: 0.625, transL, transB });
+        b.matmul(x, w, o2, { batch: 1, m: rows, n: cols, k: inner, transA: false, transB, strideA: 0, strideB: 0 });
+        b.kernels.lowRankAdd(u, l, o2, { rows, cols, rank, scale: 0.625, transL });
+      });
+      // WASM: the same float32 operations in the same order, so the same bits; WebGPU runs exactly these two passes
+      expect(fused, `transB=${transB}`).toEqual(twoPass);
+    }
+  });
+
   it('adamw over several steps with weight decay and a gradient scale', async ({ skip: skipTest }) => {
     if (skip) skipTest();
     for (const n of [1, 6, 1031, 40003]) {
@@ -349,6 +386,10 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
       expect(() => b.kernels.writeView(s, { strides: [1], offset: 0 }, s, { strides: [1], offset: 60 }, [8])).toThrow(/writeView.*out view reaches/);
       expect(() => b.kernels.lowRankAdd(s, lse, s, { rows: 8, cols: 8, rank: 1, scale: 1, transL: false })).toThrow(/lowRankAdd.*out may not alias u or l/);
       expect(() => b.kernels.lowRankAdd(short, lse, s, { rows: 8, cols: 8, rank: 8, scale: NaN, transL: false })).toThrow(/lowRankAdd.*scale must be finite/);
+      const lowRank = { rows: 4, cols: 4, inner: 4, rank: 2, scale: 1, transL: false, transB: true };
+      expect(() => b.kernels.matmulLowRank(s, s, s, s, s, lowRank)).toThrow(/matmulLowRank.*out may not alias x, w, u or l/);
+      expect(() => b.kernels.matmulLowRank(s, ids, s, s, lse, { ...lowRank, inner: 40 })).toThrow(/matmulLowRank.*w has 4 elements, needs 160/);
+      expect(() => b.kernels.matmulLowRank(s, s, s, s, lse, { ...lowRank, transB: 1 as unknown as boolean })).toThrow(/matmulLowRank.*transB must be true or false/);
     } finally {
       for (const x of [s, lse, short, ids]) b.free(x);
     }

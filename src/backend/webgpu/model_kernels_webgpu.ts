@@ -4,7 +4,7 @@
 // storages, keeps outputs from aliasing writable bindings, picks a kernel variant and records its dispatches.
 import type { ModelKernels } from '../model_kernels.js';
 import {
-  type AdamWArgs, type LowRankArgs, type RopeArgs, type Storage, type TokenLossArgs, type View, contiguousStrides, sizeOf,
+  type AdamWArgs, type LowRankArgs, type MatmulArgs, type MatmulLowRankArgs, type RopeArgs, type Storage, type TokenLossArgs, type View, contiguousStrides, sizeOf,
 } from '../types.js';
 import { attention, attentionBackward } from './attention_webgpu.js';
 import { copyWords, stridedParams } from './core_kernels_webgpu.js';
@@ -318,6 +318,25 @@ export function lowRankAdd(host: KernelHost, u: Storage, l: Storage, out: Storag
   }), [gpu.out.buffer, gpu.u.buffer, gpu.l.buffer], host.groups1d(vec4 ? rows * (cols / 4) : rows * cols, kernel));
 }
 
+/**
+ * matmulLowRank on WebGPU: the backend's matmul (tiled, direct or small variant, 16-bit w widened as loaded), then
+ * the lowRankAdd pass — no WGSL matmul variant has the epilogue yet, so every shape takes this two-pass path.
+ */
+export function matmulLowRank(
+  host: KernelHost, matmul: MatmulLauncher, x: Storage, w: Storage, u: Storage, l: Storage, out: Storage, args: MatmulLowRankArgs,
+): void {
+  const kernel = host.kernel('matmulLowRank');
+  const gpu = gpuStorages(host, kernel, { x, u, l, out });
+  requireNoAlias(kernel, { out: gpu.out }, { x: gpu.x, w: host.gpuStorage(w, kernel, true), u: gpu.u, l: gpu.l });
+  const { rows, cols, inner } = args;
+  if (rows * cols === 0) return;
+  matmul(x, w, out, { batch: 1, m: rows, n: cols, k: inner, transA: false, transB: args.transB, strideA: 0, strideB: 0 });
+  lowRankAdd(host, u, l, out, args);
+}
+
+/** The backend's matmul launcher (webgpu_backend.ts), for kernels built on it. */
+export type MatmulLauncher = (a: Storage, b: Storage, out: Storage, args: MatmulArgs) => void;
+
 // ------------------------------------------------------------------------------------------ optimizer
 
 export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {
@@ -359,7 +378,7 @@ export function sumSquares(host: KernelHost, x: Storage, out: Storage, n: number
 }
 
 /** The WebGPU backend's model kernels as one object (the backend wraps it with the signature-table validator). */
-export function webgpuModelKernels(host: KernelHost) {
+export function webgpuModelKernels(host: KernelHost, matmul: MatmulLauncher) {
   return {
     writeView: (x, xView, out, outView, shape) => writeView(host, x, xView, out, outView, shape),
     attention: (q, k, v, keyStart, out, lse, args) => attention(host, q, k, v, keyStart, out, lse, args),
@@ -377,6 +396,7 @@ export function webgpuModelKernels(host: KernelHost) {
     tokenLossBackward: (logp, oldLogp, adv, weight, gLoss, gLogp, n, args) =>
       tokenLossBackward(host, logp, oldLogp, adv, weight, gLoss, gLogp, n, args),
     lowRankAdd: (u, l, out, args) => lowRankAdd(host, u, l, out, args),
+    matmulLowRank: (x, w, u, l, out, args) => matmulLowRank(host, matmul, x, w, u, l, out, args),
     adamw: (param, grad, m, v, scale, args, n) => adamw(host, param, grad, m, v, scale, args, n),
     sumSquares: (x, out, n, accumulate) => sumSquares(host, x, out, n, accumulate),
   } satisfies ModelKernels;
