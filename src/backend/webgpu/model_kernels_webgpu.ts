@@ -4,10 +4,10 @@
 // storages, keeps outputs from aliasing writable bindings, picks a kernel variant and records its dispatches.
 import type { ModelKernels } from '../model_kernels.js';
 import {
-  type AdamWArgs, type LowRankArgs, type MatmulArgs, type MatmulLowRankArgs, type RopeArgs, type Storage, type TokenLossArgs, type View, contiguousStrides, sizeOf,
+  type AdamWArgs, type LowRankArgs, type MatmulLowRankArgs, type RopeArgs, type Storage, type TokenLossArgs, type View, contiguousStrides, sizeOf,
 } from '../types.js';
 import { attention, attentionBackward } from './attention_webgpu.js';
-import { copyWords, stridedParams } from './core_kernels_webgpu.js';
+import { copyWords, matmul, stridedParams } from './core_kernels_webgpu.js';
 import {
   type GPUStorageRef, type Groups, type KernelHost, type PipelineRef, type UniformSlot, gpuStorages, requireNoAlias,
 } from './kernel_host.js';
@@ -319,23 +319,21 @@ export function lowRankAdd(host: KernelHost, u: Storage, l: Storage, out: Storag
 }
 
 /**
- * matmulLowRank on WebGPU: the backend's matmul (tiled, direct or small variant, 16-bit w widened as loaded), then
- * the lowRankAdd pass — no WGSL matmul variant has the epilogue yet, so every shape takes this two-pass path.
+ * matmulLowRank on WebGPU: the backend's matmul kernels with the epilogue in their store (tiled, direct, direct4 and
+ * subgroup variants, float32 or 16-bit w; core_kernels_webgpu.ts matmul). Shapes the small-output kernel takes
+ * (smallMatmulProblem: few output tiles, long k) run it and then the lowRankAdd pass.
  */
-export function matmulLowRank(
-  host: KernelHost, matmul: MatmulLauncher, x: Storage, w: Storage, u: Storage, l: Storage, out: Storage, args: MatmulLowRankArgs,
-): void {
+export function matmulLowRank(host: KernelHost, x: Storage, w: Storage, u: Storage, l: Storage, out: Storage, args: MatmulLowRankArgs): void {
   const kernel = host.kernel('matmulLowRank');
   const gpu = gpuStorages(host, kernel, { x, u, l, out });
   requireNoAlias(kernel, { out: gpu.out }, { x: gpu.x, w: host.gpuStorage(w, kernel, true), u: gpu.u, l: gpu.l });
-  const { rows, cols, inner } = args;
+  const { rows, cols, inner, rank, scale, transL } = args;
   if (rows * cols === 0) return;
-  matmul(x, w, out, { batch: 1, m: rows, n: cols, k: inner, transA: false, transB: args.transB, strideA: 0, strideB: 0 });
+  const product = { batch: 1, m: rows, n: cols, k: inner, transA: false, transB: args.transB, strideA: 0, strideB: 0 };
+  if (rank > 0 && matmul(host, x, w, out, product, { u: gpu.u, l: gpu.l, rank, scale, transL })) return;
+  matmul(host, x, w, out, product);
   lowRankAdd(host, u, l, out, args);
 }
-
-/** The backend's matmul launcher (webgpu_backend.ts), for kernels built on it. */
-export type MatmulLauncher = (a: Storage, b: Storage, out: Storage, args: MatmulArgs) => void;
 
 // ------------------------------------------------------------------------------------------ optimizer
 
@@ -378,7 +376,7 @@ export function sumSquares(host: KernelHost, x: Storage, out: Storage, n: number
 }
 
 /** The WebGPU backend's model kernels as one object (the backend wraps it with the signature-table validator). */
-export function webgpuModelKernels(host: KernelHost, matmul: MatmulLauncher) {
+export function webgpuModelKernels(host: KernelHost) {
   return {
     writeView: (x, xView, out, outView, shape) => writeView(host, x, xView, out, outView, shape),
     attention: (q, k, v, keyStart, out, lse, args) => attention(host, q, k, v, keyStart, out, lse, args),
@@ -396,7 +394,7 @@ export function webgpuModelKernels(host: KernelHost, matmul: MatmulLauncher) {
     tokenLossBackward: (logp, oldLogp, adv, weight, gLoss, gLogp, n, args) =>
       tokenLossBackward(host, logp, oldLogp, adv, weight, gLoss, gLogp, n, args),
     lowRankAdd: (u, l, out, args) => lowRankAdd(host, u, l, out, args),
-    matmulLowRank: (x, w, u, l, out, args) => matmulLowRank(host, matmul, x, w, u, l, out, args),
+    matmulLowRank: (x, w, u, l, out, args) => matmulLowRank(host, x, w, u, l, out, args),
     adamw: (param, grad, m, v, scale, args, n) => adamw(host, param, grad, m, v, scale, args, n),
     sumSquares: (x, out, n, accumulate) => sumSquares(host, x, out, n, accumulate),
   } satisfies ModelKernels;

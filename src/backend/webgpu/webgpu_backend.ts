@@ -120,7 +120,7 @@ export class WebGPUBackend implements Backend {
     this.dispatcher = new Dispatcher(device, batchDispatches, this.limits.maxComputeWorkgroupsPerDimension, this.wg,
       (buffer) => this.storagePool.release(buffer));
     this.host = this.makeHost();
-    this.kernels = validatedKernels(webgpuModelKernels(this.host, (a, b, out, args) => this.matmul(a, b, out, args)));
+    this.kernels = validatedKernels(webgpuModelKernels(this.host));
   }
 
   // ---------------------------------------------------------------- describe / memory
