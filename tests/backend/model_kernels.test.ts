@@ -432,6 +432,7 @@ describe('wasm model kernels: thread-count independence', () => {
       const nx = 70001, sq = data(nx);
       const nr = 200, nc = 96, xn = data(nr * nc), wn = data(nc), gn = data(nr * nc);
       const ma = data(16 * 1024), mb = data(1024 * 777);
+      const la = data(40 * 1024), lu = data(40 * 8), ll = data(777 * 8);
       const lowRows = 3001, lowU = data(lowRows * 8), lowL = data(nc * 8), lowOut = data(lowRows * nc);
       const outs: number[][][] = [];
       for (const w of [w1, w2]) {
@@ -459,6 +460,13 @@ describe('wasm model kernels: thread-count independence', () => {
           ([u, l], [o, ot]) => {
             w.kernels.lowRankAdd(u, l, o, { rows: lowRows, cols: nc, rank: 8, scale: 0.5, transL: false });
             w.kernels.lowRankAdd(u, l, ot, { rows: lowRows, cols: nc, rank: 8, scale: 0.5, transL: true });
+          }));
+        // the LoRA matmul epilogue: rows split (f32 w), columns split (bf16 w, 40 rows), skinny column blocks (16 rows, transB)
+        r.push(...await run(w, [F(la), F(ma), F(mb), { dtype: 'bfloat16', data: mb }, F(lu), F(ll)],
+          [{ size: 40 * 777 }, { size: 40 * 777 }, { size: 16 * 777 }], ([a40, a16, wf, wh, u, l], [o1, o2, o3]) => {
+            w.kernels.matmulLowRank(a40, wf, u, l, o1, { rows: 40, cols: 777, inner: 1024, rank: 8, scale: 0.5, transL: false, transB: false });
+            w.kernels.matmulLowRank(a40, wh, u, l, o2, { rows: 40, cols: 777, inner: 1024, rank: 8, scale: 0.5, transL: true, transB: false });
+            w.kernels.matmulLowRank(a16, wf, u, l, o3, { rows: 16, cols: 777, inner: 1024, rank: 5, scale: -2, transL: false, transB: true });
           }));
         // small m without transB: k split in chunks fixed by the shape, partials added in order
         r.push(...await run(w, [F(ma), F(mb)], [{ size: 5 * 777 }], ([a, b2], [o]) =>
