@@ -419,6 +419,35 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
   }
 });
 
+describe('matmulLowRank on the WebGPU matmul variants the adapter default does not pick here', () => {
+  // lavapipe picks the subgroup / direct kernels; GPUs the tiled one: each gets the epilogue in its store.
+  const variants = [
+    { name: 'tiled (GPUs)', matmul: { kind: 'tiled', WX: 16, WY: 8, TM: 4, BK: 16 } },
+    { name: 'direct without subgroups', matmul: { kind: 'direct', WX: 16, WY: 1, TM: 8, BK: 4 } },
+  ] as const;
+  for (const variant of variants) {
+    it(variant.name, async ({ skip: skipTest }) => {
+      const b = await webgpuVariant('vulkan', { matmul: variant.matmul });
+      if (!b) skipTest();
+      try {
+        for (const [rows, cols, inner] of [[37, 45, 300], [67, 130, 32]] as const) {
+          for (const dtype of ['float32', 'bfloat16'] as const) {
+            for (const [transB, transL] of [[true, false], [false, true]] as const) {
+              const args = { rows, cols, inner, rank: 3, scale: 0.75, transL, transB };
+              const inputs: Input[] = [F(data(rows * inner)), { dtype, data: data(inner * cols) }, F(data(rows * 3)), F(data(cols * 3))];
+              const r = await both(b!, inputs, [{ size: rows * cols, prefill: data(rows * cols) }],
+                (kb, [x, w, u, l], [o]) => kb.kernels.matmulLowRank(x, w, u, l, o, args));
+              expectNear(r.got[0], r.want[0], `${variant.name} ${dtype} ${JSON.stringify(args)}`, 1e-4, inner / 4);
+            }
+          }
+        }
+      } finally {
+        b?.destroy();
+      }
+    });
+  }
+});
+
 describe('wasm model kernels: thread-count independence', () => {
   it('1-thread and 2-thread results are bitwise identical', async () => {
     const w1 = await createWasmBackend({ threads: 1 });
