@@ -3,7 +3,7 @@
 // (matmulLowRank: the low-rank term is the matmul's epilogue) vs the two-pass kernels it replaced (matmul, then
 // lowRankAdd), on the same backend in one run, interleaved, W float32 and bfloat16. WASM, THREADS threads (default 2);
 // SHAPES=MxKxN,... (default 256x896x4864 and 256x4864x896, Qwen2.5-0.5B's MLP), RANK (default 16), REPS (default 7).
-// Run after npm run build:   node scripts/measure_lora_fusion.mjs
+// Then the kernel alone (matmulLowRank vs matmul + lowRankAdd), 3·REPS interleaved calls. Run after npm run build:   node scripts/measure_lora_fusion.mjs
 import { createWasmBackend } from '../dist/src/backend/wasm/wasm_backend.js';
 import { nodeWorkerFactory } from '../dist/src/backend/wasm/node_workers.js';
 import * as T from '../dist/src/tensor/index.js';
@@ -54,6 +54,27 @@ for (const [m, k, n] of shapes) {
     console.log(`M=${m} K=${k} N=${n} r=${rank} W ${dtype}: fused ${fmt(fused)} | two-pass ${fmt(unfused)} | two-pass/fused ${ratio.toFixed(3)}`);
     b.kernels = fusedKernels;
     for (const t of [x, w, A, B, gy]) { t.grad?.dispose(); t.dispose(); }
+  }
+}
+
+// The kernels alone (no autograd, no dA/dB products): the forward layout (w [N, K] with transB, l = B [N, r]) and the
+// input-gradient layout (w [K, N]... read as [inner, cols] = [N, K]ᵀ, l = A [r, K] with transL), minimum of REPS.
+for (const [m, k, n] of shapes) {
+  for (const [what, rows, cols, inner, transB, transL] of [['forward', m, n, k, true, false], ['input gradient', m, k, n, false, true]]) {
+    const x = b.upload('float32', rand(rows * inner, 1, 1));
+    const w = b.upload('float32', rand(inner * cols, 2, 0.05));
+    const u = b.upload('float32', rand(rows * rank, 3, 1));
+    const l = b.upload('float32', rand(cols * rank, 4, 0.05));
+    const out = b.alloc('float32', rows * cols);
+    const args = { rows, cols, inner, rank, scale: 2, transL, transB };
+    const time = (kernels) => { const t0 = performance.now(); kernels.matmulLowRank(x, w, u, l, out, args); return performance.now() - t0; };
+    time(fusedKernels); time(twoPassKernels);
+    const fused = [], unfused = [];
+    for (let r = 0; r < 3 * reps; r++) { fused.push(time(fusedKernels)); unfused.push(time(twoPassKernels)); }
+    const s1 = [...fused].sort((p, q) => p - q), s2 = [...unfused].sort((p, q) => p - q);
+    const h = s1.length >> 1;
+    console.log(`kernel ${what} ${rows}x${cols} (inner ${inner}, r ${rank}): fused min ${s1[0].toFixed(1)} median ${s1[h].toFixed(1)} ms | two-pass min ${s2[0].toFixed(1)} median ${s2[h].toFixed(1)} ms | min ratio ${(s2[0] / s1[0]).toFixed(3)}`);
+    for (const t of [x, w, u, l, out]) b.free(t);
   }
 }
 b.destroy();
