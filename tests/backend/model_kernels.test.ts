@@ -52,6 +52,9 @@ async function both(b: Backend, inputs: Input[], outputs: Output[], fn: (b: Back
 
 let seedCounter = 1000;
 const data = (n: number, lo = -1, hi = 1): Float32Array => hostRandom(n, seedCounter++, lo, hi);
+/** Random data of the matmulLowRank tests, from their own seeds, so that adding them changed no other test's inputs. */
+let lowRankSeed = 900_000;
+const lowRankData = (n: number, lo = -1, hi = 1): Float32Array => hostRandom(n, lowRankSeed++, lo, hi);
 const ints = (n: number, lo: number, hi: number): number[] => Array.from(hostRandom(n, seedCounter++, 0, 1), (u) => lo + Math.floor(u * (hi - lo)));
 
 // ------------------------------------------------------------------------------------------ attention cases
@@ -305,8 +308,8 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
           // (w = W [inner, cols], l = A [rank, cols] with transL)
           for (const [transB, transL] of [[true, false], [false, true]] as const) {
             const args = { rows, cols, inner, rank, scale: -1.75, transL, transB };
-            const inputs: Input[] = [F(data(Math.max(1, rows * inner))), { dtype, data: data(Math.max(2, inner * cols)) }, F(data(rows * rank)), F(data(cols * rank))];
-            const r = await both(b, inputs, [{ size: rows * cols, prefill: data(rows * cols, -3, 3) }],
+            const inputs: Input[] = [F(lowRankData(Math.max(1, rows * inner))), { dtype, data: lowRankData(Math.max(2, inner * cols)) }, F(lowRankData(rows * rank)), F(lowRankData(cols * rank))];
+            const r = await both(b, inputs, [{ size: rows * cols, prefill: lowRankData(rows * cols, -3, 3) }],
               (kb, [x, w, u, l], [o]) => kb.kernels.matmulLowRank(x, w, u, l, o, args));
             expectNear(r.got[0], r.want[0], `matmulLowRank ${dtype} ${JSON.stringify(args)}`, 1e-4, Math.max(1, inner / 4));
           }
@@ -319,7 +322,7 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
     if (skip) skipTest();
     const [rows, cols, inner, rank] = [67, 129, 300, 3];
     for (const [transB, transL] of [[true, false], [false, true]] as const) {
-      const inputs = [F(data(rows * inner)), F(data(inner * cols)), F(data(rows * rank)), F(data(cols * rank))];
+      const inputs = [F(lowRankData(rows * inner)), F(lowRankData(inner * cols)), F(lowRankData(rows * rank)), F(lowRankData(cols * rank))];
       const [fused, twoPass] = await run(b, inputs, [{ size: rows * cols }, { size: rows * cols }], ([x, w, u, l], [o1, o2]) => {
         b.kernels.matmulLowRank(x, w, u, l, o1, { rows, cols, inner, rank, scale: 0.625, transL, transB });
         b.matmul(x, w, o2, { batch: 1, m: rows, n: cols, k: inner, transA: false, transB, strideA: 0, strideB: 0 });
@@ -434,8 +437,8 @@ describe('matmulLowRank on the WebGPU matmul variants the adapter default does n
           for (const dtype of ['float32', 'bfloat16'] as const) {
             for (const [transB, transL] of [[true, false], [false, true]] as const) {
               const args = { rows, cols, inner, rank: 3, scale: 0.75, transL, transB };
-              const inputs: Input[] = [F(data(rows * inner)), { dtype, data: data(inner * cols) }, F(data(rows * 3)), F(data(cols * 3))];
-              const r = await both(b!, inputs, [{ size: rows * cols, prefill: data(rows * cols) }],
+              const inputs: Input[] = [F(lowRankData(rows * inner)), { dtype, data: lowRankData(inner * cols) }, F(lowRankData(rows * 3)), F(lowRankData(cols * 3))];
+              const r = await both(b!, inputs, [{ size: rows * cols, prefill: lowRankData(rows * cols) }],
                 (kb, [x, w, u, l], [o]) => kb.kernels.matmulLowRank(x, w, u, l, o, args));
               expectNear(r.got[0], r.want[0], `${variant.name} ${dtype} ${JSON.stringify(args)}`, 1e-4, inner / 4);
             }
@@ -461,7 +464,7 @@ describe('wasm model kernels: thread-count independence', () => {
       const nx = 70001, sq = data(nx);
       const nr = 200, nc = 96, xn = data(nr * nc), wn = data(nc), gn = data(nr * nc);
       const ma = data(16 * 1024), mb = data(1024 * 777);
-      const la = data(40 * 1024), lu = data(40 * 8), ll = data(777 * 8);
+      const la = lowRankData(40 * 1024), lu = lowRankData(40 * 8), ll = lowRankData(777 * 8);
       const lowRows = 3001, lowU = data(lowRows * 8), lowL = data(nc * 8), lowOut = data(lowRows * nc);
       const outs: number[][][] = [];
       for (const w of [w1, w2]) {
