@@ -2,7 +2,7 @@
 // Memory is imported (shared, owned by the host); the engine never allocates.
 export { fill32, arange_f32, arange_i32, cast_f32_i32, cast_i32_f32, unary, binary, where, copy32, write_view32 } from './elementwise';
 export { reduce } from './reduce';
-export { matmul, matmul_half, matmul_ksplit, matmul_ksplit_sum, matmul_scratch_bytes, matmul_mr, matmul_nr, matmul_skinny_m, matmul_skinny_nb } from './matmul';
+export { matmul, matmul_half, matmul_low_rank, matmul_half_low_rank, matmul_ksplit, matmul_ksplit_sum, matmul_scratch_bytes, matmul_mr, matmul_nr, matmul_skinny_m, matmul_skinny_nb } from './matmul';
 export { softmax } from './softmax';
 export { gather, scatter_add } from './embedding';
 export { widen_half, gather_half } from './half';

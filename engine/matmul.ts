@@ -15,6 +15,45 @@ const KC: i32 = 256;
 const MC: i32 = 128;
 const NC: i32 = 2048;
 
+// LoRA epilogue (matmul_low_rank / matmul_half_low_rank): out += scale · u·lT over the block a kernel path has just
+// computed, before it is stored, so out is written once. u [rows, rank], lT [rank, n] (row stride n, like out);
+// out is one [m, n] product (batch 1). Set on entry of each export, per instance (= per thread): wasm globals are
+// not shared between the workers. epiRank == 0: no epilogue (plain matmul).
+let epiRank: i32 = 0;
+let epiU: usize = 0;
+let epiLT: usize = 0;
+let epiOut: usize = 0;
+let epiN: i32 = 0;
+let epiScale: f32 = 0;
+
+/**
+ * The epilogue over rows [r0, r1), columns [c0, c1) of out: per element, s = Σ_j u[i, j]·lT[j, c] in order,
+ * then out + scale·s — the same operations as engine/low_rank.ts low_rank_add, so fused and unfused agree bitwise.
+ */
+function lowRankBlock(r0: i32, r1: i32, c0: i32, c1: i32): void {
+  const rank = epiRank;
+  const sv = f32x4.splat(epiScale);
+  const ldl = <usize>epiN << 2;
+  for (let i = r0; i < r1; i++) {
+    const ur = epiU + (<usize>i * <usize>rank << 2);
+    const or = epiOut + <usize>i * ldl;
+    let c = c0;
+    for (; c + 4 <= c1; c += 4) {
+      let a0 = f32x4.splat(0);
+      const lc = epiLT + (<usize>c << 2);
+      for (let j = 0; j < rank; j++) a0 = f32x4.add(a0, f32x4.mul(f32x4.splat(load<f32>(ur + (<usize>j << 2))), v128.load(lc + <usize>j * ldl)));
+      const o = or + (<usize>c << 2);
+      v128.store(o, f32x4.add(v128.load(o), f32x4.mul(sv, a0)));
+    }
+    for (; c < c1; c++) {
+      let sum: f32 = 0;
+      for (let j = 0; j < rank; j++) sum += load<f32>(ur + (<usize>j << 2)) * load<f32>(epiLT + (<usize>c << 2) + <usize>j * ldl);
+      const o = or + (<usize>c << 2);
+      store<f32>(o, load<f32>(o) + epiScale * sum);
+    }
+  }
+}
+
 /** Bytes of scratch one thread needs. */
 export function matmul_scratch_bytes(): i32 { return (KC * NC + MC * KC + MR * NR + 64) * 4; }
 export function matmul_mr(): i32 { return MR; }
@@ -181,8 +220,11 @@ function packA(a: usize, transA: i32, m: i32, k: i32, ic: i32, mc: i32, pc: i32,
   }
 }
 
-/** MR x NR micro-kernel: C (row stride ldc bytes) (+)= Ap(MR x kc) * Bp(kc x NR). */
-@inline function micro(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, acc: bool, mr: i32, nr: i32, tmp: usize): void {
+/**
+ * MR x NR micro-kernel: C (row stride ldc bytes) (+)= Ap(MR x kc) * Bp(kc x NR); with epi (the last k block of a
+ * matmul_low_rank call) the LoRA epilogue is added in registers before the store.
+ */
+@inline function micro(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, acc: bool, mr: i32, nr: i32, tmp: usize, epi: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -212,6 +254,34 @@ function packA(a: usize, transA: i32, m: i32, k: i32, ic: i32, mc: i32, pc: i32,
       c20 = f32x4.add(c20, v128.load(c + 2 * ldc)); c21 = f32x4.add(c21, v128.load(c + 2 * ldc, 16));
       c30 = f32x4.add(c30, v128.load(c + 3 * ldc)); c31 = f32x4.add(c31, v128.load(c + 3 * ldc, 16));
     }
+    if (epi) {
+      // the tile's place in out gives its rows of u and columns of lT
+      const at = <i32>((c - epiOut) >> 2);
+      const row = at / epiN;
+      const lc = epiLT + (<usize>(at - row * epiN) << 2);
+      const ldl = <usize>epiN << 2;
+      const u0 = epiU + (<usize>row * <usize>epiRank << 2);
+      const ldu = <usize>epiRank << 2;
+      let s00 = f32x4.splat(0), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+      for (let j = 0; j < epiRank; j++) {
+        const lj = lc + <usize>j * ldl;
+        const l0 = v128.load(lj), l1 = v128.load(lj, 16);
+        const uj = u0 + (<usize>j << 2);
+        let x = f32x4.splat(load<f32>(uj));
+        s00 = f32x4.add(s00, f32x4.mul(x, l0)); s01 = f32x4.add(s01, f32x4.mul(x, l1));
+        x = f32x4.splat(load<f32>(uj + ldu));
+        s10 = f32x4.add(s10, f32x4.mul(x, l0)); s11 = f32x4.add(s11, f32x4.mul(x, l1));
+        x = f32x4.splat(load<f32>(uj + 2 * ldu));
+        s20 = f32x4.add(s20, f32x4.mul(x, l0)); s21 = f32x4.add(s21, f32x4.mul(x, l1));
+        x = f32x4.splat(load<f32>(uj + 3 * ldu));
+        s30 = f32x4.add(s30, f32x4.mul(x, l0)); s31 = f32x4.add(s31, f32x4.mul(x, l1));
+      }
+      const sv = f32x4.splat(epiScale);
+      c00 = f32x4.add(c00, f32x4.mul(sv, s00)); c01 = f32x4.add(c01, f32x4.mul(sv, s01));
+      c10 = f32x4.add(c10, f32x4.mul(sv, s10)); c11 = f32x4.add(c11, f32x4.mul(sv, s11));
+      c20 = f32x4.add(c20, f32x4.mul(sv, s20)); c21 = f32x4.add(c21, f32x4.mul(sv, s21));
+      c30 = f32x4.add(c30, f32x4.mul(sv, s30)); c31 = f32x4.add(c31, f32x4.mul(sv, s31));
+    }
     v128.store(c, c00); v128.store(c, c01, 16);
     v128.store(c + ldc, c10); v128.store(c + ldc, c11, 16);
     v128.store(c + 2 * ldc, c20); v128.store(c + 2 * ldc, c21, 16);
@@ -228,6 +298,13 @@ function packA(a: usize, transA: i32, m: i32, k: i32, ic: i32, mc: i32, pc: i32,
         const v = load<f32>(tr + (<usize>j << 2));
         store<f32>(cr + (<usize>j << 2), acc ? load<f32>(cr + (<usize>j << 2)) + v : v);
       }
+    }
+    if (epi) {
+      // an edge tile: the epilogue over the stored mr x nr block (still in L1)
+      const at = <i32>((c - epiOut) >> 2);
+      const row = at / epiN;
+      const col = at - row * epiN;
+      lowRankBlock(row, row + mr, col, col + nr);
     }
   }
 }
@@ -372,11 +449,13 @@ function gebp(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32,
   const ldc = <usize>n << 2;
   if (k == 0) {
     for (let i = r0; i < r1; i++) zeroFloats(c + <usize>i * ldc + (<usize>c0 << 2), c1 - c0);
+    if (epiRank > 0) lowRankBlock(r0, r1, c0, c1);
     return;
   }
   if (m == 1 && !half) {
     // A(0, p) = a[p] whether or not A is transposed (m == 1)
     gemv(a, 4, b, transB, n, k, c, c0, c1);
+    if (epiRank > 0) lowRankBlock(0, 1, c0, c1);
     return;
   }
   const bp = scratch;
@@ -386,6 +465,7 @@ function gebp(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32,
     const nc = min(NC, c1 - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min(KC, k - pc);
+      const epi = epiRank > 0 && pc + kc == k;
       if (half) packBHalf(b, half, transB, n, k, pc, kc, jc, nc, bp);
       else packB(b, transB, n, k, pc, kc, jc, nc, bp);
       for (let ic = r0; ic < r1; ic += MC) {
@@ -397,7 +477,7 @@ function gebp(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32,
           for (let ir = 0; ir < mc; ir += MR) {
             const mr = min(MR, mc - ir);
             micro(ap + (<usize>ir * <usize>kc << 2), bpp, kc, c + <usize>(ic + ir) * ldc + (<usize>(jc + jr) << 2), ldc,
-              pc > 0, mr, nr, tmp);
+              pc > 0, mr, nr, tmp, epi);
           }
         }
       }
@@ -435,9 +515,11 @@ function skinny(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i3
       }
     }
     dotRows(ar, ldk, m, b + <usize>c0 * ldk, ldk, w, k, c + (<usize>c0 << 2), ldc);
+    if (epiRank > 0) lowRankBlock(0, m, c0, c1);
     return;
   }
   skinnyRows(a, transA ? 4 : <usize>k << 2, transA ? <usize>m << 2 : 4, m, k, b, n, c, c0, c1);
+  if (epiRank > 0) lowRankBlock(0, m, c0, c1);
 }
 
 /**
@@ -483,6 +565,41 @@ export function matmul_ksplit_sum(partials: usize, out: usize, chunks: i32, mn: 
  */
 export function matmul(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32, k: i32, transA: i32, transB: i32,
   strideA: i32, strideB: i32, mode: i32, scratch: usize, start: i32, end: i32): void {
+  epiRank = 0;
+  matmulRange(a, b, out, batch, m, n, k, transA, transB, strideA, strideB, mode, scratch, start, end);
+}
+
+/** Sets the LoRA epilogue for this thread's part of one call: out (one [m, n] product) += scale · u·lT. */
+function setLowRank(out: usize, n: i32, u: usize, lT: usize, rank: i32, scale: f32): void {
+  epiRank = rank;
+  epiU = u;
+  epiLT = lT;
+  epiOut = out;
+  epiN = n;
+  epiScale = scale;
+}
+
+/**
+ * matmul of one product (batch 1, transA 0) with the LoRA epilogue: out = a·opB(b) + scale · u·lT, u [m, rank],
+ * lT [rank, n]. Modes as matmul's; the host keeps the split-k path (small m without transB) unfused.
+ */
+export function matmul_low_rank(a: usize, b: usize, out: usize, m: i32, n: i32, k: i32, transB: i32, mode: i32, scratch: usize,
+  u: usize, lT: usize, rank: i32, scale: f32, start: i32, end: i32): void {
+  setLowRank(out, n, u, lT, rank, scale);
+  matmulRange(a, b, out, 1, m, n, k, 0, transB, 0, 0, mode, scratch, start, end);
+  epiRank = 0;
+}
+
+/** matmul_half with the LoRA epilogue (see matmul_low_rank); modeKind as matmul_half's. */
+export function matmul_half_low_rank(a: usize, b: usize, out: usize, m: i32, n: i32, k: i32, transB: i32, modeKind: i32, scratch: usize,
+  u: usize, lT: usize, rank: i32, scale: f32, start: i32, end: i32): void {
+  setLowRank(out, n, u, lT, rank, scale);
+  matmulHalfRange(a, b, out, 1, m, n, k, 0, transB, 0, 0, modeKind, scratch, start, end);
+  epiRank = 0;
+}
+
+function matmulRange(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32, k: i32, transA: i32, transB: i32,
+  strideA: i32, strideB: i32, mode: i32, scratch: usize, start: i32, end: i32): void {
   const mn = <usize>m * <usize>n;
   if (mode == 2) {
     const blocks = (n + SKINNY_NB - 1) / SKINNY_NB;
@@ -526,6 +643,12 @@ export function matmul(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i3
  */
 export function matmul_half(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32, k: i32, transA: i32, transB: i32,
   strideA: i32, strideB: i32, modeKind: i32, scratch: usize, start: i32, end: i32): void {
+  epiRank = 0;
+  matmulHalfRange(a, b, out, batch, m, n, k, transA, transB, strideA, strideB, modeKind, scratch, start, end);
+}
+
+function matmulHalfRange(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32, k: i32, transA: i32, transB: i32,
+  strideA: i32, strideB: i32, modeKind: i32, scratch: usize, start: i32, end: i32): void {
   if (start >= end) return;
   const mn = <usize>m * <usize>n;
   const kind = modeKind & 0xff;
@@ -542,6 +665,7 @@ export function matmul_half(a: usize, b: usize, out: usize, batch: i32, m: i32, 
       // widen the block's w rows of B (contiguous: w·k elements) once, then dot every A row with them
       widenRun(bb, scratch, w * k, kind);
       dotRows(a + (<usize>bt * <usize>strideA << 2), ldk, m, scratch, ldk, w, k, out + (<usize>bt * mn << 2) + (<usize>j0 << 2), <usize>n << 2);
+      if (epiRank > 0) lowRankBlock(0, m, j0, j0 + w);
     }
     return;
   }

@@ -8,11 +8,11 @@
 // parameter count), and one implementation per backend (webgpu/, wasm/, reference/ model-kernel objects).
 
 import {
-  type AdamWArgs, type AttentionArgs, type DType, KernelError, type LowRankArgs, type RopeArgs, type Storage, type TokenLossArgs, type View,
+  type AdamWArgs, type AttentionArgs, type DType, KernelError, type LowRankArgs, type MatmulLowRankArgs, type RopeArgs, type Storage, type TokenLossArgs, type View,
   sizeOf, viewExtent,
 } from './types.js';
 
-export type { AdamWArgs, AttentionArgs, LowRankArgs, RopeArgs, TokenLossArgs } from './types.js';
+export type { AdamWArgs, AttentionArgs, LowRankArgs, MatmulLowRankArgs, RopeArgs, TokenLossArgs } from './types.js';
 
 export interface ModelKernels {
   /**
@@ -96,6 +96,13 @@ export interface ModelKernels {
    * out may not alias u or l.
    */
   lowRankAdd(u: Storage, l: Storage, out: Storage, args: LowRankArgs): void;
+  /**
+   * See MatmulLowRankArgs: out [rows, cols] = x·op(w) + scale · u·op(l), overwritten. The LoRA projection with
+   * the rank-r product as the matmul's epilogue, so out is written once (forward: x, w = W with transB, u = x·Aᵀ,
+   * l = B; input gradient: x = gy, w = W, u = gy·B, l = A with transL). w may be float32, bfloat16 or float16.
+   * out may not alias any input.
+   */
+  matmulLowRank(x: Storage, w: Storage, u: Storage, l: Storage, out: Storage, args: MatmulLowRankArgs): void;
 
   /** See AdamWArgs: updates param, m and v in place. */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void;
@@ -158,6 +165,12 @@ function lowRankArgsProblems(args: LowRankArgs): string[] {
   const bad = countProblems({ rows: args.rows, cols: args.cols, rank: args.rank });
   if (!Number.isFinite(args.scale)) bad.push(`scale must be finite, got ${args.scale}`);
   if (typeof args.transL !== 'boolean') bad.push(`transL must be true or false, got ${JSON.stringify(args.transL)}`);
+  return bad;
+}
+
+function matmulLowRankArgsProblems(args: MatmulLowRankArgs): string[] {
+  const bad = [...lowRankArgsProblems(args), ...countProblems({ inner: args.inner })];
+  if (typeof args.transB !== 'boolean') bad.push(`transB must be true or false, got ${JSON.stringify(args.transB)}`);
   return bad;
 }
 
@@ -313,6 +326,20 @@ export const KERNEL_SIGNATURES: { readonly [K in keyof ModelKernels]: KernelSign
       inout('out', ({ args: a }) => a.rows * a.cols), { name: 'args', role: 'args', problems: lowRankArgsProblems },
     ],
     check: ({ u, l, out }) => (out === u || out === l ? ['out may not alias u or l'] : []),
+  },
+  matmulLowRank: {
+    params: [
+      input('x', ({ args: a }) => a.rows * a.inner),
+      { name: 'w', role: 'input', dtype: 'any', elements: ({ args: a }) => a.inner * a.cols },
+      input('u', ({ args: a }) => a.rows * a.rank), input('l', ({ args: a }) => a.cols * a.rank),
+      output('out', ({ args: a }) => a.rows * a.cols), { name: 'args', role: 'args', problems: matmulLowRankArgsProblems },
+    ],
+    check: ({ x, w, u, l, out }) => {
+      const bad: string[] = [];
+      if (w.dtype === 'int32') bad.push('w must be float32, bfloat16 or float16, got int32');
+      if ([x, w, u, l].includes(out)) bad.push('out may not alias x, w, u or l');
+      return bad;
+    },
   },
   adamw: {
     params: [

@@ -136,6 +136,16 @@ export interface LowRankArgs {
 }
 
 /**
+ * A 2-D product with the low-rank update as its epilogue (matmulLowRank): out [rows, cols] =
+ * x [rows, inner] · op(w) + scale · u [rows, rank] · op(l), op(w) = w [inner, cols] or, with transB, w stored
+ * [cols, inner] read transposed (w may be a 16-bit storage); op(l) as in LowRankArgs.
+ */
+export interface MatmulLowRankArgs extends LowRankArgs {
+  inner: number;
+  transB: boolean;
+}
+
+/**
  * Decoupled AdamW (PyTorch semantics), in place over n elements, with the gradient multiplied by scale[0]
  * (a 1-element float32 storage, so clipping needs no readback):
  *   g = grad·scale[0]; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;

@@ -9,7 +9,7 @@ export type ProfileCategory = (typeof PROFILE_CATEGORIES)[number];
 
 /** Which category a core op or kernel belongs to; norm, RoPE, SwiGLU, copies and reductions count as elementwise. */
 export function categoryOf(name: string): ProfileCategory {
-  if (name === 'matmul' || name === 'lowRankAdd') return 'matmul';
+  if (name === 'matmul' || name === 'lowRankAdd' || name === 'matmulLowRank') return 'matmul';
   if (name.startsWith('attention')) return 'attention';
   if (name.startsWith('logSoftmaxGather') || name.startsWith('tokenLoss') || name === 'softmax') return 'loss';
   if (name === 'adamw' || name === 'sumSquares') return 'optimizer';

@@ -4,8 +4,8 @@
 // at the base model. Every base parameter is frozen (requiresGrad false): backward computes no gradient for it
 // and an optimizer over trainableParameters() keeps moments for A and B only. The adapters live on the Linear
 // modules (Linear.adapter), so every caller of the model — training, evaluation, generation with the KV cache —
-// runs the adapted projections. The forward is one fused op (T.lowRankLinear: the rank-r product added into
-// the matmul's output by the lowRankAdd kernel, forward and in the input gradient).
+// runs the adapted projections. The forward is one fused op (T.lowRankLinear: the rank-r product is the epilogue
+// of the matmul kernel — matmulLowRank — forward and in the input gradient).
 import { type HalfDType, HALF_DTYPES, isHalfDType } from '../backend/types.js';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';

@@ -1,8 +1,9 @@
-// A linear layer with a low-rank (LoRA) update as one differentiable op. The rank-r half is added into the
-// matmul's output by the fused lowRankAdd kernel (contract: ../backend/model_kernels.ts), forward and in the
-// input gradient, so neither pass materialises a [tokens, out] or [tokens, in] temporary for it:
-//   forward   y  = x·Wᵀ (+ bias), then y  += scale · u·Bᵀ with u = xa·Aᵀ  [tokens, r]
-//   backward  gx = gy·W,          then gx += scale · v·A  with v = gy·B  [tokens, r]
+// A linear layer with a low-rank (LoRA) update as one differentiable op. The rank-r half is the epilogue of the
+// matmul (matmulLowRank, contract: ../backend/model_kernels.ts), forward and in the input gradient: the small
+// product u (or v) first, then one kernel writes x·Wᵀ + scale·u·Bᵀ, so the [tokens, out] / [tokens, in] result is
+// written once and no temporary of that size exists for the low-rank half:
+//   forward   u  = xa·Aᵀ [tokens, r],  y  = x·Wᵀ + scale · u·Bᵀ (+ bias)
+//   backward  v  = gy·B  [tokens, r],  gx = gy·W + scale · v·A
 //             gA = scale · vᵀ·xa, gB = scale · gyᵀ·u, gW = gyᵀ·x, gBias = Σ_rows gy (each only when needed).
 import type { MatmulArgs } from '../backend/backend.js';
 import { getBackend } from './engine.js';
@@ -60,14 +61,15 @@ export function lowRankLinear(x: Tensor, w: Tensor, a: Tensor, b: Tensor, scale:
   const outShape = [...x.shape.slice(0, -1), outF];
   const kernels = getBackend().kernels;
   const lowInput = xa ?? x;
-  let y = product(x, w, rows, outF, inF, false, true);
+  const u = product(lowInput, a, rows, r, inF, false, true);
+  let y = empty([rows, outF]);
+  kernels.matmulLowRank(x.storage, w.storage, u.storage, b.storage, y.storage,
+    { rows, cols: outF, inner: inF, rank: r, scale, transL: false, transB: true });
   if (bias) {
     const biased = binaryRaw('add', y, bias);
     y.dispose();
     y = biased;
   }
-  const u = product(lowInput, a, rows, r, inF, false, true);
-  kernels.lowRankAdd(u.storage, b.storage, y.storage, { rows, cols: outF, rank: r, scale, transL: false });
   const out = reshape(y, outShape);
   if (out !== y) y.dispose();
 
@@ -81,9 +83,11 @@ export function lowRankLinear(x: Tensor, w: Tensor, a: Tensor, b: Tensor, scale:
     const v = needX || needA || needXa ? product(g, sb, rows, r, outF, false, false) : null;
     let gx: Tensor | null = null;
     let gxa: Tensor | null = null;
-    if (needX) {
-      gx = product(g, sw, rows, inF, outF, false, false);
-      if (!xa) kernels.lowRankAdd(v!.storage, sa.storage, gx.storage, { rows, cols: inF, rank: r, scale, transL: true });
+    if (needX && xa) gx = product(g, sw, rows, inF, outF, false, false); // dropout: the low-rank half goes to xa
+    else if (needX) {
+      gx = empty([rows, inF]);
+      kernels.matmulLowRank(g.storage, sw.storage, v!.storage, sa.storage, gx.storage,
+        { rows, cols: inF, inner: outF, rank: r, scale, transL: true, transB: false });
     }
     if (needXa) {
       gxa = product(v!, sa, rows, inF, r, false, false);

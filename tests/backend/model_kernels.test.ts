@@ -52,6 +52,9 @@ async function both(b: Backend, inputs: Input[], outputs: Output[], fn: (b: Back
 
 let seedCounter = 1000;
 const data = (n: number, lo = -1, hi = 1): Float32Array => hostRandom(n, seedCounter++, lo, hi);
+/** Random data of the matmulLowRank tests, from their own seeds, so that adding them changed no other test's inputs. */
+let lowRankSeed = 900_000;
+const lowRankData = (n: number, lo = -1, hi = 1): Float32Array => hostRandom(n, lowRankSeed++, lo, hi);
 const ints = (n: number, lo: number, hi: number): number[] => Array.from(hostRandom(n, seedCounter++, 0, 1), (u) => lo + Math.floor(u * (hi - lo)));
 
 // ------------------------------------------------------------------------------------------ attention cases
@@ -293,6 +296,43 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
     }
   });
 
+  it('matmulLowRank: x·op(w) + scale·u·op(l) over every matmul path, odd shapes, ranks 1/3/16, f32 and bf16 w, both layouts', async ({ skip: skipTest }) => {
+    if (skip) skipTest();
+    // rows: 1 (gemv), 5 and 16 (skinny / split-k fallback), 37 and 67 (packed tiles with edge rows); cols and inner
+    // not multiples of the tiles; inner 300 > the engine's k block (the epilogue rides on the last block only).
+    const shapes: [number, number, number][] = [[1, 13, 9], [5, 37, 29], [16, 70, 33], [37, 45, 300], [67, 129, 31], [9, 13, 0]];
+    for (const [rows, cols, inner] of shapes) {
+      for (const rank of [1, 3, 16]) {
+        for (const dtype of ['float32', 'bfloat16'] as const) {
+          // forward layout (w = W [cols, inner] with transB, l = B [cols, rank]) and input-gradient layout
+          // (w = W [inner, cols], l = A [rank, cols] with transL)
+          for (const [transB, transL] of [[true, false], [false, true]] as const) {
+            const args = { rows, cols, inner, rank, scale: -1.75, transL, transB };
+            const inputs: Input[] = [F(lowRankData(Math.max(1, rows * inner))), { dtype, data: lowRankData(Math.max(2, inner * cols)) }, F(lowRankData(rows * rank)), F(lowRankData(cols * rank))];
+            const r = await both(b, inputs, [{ size: rows * cols, prefill: lowRankData(rows * cols, -3, 3) }],
+              (kb, [x, w, u, l], [o]) => kb.kernels.matmulLowRank(x, w, u, l, o, args));
+            expectNear(r.got[0], r.want[0], `matmulLowRank ${dtype} ${JSON.stringify(args)}`, 1e-4, Math.max(1, inner / 4));
+          }
+        }
+      }
+    }
+  });
+
+  it('matmulLowRank equals matmul then lowRankAdd (fused vs two-pass)', async ({ skip: skipTest }) => {
+    if (skip) skipTest();
+    const [rows, cols, inner, rank] = [67, 129, 300, 3];
+    for (const [transB, transL] of [[true, false], [false, true]] as const) {
+      const inputs = [F(lowRankData(rows * inner)), F(lowRankData(inner * cols)), F(lowRankData(rows * rank)), F(lowRankData(cols * rank))];
+      const [fused, twoPass] = await run(b, inputs, [{ size: rows * cols }, { size: rows * cols }], ([x, w, u, l], [o1, o2]) => {
+        b.kernels.matmulLowRank(x, w, u, l, o1, { rows, cols, inner, rank, scale: 0.625, transL, transB });
+        b.matmul(x, w, o2, { batch: 1, m: rows, n: cols, k: inner, transA: false, transB, strideA: 0, strideB: 0 });
+        b.kernels.lowRankAdd(u, l, o2, { rows, cols, rank, scale: 0.625, transL });
+      });
+      // WASM: the same float32 operations in the same order, so the same bits; WebGPU runs exactly these two passes
+      expect(fused, `transB=${transB}`).toEqual(twoPass);
+    }
+  });
+
   it('adamw over several steps with weight decay and a gradient scale', async ({ skip: skipTest }) => {
     if (skip) skipTest();
     for (const n of [1, 6, 1031, 40003]) {
@@ -349,6 +389,10 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
       expect(() => b.kernels.writeView(s, { strides: [1], offset: 0 }, s, { strides: [1], offset: 60 }, [8])).toThrow(/writeView.*out view reaches/);
       expect(() => b.kernels.lowRankAdd(s, lse, s, { rows: 8, cols: 8, rank: 1, scale: 1, transL: false })).toThrow(/lowRankAdd.*out may not alias u or l/);
       expect(() => b.kernels.lowRankAdd(short, lse, s, { rows: 8, cols: 8, rank: 8, scale: NaN, transL: false })).toThrow(/lowRankAdd.*scale must be finite/);
+      const lowRank = { rows: 4, cols: 4, inner: 4, rank: 2, scale: 1, transL: false, transB: true };
+      expect(() => b.kernels.matmulLowRank(s, s, s, s, s, lowRank)).toThrow(/matmulLowRank.*out may not alias x, w, u or l/);
+      expect(() => b.kernels.matmulLowRank(s, ids, s, s, lse, { ...lowRank, inner: 40 })).toThrow(/matmulLowRank.*w has 4 elements, needs 160/);
+      expect(() => b.kernels.matmulLowRank(s, s, s, s, lse, { ...lowRank, transB: 1 as unknown as boolean })).toThrow(/matmulLowRank.*transB must be true or false/);
     } finally {
       for (const x of [s, lse, short, ids]) b.free(x);
     }
@@ -378,6 +422,35 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
   }
 });
 
+describe('matmulLowRank on the WebGPU matmul variants the adapter default does not pick here', () => {
+  // lavapipe picks the subgroup / direct kernels; GPUs the tiled one: each gets the epilogue in its store.
+  const variants = [
+    { name: 'tiled (GPUs)', matmul: { kind: 'tiled', WX: 16, WY: 8, TM: 4, BK: 16 } },
+    { name: 'direct without subgroups', matmul: { kind: 'direct', WX: 16, WY: 1, TM: 8, BK: 4 } },
+  ] as const;
+  for (const variant of variants) {
+    it(variant.name, async ({ skip: skipTest }) => {
+      const b = await webgpuVariant('vulkan', { matmul: variant.matmul });
+      if (!b) skipTest();
+      try {
+        for (const [rows, cols, inner] of [[37, 45, 300], [67, 130, 32]] as const) {
+          for (const dtype of ['float32', 'bfloat16'] as const) {
+            for (const [transB, transL] of [[true, false], [false, true]] as const) {
+              const args = { rows, cols, inner, rank: 3, scale: 0.75, transL, transB };
+              const inputs: Input[] = [F(lowRankData(rows * inner)), { dtype, data: lowRankData(inner * cols) }, F(lowRankData(rows * 3)), F(lowRankData(cols * 3))];
+              const r = await both(b!, inputs, [{ size: rows * cols, prefill: lowRankData(rows * cols) }],
+                (kb, [x, w, u, l], [o]) => kb.kernels.matmulLowRank(x, w, u, l, o, args));
+              expectNear(r.got[0], r.want[0], `${variant.name} ${dtype} ${JSON.stringify(args)}`, 1e-4, inner / 4);
+            }
+          }
+        }
+      } finally {
+        b?.destroy();
+      }
+    });
+  }
+});
+
 describe('wasm model kernels: thread-count independence', () => {
   it('1-thread and 2-thread results are bitwise identical', async () => {
     const w1 = await createWasmBackend({ threads: 1 });
@@ -391,6 +464,7 @@ describe('wasm model kernels: thread-count independence', () => {
       const nx = 70001, sq = data(nx);
       const nr = 200, nc = 96, xn = data(nr * nc), wn = data(nc), gn = data(nr * nc);
       const ma = data(16 * 1024), mb = data(1024 * 777);
+      const la = lowRankData(40 * 1024), lu = lowRankData(40 * 8), ll = lowRankData(777 * 8);
       const lowRows = 3001, lowU = data(lowRows * 8), lowL = data(nc * 8), lowOut = data(lowRows * nc);
       const outs: number[][][] = [];
       for (const w of [w1, w2]) {
@@ -418,6 +492,13 @@ describe('wasm model kernels: thread-count independence', () => {
           ([u, l], [o, ot]) => {
             w.kernels.lowRankAdd(u, l, o, { rows: lowRows, cols: nc, rank: 8, scale: 0.5, transL: false });
             w.kernels.lowRankAdd(u, l, ot, { rows: lowRows, cols: nc, rank: 8, scale: 0.5, transL: true });
+          }));
+        // the LoRA matmul epilogue: rows split (f32 w), columns split (bf16 w, 40 rows), skinny column blocks (16 rows, transB)
+        r.push(...await run(w, [F(la), F(ma), F(mb), { dtype: 'bfloat16', data: mb }, F(lu), F(ll)],
+          [{ size: 40 * 777 }, { size: 40 * 777 }, { size: 16 * 777 }], ([a40, a16, wf, wh, u, l], [o1, o2, o3]) => {
+            w.kernels.matmulLowRank(a40, wf, u, l, o1, { rows: 40, cols: 777, inner: 1024, rank: 8, scale: 0.5, transL: false, transB: false });
+            w.kernels.matmulLowRank(a40, wh, u, l, o2, { rows: 40, cols: 777, inner: 1024, rank: 8, scale: 0.5, transL: true, transB: false });
+            w.kernels.matmulLowRank(a16, wf, u, l, o3, { rows: 16, cols: 777, inner: 1024, rank: 5, scale: -2, transL: false, transB: true });
           }));
         // small m without transB: k split in chunks fixed by the shape, partials added in order
         r.push(...await run(w, [F(ma), F(mb)], [{ size: 5 * 777 }], ([a, b2], [o]) =>

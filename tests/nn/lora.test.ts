@@ -7,7 +7,7 @@ import { ReferenceBackend } from '../../src/backend/reference/reference_backend.
 import * as T from '../../src/tensor/index.js';
 import type { Tensor } from '../../src/tensor/index.js';
 import { Embedding, Linear } from '../../src/nn/layers.js';
-import { type HalfDType } from '../../src/backend/types.js';
+import type { HalfDType, MatmulLowRankArgs, Storage } from '../../src/backend/types.js';
 import { roundToHalf } from '../../src/backend/half.js';
 import {
   LoraError, LoraLinear, applyLora, formatTrainableParameters, hasLora, loraAdapters, mergeLora, parameterCounts, removeLora, resolveFrozenDType,
@@ -338,6 +338,31 @@ describe('LoRA on the product backends', () => {
       assertClose(got.logits, want.logits, `${name}: adapted logits`, 1e-4, 1e-3);
       got.grads.forEach((g, i) => assertClose(g, want.grads[i], `${name}: gradient ${i}`, 1e-4, 1e-2));
       assertClose(got.merged, got.logits, `${name}: merged vs adapted logits`, 1e-4, 1e-3);
+      expect(backend.memory().liveBuffers, `${name}: buffers left`).toBe(0);
+    }
+  });
+
+  it('the matmul epilogue changes no bit: logits and gradients equal the two-pass matmul + lowRankAdd run', async () => {
+    for (const { name, backend } of backends) {
+      // the same backend with matmulLowRank replaced by the kernels lowRankLinear used before the fusion
+      const kernels = {
+        ...backend.kernels,
+        matmulLowRank: (x: Storage, w: Storage, u: Storage, l: Storage, out: Storage, args: MatmulLowRankArgs) => {
+          backend.matmul(x, w, out, { batch: 1, m: args.rows, n: args.cols, k: args.inner, transA: false, transB: args.transB, strideA: 0, strideB: 0 });
+          backend.kernels.lowRankAdd(u, l, out, args);
+        },
+      };
+      const twoPass = new Proxy(backend, {
+        get: (target, key) => {
+          if (key === 'kernels') return kernels;
+          const value = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const want = await adaptedStep(twoPass);
+      const got = await adaptedStep(backend);
+      expect(got.logits, `${name}: logits`).toEqual(want.logits);
+      got.grads.forEach((g, i) => expect(g, `${name}: gradient ${i}`).toEqual(want.grads[i]));
       expect(backend.memory().liveBuffers, `${name}: buffers left`).toBe(0);
     }
   });

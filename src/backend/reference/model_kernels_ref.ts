@@ -1,7 +1,7 @@
 // Float64 reference of the fused transformer kernels (contract: ../model_kernels.ts). Literal loops over
 // plain arrays, written for obviousness: the product backends are tested against these.
 import type { ModelKernels } from '../model_kernels.js';
-import type { AdamWArgs, AttentionArgs, DType, LowRankArgs, RopeArgs, Storage, TokenLossArgs } from '../types.js';
+import type { AdamWArgs, AttentionArgs, DType, LowRankArgs, MatmulLowRankArgs, RopeArgs, Storage, TokenLossArgs } from '../types.js';
 import { forEachStrided } from './strided.js';
 
 type Floats = Float64Array;
@@ -246,10 +246,23 @@ export function lowRankAddRef(u: Floats, l: Floats, out: Floats, args: LowRankAr
   }
 }
 
+/** out = x·op(w) + scale · u·op(l) (MatmulLowRankArgs), summed in float64: the product, then the low-rank term. */
+export function matmulLowRankRef(x: Floats, w: Floats, u: Floats, l: Floats, out: Floats, args: MatmulLowRankArgs): void {
+  const { rows, cols, inner, transB } = args;
+  for (let i = 0; i < rows; i++) {
+    for (let c = 0; c < cols; c++) {
+      let dot = 0;
+      for (let p = 0; p < inner; p++) dot += x[i * inner + p] * (transB ? w[c * inner + p] : w[p * cols + c]);
+      out[i * cols + c] = dot;
+    }
+  }
+  lowRankAddRef(u, l, out, args);
+}
+
 /** What the reference kernels need from the reference backend: the float64 contents of its storages. */
 export interface ReferenceKernelHost {
   /** The contents of a live storage of this backend (throws a KernelError naming `kernel` otherwise). */
-  data(x: Storage, kernel: string): { readonly dtype: DType; readonly data: Float64Array };
+  data(x: Storage, kernel: string, acceptHalf?: boolean): { readonly dtype: DType; readonly data: Float64Array };
 }
 
 /**
@@ -319,6 +332,11 @@ export function referenceModelKernels(host: ReferenceKernelHost) {
     lowRankAdd(u, l, out, args) {
       const data = arrays('lowRankAdd', { u, l, out });
       lowRankAddRef(data.u, data.l, data.out, args);
+    },
+    matmulLowRank(x, w, u, l, out, args) {
+      const data = arrays('matmulLowRank', { x, u, l, out });
+      const weight = host.data(w, 'matmulLowRank', true).data; // a frozen base weight may be 16-bit
+      matmulLowRankRef(data.x, weight, data.u, data.l, data.out, args);
     },
     adamw(param, grad, m, v, scale, args, n) {
       const data = arrays('adamw', { param, grad, m, v, scale });

@@ -76,7 +76,7 @@ export class ReferenceBackend implements Backend {
     return { precision: 'float64', purpose: 'test oracle' };
   }
 
-  readonly kernels: ModelKernels = validatedKernels(referenceModelKernels({ data: (x, kernel) => this.own(x, kernel) }));
+  readonly kernels: ModelKernels = validatedKernels(referenceModelKernels({ data: (x, kernel, acceptHalf) => this.own(x, kernel, acceptHalf) }));
 
   /** The storage as this backend's own, live one; 16-bit storages only where `acceptHalf` says the kernel takes them. */
   private own(x: Storage, kernel: string, acceptHalf = false): RefStorage {

@@ -8,13 +8,25 @@
 // and add them in order, so results are bit-identical for any thread count.
 import { ATTENTION_PARAM_BLOCK, ATTENTION_PARAM_WORDS } from '../kernel_layouts.js';
 import type { ModelKernels } from '../model_kernels.js';
-import { type AttentionArgs, KernelError, type Storage, type TokenLossArgs, type View } from '../types.js';
+import { type AttentionArgs, KernelError, type MatmulArgs, type Storage, type TokenLossArgs, type View } from '../types.js';
+
+/** The LoRA epilogue of WasmKernelHost.matmulLowRank: byte addresses of u [m, rank] and lT [rank, n], rank, scale. */
+export interface LowRankEpilogue {
+  u: number;
+  lT: number;
+  rank: number;
+  scale: number;
+}
 
 /** The part of the WASM backend the launchers need (closures over its private state). */
 export interface WasmKernelHost {
   threads(): number;
   /** Byte address of a live storage of this backend (throws a KernelError naming `kernel` otherwise). */
   ptr(x: Storage, kernel: string): number;
+  /** The backend's matmul (b may be 16-bit). */
+  matmul(a: Storage, b: Storage, out: Storage, args: MatmulArgs): void;
+  /** matmul with the LoRA epilogue in the engine's store phase; false (nothing done) where that path has none. */
+  matmulLowRank(a: Storage, b: Storage, out: Storage, args: MatmulArgs, epilogue: LowRankEpilogue): boolean;
   /** Runs the engine export `engineFn` over [0, work) on `parts` threads (see WasmBackend.exec). */
   exec(kernel: string, engineFn: string, args: number[], work: number, parts: number,
     opts?: { align?: number; scratchSlot?: number }): void;
@@ -57,6 +69,23 @@ function tokenLossScalars(args: TokenLossArgs): number[] {
 }
 
 export function wasmModelKernels(host: WasmKernelHost) {
+  /** Runs `use` with l as lT [rank, cols]: l itself with transL, else a transposed copy (rank·cols values, tiny). */
+  const withTransposedL = (kernel: string, pl: number, args: { cols: number; rank: number; transL: boolean }, use: (lT: number) => void): void => {
+    if (args.transL) {
+      use(pl);
+      return;
+    }
+    const { rank, cols } = args;
+    const lT = host.temp(Math.max(16, 4 * rank * cols));
+    try {
+      const block = host.stridedParams(kernel, [rank, cols], [{ strides: [1, rank], offset: 0 }, { strides: [cols, 1], offset: 0 }]);
+      host.exec(kernel, 'write_view32', [pl, lT.ptr, block], rank * cols, host.partsFor(rank * cols, rank * cols), { align: 16 });
+      use(lT.ptr);
+    } finally {
+      lT.release();
+    }
+  };
+
   const parts = (work: number, items: number): number => {
     const threads = host.threads();
     if (threads <= 1 || work < MIN_PAR_FLOPS) return 1;
@@ -215,22 +244,27 @@ export function wasmModelKernels(host: WasmKernelHost) {
       const [pu, pl, pOut] = [u, l, out].map((s) => host.ptr(s, kernel));
       const { rows, cols, rank } = args;
       if (rows * cols === 0 || rank === 0) return;
-      const run = (lT: number) =>
+      withTransposedL(kernel, pl, args, (lT) =>
         // Rows own their outputs: any split gives the same bits.
-        host.exec(kernel, 'low_rank_add', [pu, lT, pOut, cols, rank, args.scale], rows, parts(2 * rows * cols * rank, rows));
-      if (args.transL) {
-        run(pl);
+        host.exec(kernel, 'low_rank_add', [pu, lT, pOut, cols, rank, args.scale], rows, parts(2 * rows * cols * rank, rows)));
+    },
+
+    matmulLowRank(x, w, u, l, out, args) {
+      const kernel = 'matmulLowRank';
+      const [pu, pl, pOut] = [u, l, out].map((s) => host.ptr(s, kernel));
+      const { rows, cols, inner, rank, scale } = args;
+      const product: MatmulArgs = { batch: 1, m: rows, n: cols, k: inner, transA: false, transB: args.transB, strideA: 0, strideB: 0 };
+      if (rows * cols === 0) return;
+      if (rank === 0) {
+        host.matmul(x, w, out, product);
         return;
       }
-      // l [cols, rank] → lT [rank, cols] (rank·cols values), so the engine adds four columns per SIMD step.
-      const lT = host.temp(Math.max(16, 4 * rank * cols));
-      try {
-        const block = host.stridedParams(kernel, [rank, cols], [{ strides: [1, rank], offset: 0 }, { strides: [cols, 1], offset: 0 }]);
-        host.exec(kernel, 'write_view32', [pl, lT.ptr, block], rank * cols, host.partsFor(rank * cols, rank * cols), { align: 16 });
-        run(lT.ptr);
-      } finally {
-        lT.release();
-      }
+      withTransposedL(kernel, pl, args, (lT) => {
+        if (host.matmulLowRank(x, w, out, product, { u: pu, lT, rank, scale })) return;
+        // split-k (few rows, no transB) has no epilogue: the product, then the low-rank pass
+        host.matmul(x, w, out, product);
+        host.exec(kernel, 'low_rank_add', [pu, lT, pOut, cols, rank, scale], rows, parts(2 * rows * cols * rank, rows));
+      });
     },
 
     adamw(param, grad, m, v, scale, args, n) {

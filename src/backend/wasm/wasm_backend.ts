@@ -15,7 +15,7 @@ import {
 import { Arena } from './arena.js';
 import { browserThreadsAvailable, browserWorkerFactory } from './browser_workers.js';
 import { ENGINE_WASM_BASE64 } from './engine_wasm.gen.js';
-import { wasmModelKernels } from './model_kernels_wasm.js';
+import { type LowRankEpilogue, wasmModelKernels } from './model_kernels_wasm.js';
 import { CHUNKS_PER_PART, CONTROL_BYTES, type KernelFn, type PoolStats, ThreadPool, type WorkerFactory } from './thread_pool.js';
 import { decodeBase64, unshareMemoryImport } from './wasm_binary.js';
 
@@ -73,6 +73,10 @@ interface EngineExports {
   sum_squares_chunk(): number;
 }
 
+function epilogueArgs(e: LowRankEpilogue): number[] {
+  return [e.u, e.lT, e.rank, e.scale];
+}
+
 export class WasmBackend implements Backend {
   readonly name = 'wasm' as const;
   private f32!: Float32Array;
@@ -117,6 +121,8 @@ export class WasmBackend implements Backend {
     this.kernels = validatedKernels(wasmModelKernels({
       threads: () => this.threads,
       ptr: (x, kernel) => this.own(x, kernel).ptr,
+      matmul: (a, b, out, args) => this.matmul(a, b, out, args),
+      matmulLowRank: (a, b, out, args, epilogue) => this.matmulLowRank(a, b, out, args, epilogue),
       exec: (kernel, engineFn, args, work, parts, opts) => this.exec(kernel, engineFn, args, work, parts, opts),
       partsFor: (elems, units) => this.partsFor(elems, units),
       stridedParams: (kernel, shape, views) => this.writeStridedParams(kernel, shape, views),
@@ -447,12 +453,26 @@ export class WasmBackend implements Backend {
   }
 
   matmul(a: Storage, b: Storage, out: Storage, args: MatmulArgs): void {
+    this.matmulWith(a, b, out, args, null);
+  }
+
+  /**
+   * A 2-D product (batch 1, A not transposed) with the LoRA epilogue out += scale · u·lT (byte addresses; u [m, rank],
+   * lT [rank, n]) applied in the engine's store phase. False, with nothing computed, for the one path without the
+   * epilogue (float32 B, no transB, m ≤ SKINNY_M: split-k); the caller then adds the low-rank term separately.
+   */
+  matmulLowRank(a: Storage, b: Storage, out: Storage, args: MatmulArgs, epilogue: LowRankEpilogue): boolean {
+    return this.matmulWith(a, b, out, args, epilogue);
+  }
+
+  private matmulWith(a: Storage, b: Storage, out: Storage, args: MatmulArgs, epilogue: LowRankEpilogue | null): boolean {
     const left = this.ownFloat(a, 'matmul');
     const right = this.own(b, 'matmul', true);
     if (right.dtype === 'int32') throw new KernelError('matmul', 'expects float32 storage, got int32');
     const target = this.ownFloat(out, 'matmul');
     const { batch, m, n, k } = args;
-    if (batch <= 0 || m <= 0 || n <= 0) return;
+    if (epilogue && (batch !== 1 || args.transA)) throw new KernelError('matmul', 'the low-rank epilogue takes one product with A not transposed');
+    if (batch <= 0 || m <= 0 || n <= 0) return true;
     const needA = (batch - 1) * args.strideA + m * k;
     const needB = (batch - 1) * args.strideB + k * n;
     if (needA > left.size) throw new KernelError('matmul', `a has ${left.size} elements, needs ${needA}`);
@@ -462,12 +482,13 @@ export class WasmBackend implements Backend {
     const flops = 2 * batch * m * n * k;
     const threads = this.pool && flops >= MIN_PAR_FLOPS ? this.pool.threads : 1;
     if (isHalfDType(right.dtype)) {
-      this.matmulHalf(left, right, target, args, threads);
-      return;
+      this.matmulHalf(left, right, target, args, threads, epilogue);
+      return true;
     }
     if (batch === 1 && !args.transB && m <= this.skinnyM && k > 0) {
+      if (epilogue) return false;
       this.matmulSplitK(left, right, target, m, n, k, args.transA, threads);
-      return;
+      return true;
     }
     const rows = batch * m;
     let mode = 0, work = rows, align = this.mr, parts = 1;
@@ -485,10 +506,16 @@ export class WasmBackend implements Backend {
     }
     // Every packed-path chunk packs its own copy of the other operand: keep chunks ≥ MIN_GEBP_CHUNK rows/columns.
     const chunks = mode === 2 ? undefined : Math.max(parts, Math.min(parts * CHUNKS_PER_PART, Math.floor(work / MIN_GEBP_CHUNK)));
+    if (epilogue) {
+      const engineArgs = [left.ptr, right.ptr, target.ptr, m, n, k, args.transB ? 1 : 0, mode, this.scratch, ...epilogueArgs(epilogue)];
+      this.exec('matmul', 'matmul_low_rank', engineArgs, work, parts, { align, scratchSlot: 8, chunks });
+      return true;
+    }
     const engineArgs = [
       left.ptr, right.ptr, target.ptr, batch, m, n, k, args.transA ? 1 : 0, args.transB ? 1 : 0, args.strideA, args.strideB, mode, this.scratch,
     ];
     this.exec('matmul', 'matmul', engineArgs, work, parts, { align, scratchSlot: 12, chunks });
+    return true;
   }
 
   /**
@@ -496,7 +523,8 @@ export class WasmBackend implements Backend {
    * blocks of weight rows into the scratch and dot them with the rows of A; the rest take the packed path, B widened
    * as it is packed, threads splitting the output rows when there are enough of them, else the columns.
    */
-  private matmulHalf(left: WasmStorage, right: WasmStorage, target: WasmStorage, args: MatmulArgs, threads: number): void {
+  private matmulHalf(left: WasmStorage, right: WasmStorage, target: WasmStorage, args: MatmulArgs, threads: number,
+    epilogue: LowRankEpilogue | null): void {
     const { batch, m, n, k } = args;
     const rows = batch * m;
     let mode = 0, work = rows, align = this.mr, parts = 1;
@@ -513,6 +541,11 @@ export class WasmBackend implements Backend {
     }
     const chunks = mode === 2 ? undefined : Math.max(parts, Math.min(parts * CHUNKS_PER_PART, Math.floor(work / MIN_GEBP_CHUNK)));
     const modeKind = HALF_KIND[right.dtype as HalfDType] + 256 * mode;
+    if (epilogue) {
+      const engineArgs = [left.ptr, right.ptr, target.ptr, m, n, k, args.transB ? 1 : 0, modeKind, this.scratch, ...epilogueArgs(epilogue)];
+      this.exec('matmul', 'matmul_half_low_rank', engineArgs, work, parts, { align, scratchSlot: 8, chunks });
+      return;
+    }
     const engineArgs = [
       left.ptr, right.ptr, target.ptr, batch, m, n, k, args.transA ? 1 : 0, args.transB ? 1 : 0, args.strideA, args.strideB, modeKind, this.scratch,
     ];

@@ -186,24 +186,52 @@ export function reduce(host: KernelHost, op: ReduceOp, x: Storage, out: Storage,
   });
 }
 
-export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, args: MatmulArgs): void {
-  const kernel = host.kernel('matmul');
+/**
+ * The LoRA epilogue of matmulLowRank, added by the matmul kernels' store (include/matmul_params.wgsl, template
+ * LOW_RANK = 1): out += scale · u·op(l), u [m, rank], l [n, rank] or (transL) [rank, n]; batch 1 only.
+ */
+export interface LowRankStore {
+  u: GPUStorageRef;
+  l: GPUStorageRef;
+  rank: number;
+  scale: number;
+  transL: boolean;
+}
+
+/** The template token and uniform fields of the epilogue (zeros without one). */
+function lowRankParams(lowRank: LowRankStore | null): { tpl: Record<string, number>; params: Record<string, number>; buffers: GPUBuffer[] } {
+  return lowRank
+    ? { tpl: { LOW_RANK: 1 }, params: { rank: lowRank.rank, transL: lowRank.transL ? 1 : 0, scale: lowRank.scale }, buffers: [lowRank.u.buffer, lowRank.l.buffer] }
+    : { tpl: {}, params: {}, buffers: [] };
+}
+
+/**
+ * Batched matmul; with `lowRank`, one product (batch 1) with the LoRA epilogue in the store. Returns false, with
+ * nothing computed, for the one variant without the epilogue (the small-output kernel, matmul_small.wgsl): the
+ * caller then runs matmul and lowRankAdd.
+ */
+export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, args: MatmulArgs, lowRank: LowRankStore | null = null): boolean {
+  const kernel = host.kernel(lowRank ? 'matmulLowRank' : 'matmul');
   const left = host.gpuStorage(a, kernel);
   const right = host.gpuStorage(b, kernel, true);
   const target = host.gpuStorage(out, kernel);
   const { batch, m, n } = args;
-  if (batch * m * n === 0) return;
+  if (lowRank && batch !== 1) throw new KernelError(kernel, 'the low-rank epilogue takes one product (batch 1)');
+  if (batch * m * n === 0) return true;
   if (target.size < batch * m * n) throw new KernelError(kernel, `output has ${target.size} elements, needs ${batch * m * n}`);
   if (right.dtype === 'int32') throw new KernelError(kernel, 'expects a float32 or 16-bit B, got int32');
   const config = host.matmul;
+  const inputs = lowRank ? [left, right, lowRank.u, lowRank.l] : [left, right];
+  const epilogue = lowRankParams(lowRank);
   if (isHalfDType(right.dtype)) {
-    matmulHalfB(host, kernel, left, right, target, args, HALF_KIND[right.dtype]);
-    return;
+    matmulHalfB(host, kernel, left, right, target, args, HALF_KIND[right.dtype], inputs, epilogue);
+    return true;
   }
   const small = config.small === false ? null : smallMatmulProblem(host, args);
   if (small) {
+    if (lowRank) return false;
     aliasGuard(host, kernel, target, [left, right], (outBuffer) => matmulSmall(host, kernel, left, right, outBuffer, args, small));
-    return;
+    return true;
   }
   // The vec4 variants need every vec4 read aligned and in bounds.
   const vec4 = config.kind !== 'tiled' && args.k % 4 === 0 && args.strideA % 4 === 0 && args.strideB % 4 === 0 && (args.transB || n % 4 === 0);
@@ -212,7 +240,7 @@ export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, a
   const tiled = entry === 'matmul';
   const pipeline = host.pipeline(entry === 'matmul_subgroups' ? 'matmul_subgroups' : 'matmul', entry, {
     WX: config.WX, WY: tiled ? config.WY : 1, TM: config.TM, BK: tiled ? config.BK : 4, R: subgroups ? config.TM / 8 : 0,
-    TRANS_A: args.transA ? 1 : 0, TRANS_B: args.transB ? 1 : 0,
+    TRANS_A: args.transA ? 1 : 0, TRANS_B: args.transB ? 1 : 0, ...epilogue.tpl,
   }, kernel);
   const rowBlock = tiled ? config.WY * config.TM : config.TM;
   const colBlock = config.WX * 4;
@@ -221,15 +249,16 @@ export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, a
   const maxDim = host.maxWorkgroupsPerDim;
   if (colGroups > maxDim || rowGroups > maxDim) throw new KernelError(kernel, `matrix of ${m}×${n} exceeds the dispatch limits`);
   const rowsFirst = entry !== 'matmul' && entry !== 'matmul_direct';
-  aliasGuard(host, kernel, target, [left, right], (outBuffer) => {
+  aliasGuard(host, kernel, target, inputs, (outBuffer) => {
     for (let firstBatch = 0; firstBatch < batch; firstBatch += maxDim) {
       const batches = Math.min(maxDim, batch - firstBatch);
       // matmul.wgsl and matmul_subgroups.wgsl share their uniform struct (include/matmul_params.wgsl).
       host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.matmul, {
-        m, n, k: args.k, batchOffset: firstBatch, strideA: args.strideA, strideB: args.strideB,
-      }), [outBuffer, left.buffer, right.buffer], rowsFirst ? [rowGroups, colGroups, batches] : [colGroups, rowGroups, batches]);
+        m, n, k: args.k, batchOffset: firstBatch, strideA: args.strideA, strideB: args.strideB, ...epilogue.params,
+      }), [outBuffer, left.buffer, right.buffer, ...epilogue.buffers], rowsFirst ? [rowGroups, colGroups, batches] : [colGroups, rowGroups, batches]);
     }
   });
+  return true;
 }
 
 /**
@@ -237,24 +266,24 @@ export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, a
  * vec4, subgroup and small-output variants read B as f32 vectors, so they are not used here); B is widened on load.
  */
 function matmulHalfB(host: KernelHost, kernel: string, left: GPUStorageRef, right: GPUStorageRef, target: GPUStorageRef,
-  args: MatmulArgs, half: number): void {
+  args: MatmulArgs, half: number, inputs: GPUStorageRef[], epilogue: ReturnType<typeof lowRankParams>): void {
   const { batch, m, n } = args;
   const config = host.matmul;
   const tiled = config.kind === 'tiled';
   const pipeline = host.pipeline('matmul_half', tiled ? 'matmul' : 'matmul_direct', {
     WX: config.WX, WY: tiled ? config.WY : 1, TM: config.TM, BK: tiled ? config.BK : 4,
-    TRANS_A: args.transA ? 1 : 0, TRANS_B: args.transB ? 1 : 0, HALF: half,
+    TRANS_A: args.transA ? 1 : 0, TRANS_B: args.transB ? 1 : 0, HALF: half, ...epilogue.tpl,
   }, kernel);
   const colGroups = Math.ceil(n / (config.WX * 4));
   const rowGroups = Math.ceil(m / (tiled ? config.WY * config.TM : config.TM));
   const maxDim = host.maxWorkgroupsPerDim;
   if (colGroups > maxDim || rowGroups > maxDim) throw new KernelError(kernel, `matrix of ${m}×${n} exceeds the dispatch limits`);
-  aliasGuard(host, kernel, target, [left, right], (outBuffer) => {
+  aliasGuard(host, kernel, target, inputs, (outBuffer) => {
     for (let firstBatch = 0; firstBatch < batch; firstBatch += maxDim) {
       const batches = Math.min(maxDim, batch - firstBatch);
       host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.matmul_half, {
-        m, n, k: args.k, batchOffset: firstBatch, strideA: args.strideA, strideB: args.strideB,
-      }), [outBuffer, left.buffer, right.buffer], [colGroups, rowGroups, batches]);
+        m, n, k: args.k, batchOffset: firstBatch, strideA: args.strideA, strideB: args.strideB, ...epilogue.params,
+      }), [outBuffer, left.buffer, right.buffer, ...epilogue.buffers], [colGroups, rowGroups, batches]);
     }
   });
 }

@@ -4,10 +4,10 @@
 // storages, keeps outputs from aliasing writable bindings, picks a kernel variant and records its dispatches.
 import type { ModelKernels } from '../model_kernels.js';
 import {
-  type AdamWArgs, type LowRankArgs, type RopeArgs, type Storage, type TokenLossArgs, type View, contiguousStrides, sizeOf,
+  type AdamWArgs, type LowRankArgs, type MatmulLowRankArgs, type RopeArgs, type Storage, type TokenLossArgs, type View, contiguousStrides, sizeOf,
 } from '../types.js';
 import { attention, attentionBackward } from './attention_webgpu.js';
-import { copyWords, stridedParams } from './core_kernels_webgpu.js';
+import { copyWords, matmul, stridedParams } from './core_kernels_webgpu.js';
 import {
   type GPUStorageRef, type Groups, type KernelHost, type PipelineRef, type UniformSlot, gpuStorages, requireNoAlias,
 } from './kernel_host.js';
@@ -318,6 +318,23 @@ export function lowRankAdd(host: KernelHost, u: Storage, l: Storage, out: Storag
   }), [gpu.out.buffer, gpu.u.buffer, gpu.l.buffer], host.groups1d(vec4 ? rows * (cols / 4) : rows * cols, kernel));
 }
 
+/**
+ * matmulLowRank on WebGPU: the backend's matmul kernels with the epilogue in their store (tiled, direct, direct4 and
+ * subgroup variants, float32 or 16-bit w; core_kernels_webgpu.ts matmul). Shapes the small-output kernel takes
+ * (smallMatmulProblem: few output tiles, long k) run it and then the lowRankAdd pass.
+ */
+export function matmulLowRank(host: KernelHost, x: Storage, w: Storage, u: Storage, l: Storage, out: Storage, args: MatmulLowRankArgs): void {
+  const kernel = host.kernel('matmulLowRank');
+  const gpu = gpuStorages(host, kernel, { x, u, l, out });
+  requireNoAlias(kernel, { out: gpu.out }, { x: gpu.x, w: host.gpuStorage(w, kernel, true), u: gpu.u, l: gpu.l });
+  const { rows, cols, inner, rank, scale, transL } = args;
+  if (rows * cols === 0) return;
+  const product = { batch: 1, m: rows, n: cols, k: inner, transA: false, transB: args.transB, strideA: 0, strideB: 0 };
+  if (rank > 0 && matmul(host, x, w, out, product, { u: gpu.u, l: gpu.l, rank, scale, transL })) return;
+  matmul(host, x, w, out, product);
+  lowRankAdd(host, u, l, out, args);
+}
+
 // ------------------------------------------------------------------------------------------ optimizer
 
 export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {
@@ -377,6 +394,7 @@ export function webgpuModelKernels(host: KernelHost) {
     tokenLossBackward: (logp, oldLogp, adv, weight, gLoss, gLogp, n, args) =>
       tokenLossBackward(host, logp, oldLogp, adv, weight, gLoss, gLogp, n, args),
     lowRankAdd: (u, l, out, args) => lowRankAdd(host, u, l, out, args),
+    matmulLowRank: (x, w, u, l, out, args) => matmulLowRank(host, x, w, u, l, out, args),
     adamw: (param, grad, m, v, scale, args, n) => adamw(host, param, grad, m, v, scale, args, n),
     sumSquares: (x, out, n, accumulate) => sumSquares(host, x, out, n, accumulate),
   } satisfies ModelKernels;
