@@ -181,11 +181,11 @@ export class WebGPUBackend implements Backend {
 
   // ---------------------------------------------------------------- storage
 
-  /** A zero-filled storage (the Backend contract). Pool buffers keep old contents, so they are cleared; the
-   *  write cannot overtake encoded work because a pooled buffer is referenced by no pending submit. */
+  /** A zero-filled storage (the Backend contract). Pool buffers keep old contents, so they are cleared by a fill
+   *  dispatch recorded before any later use (core.zeroFill says why not queue.writeBuffer). */
   alloc(dtype: DType, size: number): Storage {
     const storage = this.allocUninitialized(dtype, size) as WebGPUStorage;
-    if (size > 0) this.device.queue.writeBuffer(storage.buffer, 0, new Uint32Array(storageBytes(dtype, size) / 4));
+    if (size > 0) core.zeroFill(this.host, storage);
     return storage;
   }
 
