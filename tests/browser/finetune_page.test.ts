@@ -3,7 +3,8 @@
 // through the directory input (setInputFiles on a webkitdirectory input), LoRA DAPO trains a few steps in the tab,
 // and the downloads are checked: the PEFT adapter zip (adapter_config.json, adapter_model.safetensors tensor names
 // and shapes) and the merged model zip. On WebGPU a simulated device loss (the page's test hook destroys the
-// device) is reported and the run continues on WASM from its last in-memory checkpoint.
+// device after the first RL step trained on WebGPU) is reported and the run continues on WASM from its last
+// in-memory checkpoint.
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -253,32 +254,33 @@ describe.skipIf(missing !== null)('fine-tuning page (headless Chromium)', () => 
   it('reports a lost WebGPU device and continues on WASM from the last in-memory checkpoint', async () => {
     const { tab, logs } = await openTab(session.browser);
     try {
-      // The device goes right after the checkpoint before the first RL step: on this software adapter (GLES compat,
-      // llvmpipe) a pretrained model's first optimizer-step readback on WebGPU does not come back (the same run
-      // through Node's Dawn does), so the WebGPU part stays at rollout and evaluation. The continuation from a
-      // later checkpoint is checked bit for bit in tests/rl/memory_store.test.ts.
-      await tab.goto(`${session.origin}/finetune.html?loseDeviceAfterCheckpoint=0`);
+      // WebGPU trains the first RL step (rollout, the LoRA optimizer update, its checkpoint); the device goes right
+      // after that checkpoint and WASM trains the second step from it. The continuation is checked bit for bit in
+      // tests/rl/memory_store.test.ts.
+      await tab.goto(`${session.origin}/finetune.html?loseDeviceAfterCheckpoint=1`);
       const summary = await startRun(tab, 'webgpu', 2, charModelDir, shortTrainFile);
       expect(summary).toContain('tiny-llama: llama (LlamaForCausalLM)');
       expect(summary).toContain('chat template: no (plain-text prompts)');
-      await tab.waitForSelector('#lost:not([hidden])', { timeout: PAGE_TIMEOUT_MS }).catch(async (err: Error) => {
+      await tab.waitForSelector('#lost:not([hidden])', { timeout: PAGE_TIMEOUT_MS * 1.5 }).catch(async (err: Error) => {
         const page = await tab.evaluate(() => ['status', 'errors', 'log'].map((id) => `${id}: ${document.getElementById(id)?.textContent}`).join('\n'));
         throw new Error(`${err.message}\n${page}\n${logs.join('\n')}`);
       });
       const banner = (await tab.locator('#lostMessage').textContent()) ?? '';
       expect(banner).toMatch(/^The WebGPU device was lost \(destroyed/);
-      expect(banner).toContain('continue on WASM from its last in-memory checkpoint (after RL step 0)');
+      expect(banner).toContain('continue on WASM from its last in-memory checkpoint (after RL step 1)');
       await tab.click('#continueWasm');
       const result = await runResult(tab, logs);
       console.log(`webgpu → wasm: ${(await tab.locator('#summary').textContent()) ?? ''} (${result.seconds.toFixed(1)} s in the page)`);
       checkTrained(result, logs, 2, 'llama');
       expect(result.backends).toEqual(['webgpu', 'wasm']);
       expect(result.deviceLost).toMatch(/^the WebGPU device was lost \(destroyed/);
-      expect(result.resumedFromStep).toBe(0);
+      expect(result.resumedFromStep).toBe(1);
+      // Step 1, with its optimizer update, ran on WebGPU.
+      expect(Number.isFinite(result.metrics[0].grad_norm as number), `step 1 grad_norm = ${result.metrics[0].grad_norm}`).toBe(true);
       const adapter = await download(tab, '#downloadAdapter');
       expect(adapter.name).toBe('tiny-llama-dapo-step2-adapter.zip');
     } finally {
       await tab.close();
     }
-  }, PAGE_TIMEOUT_MS * 2 + 30_000);
+  }, PAGE_TIMEOUT_MS * 2.5 + 30_000);
 });
