@@ -466,6 +466,24 @@ describe('WebGPU errors name kernels', () => {
     }
   });
 
+  it('a read or sync in flight when the device is lost ends with a device-lost error', async () => {
+    for (const backend of ['vulkan', 'opengles'] as const) {
+      const a = await requestNodeAdapter({ backend });
+      const gpu = await createWebGPUBackend(a.gpu, { adapter: a.adapter });
+      try {
+        const s = gpu.alloc('float32', 1 << 20);
+        for (let i = 0; i < 20; i++) gpu.unary('addScalar', s, contiguousView([1 << 20]), s, [1 << 20], 1);
+        const reading = gpu.read(s);
+        const syncing = gpu.sync();
+        gpu.device.destroy();
+        await expect(reading, backend).rejects.toThrow(/WebGPU device lost \(destroyed.*\): read/);
+        await expect(syncing, backend).rejects.toThrow(/WebGPU device lost \(destroyed.*\): sync/);
+      } finally {
+        gpu.destroy();
+      }
+    }
+  });
+
   it('operations after destroy() throw', async () => {
     const a = await requestNodeAdapter();
     const gpu = await createWebGPUBackend(a.gpu, { adapter: a.adapter });

@@ -254,9 +254,10 @@ export class WebGPUBackend implements Backend {
     dev.queue.submit([encoder.finish()]);
     this.dispatcher.submits++;
     try {
-      await this.dispatcher.track(staging.mapAsync(MAP_READ, 0, bytes));
+      await this.dispatcher.untilLost(staging.mapAsync(MAP_READ, 0, bytes), 'read');
     } catch (e) {
       this.dispatcher.check('read');
+      if (e instanceof KernelError) throw e;
       throw new KernelError('read', `mapAsync failed: ${(e as Error).message}`);
     }
     const copy = staging.getMappedRange(0, bytes).slice(0);
@@ -271,7 +272,7 @@ export class WebGPUBackend implements Backend {
     await this.dispatcher.settleIfFailed();
     const dev = this.dispatcher.check('sync');
     this.dispatcher.flush();
-    await this.dispatcher.track(dev.queue.onSubmittedWorkDone()).catch(() => {});
+    await this.dispatcher.untilLost(dev.queue.onSubmittedWorkDone(), 'sync').catch(() => {});
     await this.dispatcher.settle();
     // device.lost resolves through the event loop; give it a chance before reporting.
     this.dispatcher.check('sync');
