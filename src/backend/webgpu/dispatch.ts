@@ -52,6 +52,8 @@ export class Dispatcher {
   private pendingErrorSecondary = false;
   private lostInfo: { reason: string; message: string } | null = null;
   destroyed = false;
+  /** Rejecters of the waits in flight (untilLost), called when the device is lost. */
+  private readonly lossWaiters = new Set<() => void>();
   private readonly kernelNames = new Set<string>();
 
   constructor(
@@ -66,6 +68,8 @@ export class Dispatcher {
     this.dev = device;
     device.lost.then((info) => {
       if (!this.destroyed) this.lostInfo = { reason: info.reason, message: info.message };
+      for (const abort of this.lossWaiters) abort();
+      this.lossWaiters.clear();
     }).catch(() => {});
     device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
       if (this.destroyed || this.lostInfo) return;
@@ -137,6 +141,25 @@ export class Dispatcher {
   /** Waits for every tracked promise (submits, error scopes, maps). */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.inflight]);
+  }
+
+  /**
+   * `promise`, tracked, or a KernelError naming `kernel` once the device is lost first: a readback must end with
+   * an error, not wait forever, whatever the implementation does with maps pending at the loss.
+   */
+  untilLost<T>(promise: Promise<T>, kernel: string): Promise<T> {
+    return this.track(new Promise<T>((resolve, reject) => {
+      const abort = () => {
+        try {
+          this.check(kernel);
+          reject(new KernelError(kernel, `WebGPU device lost: ${kernel}`));
+        } catch (e) {
+          reject(e);
+        }
+      };
+      this.lossWaiters.add(abort);
+      promise.then(resolve, reject).finally(() => this.lossWaiters.delete(abort));
+    }));
   }
 
   track<T>(promise: Promise<T>): Promise<T> {

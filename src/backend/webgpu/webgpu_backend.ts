@@ -181,11 +181,11 @@ export class WebGPUBackend implements Backend {
 
   // ---------------------------------------------------------------- storage
 
-  /** A zero-filled storage (the Backend contract). Pool buffers keep old contents, so they are cleared; the
-   *  write cannot overtake encoded work because a pooled buffer is referenced by no pending submit. */
+  /** A zero-filled storage (the Backend contract). Pool buffers keep old contents, so they are cleared by a fill
+   *  dispatch recorded before any later use (core.zeroFill says why not queue.writeBuffer). */
   alloc(dtype: DType, size: number): Storage {
     const storage = this.allocUninitialized(dtype, size) as WebGPUStorage;
-    if (size > 0) this.device.queue.writeBuffer(storage.buffer, 0, new Uint32Array(storageBytes(dtype, size) / 4));
+    if (size > 0) core.zeroFill(this.host, storage);
     return storage;
   }
 
@@ -254,9 +254,10 @@ export class WebGPUBackend implements Backend {
     dev.queue.submit([encoder.finish()]);
     this.dispatcher.submits++;
     try {
-      await this.dispatcher.track(staging.mapAsync(MAP_READ, 0, bytes));
+      await this.dispatcher.untilLost(staging.mapAsync(MAP_READ, 0, bytes), 'read');
     } catch (e) {
       this.dispatcher.check('read');
+      if (e instanceof KernelError) throw e;
       throw new KernelError('read', `mapAsync failed: ${(e as Error).message}`);
     }
     const copy = staging.getMappedRange(0, bytes).slice(0);
@@ -271,7 +272,7 @@ export class WebGPUBackend implements Backend {
     await this.dispatcher.settleIfFailed();
     const dev = this.dispatcher.check('sync');
     this.dispatcher.flush();
-    await this.dispatcher.track(dev.queue.onSubmittedWorkDone()).catch(() => {});
+    await this.dispatcher.untilLost(dev.queue.onSubmittedWorkDone(), 'sync').catch(() => {});
     await this.dispatcher.settle();
     // device.lost resolves through the event loop; give it a chance before reporting.
     this.dispatcher.check('sync');
