@@ -178,8 +178,9 @@ function describeModel(s: ModelSummary): string {
     `${s.name}: ${s.family} (${s.architecture}), ${millions(s.params)} parameters, ${s.dtype}`,
     `${s.layers} layers, hidden ${s.hidden}, heads ${s.heads}, vocabulary ${s.vocab}, context ${s.context}`,
     `${s.weightFiles.length} weight file${s.weightFiles.length > 1 ? 's' : ''} (${formatBytes(s.diskBytes)} on disk); chat template: ${s.chatTemplate ? 'yes' : 'no (plain-text prompts)'}`,
-    `memory estimate: ${formatBytes(s.weightsInMemoryBytes)} of weights in float32 (the engine computes in float32), plus LoRA`
-      + ' weights, gradients and optimizer moments, plus activations (logits: batch × length × vocabulary × 4 bytes)',
+    `memory estimate: ${formatBytes(s.weightsInMemoryBytes)} of weights in float32 for full fine-tuning; with LoRA a BF16/F16 base`
+      + ` stays 16-bit (${formatBytes(s.weightsInMemoryBytes / 2)}), plus the adapters, their gradients and optimizer moments,`
+      + ' plus activations (the output head works over row chunks, never batch × length × vocabulary logits)',
   ].join('\n');
 }
 
@@ -284,7 +285,10 @@ async function taskRows(settings: FormSettings, config: TrainConfig): Promise<Da
 
 /** The base model as config.json and the safetensors describe it, capped at model.maxSeqLen, checked against the task. */
 async function loadBase(dir: ModelDirectory, config: TrainConfig, task: MathTask): Promise<TransformerLM> {
-  const { model } = await loadPretrainedFromFiles(fileReader(dir), { maxSeqLen: config.model.maxSeqLen as number | undefined });
+  // Under LoRA the frozen base loads straight into its 16-bit storage (lora.frozenDtype; auto = the checkpoint's
+  // BF16/F16), as `dapo train --lora` does: half the memory, which is what lets a 0.5 B model fit a tab's WASM.
+  const frozenDtype = config.lora.r > 0 ? config.lora.frozenDtype : undefined;
+  const { model } = await loadPretrainedFromFiles(fileReader(dir), { maxSeqLen: config.model.maxSeqLen as number | undefined, frozenDtype });
   checkTaskFitsModel(config, task, model);
   return model;
 }
