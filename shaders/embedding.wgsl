@@ -25,19 +25,22 @@ const KIND: u32 = __KIND__u;
 
 fn halfAt(i: u32) -> f32 { return widenHalf(KIND, halfBits(srcH[i >> 1u], i)); }
 
+/** Source element of output element i of a gather (the row its id names, same column), or -1 for an id out of range
+ *  (the output is NaN then). Shared by the float32 and the 16-bit table. */
+fn gatheredIndex(i: u32) -> i32 {
+  let id = ids[i / P.rowLen];
+  if (id < 0 || u32(id) >= P.rows) { return -1; }
+  return i32(u32(id) * P.rowLen + i % P.rowLen);
+}
+
 @compute @workgroup_size(WG)
 fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.total) { return; }
-  let r = i / P.rowLen;
-  let c = i % P.rowLen;
-  let id = ids[r];
-  if (id < 0 || u32(id) >= P.rows) {
-    outF[i] = bitcast<f32>(0x7fc00000u + P.total * 0u);
-    return;
-  }
-  outF[i] = srcF[u32(id) * P.rowLen + c];
+  let s = gatheredIndex(i);
+  if (s < 0) { outF[i] = bitcast<f32>(0x7fc00000u + P.total * 0u); return; }
+  outF[i] = srcF[u32(s)];
 }
 
 @compute @workgroup_size(WG)
@@ -59,14 +62,9 @@ fn gather_half(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.total) { return; }
-  let r = i / P.rowLen;
-  let c = i % P.rowLen;
-  let id = ids[r];
-  if (id < 0 || u32(id) >= P.rows) {
-    outF[i] = bitcast<f32>(0x7fc00000u + P.total * 0u);
-    return;
-  }
-  outF[i] = halfAt(u32(id) * P.rowLen + c);
+  let s = gatheredIndex(i);
+  if (s < 0) { outF[i] = bitcast<f32>(0x7fc00000u + P.total * 0u); return; }
+  outF[i] = halfAt(u32(s));
 }
 
 @compute @workgroup_size(WG)
