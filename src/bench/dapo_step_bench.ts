@@ -1,6 +1,6 @@
 // One whole DAPO step at fixed shapes, through the trainer's own code paths: sample G responses per prompt
 // with the KV-cache sampler (generate), score them with a fixed synthetic reward pattern, group advantages,
-// old log-probs without a tape (responseLogprobs), then one optimizer step of the fused clipped token loss,
+// old log-probs where the trainer needs them (none in one on-policy step: oldLogprobsNeeded), then one optimizer step of the fused clipped token loss,
 // backward and AdamW (updatePolicy). Only the task and its verifier are replaced, so the figures are the
 // engine's, not a tokenizer's.
 import type { Backend } from '../backend/backend.js';
@@ -13,7 +13,7 @@ import { AdamW } from '../optim/adamw.js';
 import { DAPO_DEFAULTS } from '../rl/config.js';
 import { groupAdvantages } from '../rl/advantages.js';
 import { type TrainSequence, responseLogprobs } from '../rl/sequences.js';
-import { type UpdateStats, updatePolicy } from '../rl/policy_update.js';
+import { type UpdateOptions, type UpdateStats, oldLogprobsNeeded, updatePolicy } from '../rl/policy_update.js';
 import { type BenchRecord, type TimingOptions, median, randomInts, repeatAsync, tokensPerSOf } from './common.js';
 import { profileRun } from './profile.js';
 
@@ -104,13 +104,18 @@ export async function runDapoStep(
     }
   });
   const t2 = performance.now();
-  const old = await responseLogprobs(model, seqs, 0, microBatchSize);
-  seqs.forEach((s, i) => { s.oldLogp = old[i]; });
   const d = DAPO_DEFAULTS;
-  const update = await updatePolicy(model, opt, seqs, {
+  const options: UpdateOptions = {
     epochs: 1, miniBatches: 1, microBatchSize, lossAggregation: 'token-mean', maxLen: N,
     epsLow: d.epsLow, epsHigh: d.epsHigh, dualClip: d.dualClip, klBeta: 0, padId: 0, seed: mix32(seed), lr: d.lr,
-  }, {
+  };
+  // As the trainer: old log-probs only for sequences that train after an optimizer step (none here: one step).
+  const needed = oldLogprobsNeeded(seqs.length, options);
+  const scored = seqs.filter((_, i) => needed[i]);
+  const old = await responseLogprobs(model, scored, 0, microBatchSize);
+  seqs.forEach((s) => { s.oldLogp = null; });
+  scored.forEach((s, i) => { s.oldLogp = old[i]; });
+  const update = await updatePolicy(model, opt, seqs, options, {
     onSkip: (what) => { throw new Error(`dapo_step: the optimizer step was skipped (${what})`); },
     onApplied: () => {},
   });

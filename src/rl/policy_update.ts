@@ -61,23 +61,49 @@ function permutation(n: number, seed: number): number[] {
   return order;
 }
 
+/** The sequences of each mini-batch of `epoch`, in training order (a seeded shuffle per epoch). */
+function miniBatchesOf<S>(sequences: readonly S[], options: Pick<UpdateOptions, 'miniBatches' | 'seed'>, epoch: number): S[][] {
+  const order = permutation(sequences.length, mix32(options.seed + epoch));
+  const perMini = Math.ceil(sequences.length / options.miniBatches);
+  return Array.from({ length: options.miniBatches }, (_, miniIndex) => order.slice(miniIndex * perMini, (miniIndex + 1) * perMini).map((i) => sequences[i]));
+}
+
+/**
+ * Which sequences need their old log-probs computed before the update (a forward pass without a tape). π_old is the
+ * policy that sampled them, which the model still is until the update's first optimizer step: with one epoch, the
+ * first mini-batch trains before any step, so its current log-probs, detached, are exactly the old ones (ratio 1, as
+ * TRL and verl do on-policy) and its extra forward pass is skipped. One mini-batch and one epoch (the on-policy
+ * setting) skips the pass altogether; later mini-batches and further epochs run after a step and need the record.
+ */
+export function oldLogprobsNeeded(count: number, options: Pick<UpdateOptions, 'epochs' | 'miniBatches' | 'seed'>): boolean[] {
+  const needed = new Array<boolean>(count).fill(true);
+  if (options.epochs !== 1) return needed;
+  for (const i of miniBatchesOf(Array.from({ length: count }, (_, j) => j), options, 0)[0]) needed[i] = false;
+  return needed;
+}
+
 /** Loss and detached statistics of one micro-batch; the loss carries the tape. */
-function microBatchLoss(model: TransformerLM, sequences: readonly TrainSequence[], options: UpdateOptions): { loss: Tensor; stats: Tensor } {
+function microBatchLoss(model: TransformerLM, sequences: readonly TrainSequence[], options: UpdateOptions, firstStep: boolean): { loss: Tensor; stats: Tensor } {
   const packed: PackedBatch = pack(sequences, options.padId);
   const rows = packed.batch * packed.length;
+  const recorded = sequences.filter((sequence) => sequence.oldLogp !== null).length;
+  if (recorded < sequences.length && !(firstStep && recorded === 0)) {
+    throw new Error(`updatePolicy: ${sequences.length - recorded} of ${sequences.length} sequences have no old log-probs, but they train ${firstStep ? 'beside recorded ones' : 'after an optimizer step'} (compute them for every sequence oldLogprobsNeeded marks)`);
+  }
   const host = {
-    oldLogp: scatterRows(packed, sequences, (b, j) => sequences[b].oldLogp[j]),
+    oldLogp: recorded > 0 ? scatterRows(packed, sequences, (b, j) => sequences[b].oldLogp![j]) : null,
     advantage: scatterRows(packed, sequences, (b) => sequences[b].advantage),
     weight: scatterRows(packed, sequences, (b, j) => sequences[b].weights[j]),
     mask: scatterRows(packed, sequences, (b, j) => sequences[b].mask[j]),
     refLogp: options.klBeta > 0 ? scatterRows(packed, sequences, (b, j) => sequences[b].refLogp![j]) : null,
   };
   return T.tidy(() => {
-    const oldLogp = T.tensor(host.oldLogp, [rows]);
     const advantage = T.tensor(host.advantage, [rows]);
     const weight = T.tensor(host.weight, [rows]);
     const mask = T.tensor(host.mask, [rows]);
     const { logp, entropy } = tokenLogprobs(model, packed);
+    // Not recorded: the policy has not stepped yet, so the old log-probs are these, detached.
+    const oldLogp = host.oldLogp ? T.tensor(host.oldLogp, [rows]) : T.noGrad(() => T.mulScalar(logp, 1));
     const clipped = T.clippedTokenLoss(logp, oldLogp, advantage, weight, { epsLow: options.epsLow, epsHigh: options.epsHigh, dualClip: options.dualClip });
     let loss = clipped.loss;
     let refKl = T.zeros([1]);
@@ -113,18 +139,18 @@ export async function updatePolicy(
     entropy: 0, refKl: 0, gradNorm: 0, trainedTokens: 0, badValues: [],
   };
   for (let epoch = 0; epoch < options.epochs; epoch++) {
-    const order = permutation(sequences.length, mix32(options.seed + epoch));
-    const perMini = Math.ceil(sequences.length / options.miniBatches);
-    for (let miniIndex = 0; miniIndex < options.miniBatches; miniIndex++) {
-      const mini = order.slice(miniIndex * perMini, (miniIndex + 1) * perMini).map((i) => sequences[i]);
+    const minis = miniBatchesOf(sequences, options, epoch);
+    for (let miniIndex = 0; miniIndex < minis.length; miniIndex++) {
+      const mini = minis[miniIndex];
       if (mini.length === 0) continue;
+      const firstStep = epoch === 0 && miniIndex === 0;
       // Aggregation weights for the whole optimizer step, before any split into micro-batches.
       const weights = tokenWeights(options.lossAggregation, mini.map((sequence) => sequence.mask), options.maxLen);
       mini.forEach((sequence, i) => { sequence.weights = weights[i]; });
       let statsSum: Tensor | null = null;
       for (let start = 0; start < mini.length; start += options.microBatchSize) {
         const micro = mini.slice(start, start + options.microBatchSize);
-        const { loss, stats } = microBatchLoss(model, micro, options);
+        const { loss, stats } = microBatchLoss(model, micro, options, firstStep);
         T.backward(loss);
         loss.dispose();
         const next: Tensor = statsSum ? T.noGrad(() => T.add(statsSum!, stats)) : stats;

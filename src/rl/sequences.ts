@@ -13,8 +13,12 @@ export interface TrainSequence {
   mask: readonly number[];
   /** Aggregation weight per response token (see aggregation.ts); set per optimizer step. */
   weights: number[];
-  /** Log-probs of the response tokens under the rollout policy, recorded before any update. */
-  oldLogp: number[];
+  /**
+   * Log-probs of the response tokens under the rollout policy, recorded before any update; null when the sequence
+   * trains before the update's first optimizer step, while the policy still is the rollout policy: its current
+   * log-probs, detached, are then the old ones (see oldLogprobsNeeded in policy_update.ts).
+   */
+  oldLogp: number[] | null;
   /** Log-probs under the frozen reference policy (KL penalty), or null when the KL is off. */
   refLogp: number[] | null;
 }

@@ -14,7 +14,7 @@ import { groupAdvantages } from './advantages.js';
 import type { TrainConfig } from './config.js';
 import { GroupFilter, type FillReport, resampleFlatGroups } from './dynamic_sampling.js';
 import { type EvalResult, evaluate } from './evaluate.js';
-import { type UpdateStats, updatePolicy } from './policy_update.js';
+import { type UpdateOptions, type UpdateStats, oldLogprobsNeeded, updatePolicy } from './policy_update.js';
 import { type RolloutGroup, callSeed, flatnessRewards, groupKindOf, rollout } from './rollout.js';
 import { type RunStore, type TrainerState, TrainingStopped, initialState } from './run_store.js';
 import { learningRate } from './schedule.js';
@@ -303,17 +303,22 @@ export class Trainer {
     this.phase = 'update';
     this.emptyInARow = 0;
     const padId = this.task.tokenizer.padId;
-    const oldLogprobs = await responseLogprobs(this.model, sequences, padId, rl.microBatchSize);
-    sequences.forEach((sequence, i) => { sequence.oldLogp = oldLogprobs[i]; });
+    const options: UpdateOptions = {
+      epochs: rl.ppoEpochs, miniBatches: rl.miniBatches, microBatchSize: rl.microBatchSize, lossAggregation: rl.lossAggregation,
+      maxLen: rl.maxNewTokens, epsLow: rl.epsLow, epsHigh: rl.epsHigh, dualClip: rl.dualClip, klBeta: rl.klBeta, padId,
+      seed: callSeed(this.config.seed, SEED_STREAM.shuffle, step), lr,
+    };
+    // Old log-probs only where the policy will have stepped before the sequence trains (the rest use their own).
+    const needed = oldLogprobsNeeded(sequences.length, options);
+    const scored = sequences.filter((_, i) => needed[i]);
+    const oldLogprobs = await responseLogprobs(this.model, scored, padId, rl.microBatchSize);
+    sequences.forEach((sequence) => { sequence.oldLogp = null; });
+    scored.forEach((sequence, i) => { sequence.oldLogp = oldLogprobs[i]; });
     if (rl.klBeta > 0) {
       const referenceLogprobs = await responseLogprobs(this.parts.reference!, sequences, padId, rl.microBatchSize);
       sequences.forEach((sequence, i) => { sequence.refLogp = referenceLogprobs[i]; });
     }
-    return updatePolicy(this.model, this.parts.optimizer, sequences, {
-      epochs: rl.ppoEpochs, miniBatches: rl.miniBatches, microBatchSize: rl.microBatchSize, lossAggregation: rl.lossAggregation,
-      maxLen: rl.maxNewTokens, epsLow: rl.epsLow, epsHigh: rl.epsHigh, dualClip: rl.dualClip, klBeta: rl.klBeta, padId,
-      seed: callSeed(this.config.seed, SEED_STREAM.shuffle, step), lr,
-    }, {
+    return updatePolicy(this.model, this.parts.optimizer, sequences, options, {
       onSkip: (what) => this.noteBadStep(`RL step ${step}: ${what}`),
       onApplied: () => { this.state.badInARow = 0; },
     });
