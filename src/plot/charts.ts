@@ -1,7 +1,7 @@
 // Vega-Lite chart builders shared by the run panels and the comparison panels. They return plain spec
 // objects (a layer per visual role) so callers can render one chart or put several in a grid.
 import type { TopLevelSpec } from 'vega-lite';
-import type { BandPoint, Point } from './series.js';
+import { type BandPoint, type Point, extent } from './series.js';
 import { CHART_CONFIG } from './vega_svg.js';
 
 /** A Vega-Lite unit or layer spec, kept loosely typed: the builders below are its only producers. */
@@ -59,8 +59,7 @@ function titleOf(frame: ChartFrame, empty: boolean) {
  */
 export function flatDomain(values: readonly number[]): [number, number] | undefined {
   if (values.length === 0) return undefined;
-  const lo = Math.min(...values);
-  const hi = Math.max(...values);
+  const [lo, hi] = extent(values);
   const magnitude = Math.max(Math.abs(lo), Math.abs(hi));
   if (hi - lo > 1e-9 * magnitude && magnitude > 0) return undefined;
   const pad = magnitude > 0 ? 0.1 * magnitude : 1;

@@ -2,7 +2,7 @@
 // The table reports numbers only; it does not pick a winner.
 import { type Band, type ChartSpec, bandChart, grid, single } from './charts.js';
 import type { PanelSpec } from './panels.js';
-import { EMA_WEIGHT, type MeanStd, type MetricsRecord, type Point, aggregateSeries, fieldPoints, meanStd, smoothPoints } from './series.js';
+import { EMA_WEIGHT, type MeanStd, type MetricsRecord, type Point, aggregateSeries, extent, fieldPoints, meanStd, smoothPoints } from './series.js';
 import { renderVegaLite } from './vega_svg.js';
 
 export interface CompareRun {
@@ -140,7 +140,7 @@ function cell(stats: MeanStd, of: number, digits: number): string {
 export function compareTable(runs: readonly CompareRun[]): string {
   checkRuns(runs, 'compareTable');
   const summaries = runs.map(summarizeRun);
-  const best = Math.max(...summaries.flatMap((summary) => summary.smoothedAccuracy.map((point) => point.value)));
+  const best = extent(summaries.flatMap((summary) => summary.smoothedAccuracy.map((point) => point.value)))[1];
   const threshold = Number.isFinite(best) ? REACH_FRACTION * best : NaN;
   const withSamples = summaries.some((summary) => Number.isFinite(summary.genSamples));
   const reachHeader = Number.isFinite(threshold) ? `steps to train acc ≥ ${threshold.toFixed(3)}` : 'steps to reach';

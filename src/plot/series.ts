@@ -57,6 +57,20 @@ export interface MeanStd {
 }
 
 /** Mean and sample standard deviation of the finite values; mean is NaN when there are none. */
+/**
+ * [min, max] of the values by a loop ([Infinity, -Infinity] when empty): Math.min(...values) spreads every value
+ * onto the call stack, which overflows past ~10⁵ points (a long run's metrics).
+ */
+export function extent(values: Iterable<number>): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  return [lo, hi];
+}
+
 export function meanStd(values: readonly number[]): MeanStd {
   const xs = values.filter((v) => Number.isFinite(v));
   const n = xs.length;
@@ -94,8 +108,8 @@ export function aggregateSeries(series: readonly Point[][]): BandPoint[] {
     .map(([step, values]) => ({
       step,
       mean: values.reduce((a, b) => a + b, 0) / values.length,
-      min: Math.min(...values),
-      max: Math.max(...values),
+      min: extent(values)[0],
+      max: extent(values)[1],
       n: values.length,
     }));
 }
