@@ -11,6 +11,7 @@ export { attention_fwd, attention_bq } from './attention';
 export { attention_bwd, attention_bkv } from './attention_backward';
 export { tiles_ch } from './tiles';
 export { log_softmax_gather, log_softmax_gather_bwd } from './softmax_gather';
+export { sample_rows } from './sample_rows';
 export { rms_norm, rms_norm_bwd_rows, rms_norm_bwd_weight } from './norm';
 export { rope } from './rope';
 export { swiglu, swiglu_bwd } from './swiglu';

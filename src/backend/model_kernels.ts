@@ -104,6 +104,15 @@ export interface ModelKernels {
    */
   matmulLowRank(x: Storage, w: Storage, u: Storage, l: Storage, out: Storage, args: MatmulLowRankArgs): void;
 
+  /**
+   * One token per row of logits [rows, cols], drawn with uniforms [rows] ∈ [0, 1): with s = logits·(1/temperature)
+   * and p = softmax(s), the smallest c whose cumulative Σ_{j ≤ c} p_j (index order) exceeds u·Σp — what sampleToken
+   * (src/nn/sampling.ts) picks without top-k/top-p; temperature 0: the first maximum (uniforms unread). out [rows, 2]:
+   * (token as a float, exact since cols ≤ 2²⁴; its log-probability under softmax(s), temperature 1 when greedy).
+   * Generation reads these 2 floats per row instead of the row. out may not alias an input.
+   */
+  sampleRows(logits: Storage, uniforms: Storage, out: Storage, rows: number, cols: number, temperature: number): void;
+
   /** See AdamWArgs: updates param, m and v in place. */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void;
   /** out[0] = (accumulate ? out[0] : 0) + Σ_{i<n} x[i]² (global grad norm without readback). */
@@ -111,6 +120,9 @@ export interface ModelKernels {
 }
 
 // ------------------------------------------------------------------------------------ argument signatures
+
+/** Most columns sampleRows takes: its token indices travel as float32, exact up to 2²⁴. */
+export const MAX_SAMPLE_COLS = 2 ** 24;
 
 /** Largest log-ratio clamp whose exp stays finite, with room for the advantage factor, in float32. */
 export const MAX_LOG_RATIO_CLAMP = 80;
@@ -318,6 +330,15 @@ export const KERNEL_SIGNATURES: { readonly [K in keyof ModelKernels]: KernelSign
     params: [
       input('logp', perToken), input('oldLogp', perToken), input('adv', perToken), input('weight', perToken), input('gLoss', perToken),
       output('gLogp', perToken), count('n'), tokenLossArgs,
+    ],
+  },
+  sampleRows: {
+    params: [input('logits', rowsTimesCols), input('uniforms', perRow), output('out', ({ rows }) => 2 * rows), count('rows'), count('cols'), scalar('temperature')],
+    check: ({ logits, uniforms, out, rows, cols, temperature }) => [
+      ...(rows > 0 && cols === 0 ? ['cols must be at least 1'] : []),
+      ...(cols > MAX_SAMPLE_COLS ? [`cols ${cols} exceeds ${MAX_SAMPLE_COLS} (tokens are returned as float32)`] : []),
+      ...(Number.isFinite(temperature) && temperature >= 0 ? [] : [`temperature must be a finite number ≥ 0, got ${temperature}`]),
+      ...(out === logits || out === uniforms ? ['out may not alias logits or uniforms'] : []),
     ],
   },
   lowRankAdd: {

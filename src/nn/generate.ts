@@ -12,7 +12,17 @@ export interface GenerateOptions extends SamplingOptions {
   seed?: number;
   /** Token used for left padding and after a sequence stopped (never attended to). */
   padId?: number;
+  /**
+   * Where tokens are drawn without top-k/top-p: 'device' (default) samples on the backend (sampleRows) and reads
+   * back 2 floats per sequence; 'host' reads the logits and runs sampleToken. Both draw with the same uniform per
+   * token by the same rule; float32 on the device vs float64 on the host can differ only when a draw falls within
+   * rounding of a token boundary. Top-k/top-p always sample on the host.
+   */
+  sampleOn?: 'device' | 'host';
 }
+
+/** The largest float32 below 1: a uniform rounded to float32 must stay < 1 (u = 1 would pick past the last token). */
+const BELOW_ONE_F32 = 1 - 2 ** -24;
 
 export interface Generation {
   /** New tokens per sequence (up to and including a stop token). */
@@ -41,6 +51,24 @@ export async function generate(model: TransformerLM, prompts: readonly (readonly
   const stops = new Set(opts.stopTokens ?? []);
   const key = mix32(opts.seed ?? 0);
 
+  const temperature = opts.temperature ?? 1;
+  const onDevice = (opts.sampleOn ?? 'device') === 'device' && (opts.topK ?? 0) === 0 && (opts.topP ?? 1) >= 1;
+  /** Draws every row on the backend: [B, 2] (token, log-prob) read back. */
+  const sampleOnDevice = async (logits: T.Tensor, step: number) => {
+    const uniforms = T.tensor(Array.from({ length: B }, (_, b) => Math.min(Math.fround(uniformAt(key, step * B + b)), BELOW_ONE_F32)), [B]);
+    const picked = T.noGrad(() => T.tidy(() => T.sampleRows(T.reshape(logits, [B, V]), uniforms, temperature)));
+    logits.dispose();
+    uniforms.dispose();
+    const values = await picked.read();
+    picked.dispose();
+    return Array.from({ length: B }, (_, b) => ({ token: values[2 * b], logprob: values[2 * b + 1] }));
+  };
+  const sampleOnHost = async (logits: T.Tensor, step: number) => {
+    const rows = await logits.read();
+    logits.dispose();
+    return Array.from({ length: B }, (_, b) => (done[b] ? { token: pad, logprob: 0 } : sampleToken(rows.subarray(b * V, (b + 1) * V), opts, uniformAt(key, step * B + b))));
+  };
+
   const start = prompts.map((p) => P - p.length);
   const ids: number[] = [];
   const pos: number[] = [];
@@ -62,12 +90,11 @@ export async function generate(model: TransformerLM, prompts: readonly (readonly
       const logits = T.noGrad(() => model.forward(idsT, { positions: posT, keyStart, cache, lastOnly: true }));
       idsT.dispose();
       posT.dispose();
-      const rows = await logits.read();
-      logits.dispose();
+      const picks = onDevice ? await sampleOnDevice(logits, step) : await sampleOnHost(logits, step);
       const next: number[] = [];
       for (let b = 0; b < B; b++) {
         if (done[b]) { next.push(pad); continue; }
-        const { token, logprob } = sampleToken(rows.subarray(b * V, (b + 1) * V), opts, uniformAt(key, step * B + b));
+        const { token, logprob } = picks[b];
         out.tokens[b].push(token);
         out.logprobs[b].push(logprob);
         next.push(token);

@@ -195,3 +195,19 @@ export function writeSlice(dst: Tensor, src: Tensor, begin: readonly number[]): 
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   return tidy(() => meanTokenNll(logSoftmaxGather(logits, targets).logp, targets));
 }
+
+/**
+ * One token per row of logits [rows, V], drawn on the backend with uniforms [rows] ∈ [0, 1) (sampleRows): softmax of
+ * logits / temperature, inverse transform in vocabulary order; temperature 0 = greedy. Returns [rows, 2] float32
+ * (token, its log-probability), so a sampler reads two floats per row instead of V. No gradient.
+ */
+export function sampleRows(logits: Tensor, uniforms: Tensor, temperature: number): Tensor {
+  const op = 'sampleRows';
+  checkInputs(op, [logits, uniforms]);
+  if (logits.rank !== 2) fail(op, `logits must be [rows, V], got ${shapeStr(logits.shape)}`);
+  const [rows, cols] = logits.shape;
+  if (uniforms.size !== rows) fail(op, `uniforms ${shapeStr(uniforms.shape)} do not match ${rows} rows of logits ${shapeStr(logits.shape)}`);
+  const out = empty([rows, 2]);
+  getBackend().kernels.sampleRows(logits.storage, uniforms.storage, out.storage, rows, cols, temperature);
+  return out;
+}

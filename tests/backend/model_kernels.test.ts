@@ -206,6 +206,41 @@ describe.each(TARGETS)('model kernels: $name', (target) => {
     }
   });
 
+  it('sampleRows: the token whose cumulative interval holds u·z, greedy first maximum, log-probs; vocabularies 1 to 49 157', async ({ skip: skipTest }) => {
+    if (skip) skipTest();
+    // Own seeds (not data()), so adding this test changed no other test's inputs.
+    let seed = 700_000;
+    for (const [rows, cols, range] of [[3, 1, 1], [5, 3, 2], [7, 37, 4], [4, 1031, 6], [3, 4099, 8], [2, 49157, 5]] as const) {
+      const x = hostRandom(rows * cols, seed++, -range, range);
+      if (rows > 2) x[2 * cols + cols - 1] = x[2 * cols]; // a tie for the greedy rows: the first index wins
+      for (const temperature of [1, 0.6, 0]) {
+        // Uniforms aimed at the middle of a token's interval (float64 here), so float32 rounding cannot move the draw:
+        // the token a random draw lands on when it holds ≥ 0.1 % of the mass, else the most likely one.
+        const scale = temperature === 0 ? 1 : 1 / temperature;
+        const chosen: number[] = [];
+        const u = Array.from(hostRandom(rows, seed++, 0, 1), (draw, r) => {
+          const row = Array.from(x.subarray(r * cols, (r + 1) * cols), (v) => v * scale);
+          const m = row.reduce((a, v) => Math.max(a, v), -Infinity);
+          const z = row.reduce((a, v) => a + Math.exp(v - m), 0);
+          const p = row.map((v) => Math.exp(v - m) / z);
+          let c = 0;
+          for (let acc = p[0]; acc <= draw && c < cols - 1; acc += p[++c]);
+          if (p[c] < 1e-3) c = p.indexOf(p.reduce((a, v) => Math.max(a, v), 0));
+          chosen.push(c);
+          return p.slice(0, c).reduce((a, v) => a + v, 0) + p[c] / 2;
+        });
+        if (rows > 1) u[0] = 0; // the first token with any mass
+        const r = await both(b, [F(x), F(u)], [{ size: 2 * rows, prefill: new Float32Array(2 * rows).fill(-7) }],
+          (kb, [sx, su], [o]) => kb.kernels.sampleRows(sx, su, o, rows, cols, temperature));
+        const tokens = (o: number[]) => o.filter((_, i) => i % 2 === 0);
+        const logps = (o: number[]) => o.filter((_, i) => i % 2 === 1);
+        expect(tokens(r.got[0]), `tokens ${rows}x${cols} T=${temperature}`).toEqual(tokens(r.want[0]));
+        if (temperature !== 0) expect(tokens(r.want[0]).slice(rows > 1 ? 1 : 0)).toEqual(chosen.slice(rows > 1 ? 1 : 0));
+        expectNear(logps(r.got[0]), logps(r.want[0]), `log-probs ${rows}x${cols} T=${temperature}`, 1e-4, 10);
+      }
+    }
+  });
+
   it('rmsNorm and backward (row / tree kernels, scalar / vec4, multi-block weight gradient)', async ({ skip: skipTest }) => {
     if (skip) skipTest();
     for (const [rows, cols] of [[1, 1], [3, 7], [7, 37], [19, 37], [17, 64], [40, 64], [3, 1000], [130, 24], [150, 7], [100, 257], [600, 384], [33, 1000]]) {

@@ -67,3 +67,24 @@ describe('sampleToken', () => {
     }
   });
 });
+
+describe('generate: sampling on the device', () => {
+  it('draws the same tokens as the host sampler with the same seed (temperature 1, 0.7, greedy), log-probs within float32', async () => {
+    const { ReferenceBackend } = await import('../../src/backend/reference/reference_backend.js');
+    const T = await import('../../src/tensor/index.js');
+    const { TransformerLM } = await import('../../src/nn/transformer.js');
+    const { generate } = await import('../../src/nn/generate.js');
+    T.setBackend(new ReferenceBackend());
+    const model = new TransformerLM({ vocabSize: 37, dModel: 16, nLayers: 1, nHeads: 2, nKvHeads: 1, ffnDim: 32, maxSeqLen: 32 }, 3);
+    const prompts = [[1, 2, 3], [4], [5, 6, 7, 8, 9]];
+    for (const temperature of [1, 0.7, 0]) {
+      const opts = { maxNewTokens: 12, temperature, seed: 11, stopTokens: [0] };
+      const device = await generate(model, prompts, opts);
+      const host = await generate(model, prompts, { ...opts, sampleOn: 'host' });
+      expect(device.tokens, `T=${temperature}`).toEqual(host.tokens);
+      expect(device.truncated).toEqual(host.truncated);
+      device.logprobs.forEach((row, b) => row.forEach((lp, j) => expect(lp).toBeCloseTo(host.logprobs[b][j], 5)));
+    }
+    model.dispose();
+  });
+});

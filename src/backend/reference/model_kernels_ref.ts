@@ -107,6 +107,33 @@ export function logSoftmaxGatherRef(x: Floats, targets: Floats, logp: Floats, en
   }
 }
 
+/** sampleRows in float64: the host sampler's formulas (sampleToken) with s = x·(1/temperature). */
+export function sampleRowsRef(x: Floats, uniforms: Floats, out: Floats, rows: number, cols: number, temperature: number): void {
+  const scale = temperature === 0 ? 1 : 1 / temperature;
+  for (let r = 0; r < rows; r++) {
+    let m = -Infinity;
+    let best = 0;
+    for (let c = 0; c < cols; c++) {
+      const s = x[r * cols + c] * scale;
+      if (s > m) { m = s; best = c; }
+    }
+    let z = 0;
+    for (let c = 0; c < cols; c++) z += Math.exp(x[r * cols + c] * scale - m);
+    let token = best;
+    if (temperature !== 0) {
+      const target = uniforms[r] * z;
+      let acc = 0;
+      token = cols - 1;
+      for (let c = 0; c < cols; c++) {
+        acc += Math.exp(x[r * cols + c] * scale - m);
+        if (target < acc) { token = c; break; }
+      }
+    }
+    out[2 * r] = token;
+    out[2 * r + 1] = x[r * cols + token] * scale - (m + Math.log(z));
+  }
+}
+
 export function logSoftmaxGatherBackwardRef(
   x: Floats, targets: Floats, lse: Floats, entropy: Floats, gLogp: Floats, gEntropy: Floats, gx: Floats, rows: number, cols: number,
 ): void {
@@ -296,6 +323,10 @@ export function referenceModelKernels(host: ReferenceKernelHost) {
     logSoftmaxGather(logits, targets, logp, entropy, lse, rows, cols) {
       const data = arrays('logSoftmaxGather', { logits, targets, logp, entropy, lse });
       logSoftmaxGatherRef(data.logits, data.targets, data.logp, data.entropy, data.lse, rows, cols);
+    },
+    sampleRows(logits, uniforms, out, rows, cols, temperature) {
+      const data = arrays('sampleRows', { logits, uniforms, out });
+      sampleRowsRef(data.logits, data.uniforms, data.out, rows, cols, temperature);
     },
     logSoftmaxGatherBackward(logits, targets, lse, entropy, gLogp, gEntropy, gLogits, rows, cols) {
       const data = arrays('logSoftmaxGatherBackward', { logits, targets, lse, entropy, gLogp, gEntropy, gLogits });

@@ -166,6 +166,12 @@ export function wasmModelKernels(host: WasmKernelHost) {
       host.exec(kernel, 'log_softmax_gather', [...ptrs, cols], rows, parts(8 * rows * cols, rows));
     },
 
+    sampleRows(logits, uniforms, out, rows, cols, temperature) {
+      const kernel = 'sampleRows';
+      const ptrs = [logits, uniforms, out].map((x) => host.ptr(x, kernel));
+      host.exec(kernel, 'sample_rows', [...ptrs, cols, temperature], rows, parts(12 * rows * cols, rows));
+    },
+
     logSoftmaxGatherBackward(logits, targets, lse, entropy, gLogp, gEntropy, gLogits, rows, cols) {
       const kernel = 'logSoftmaxGatherBackward';
       const ptrs = [logits, targets, lse, entropy, gLogp, gEntropy, gLogits].map((x) => host.ptr(x, kernel));

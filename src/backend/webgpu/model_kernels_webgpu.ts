@@ -123,6 +123,18 @@ export function logSoftmaxGather(
     [gpu.logp.buffer, gpu.logits.buffer, gpu.targets.buffer, gpu.entropy.buffer, gpu.lse.buffer], groups);
 }
 
+/** sampleRows: one workgroup per row (shaders/sample_rows.wgsl). */
+export function sampleRows(host: KernelHost, logits: Storage, uniforms: Storage, out: Storage, rows: number, cols: number, temperature: number): void {
+  const kernel = host.kernel('sampleRows');
+  const gpu = gpuStorages(host, kernel, { logits, uniforms, out });
+  requireNoAlias(kernel, { out: gpu.out }, { logits: gpu.logits, uniforms: gpu.uniforms });
+  if (rows === 0) return;
+  const pipeline = host.pipeline('sample_rows', temperature === 0 ? 'sample_greedy' : 'sample_rows', { WG: host.wg }, kernel);
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.sample_rows, { rows, cols, temperature }),
+    // The greedy entry reads no uniforms: its layout has no binding 3.
+    temperature === 0 ? [gpu.out.buffer, gpu.logits.buffer] : [gpu.out.buffer, gpu.logits.buffer, gpu.uniforms.buffer], host.groups1d(rows, kernel, 1));
+}
+
 export function logSoftmaxGatherBackward(
   host: KernelHost, logits: Storage, targets: Storage, lse: Storage, entropy: Storage, gLogp: Storage, gEntropy: Storage,
   gLogits: Storage, rows: number, cols: number,
@@ -383,6 +395,7 @@ export function webgpuModelKernels(host: KernelHost) {
     attentionBackward: (q, k, v, keyStart, out, lse, gOut, gq, gk, gv, args) =>
       attentionBackward(host, q, k, v, keyStart, out, lse, gOut, gq, gk, gv, args),
     logSoftmaxGather: (logits, targets, logp, entropy, lse, rows, cols) => logSoftmaxGather(host, logits, targets, logp, entropy, lse, rows, cols),
+    sampleRows: (logits, uniforms, out, rows, cols, temperature) => sampleRows(host, logits, uniforms, out, rows, cols, temperature),
     logSoftmaxGatherBackward: (logits, targets, lse, entropy, gLogp, gEntropy, gLogits, rows, cols) =>
       logSoftmaxGatherBackward(host, logits, targets, lse, entropy, gLogp, gEntropy, gLogits, rows, cols),
     rmsNorm: (x, weight, out, rstd, rows, cols, eps) => rmsNorm(host, x, weight, out, rstd, rows, cols, eps),
