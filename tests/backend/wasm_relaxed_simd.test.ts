@@ -2,7 +2,7 @@
 // choice at run time. In this process: the probe, the choice rules, the fallback to the plain build where the runtime
 // lacks relaxed SIMD, and forcing. In a child `node --experimental-wasm-relaxed-simd` (Node 20 ships relaxed SIMD
 // behind that flag; Node ≥ 22 and Chromium ≥ 114 have it on), through the built dist/: the relaxed build is picked,
-// can be forced off, and its matmul matches the float64 reference on odd shapes (1 and 2 threads), with the LoRA
+// can be forced off, runs on unshared memory too, and its matmul matches the float64 reference on odd shapes (1 and 2 threads), with the LoRA
 // epilogue equal bit for bit to matmul + lowRankAdd on that build.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,8 +39,8 @@ describe('relaxed SIMD engine build: choice in this process', () => {
     const relaxed = decodeBase64(ENGINE_WASM_RELAXED_BASE64);
     expect(relaxedMadds(plain)).toBe(0);
     expect(relaxedMadds(relaxed)).toBeGreaterThanOrEqual(8); // the 8 accumulators of micro()'s k loop
-    expect(WebAssembly.validate(plain)).toBe(true);
-    expect(WebAssembly.validate(relaxed)).toBe(hasRelaxedSimd());
+    expect(WebAssembly.validate(plain as BufferSource)).toBe(true);
+    expect(WebAssembly.validate(relaxed as BufferSource)).toBe(hasRelaxedSimd());
     expect((await wasmFeatures()).relaxedSimd).toBe(hasRelaxedSimd());
   });
 
@@ -121,6 +121,18 @@ for (const threads of [1, 2]) {
   }
   b.destroy();
 }
+// without SharedArrayBuffer (a page that is not cross-origin isolated) the relaxed build runs on unshared memory
+const SAB = globalThis.SharedArrayBuffer;
+delete globalThis.SharedArrayBuffer;
+try {
+  const b = await createWasmBackend({ threads: 1, relaxedSimd: true });
+  const d = b.describe();
+  const x = b.upload('float32', [1, 2, 3, 4, 5, 6]), y = b.upload('float32', [1, 0, 0, 1, 1, 1]), o = b.alloc('float32', 4);
+  b.matmul(x, y, o, { batch: 1, m: 2, n: 2, k: 3, transA: false, transB: false, strideA: 0, strideB: 0 });
+  out.unshared = { relaxedSimd: d.relaxedSimd, sharedMemory: d.sharedMemory, product: Array.from(await b.read(o)) };
+} finally {
+  globalThis.SharedArrayBuffer = SAB;
+}
 console.log(JSON.stringify(out));
 process.exit(0);
 `;
@@ -151,6 +163,7 @@ describe.skipIf(!existsSync(DIST_BACKEND))('relaxed SIMD engine build: in node -
     // worst |error| in units of the usual matmul tolerance (1e-6·(k+1) + 1e-5·|want|)
     expect(r.worst).toBeLessThanOrEqual(1);
     expect(r.loraEqual).toBe(true);
+    expect(r.unshared).toEqual({ relaxedSimd: true, sharedMemory: false, product: [4, 5, 10, 11] });
     // differsFromPlain is true where the runtime fuses relaxed_madd into FMA (x64 with FMA3), false where it runs
     // mul then add: implementation-defined, so only reported.
     console.log(`relaxed SIMD child: worst error ${r.worst.toFixed(3)} of tolerance; relaxed differs from plain: ${r.differsFromPlain}`);
