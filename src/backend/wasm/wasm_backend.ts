@@ -14,9 +14,9 @@ import {
 } from '../types.js';
 import { Arena } from './arena.js';
 import { browserThreadsAvailable, browserWorkerFactory } from './browser_workers.js';
+import { hasRelaxedSimd } from './features.js';
 import { type LowRankEpilogue, wasmModelKernels } from './model_kernels_wasm.js';
 import { CHUNKS_PER_PART, CONTROL_BYTES, type KernelFn, type PoolStats, ThreadPool, type WorkerFactory } from './thread_pool.js';
-import { hasRelaxedSimd } from './features.js';
 import { decodeBase64, unshareMemoryImport } from './wasm_binary.js';
 
 export type { PoolStats, WorkerFactory } from './thread_pool.js';
@@ -638,7 +638,6 @@ export class WasmBackend implements Backend {
   }
 }
 
-/** Instantiates the engine, the shared memory and (optionally) the worker pool. */
 /** DAPO_WASM_RELAXED from the environment where there is one (Node), without importing Node modules. */
 function relaxedSimdEnv(): string | undefined {
   return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DAPO_WASM_RELAXED;
@@ -657,6 +656,7 @@ export function useRelaxedSimd(option: boolean | undefined, env: string | undefi
   return available;
 }
 
+/** Instantiates the engine, the shared memory and (optionally) the worker pool. */
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
   if (opts.simd === false) throw new Error('wasm backend: the engine is built with 128-bit SIMD only');
   const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
