@@ -51,7 +51,7 @@ export function formatInfo(info: Record<string, unknown>): string {
     );
   }
   const m = info.wasm as Record<string, unknown>;
-  lines.push('', 'WASM', `  simd ${m.simd ? 'yes' : 'no'}, threads ${m.threads ? `yes (${m.threadsAvailable} via ${m.workers})` : 'no'}`);
+  lines.push('', 'WASM', `  simd ${m.simd ? 'yes' : 'no'}, relaxed simd ${m.relaxedSimd ? 'yes' : 'no'}, threads ${m.threads ? `yes (${m.threadsAvailable} via ${m.workers})` : 'no'}`);
   const auto = info.auto as Record<string, unknown>;
   lines.push('', `auto-selection: ${auto.backend} — ${auto.reason}`);
   return lines.join('\n');

@@ -184,3 +184,14 @@ export let rowOffset2: i32 = 0;
     store<f32>(out + off, acc);
   }
 }
+
+/**
+ * a * b + c on four f32 lanes. In the relaxed-SIMD build (ASC_FEATURE_RELAXED_SIMD, build/engine_relaxed.wasm) it is
+ * `f32x4.relaxed_madd`, which the runtime may fuse into one FMA (one rounding) or run as mul then add; in the plain
+ * build it is mul then add (two roundings). Results may differ between the two builds in the last bits, never within
+ * one binary on one machine.
+ */
+@inline export function madd4(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}

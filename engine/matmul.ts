@@ -5,7 +5,7 @@
 // Small m (decode: [1..16, d] times a weight) streams B in place, never packed. With transB (weights stored
 // [n, k]) threads split the output columns (mode 2): each reads its own rows of B. Without transB, threads
 // split k instead (matmul_ksplit + matmul_ksplit_sum): each streams whole rows of B.
-import { sumPartials, transpose4x4, zeroFloats } from './common';
+import { madd4, sumPartials, transpose4x4, zeroFloats } from './common';
 import { dotRows } from './tiles';
 import { widen1, widen4, widenLanes, widenRun } from './half';
 
@@ -233,17 +233,17 @@ function packA(a: usize, transA: i32, m: i32, k: i32, ic: i32, mc: i32, pc: i32,
     const b0 = v128.load(bp);
     const b1 = v128.load(bp, 16);
     let av = v128.load32_splat(ap);
-    c00 = f32x4.add(c00, f32x4.mul(av, b0));
-    c01 = f32x4.add(c01, f32x4.mul(av, b1));
+    c00 = madd4(av, b0, c00);
+    c01 = madd4(av, b1, c01);
     av = v128.load32_splat(ap, 4);
-    c10 = f32x4.add(c10, f32x4.mul(av, b0));
-    c11 = f32x4.add(c11, f32x4.mul(av, b1));
+    c10 = madd4(av, b0, c10);
+    c11 = madd4(av, b1, c11);
     av = v128.load32_splat(ap, 8);
-    c20 = f32x4.add(c20, f32x4.mul(av, b0));
-    c21 = f32x4.add(c21, f32x4.mul(av, b1));
+    c20 = madd4(av, b0, c20);
+    c21 = madd4(av, b1, c21);
     av = v128.load32_splat(ap, 12);
-    c30 = f32x4.add(c30, f32x4.mul(av, b0));
-    c31 = f32x4.add(c31, f32x4.mul(av, b1));
+    c30 = madd4(av, b0, c30);
+    c31 = madd4(av, b1, c31);
     ap += MR << 2;
     bp += NR << 2;
   }

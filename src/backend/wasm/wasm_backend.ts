@@ -14,7 +14,7 @@ import {
 } from '../types.js';
 import { Arena } from './arena.js';
 import { browserThreadsAvailable, browserWorkerFactory } from './browser_workers.js';
-import { ENGINE_WASM_BASE64 } from './engine_wasm.gen.js';
+import { hasRelaxedSimd } from './features.js';
 import { type LowRankEpilogue, wasmModelKernels } from './model_kernels_wasm.js';
 import { CHUNKS_PER_PART, CONTROL_BYTES, type KernelFn, type PoolStats, ThreadPool, type WorkerFactory } from './thread_pool.js';
 import { decodeBase64, unshareMemoryImport } from './wasm_binary.js';
@@ -29,6 +29,12 @@ export interface WasmBackendOptions {
   workerFactory?: WorkerFactory;
   /** The engine is built with 128-bit SIMD; `false` is rejected (no scalar build exists). */
   simd?: boolean;
+  /**
+   * Run the relaxed-SIMD engine build (f32x4.relaxed_madd in the matmul micro-kernel). Default: where the runtime
+   * has relaxed SIMD, unless the DAPO_WASM_RELAXED environment variable is 0 (or false/off/no); `false` forces the
+   * plain build; `true` requires the relaxed one (an error where the runtime lacks it).
+   */
+  relaxedSimd?: boolean;
   /** Initial memory in bytes (default 16 MiB); it grows on demand. */
   initialMemoryBytes?: number;
   /** How long an idle worker spins before it sleeps, in ms (default: the pool's). */
@@ -106,7 +112,7 @@ export class WasmBackend implements Backend {
     private readonly fns: KernelFn[],
     exports: EngineExports,
     private pool: ThreadPool | null,
-    private readonly info: { shared: boolean; workerKind: string | null; requestedThreads: number },
+    private readonly info: { shared: boolean; workerKind: string | null; requestedThreads: number; relaxedSimd: boolean },
     ctrl: number,
   ) {
     this.refreshViews();
@@ -191,6 +197,8 @@ export class WasmBackend implements Backend {
     return {
       backend: 'wasm',
       simd: true,
+      // Which engine build runs: with relaxed SIMD (fused multiply-add where the CPU has it) or the plain one.
+      relaxedSimd: this.info.relaxedSimd,
       threads: this.threads,
       requestedThreads: this.info.requestedThreads,
       workers: this.info.workerKind,
@@ -630,6 +638,24 @@ export class WasmBackend implements Backend {
   }
 }
 
+/** DAPO_WASM_RELAXED from the environment where there is one (Node), without importing Node modules. */
+function relaxedSimdEnv(): string | undefined {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DAPO_WASM_RELAXED;
+}
+
+/**
+ * Whether the relaxed-SIMD engine build runs: the option when given (`true` where the runtime lacks relaxed SIMD
+ * is an error), else off when `env` (DAPO_WASM_RELAXED) is 0/false/off/no, else whether the runtime has it.
+ */
+export function useRelaxedSimd(option: boolean | undefined, env: string | undefined, available: boolean): boolean {
+  if (option === true && !available) {
+    throw new Error('wasm backend: relaxedSimd: true, but this runtime has no relaxed SIMD (Node 20: run node with --experimental-wasm-relaxed-simd)');
+  }
+  if (option !== undefined) return option;
+  if (env !== undefined && ['0', 'false', 'off', 'no'].includes(env.trim().toLowerCase())) return false;
+  return available;
+}
+
 /** Instantiates the engine, the shared memory and (optionally) the worker pool. */
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
   if (opts.simd === false) throw new Error('wasm backend: the engine is built with 128-bit SIMD only');
@@ -638,7 +664,11 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   let factory = opts.workerFactory;
   if (!factory && requested > 1 && browserThreadsAvailable()) factory = browserWorkerFactory();
 
-  let bytes = decodeBase64(ENGINE_WASM_BASE64);
+  // Each build is a module of its own, imported when it is the one that runs: a browser page fetches only that one.
+  const relaxedSimd = useRelaxedSimd(opts.relaxedSimd, relaxedSimdEnv(), hasRelaxedSimd());
+  let bytes = decodeBase64(relaxedSimd
+    ? (await import('./engine_wasm_relaxed.gen.js')).ENGINE_WASM_RELAXED_BASE64
+    : (await import('./engine_wasm.gen.js')).ENGINE_WASM_BASE64);
   const initial = Math.max(64, Math.ceil((opts.initialMemoryBytes ?? 16 << 20) / PAGE));
   let memory: WebAssembly.Memory;
   let shared = typeof SharedArrayBuffer !== 'undefined';
@@ -663,5 +693,5 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   if (threads > 1) {
     pool = await ThreadPool.create({ module, memory, ctrl, names: engineNames, fns, threads, factory, spinMs: opts.workerSpinMs, adaptive: opts.adaptiveThreads });
   }
-  return new WasmBackend(memory, engineNames, fns, engine, pool, { shared, workerKind: pool ? factory!.kind : null, requestedThreads: requested }, ctrl);
+  return new WasmBackend(memory, engineNames, fns, engine, pool, { shared, workerKind: pool ? factory!.kind : null, requestedThreads: requested, relaxedSimd }, ctrl);
 }
