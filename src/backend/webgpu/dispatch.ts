@@ -40,12 +40,16 @@ export class Dispatcher {
   private arena: UniformArena | null = null;
   private slots = 0;
   private batchKernels: string[] = [];
+  /** The open run of coalesced calls (multi-tensor kernels), recorded before any other dispatch or submit. */
+  private run: { key: readonly unknown[]; items: unknown[]; emit: (items: unknown[]) => void } | null = null;
   private batchFrees: GPUBuffer[] = [];
   private flushScheduled = false;
   private readonly inflight = new Set<Promise<unknown>>();
 
   dispatches = 0;
   submits = 0;
+  /** Dispatches by kernel name since creation (diagnostics: which ops issue how many). */
+  readonly dispatchesByKernel = new Map<string, number>();
 
   private lastKernel = '(none)';
   private pendingError: KernelError | null = null;
@@ -223,6 +227,7 @@ export class Dispatcher {
   launch(kernel: string, pipeline: PipelineRef, fill: (slot: UniformSlot) => void, buffers: GPUBuffer[], groups: Groups): void {
     const dev = this.device;
     if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
+    this.emitRun();
     if (!this.encoder) {
       this.encoder = dev.createCommandEncoder({ label: 'batch' });
       this.pass = this.encoder.beginComputePass({ label: 'batch' });
@@ -247,8 +252,33 @@ export class Dispatcher {
     this.lastKernel = kernel;
     this.batchKernels.push(kernel);
     this.dispatches++;
+    this.dispatchesByKernel.set(kernel, (this.dispatchesByKernel.get(kernel) ?? 0) + 1);
     if (this.slots >= this.batchDispatches) this.flush();
     else this.scheduleFlush();
+  }
+
+  /**
+   * Defers `item` into a run of calls that one multi-tensor launch can serve: it joins the open run when that has
+   * the same `key` (compared element by element with ===), else the open run is emitted and a new one opened. A run
+   * is emitted (`emit` records its dispatches) before any other dispatch is recorded and before every submit, so
+   * the GPU sees the calls in program order; the caller must have resolved and checked its storages already.
+   */
+  coalesce<T>(key: readonly unknown[], item: T, emit: (items: T[]) => void): void {
+    const open = this.run;
+    if (open && open.key.length === key.length && open.key.every((part, i) => part === key[i])) {
+      open.items.push(item);
+    } else {
+      this.emitRun();
+      this.run = { key, items: [item], emit: emit as (items: unknown[]) => void };
+    }
+    this.scheduleFlush();
+  }
+
+  private emitRun(): void {
+    const open = this.run;
+    if (!open) return;
+    this.run = null;
+    open.emit(open.items);
   }
 
   /** Grid for n work items of `wg` each, spilling into y past the per-dimension limit. */
@@ -280,6 +310,7 @@ export class Dispatcher {
   flush(): void {
     const dev = this.dev;
     if (!dev || this.destroyed) return;
+    this.emitRun();
     const frees = this.batchFrees;
     this.batchFrees = [];
     let arena: UniformArena | null = null;
@@ -311,6 +342,7 @@ export class Dispatcher {
 
   /** Ends recording and drops the caches; the caller destroys the device. */
   destroy(): void {
+    this.run = null;
     try {
       if (this.pass) this.pass.end();
     } catch { /* ignore */ }

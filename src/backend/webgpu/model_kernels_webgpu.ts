@@ -337,40 +337,182 @@ export function matmulLowRank(host: KernelHost, x: Storage, w: Storage, u: Stora
 
 // ------------------------------------------------------------------------------------------ optimizer
 
+// Consecutive adamw calls with the same hyper-parameters and scale (one optimizer step), and consecutive
+// sumSquares calls accumulating into one output (a global gradient norm), are coalesced (host.coalesce) and
+// recorded as multi-tensor dispatches (optimizer_multi.wgsl): a few tensors per dispatch, as many as the device
+// lets one dispatch bind. The per-element arithmetic is unchanged; only the sum of squares adds its partials in
+// a different order.
+
+/** A deferred adamw call: the buffers of one tensor, its length and its decay (1 − lr·weightDecay). */
+interface AdamwItem {
+  param: GPUBuffer;
+  m: GPUBuffer;
+  v: GPUBuffer;
+  grad: GPUBuffer;
+  n: number;
+  decay: number;
+}
+
+/** Tensors per adamw dispatch: 4 storage bindings each plus the scale, at most 3 (adamw_multi3). */
+function adamwPerDispatch(host: KernelHost): number {
+  return Math.min(3, Math.floor((host.maxStorageBuffers - 1) / 4));
+}
+
+/**
+ * Splits `items` in order into chunks of at most `max` whose buffers are pairwise distinct and distinct from
+ * `shared` (a writable binding must not alias any other binding of its dispatch).
+ */
+function disjointChunks<T>(items: T[], max: number, buffersOf: (item: T) => GPUBuffer[], shared: GPUBuffer[]): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
+  let used = new Set<GPUBuffer>(shared);
+  for (const item of items) {
+    const buffers = buffersOf(item);
+    const clash = buffers.some((buffer, i) => used.has(buffer) || buffers.indexOf(buffer) !== i);
+    if (chunk.length === max || (chunk.length > 0 && clash)) {
+      chunks.push(chunk);
+      chunk = [];
+      used = new Set<GPUBuffer>(shared);
+    }
+    chunk.push(item);
+    for (const buffer of buffers) used.add(buffer);
+  }
+  if (chunk.length) chunks.push(chunk);
+  return chunks;
+}
+
 export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {
   const kernel = host.kernel('adamw');
   const gpu = gpuStorages(host, kernel, { param, grad, m, v, scale });
   requireNoAlias(kernel, { param: gpu.param, m: gpu.m, v: gpu.v }, { grad: gpu.grad, scale: gpu.scale });
   if (n === 0) return;
-  elementwise4(host, kernel, 'adamw', 'adamw', 'adamw4', n, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, {
-    lr: args.lr, beta1: args.beta1, beta2: args.beta2, eps: args.eps, decay: 1 - args.lr * args.weightDecay,
+  const common = {
+    lr: args.lr, beta1: args.beta1, beta2: args.beta2, eps: args.eps,
     oneMinusBeta1: 1 - args.beta1, oneMinusBeta2: 1 - args.beta2,
     bc1: 1 - Math.pow(args.beta1, args.step), bc2: 1 - Math.pow(args.beta2, args.step),
-  }), [gpu.param.buffer, gpu.m.buffer, gpu.v.buffer, gpu.grad.buffer, gpu.scale.buffer]);
+  };
+  const item: AdamwItem = { param: gpu.param.buffer, m: gpu.m.buffer, v: gpu.v.buffer, grad: gpu.grad.buffer, n, decay: 1 - args.lr * args.weightDecay };
+  const scaleBuffer = gpu.scale.buffer;
+  const perDispatch = adamwPerDispatch(host);
+  if (perDispatch < 2) {
+    adamwOne(host, kernel, scaleBuffer, common, item);
+    return;
+  }
+  host.coalesce(['adamw', scaleBuffer, args.lr, args.beta1, args.beta2, args.eps, args.step], item, (items: AdamwItem[]) => {
+    const chunks = disjointChunks(items, perDispatch, (t) => [t.param, t.m, t.v, t.grad], [scaleBuffer]);
+    for (const chunk of chunks) {
+      if (chunk.length === 1) {
+        adamwOne(host, kernel, scaleBuffer, common, chunk[0]);
+        continue;
+      }
+      const ends: number[] = [];
+      for (const t of chunk) ends.push((ends.at(-1) ?? 0) + t.n);
+      const pipeline = host.pipeline('optimizer_multi', `adamw_multi${chunk.length}`, { WG: host.wg }, kernel);
+      host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.optimizer_multi, {
+        ...common, end0: ends[0], end1: ends[1], end2: ends[2] ?? 0,
+        decay0: chunk[0].decay, decay1: chunk[1].decay, decay2: chunk[2]?.decay ?? 0,
+      }), [scaleBuffer, ...chunk.flatMap((t) => [t.param, t.m, t.v, t.grad])], host.groups1d(ends.at(-1)!, kernel));
+    }
+  });
+}
+
+/** One tensor's update: the vec4 entry over ⌊n/4⌋·4 elements, the scalar one over the rest. */
+function adamwOne(host: KernelHost, kernel: string, scale: GPUBuffer, common: Record<string, number>, t: AdamwItem): void {
+  elementwise4(host, kernel, 'adamw', 'adamw', 'adamw4', t.n, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, { ...common, decay: t.decay }),
+    [t.param, t.m, t.v, t.grad, scale]);
 }
 
 /** Inputs up to this many elements per invocation are summed by a single workgroup. */
 const SINGLE_PASS_PER_INVOCATION = 64;
+/** Tensors per sum_squares_multi dispatch (its 7 inputs and the partials fit the default 8 storage bindings). */
+const SUM_SQUARES_PER_DISPATCH = 7;
+
+interface SumSquaresItem {
+  x: GPUBuffer;
+  n: number;
+  accumulate: boolean;
+}
 
 export function sumSquares(host: KernelHost, x: Storage, out: Storage, n: number, accumulate: boolean): void {
   const kernel = host.kernel('sumSquares');
   const gpu = gpuStorages(host, kernel, { x, out });
   requireNoAlias(kernel, { out: gpu.out }, { x: gpu.x });
+  const outBuffer = gpu.out.buffer;
+  if (host.maxStorageBuffers < SUM_SQUARES_PER_DISPATCH + 1) {
+    sumSquaresOne(host, kernel, outBuffer, { x: gpu.x.buffer, n, accumulate });
+    return;
+  }
+  host.coalesce(['sumSquares', outBuffer], { x: gpu.x.buffer, n, accumulate }, (items: SumSquaresItem[]) => {
+    // A call that does not accumulate restarts the sum: each restart begins a segment of its own.
+    const segments: SumSquaresItem[][] = [];
+    for (const item of items) {
+      if (!item.accumulate || segments.length === 0) segments.push([]);
+      segments.at(-1)!.push(item);
+    }
+    for (const segment of segments) {
+      if (segment.length === 1) sumSquaresOne(host, kernel, outBuffer, segment[0]);
+      else sumSquaresMulti(host, kernel, outBuffer, segment);
+    }
+  });
+}
+
+/** Workgroups of the first pass over n elements (0: none; small inputs: one). */
+function sumSquaresGroups(host: KernelHost, n: number): number {
+  if (n === 0) return 0;
+  return Math.min(Math.ceil(n / (host.wg * SINGLE_PASS_PER_INVOCATION)), host.software ? 64 : 1024, host.maxWorkgroupsPerDim);
+}
+
+/** Σ x² over the segment's tensors into out[0] (plus out[0] when its first call accumulates): partials, one final pass. */
+function sumSquaresMulti(host: KernelHost, kernel: string, out: GPUBuffer, segment: SumSquaresItem[]): void {
+  const WG = host.wg;
+  const total = segment.reduce((sum, t) => sum + sumSquaresGroups(host, t.n), 0);
+  const partials = host.alloc('float32', Math.max(total, 1));
+  const partialsBuffer = host.gpuStorage(partials, kernel).buffer;
+  const multi = host.pipeline('optimizer_multi', 'sum_squares_multi', { WG }, kernel);
+  let base = 0;
+  for (let first = 0; first < segment.length; first += SUM_SQUARES_PER_DISPATCH) {
+    const chunk = segment.slice(first, first + SUM_SQUARES_PER_DISPATCH);
+    const ends: number[] = [];
+    const counts: number[] = [];
+    for (let t = 0; t < SUM_SQUARES_PER_DISPATCH; t++) {
+      ends.push((ends.at(-1) ?? 0) + (t < chunk.length ? sumSquaresGroups(host, chunk[t].n) : 0));
+      counts.push(t < chunk.length ? chunk[t].n : 0);
+    }
+    const groups = ends.at(-1)!;
+    const inputs = Array.from({ length: SUM_SQUARES_PER_DISPATCH }, (_, t) => chunk[Math.min(t, chunk.length - 1)].x);
+    const chunkBase = base;
+    host.launch(kernel, multi, (slot) => setParams(slot, UNIFORM_LAYOUTS.optimizer_multi, {
+      base: chunkBase,
+      end0: ends[0], end1: ends[1], end2: ends[2], end3: ends[3], end4: ends[4], end5: ends[5], end6: ends[6],
+      n0: counts[0], n1: counts[1], n2: counts[2], n3: counts[3], n4: counts[4], n5: counts[5], n6: counts[6],
+    }), [partialsBuffer, ...inputs], [groups, 1, 1]);
+    base += groups;
+  }
+  const final = host.pipeline('adamw', 'sum_squares', { WG }, kernel);
+  host.launch(kernel, final, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, {
+    n: total, final_: 1, accumulate: segment[0].accumulate ? 1 : 0, square: 0,
+  }), [out, partialsBuffer], [1, 1, 1]);
+  host.free(partials);
+}
+
+/** One tensor's Σ x²: a single workgroup for small inputs, else partials and a final pass. */
+function sumSquaresOne(host: KernelHost, kernel: string, out: GPUBuffer, item: SumSquaresItem): void {
+  const { x, n, accumulate } = item;
   const WG = host.wg;
   const pipeline = host.pipeline('adamw', 'sum_squares', { WG }, kernel);
   const finalPass = (source: GPUBuffer, count: number, square: boolean): void => {
     host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, {
       n: count, final_: 1, accumulate: accumulate ? 1 : 0, square: square ? 1 : 0,
-    }), [gpu.out.buffer, source], [1, 1, 1]);
+    }), [out, source], [1, 1, 1]);
   };
   if (n <= WG * SINGLE_PASS_PER_INVOCATION) {
-    finalPass(gpu.x.buffer, n, true);
+    finalPass(x, n, true);
     return;
   }
-  const groups = Math.min(Math.ceil(n / (WG * SINGLE_PASS_PER_INVOCATION)), host.software ? 64 : 1024, host.maxWorkgroupsPerDim);
+  const groups = sumSquaresGroups(host, n);
   const partials = host.alloc('float32', groups);
   const partialsBuffer = host.gpuStorage(partials, kernel).buffer;
-  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, { n, final_: 0, square: 1 }), [partialsBuffer, gpu.x.buffer], [groups, 1, 1]);
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, { n, final_: 0, square: 1 }), [partialsBuffer, x], [groups, 1, 1]);
   finalPass(partialsBuffer, groups, false);
   host.free(partials);
 }

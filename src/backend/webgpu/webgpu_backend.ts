@@ -166,6 +166,11 @@ export class WebGPUBackend implements Backend {
     };
   }
 
+  /** Dispatches recorded so far, by kernel name (a copy; diff two snapshots to attribute a span). */
+  dispatchCounts(): Record<string, number> {
+    return Object.fromEntries(this.dispatcher.dispatchesByKernel);
+  }
+
   /** The device (tests use it to simulate loss). Throws once the backend is destroyed. */
   get device(): GPUDevice {
     if (!this.dev) throw new KernelError('device', 'WebGPU backend was destroyed');
@@ -330,6 +335,7 @@ export class WebGPUBackend implements Backend {
       maxInvocations: Math.min(this.limits.maxComputeInvocationsPerWorkgroup, this.limits.maxComputeWorkgroupSizeX),
       maxWorkgroupsPerDim: this.limits.maxComputeWorkgroupsPerDimension,
       maxWorkgroupStorage: this.limits.maxComputeWorkgroupStorageSize,
+      maxStorageBuffers: this.limits.maxStorageBuffersPerShaderStage,
       software: isSoftwareAdapter(this.info),
       fixedSubgroupSize: fixedSubgroup,
       subgroupMinSize: this.subgroupMinSize,
@@ -339,6 +345,7 @@ export class WebGPUBackend implements Backend {
       gpuStorage: (x, kernel, acceptHalf) => this.own(x, kernel, acceptHalf),
       pipeline: (family, entry, tpl, kernel) => dispatcher.pipeline(family, entry, tpl, kernel),
       launch: (kernel, pipeline, fill, buffers, groups) => dispatcher.launch(kernel, pipeline, fill, buffers, groups),
+      coalesce: (key, item, emit) => dispatcher.coalesce(key, item, emit),
       groups1d: (n, kernel, wg) => dispatcher.groups1d(n, kernel, wg),
       alloc: (dtype, size) => this.allocUninitialized(dtype, size),
       upload: (dtype, data) => this.upload(dtype, data),

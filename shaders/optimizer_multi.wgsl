@@ -1,0 +1,143 @@
+// Multi-tensor optimizer kernels: one dispatch serves several tensors, each bound at its own bindings (WGSL
+// cannot index an array of buffers, so a switch picks the tensor). The WebGPU backend coalesces runs of
+// consecutive adamw / sumSquares calls into these (model_kernels_webgpu.ts, Dispatcher.coalesce); the per-element
+// arithmetic is adamw.wgsl's.
+//   adamw_multi2 / adamw_multi3: AdamW over 2 / 3 tensors laid end to end: invocation i belongs to tensor t
+//     with end(t−1) ≤ i < end(t) (`end0..2`, cumulative element counts), element i − end(t−1); each tensor has
+//     its own decay (1 − lr·weightDecay: norm weights are exempt).
+//   sum_squares_multi: pass 1 of adamw.wgsl's sum_squares over up to 7 tensors: workgroup g belongs to tensor
+//     t with end(t−1) ≤ g < end(t) (`end0..6`, cumulative workgroup counts), grid-strides over that tensor's
+//     `n<t>` elements with the tensor's workgroups, and writes its partial to partials[base + g]. The final
+//     pass over all partials is sum_squares (adamw.wgsl). Unused slots repeat a bound tensor with no workgroups.
+
+struct Params {
+  lr: f32,
+  beta1: f32,
+  beta2: f32,
+  eps: f32,
+  oneMinusBeta1: f32,
+  oneMinusBeta2: f32,
+  bc1: f32,
+  bc2: f32,
+  end0: u32,
+  end1: u32,
+  end2: u32,
+  end3: u32,
+  end4: u32,
+  end5: u32,
+  end6: u32,
+  n0: u32,
+  n1: u32,
+  n2: u32,
+  n3: u32,
+  n4: u32,
+  n5: u32,
+  n6: u32,
+  decay0: f32,
+  decay1: f32,
+  decay2: f32,
+  base: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+// adamw_multi: scale, then param / mom / vel / grad per tensor
+@group(0) @binding(1) var<storage, read> scale: array<f32>;
+@group(0) @binding(2) var<storage, read_write> param0: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mom0: array<f32>;
+@group(0) @binding(4) var<storage, read_write> vel0: array<f32>;
+@group(0) @binding(5) var<storage, read> grad0: array<f32>;
+@group(0) @binding(6) var<storage, read_write> param1: array<f32>;
+@group(0) @binding(7) var<storage, read_write> mom1: array<f32>;
+@group(0) @binding(8) var<storage, read_write> vel1: array<f32>;
+@group(0) @binding(9) var<storage, read> grad1: array<f32>;
+@group(0) @binding(10) var<storage, read_write> param2: array<f32>;
+@group(0) @binding(11) var<storage, read_write> mom2: array<f32>;
+@group(0) @binding(12) var<storage, read_write> vel2: array<f32>;
+@group(0) @binding(13) var<storage, read> grad2: array<f32>;
+// sum_squares_multi: partials, then one input per tensor
+@group(0) @binding(1) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(2) var<storage, read> X0: array<f32>;
+@group(0) @binding(3) var<storage, read> X1: array<f32>;
+@group(0) @binding(4) var<storage, read> X2: array<f32>;
+@group(0) @binding(5) var<storage, read> X3: array<f32>;
+@group(0) @binding(6) var<storage, read> X4: array<f32>;
+@group(0) @binding(7) var<storage, read> X5: array<f32>;
+@group(0) @binding(8) var<storage, read> X6: array<f32>;
+
+//#include grid.wgsl
+
+// The updated (param, m, v) of one element (adamw.wgsl's arithmetic, term for term).
+fn adamwUpdate(p: f32, m0: f32, v0: f32, grad: f32, decay: f32) -> vec3<f32> {
+  let g = grad * scale[0];
+  let m = P.beta1 * m0 + P.oneMinusBeta1 * g;
+  let v = P.beta2 * v0 + P.oneMinusBeta2 * g * g;
+  return vec3<f32>(p * decay - (P.lr * (m / P.bc1)) / (sqrt(v / P.bc2) + P.eps), m, v);
+}
+
+fn adamw0(i: u32) {
+  let r = adamwUpdate(param0[i], mom0[i], vel0[i], grad0[i], P.decay0);
+  param0[i] = r.x; mom0[i] = r.y; vel0[i] = r.z;
+}
+
+fn adamw1(i: u32) {
+  let r = adamwUpdate(param1[i], mom1[i], vel1[i], grad1[i], P.decay1);
+  param1[i] = r.x; mom1[i] = r.y; vel1[i] = r.z;
+}
+
+fn adamw2(i: u32) {
+  let r = adamwUpdate(param2[i], mom2[i], vel2[i], grad2[i], P.decay2);
+  param2[i] = r.x; mom2[i] = r.y; vel2[i] = r.z;
+}
+
+@compute @workgroup_size(WG)
+fn adamw_multi2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i < P.end0) { adamw0(i); } else if (i < P.end1) { adamw1(i - P.end0); }
+}
+
+@compute @workgroup_size(WG)
+fn adamw_multi3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i < P.end0) { adamw0(i); } else if (i < P.end1) { adamw1(i - P.end0); } else if (i < P.end2) { adamw2(i - P.end1); }
+}
+
+fn loadX(t: u32, i: u32) -> f32 {
+  switch t {
+    case 0u: { return X0[i]; }
+    case 1u: { return X1[i]; }
+    case 2u: { return X2[i]; }
+    case 3u: { return X3[i]; }
+    case 4u: { return X4[i]; }
+    case 5u: { return X5[i]; }
+    default: { return X6[i]; }
+  }
+}
+
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn sum_squares_multi(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let g = workgroupIndex(wid, nwg);
+  var ends = array<u32, 7>(P.end0, P.end1, P.end2, P.end3, P.end4, P.end5, P.end6);
+  var counts = array<u32, 7>(P.n0, P.n1, P.n2, P.n3, P.n4, P.n5, P.n6);
+  var t = 0u;
+  var first = 0u;
+  for (; t < 6u && g >= ends[t]; t++) { first = ends[t]; }
+  let groups = ends[t] - first;
+  let n = counts[t];
+  var s = 0.0;
+  for (var i = (g - first) * WG + lid; i < n; i += groups * WG) {
+    let v = loadX(t, i);
+    s = fma(v, v, s);
+  }
+  red[lid] = s;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k >>= 1u) {
+    if (lid < k) { red[lid] += red[lid + k]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { partials[P.base + g] = red[0]; }
+}
