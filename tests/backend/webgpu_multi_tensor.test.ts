@@ -1,7 +1,8 @@
 // Multi-tensor optimizer dispatches on WebGPU: consecutive adamw calls of one step and consecutive sumSquares
 // calls into one output are coalesced into a few dispatches (optimizer_multi.wgsl). They must match the float64
 // reference on odd sizes, keep program order (a tensor updated twice, one update's gradient being another's
-// parameter, a restart of the sum), and a small train step's dispatch count must stay within the bound below.
+// parameter, a restart of the sum), and a small train step's dispatch and submit counts must stay within the
+// bounds below (counts are deterministic).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdamWArgs, Backend, Storage } from '../../src/backend/backend.js';
 import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
@@ -131,6 +132,7 @@ for (const adapter of WEBGPU_TEST_ADAPTERS) {
         const step = await counts(() => optimizer.step().gradNorm.dispose());
         loss!.dispose();
         const params = model.params.size;
+        console.log(`train step (${adapter.name}): forward+backward ${total(forwardBackward)} dispatches, optimizer ${total(step)}`, JSON.stringify(step));
         // The optimizer: adamw three tensors a dispatch (the leftover tensor: vec4 + tail), the gradient norm seven
         // tensors a dispatch plus one final pass, and ≤ 8 elementwise kernels of the clip factor (zeros, sqrt, add,
         // div, min). One dispatch per tensor for each of adamw and the norm (the previous scheme) would be ≥ 2·params.
@@ -139,9 +141,20 @@ for (const adapter of WEBGPU_TEST_ADAPTERS) {
         expect(step.adamw).toBeLessThanOrEqual(adamwBound);
         expect(step.sumSquares).toBeLessThanOrEqual(Math.ceil(params / 7) + 1);
         expect(total(step)).toBeLessThanOrEqual(adamwBound + Math.ceil(params / 7) + 1 + 8);
-        // forward + backward of this 2-layer model; recorded here so that a regression shows as a count
         expect(total(forwardBackward)).toBeGreaterThan(0);
-        console.log(`train step dispatches (${adapter.name}): forward+backward ${total(forwardBackward)}, optimizer ${total(step)}`, step);
+        // Submits of a whole step recorded without a pause: batches of 24, 48, 96, … (doubling up to 256), so
+        // k submits cover 24·(2^k − 1) dispatches; fixed batches of 24 would take ⌈dispatches / 24⌉.
+        await gpu.sync();
+        const before = gpu.stats();
+        forward();
+        optimizer.step().gradNorm.dispose();
+        loss!.dispose();
+        await gpu.sync();
+        const after = gpu.stats();
+        const dispatches = after.dispatches - before.dispatches;
+        expect(dispatches).toBe(total(forwardBackward) + total(step));
+        expect(after.submits - before.submits).toBeLessThanOrEqual(Math.ceil(Math.log2(dispatches / 24 + 1)));
+        expect(after.submits - before.submits).toBeLessThan(Math.ceil(dispatches / 24));
       } finally {
         ids.dispose();
         targets.dispose();

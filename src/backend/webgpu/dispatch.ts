@@ -2,8 +2,11 @@
 // pass per submit, the per-batch uniform arenas, and error scopes that turn WebGPU errors into KernelErrors
 // naming the kernel.
 //
-// Submission model: dispatches are recorded into one compute pass of one command encoder; every
-// `batchDispatches` dispatches (or on read/sync/microtask idle) the batch is submitted. Each dispatch's
+// Submission model: dispatches are recorded into one compute pass of one command encoder; the batch is submitted
+// when it reaches its size (or on read/sync/microtask idle). The first batch after an idle submit holds
+// `batchDispatches` dispatches, so the GPU starts early; while recording goes on without a pause each next batch
+// doubles, up to `maxBatchDispatches`, so a long step (a train step: hundreds of dispatches) takes a few submits,
+// not one per `batchDispatches`. Each dispatch's
 // uniform block lives in a 256-byte slot of the batch's uniform arena, written with one writeBuffer right
 // before that batch's submit; the arena returns to its pool when the submit has completed. Buffers freed
 // meanwhile return to the storage pool only after the submit that last used them has completed.
@@ -60,9 +63,14 @@ export class Dispatcher {
   private readonly lossWaiters = new Set<() => void>();
   private readonly kernelNames = new Set<string>();
 
+  /** Dispatches the current batch is submitted at (batchDispatches after an idle submit, doubling after full ones). */
+  private batchLimit: number;
+
   constructor(
     device: GPUDevice,
     private readonly batchDispatches: number,
+    /** Upper bound of the growing batch size (≥ batchDispatches; equal: fixed batches). */
+    private readonly maxBatchDispatches: number,
     private readonly maxWorkgroupsPerDim: number,
     /** Workgroup size of the 1-D kernels (groups1d's default). */
     private readonly wg: number,
@@ -70,6 +78,7 @@ export class Dispatcher {
     private readonly releaseBuffer: (buffer: GPUBuffer) => void,
   ) {
     this.dev = device;
+    this.batchLimit = batchDispatches;
     device.lost.then((info) => {
       if (!this.destroyed) this.lostInfo = { reason: info.reason, message: info.message };
       for (const abort of this.lossWaiters) abort();
@@ -212,7 +221,7 @@ export class Dispatcher {
   private newArena(): UniformArena {
     const reuse = this.arenaPool.pop();
     if (reuse) return reuse;
-    const bytes = UNIFORM_SLOT_BYTES * this.batchDispatches;
+    const bytes = UNIFORM_SLOT_BYTES * this.maxBatchDispatches;
     const cpu = new ArrayBuffer(bytes);
     return {
       gpu: this.device.createBuffer({ size: bytes, usage: USAGE_UNIFORM | USAGE_COPY_DST, label: 'uniforms' }),
@@ -253,8 +262,13 @@ export class Dispatcher {
     this.batchKernels.push(kernel);
     this.dispatches++;
     this.dispatchesByKernel.set(kernel, (this.dispatchesByKernel.get(kernel) ?? 0) + 1);
-    if (this.slots >= this.batchDispatches) this.flush();
-    else this.scheduleFlush();
+    if (this.slots >= this.batchLimit) {
+      const next = Math.min(this.batchLimit * 2, this.maxBatchDispatches);
+      this.flush();
+      this.batchLimit = next;
+    } else {
+      this.scheduleFlush();
+    }
   }
 
   /**
@@ -306,11 +320,15 @@ export class Dispatcher {
     });
   }
 
-  /** Submits the recorded batch (if any) and schedules the release of buffers freed since the last flush. */
+  /**
+   * Submits the recorded batch (if any) and schedules the release of buffers freed since the last flush. The next
+   * batch starts at `batchDispatches` again (launch raises it after a full batch).
+   */
   flush(): void {
     const dev = this.dev;
     if (!dev || this.destroyed) return;
     this.emitRun();
+    this.batchLimit = this.batchDispatches;
     const frees = this.batchFrees;
     this.batchFrees = [];
     let arena: UniformArena | null = null;

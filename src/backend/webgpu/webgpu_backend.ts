@@ -36,8 +36,11 @@ export interface WebGPUBackendOptions {
   /** Request the adapter's maximum for the limits that matter (default true). False keeps the defaults
    *  (compatibility adapters: 128 invocations per workgroup), which tests use to exercise small limits. */
   requestMaxLimits?: boolean;
-  /** Dispatches recorded per submit (default 24). */
+  /** Dispatches of the first batch after an idle submit (default 24). */
   batchDispatches?: number;
+  /** While recording continues, each full batch doubles the next one's size up to this (default 256; at least
+   *  batchDispatches; equal to it: fixed-size batches). */
+  maxBatchDispatches?: number;
   /** Overrides the matmul kernel choice (tuning, tests). */
   matmul?: Partial<MatmulConfig>;
   /** Overrides the choice between kernel variants of the model kernels (tests, tuning). */
@@ -114,10 +117,11 @@ export class WebGPUBackend implements Backend {
     this.wg = 2 ** Math.floor(Math.log2(maxWg));
     this.matmulConfig = { ...pickMatmulConfig(this.limits, isSoftwareAdapter(this.info), this.subgroupMinSize), ...opts.matmul };
     const batchDispatches = Math.max(1, Math.min(opts.batchDispatches ?? 24, 256));
+    const maxBatchDispatches = Math.max(batchDispatches, Math.min(opts.maxBatchDispatches ?? 256, 1024));
 
     this.storagePool = new BufferPool(device, USAGE_STORAGE | USAGE_COPY_SRC | USAGE_COPY_DST, 'storage', opts.maxPooledBytes);
     this.stagingPool = new BufferPool(device, USAGE_MAP_READ | USAGE_COPY_DST, 'readback', 64 * 1024 * 1024);
-    this.dispatcher = new Dispatcher(device, batchDispatches, this.limits.maxComputeWorkgroupsPerDimension, this.wg,
+    this.dispatcher = new Dispatcher(device, batchDispatches, maxBatchDispatches, this.limits.maxComputeWorkgroupsPerDimension, this.wg,
       (buffer) => this.storagePool.release(buffer));
     this.host = this.makeHost();
     this.kernels = validatedKernels(webgpuModelKernels(this.host));
