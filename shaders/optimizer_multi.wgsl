@@ -4,7 +4,8 @@
 // arithmetic is adamw.wgsl's.
 //   adamw_multi2 / adamw_multi3: AdamW over 2 / 3 tensors laid end to end: invocation i belongs to tensor t
 //     with end(t−1) ≤ i < end(t) (`end0..2`, cumulative element counts), element i − end(t−1); each tensor has
-//     its own decay (1 − lr·weightDecay: norm weights are exempt).
+//     its own decay (1 − lr·weightDecay: norm weights are exempt). adamw4_multi2 / 3: the same over vec4s, for
+//     tensors that all have a multiple of 4 elements (ends count vec4s; a quarter of the loads).
 //   sum_squares_multi: pass 1 of adamw.wgsl's sum_squares over up to 7 tensors: workgroup g belongs to tensor
 //     t with end(t−1) ≤ g < end(t) (`end0..6`, cumulative workgroup counts), grid-strides over that tensor's
 //     `n<t>` elements with the tensor's workgroups, and writes its partial to partials[base + g]. The final
@@ -54,6 +55,19 @@ struct Params {
 @group(0) @binding(11) var<storage, read_write> mom2: array<f32>;
 @group(0) @binding(12) var<storage, read_write> vel2: array<f32>;
 @group(0) @binding(13) var<storage, read> grad2: array<f32>;
+// adamw4_multi: the same bindings seen as vec4
+@group(0) @binding(2) var<storage, read_write> param40: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> mom40: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> vel40: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> grad40: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> param41: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> mom41: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> vel41: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> grad41: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read_write> param42: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read_write> mom42: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read_write> vel42: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read> grad42: array<vec4<f32>>;
 // sum_squares_multi: partials, then one input per tensor
 @group(0) @binding(1) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(2) var<storage, read> X0: array<f32>;
@@ -101,6 +115,43 @@ fn adamw_multi3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                 @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i < P.end0) { adamw0(i); } else if (i < P.end1) { adamw1(i - P.end0); } else if (i < P.end2) { adamw2(i - P.end1); }
+}
+
+// vec4 versions, for chunks whose tensors all have a multiple of 4 elements (`end0..2` then count vec4s).
+fn adamwUpdate4(p: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, grad: vec4<f32>, decay: f32) -> array<vec4<f32>, 3> {
+  let g = grad * scale[0];
+  let m = P.beta1 * m0 + P.oneMinusBeta1 * g;
+  let v = P.beta2 * v0 + P.oneMinusBeta2 * g * g;
+  return array<vec4<f32>, 3>(p * decay - (P.lr * (m / P.bc1)) / (sqrt(v / P.bc2) + P.eps), m, v);
+}
+
+fn adamw40(i: u32) {
+  let r = adamwUpdate4(param40[i], mom40[i], vel40[i], grad40[i], P.decay0);
+  param40[i] = r[0]; mom40[i] = r[1]; vel40[i] = r[2];
+}
+
+fn adamw41(i: u32) {
+  let r = adamwUpdate4(param41[i], mom41[i], vel41[i], grad41[i], P.decay1);
+  param41[i] = r[0]; mom41[i] = r[1]; vel41[i] = r[2];
+}
+
+fn adamw42(i: u32) {
+  let r = adamwUpdate4(param42[i], mom42[i], vel42[i], grad42[i], P.decay2);
+  param42[i] = r[0]; mom42[i] = r[1]; vel42[i] = r[2];
+}
+
+@compute @workgroup_size(WG)
+fn adamw4_multi2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i < P.end0) { adamw40(i); } else if (i < P.end1) { adamw41(i - P.end0); }
+}
+
+@compute @workgroup_size(WG)
+fn adamw4_multi3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+  let i = linearId(wid, nwg, lid);
+  if (i < P.end0) { adamw40(i); } else if (i < P.end1) { adamw41(i - P.end0); } else if (i < P.end2) { adamw42(i - P.end1); }
 }
 
 fn loadX(t: u32, i: u32) -> f32 {

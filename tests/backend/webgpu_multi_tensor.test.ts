@@ -25,15 +25,20 @@ function expectNear(got: ArrayLike<number>, want: ArrayLike<number>, what: strin
   assertClose(got, want, what, 2e-2 * rtol * scale, rtol);
 }
 
-/** Sizes with no common factor of 4 mixed with vec4-friendly and multi-workgroup ones. */
-const SIZES = [1, 6, 1031, 40003, 3, 16, 257, 5, 70001, 2];
+/**
+ * Odd sizes, multi-workgroup ones, and runs of multiples of 4: three to a dispatch, the chunks are [1, 6, 1031]
+ * (scalar), [40004, 12, 16] (vec4), [257, 5, 70001] (scalar), [8, 4096] (vec4, closed by the repeat of 4096), then
+ * [4096, 12] (vec4) from the two extra updates below.
+ */
+const SIZES = [1, 6, 1031, 40004, 12, 16, 257, 5, 70001, 8, 4096];
+const LAST = SIZES.length - 1;
 
 interface Tensors { params: Storage[]; m: Storage[]; v: Storage[] }
 
 /**
  * Runs `steps` optimizer steps over SIZES on `b`: per step one adamw call per tensor (decay on every other one),
- * plus a second update of tensor 0 and an update of tensor 3 whose gradient is tensor 2's parameter (both must
- * see the earlier updates of the same step). Returns params, m and v.
+ * plus a second update of the last tensor and an update of tensor 4 whose gradient is tensor 2's parameter (both
+ * must see the earlier updates of the same step). Returns params, m and v.
  */
 async function adamwRun(b: Backend, inits: Float32Array[], grads: Float32Array[][], steps: number): Promise<number[][]> {
   const t: Tensors = { params: inits.map((x) => b.upload('float32', x)), m: [], v: [] };
@@ -44,8 +49,8 @@ async function adamwRun(b: Backend, inits: Float32Array[], grads: Float32Array[]
     const args = (i: number): AdamWArgs => ({ lr: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: i % 2 ? 0 : 0.1, step });
     const g = grads[step - 1].map((x) => b.upload('float32', x));
     for (const [i, n] of SIZES.entries()) b.kernels.adamw(t.params[i], g[i], t.m[i], t.v[i], scale, args(i), n);
-    b.kernels.adamw(t.params[0], g[0], t.m[0], t.v[0], scale, args(0), SIZES[0]);
-    // SIZES[4] = 3 elements updated with the first 3 elements of tensor 2's (just updated) parameter as gradient
+    b.kernels.adamw(t.params[LAST], g[LAST], t.m[LAST], t.v[LAST], scale, args(LAST), SIZES[LAST]);
+    // tensor 4 (12 elements) updated with the first 12 elements of tensor 2's (just updated) parameter as gradient
     b.kernels.adamw(t.params[4], t.params[2], t.m[4], t.v[4], scale, args(4), SIZES[4]);
     for (const s of g) b.free(s);
   }
@@ -88,10 +93,10 @@ for (const adapter of WEBGPU_TEST_ADAPTERS) {
       const dispatches = gpu.stats().dispatches - before;
       const want = await adamwRun(ref, inits, grads, steps);
       for (const [i, values] of got.entries()) expectNear(values, want[i], `adamw ${['param', 'm', 'v'][Math.floor(i / SIZES.length)]} ${i % SIZES.length}`);
-      // 12 calls a step: ten coalesced three to a dispatch where 13 storage bindings are allowed, then the repeated
-      // tensor 0 and the aliasing update each force a new chunk; without coalescing ≥ 12 a step (vec4 + tail: more).
+      // 13 calls a step in 5 chunks where 13 storage bindings are allowed (see SIZES); one call a dispatch (vec4 +
+      // tail: two) without coalescing.
       const perDispatch = Math.min(3, Math.floor((gpu.limits.maxStorageBuffersPerShaderStage - 1) / 4));
-      if (perDispatch >= 2) expect(dispatches).toBeLessThanOrEqual(steps * (Math.ceil(SIZES.length / perDispatch) + 2) + 3 * SIZES.length);
+      if (perDispatch === 3) expect(dispatches).toBe(steps * 5);
     });
 
     it('sumSquares runs into one output match the reference, restarts and empty inputs included', async () => {

@@ -405,9 +405,10 @@ export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storag
         adamwOne(host, kernel, scaleBuffer, common, chunk[0]);
         continue;
       }
+      const vec4 = chunk.every((t) => t.n % 4 === 0);
       const ends: number[] = [];
-      for (const t of chunk) ends.push((ends.at(-1) ?? 0) + t.n);
-      const pipeline = host.pipeline('optimizer_multi', `adamw_multi${chunk.length}`, { WG: host.wg }, kernel);
+      for (const t of chunk) ends.push((ends.at(-1) ?? 0) + (vec4 ? t.n / 4 : t.n));
+      const pipeline = host.pipeline('optimizer_multi', `${vec4 ? 'adamw4' : 'adamw'}_multi${chunk.length}`, { WG: host.wg }, kernel);
       host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.optimizer_multi, {
         ...common, end0: ends[0], end1: ends[1], end2: ends[2] ?? 0,
         decay0: chunk[0].decay, decay1: chunk[1].decay, decay2: chunk[2]?.decay ?? 0,
