@@ -154,18 +154,6 @@ fn adamw4_multi3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   if (i < P.end0) { adamw40(i); } else if (i < P.end1) { adamw41(i - P.end0); } else if (i < P.end2) { adamw42(i - P.end1); }
 }
 
-fn loadX(t: u32, i: u32) -> f32 {
-  switch t {
-    case 0u: { return X0[i]; }
-    case 1u: { return X1[i]; }
-    case 2u: { return X2[i]; }
-    case 3u: { return X3[i]; }
-    case 4u: { return X4[i]; }
-    case 5u: { return X5[i]; }
-    default: { return X6[i]; }
-  }
-}
-
 var<workgroup> red: array<f32, WG>;
 
 @compute @workgroup_size(WG)
@@ -179,10 +167,17 @@ fn sum_squares_multi(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
   for (; t < 6u && g >= ends[t]; t++) { first = ends[t]; }
   let groups = ends[t] - first;
   let n = counts[t];
+  let start = (g - first) * WG + lid;
+  let stride = groups * WG;
+  // One loop per tensor (the switch outside the loop: a switch per load costs CPU rasterisers a third of the pass).
   var s = 0.0;
-  for (var i = (g - first) * WG + lid; i < n; i += groups * WG) {
-    let v = loadX(t, i);
-    s = fma(v, v, s);
+  switch t {
+//#unroll k 7
+    case {k}u: {
+      for (var i = start; i < n; i += stride) { let v = X{k}[i]; s = fma(v, v, s); }
+    }
+//#end
+    default: {}
   }
   red[lid] = s;
   workgroupBarrier();

@@ -78,7 +78,8 @@ for (const adapter of WEBGPU_TEST_ADAPTERS) {
   describe(`multi-tensor optimizer kernels: ${adapter.name}`, () => {
     let gpu: WebGPUBackend;
     beforeAll(async () => {
-      gpu = await adapter.open();
+      // Forced on: the default leaves it off on CPU rasterisers (this machine's adapters), on on GPUs.
+      gpu = await adapter.open({ variants: { multiTensor: true } });
     });
     afterAll(() => {
       gpu?.destroy();
@@ -97,6 +98,22 @@ for (const adapter of WEBGPU_TEST_ADAPTERS) {
       // tail: two) without coalescing.
       const perDispatch = Math.min(3, Math.floor((gpu.limits.maxStorageBuffersPerShaderStage - 1) / 4));
       if (perDispatch === 3) expect(dispatches).toBe(steps * 5);
+    });
+
+    it('is off by default on a CPU rasteriser: one launch per call', async () => {
+      const plain = await adapter.open();
+      try {
+        expect((plain.describe().modelKernels as { multiTensor: boolean }).multiTensor).toBe(false);
+        const x = plain.upload('float32', data(40)), out = plain.alloc('float32', 1);
+        await plain.sync();
+        const before = plain.stats().dispatches;
+        for (let i = 0; i < 5; i++) plain.kernels.sumSquares(x, out, 40, i > 0);
+        expect(plain.stats().dispatches - before).toBe(5);
+        plain.free(x);
+        plain.free(out);
+      } finally {
+        plain.destroy();
+      }
     });
 
     it('sumSquares runs into one output match the reference, restarts and empty inputs included', async () => {

@@ -77,6 +77,13 @@ export interface KernelVariants {
    * invocation per row: GPUs, and devices without subgroups). Default: by adapter.
    */
   attention?: 'subgroups' | 'tiled';
+  /**
+   * Optimizer kernels: true records runs of consecutive adamw / sumSquares calls as multi-tensor dispatches
+   * (optimizer_multi.wgsl), false one launch per call. Default: true on GPUs (where the device's storage-binding
+   * limit allows), false on CPU rasterisers (cheap dispatches; the multi kernels' per-invocation tensor choice
+   * costs more there than the dispatches it saves).
+   */
+  multiTensor?: boolean;
 }
 
 /** The named storages as this backend's own (null stays null), resolved in the order given. */

@@ -353,6 +353,15 @@ interface AdamwItem {
   decay: number;
 }
 
+/**
+ * Whether to coalesce optimizer calls (variants.multiTensor; default: on GPUs, where each dispatch costs a launch
+ * and a barrier, not on CPU rasterisers, where dispatches are cheap and the per-invocation choice of tensor made
+ * the optimizer step slower on llvmpipe: 510 vs 401 ms median, see the commit message).
+ */
+function multiTensor(host: KernelHost): boolean {
+  return host.variants.multiTensor ?? !host.software;
+}
+
 /** Tensors per adamw dispatch: 4 storage bindings each plus the scale, at most 3 (adamw_multi3). */
 function adamwPerDispatch(host: KernelHost): number {
   return Math.min(3, Math.floor((host.maxStorageBuffers - 1) / 4));
@@ -394,7 +403,7 @@ export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storag
   const item: AdamwItem = { param: gpu.param.buffer, m: gpu.m.buffer, v: gpu.v.buffer, grad: gpu.grad.buffer, n, decay: 1 - args.lr * args.weightDecay };
   const scaleBuffer = gpu.scale.buffer;
   const perDispatch = adamwPerDispatch(host);
-  if (perDispatch < 2) {
+  if (perDispatch < 2 || !multiTensor(host)) {
     adamwOne(host, kernel, scaleBuffer, common, item);
     return;
   }
@@ -439,7 +448,7 @@ export function sumSquares(host: KernelHost, x: Storage, out: Storage, n: number
   const gpu = gpuStorages(host, kernel, { x, out });
   requireNoAlias(kernel, { out: gpu.out }, { x: gpu.x });
   const outBuffer = gpu.out.buffer;
-  if (host.maxStorageBuffers < SUM_SQUARES_PER_DISPATCH + 1) {
+  if (host.maxStorageBuffers < SUM_SQUARES_PER_DISPATCH + 1 || !multiTensor(host)) {
     sumSquaresOne(host, kernel, outBuffer, { x: gpu.x.buffer, n, accumulate });
     return;
   }

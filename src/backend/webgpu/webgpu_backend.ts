@@ -151,6 +151,7 @@ export class WebGPUBackend implements Backend {
         attention: this.variants.attention
           ?? (software && this.subgroupMinSize >= 4 && this.subgroupMinSize === this.subgroupMaxSize ? 'subgroups' : 'tiled'),
         rowReduce: this.variants.rowReduce ?? (software ? 'rows' : 'tree'),
+        multiTensor: this.variants.multiTensor ?? !software,
         subgroupSize: this.subgroupMinSize === this.subgroupMaxSize ? this.subgroupMinSize : [this.subgroupMinSize, this.subgroupMaxSize],
       },
       source: this.source,
