@@ -24,10 +24,15 @@ type RowVariant = 'rows' | 'tree';
  * Pipeline and grid of a row-wise kernel (log-softmax-gather, RMSNorm): 'rows' runs one row per invocation
  * in small workgroups, 'tree' one workgroup per row. `pipelineFor` picks the entry for the variant.
  */
+/** The row variant rowKernel picks for `rows` rows. */
+function rowVariant(host: KernelHost, rows: number): RowVariant {
+  return host.variants.rowReduce ?? (host.software && rows >= MIN_ROWS_PER_INVOCATION ? 'rows' : 'tree');
+}
+
 function rowKernel(
   host: KernelHost, kernel: string, rows: number, pipelineFor: (variant: RowVariant, WG: number) => PipelineRef,
 ): { pipeline: PipelineRef; groups: Groups } {
-  const variant = host.variants.rowReduce ?? (host.software && rows >= MIN_ROWS_PER_INVOCATION ? 'rows' : 'tree');
+  const variant = rowVariant(host, rows);
   const WG = variant === 'rows' ? Math.min(ROWS_WG, host.wg) : host.wg;
   const pipeline = pipelineFor(variant, WG);
   const groups = variant === 'rows' ? host.groups1d(rows, kernel, WG) : host.groups1d(rows, kernel, 1);
@@ -164,6 +169,10 @@ export function rmsNormBackward(
   const params = (slot: UniformSlot, rowsPerBlock = 0): void => setParams(slot, UNIFORM_LAYOUTS.norm, { rows, cols, rowsPerBlock });
   const ins = [gpu.x, gpu.weight, gpu.rstd, gpu.gOut];
   withOutputs(host, kernel, [[gpu.gx, rows * cols], [gpu.gWeight, cols]], ins, ([gxBuffer, gWeightBuffer]) => {
+    if (rows > 0 && rowVariant(host, rows) === 'tree') {
+      rmsNormBackwardTree(host, kernel, rows, cols, gxBuffer, gWeightBuffer, ins.map((input) => input.buffer));
+      return;
+    }
     if (rows > 0) {
       const { pipeline, groups } = rowKernel(host, kernel, rows, (variant, WG) =>
         host.pipeline('norm', normEntry('rms_norm_bwd_gx', variant, cols), { WG }, kernel));
@@ -189,6 +198,30 @@ export function rmsNormBackward(
       [gWeightBuffer, partialsBuffer], host.groups1d(cols, kernel));
     host.free(partials);
   });
+}
+
+/**
+ * The 'tree' variant (GPUs): gx and the gWeight column sums in one dispatch (rms_norm_bwd_tree), straight into
+ * gWeight when one row block covers the rows, else into per-block partials that one reduce dispatch sums: 1 or 2
+ * dispatches instead of 2 or 3. The block count follows the separate kernels' rule for GPUs.
+ */
+function rmsNormBackwardTree(
+  host: KernelHost, kernel: string, rows: number, cols: number, gx: GPUBuffer, gWeight: GPUBuffer, ins: GPUBuffer[],
+): void {
+  const WG = host.wg;
+  const colGroups = Math.ceil(cols / WG);
+  const blocks = Math.max(1, Math.min(Math.ceil(256 / colGroups), Math.ceil(rows / 64), host.maxWorkgroupsPerDim));
+  const rowsPerBlock = Math.ceil(rows / blocks);
+  const pipeline = host.pipeline('norm', 'rms_norm_bwd_tree', { WG }, kernel);
+  const partials = blocks > 1 ? host.alloc('float32', blocks * cols) : null;
+  const target = partials ? host.gpuStorage(partials, kernel).buffer : gWeight;
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.norm, { rows, cols, rowsPerBlock }),
+    [gx, ...ins, target], host.groups1d(rows + colGroups * blocks, kernel, 1));
+  if (!partials) return;
+  const reducePipeline = host.pipeline('reduce', 'reduce_loop', { WG, OP: 0 }, kernel);
+  host.launch(kernel, reducePipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.reduce, { outer: 1, len: blocks, inner: cols, total: cols, init: 0 }),
+    [gWeight, target], host.groups1d(cols, kernel));
+  host.free(partials);
 }
 
 // ------------------------------------------------------------------------------------------ RoPE
