@@ -26,6 +26,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> W4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> G34: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> G4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> gwOut: array<f32>;   // rms_norm_bwd_tree: gWeight (or partials)
 
 //#include grid.wgsl
 
@@ -105,6 +106,30 @@ fn rms_norm_bwd_gx_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
   let dot = treeSum(lid, gwxDot(min(row, P.rows - 1u) * P.cols, lid, WG));
   if (row >= P.rows) { return; }
   inputGrad(row, lid, WG, dot);
+}
+
+// Both backward outputs in one dispatch (the 'tree' variant): workgroups [0, rows) are rms_norm_bwd_gx_tree's rows,
+// the next colGroups · blocks ones rms_norm_bwd_gw's (column group, row block) pairs, column group fastest, writing
+// gwOut. The branch depends on the workgroup index alone, so the barriers stay in uniform control flow.
+@compute @workgroup_size(WG)
+fn rms_norm_bwd_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let g = workgroupIndex(wid, nwg);
+  if (g < P.rows) {
+    let dot = treeSum(lid, gwxDot(g * P.cols, lid, WG));
+    inputGrad(g, lid, WG, dot);
+    return;
+  }
+  let colGroups = (P.cols + WG - 1u) / WG;
+  let pair = g - P.rows;
+  let c = (pair % colGroups) * WG + lid;
+  let block = pair / colGroups;
+  let r0 = block * P.rowsPerBlock;
+  if (c >= P.cols || r0 >= P.rows) { return; }
+  let r1 = min(r0 + P.rowsPerBlock, P.rows);
+  var s = 0.0;
+  for (var r = r0; r < r1; r++) { s = fma(G[r * P.cols + c] * X[r * P.cols + c], rstdIn[r], s); }
+  gwOut[block * P.cols + c] = s;
 }
 
 // out[block · cols + c] = Σ_{rows r of the block} g[r, c]·x[r, c]·rstd[r]; grid x: columns, y: row blocks.

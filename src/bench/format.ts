@@ -25,6 +25,7 @@ export function recordJson(r: BenchRecord, vs?: BenchRecord): Record<string, unk
     out.profile = {
       timed: p.timed, wall_ms: round(p.wallMs), ms: Object.fromEntries(Object.entries(p.ms).map(([k, v]) => [k, round(v)])), calls: p.calls,
       ...(p.dispatches !== undefined ? { dispatches: p.dispatches, submits: p.submits } : {}),
+      ...(p.dispatchesByKernel ? { dispatches_by_kernel: p.dispatchesByKernel } : {}),
     };
   }
   if (vs) {

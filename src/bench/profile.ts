@@ -32,6 +32,8 @@ export interface Profile {
   /** WebGPU: dispatches and submits in the profiled span (absent elsewhere). */
   dispatches?: number;
   submits?: number;
+  /** WebGPU: dispatches in the profiled span by kernel name, most first (absent elsewhere). */
+  dispatchesByKernel?: Record<string, number>;
   /** Whether ms are kernel times (false on WebGPU: calls return before the GPU runs them). */
   timed: boolean;
 }
@@ -76,7 +78,9 @@ export async function profileRun<R>(backend: Backend, run: () => Promise<R>): Pr
   const kernels = backend.kernels as unknown as Record<string, (...a: never[]) => unknown>;
   shadow('kernels', Object.freeze(Object.fromEntries(Object.keys(kernels).map((k) => [k, wrap(k, kernels[k])]))));
   const stats = () => (backend as { stats?: () => Record<string, number> }).stats?.();
+  const counts = () => (backend as { dispatchCounts?: () => Record<string, number> }).dispatchCounts?.();
   const before = stats();
+  const countsBefore = counts();
   const t0 = performance.now();
   try {
     const result = await run();
@@ -87,6 +91,11 @@ export async function profileRun<R>(backend: Backend, run: () => Promise<R>): Pr
     if (before && after && 'dispatches' in after) {
       profile.dispatches = after.dispatches - before.dispatches;
       profile.submits = after.submits - before.submits;
+    }
+    const countsAfter = counts();
+    if (countsBefore && countsAfter) {
+      const diff = Object.entries(countsAfter).map(([k, n]) => [k, n - (countsBefore[k] ?? 0)] as const).filter(([, n]) => n > 0);
+      profile.dispatchesByKernel = Object.fromEntries(diff.sort((a, b) => b[1] - a[1]));
     }
     return { result, profile };
   } finally {
@@ -101,7 +110,8 @@ export async function profileRun<R>(backend: Backend, run: () => Promise<R>): Pr
 export function profileText(p: Profile): string {
   if (!p.timed) {
     return `profile: ${PROFILE_CATEGORIES.filter((c) => c !== 'host').map((c) => `${c} ${p.calls[c]} calls`).join(', ')}`
-      + (p.dispatches !== undefined ? `; ${p.dispatches} dispatches, ${p.submits} submits` : '');
+      + (p.dispatches !== undefined ? `; ${p.dispatches} dispatches, ${p.submits} submits` : '')
+      + (p.dispatchesByKernel ? ` (${Object.entries(p.dispatchesByKernel).map(([k, n]) => `${k} ${n}`).join(', ')})` : '');
   }
   const pct = (x: number) => `${((100 * x) / Math.max(p.wallMs, 1e-9)).toFixed(1)}%`;
   return `profile of ${(p.wallMs / 1000).toFixed(2)} s: ${PROFILE_CATEGORIES.map((c) => `${c} ${pct(p.ms[c])}`).join(', ')}`;

@@ -67,12 +67,14 @@ export class AdamW {
       : T.ones([1])));
     const backend = T.getBackend();
     const noDecay = opts.noDecay ?? ((_n: string, t: Tensor) => t.rank < 2);
+    // Moments first, so the updates below are consecutive kernel calls (WebGPU records them as multi-tensor dispatches).
+    for (const [name, p] of this.params) {
+      if (!p.grad || this.m.has(name)) continue;
+      this.m.set(name, T.keep(T.zeros(p.shape)));
+      this.v.set(name, T.keep(T.zeros(p.shape)));
+    }
     for (const [name, p] of this.params) {
       if (!p.grad) continue;
-      if (!this.m.has(name)) {
-        this.m.set(name, T.keep(T.zeros(p.shape)));
-        this.v.set(name, T.keep(T.zeros(p.shape)));
-      }
       backend.kernels.adamw(p.storage, p.grad.storage, this.m.get(name)!.storage, this.v.get(name)!.storage, scale.storage, {
         lr, beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: noDecay(name, p) ? 0 : opts.weightDecay, step: this.steps,
       }, p.size);

@@ -2,8 +2,11 @@
 // pass per submit, the per-batch uniform arenas, and error scopes that turn WebGPU errors into KernelErrors
 // naming the kernel.
 //
-// Submission model: dispatches are recorded into one compute pass of one command encoder; every
-// `batchDispatches` dispatches (or on read/sync/microtask idle) the batch is submitted. Each dispatch's
+// Submission model: dispatches are recorded into one compute pass of one command encoder; the batch is submitted
+// when it reaches its size (or on read/sync/microtask idle). The first batch after an idle submit holds
+// `batchDispatches` dispatches, so the GPU starts early; while recording goes on without a pause each next batch
+// doubles, up to `maxBatchDispatches`, so a long step (a train step: hundreds of dispatches) takes a few submits,
+// not one per `batchDispatches`. Each dispatch's
 // uniform block lives in a 256-byte slot of the batch's uniform arena, written with one writeBuffer right
 // before that batch's submit; the arena returns to its pool when the submit has completed. Buffers freed
 // meanwhile return to the storage pool only after the submit that last used them has completed.
@@ -40,12 +43,16 @@ export class Dispatcher {
   private arena: UniformArena | null = null;
   private slots = 0;
   private batchKernels: string[] = [];
+  /** The open run of coalesced calls (multi-tensor kernels), recorded before any other dispatch or submit. */
+  private run: { key: readonly unknown[]; items: unknown[]; emit: (items: unknown[]) => void } | null = null;
   private batchFrees: GPUBuffer[] = [];
   private flushScheduled = false;
   private readonly inflight = new Set<Promise<unknown>>();
 
   dispatches = 0;
   submits = 0;
+  /** Dispatches by kernel name since creation (diagnostics: which ops issue how many). */
+  readonly dispatchesByKernel = new Map<string, number>();
 
   private lastKernel = '(none)';
   private pendingError: KernelError | null = null;
@@ -56,9 +63,14 @@ export class Dispatcher {
   private readonly lossWaiters = new Set<() => void>();
   private readonly kernelNames = new Set<string>();
 
+  /** Dispatches the current batch is submitted at (batchDispatches after an idle submit, doubling after full ones). */
+  private batchLimit: number;
+
   constructor(
     device: GPUDevice,
     private readonly batchDispatches: number,
+    /** Upper bound of the growing batch size (≥ batchDispatches; equal: fixed batches). */
+    private readonly maxBatchDispatches: number,
     private readonly maxWorkgroupsPerDim: number,
     /** Workgroup size of the 1-D kernels (groups1d's default). */
     private readonly wg: number,
@@ -66,6 +78,7 @@ export class Dispatcher {
     private readonly releaseBuffer: (buffer: GPUBuffer) => void,
   ) {
     this.dev = device;
+    this.batchLimit = batchDispatches;
     device.lost.then((info) => {
       if (!this.destroyed) this.lostInfo = { reason: info.reason, message: info.message };
       for (const abort of this.lossWaiters) abort();
@@ -208,7 +221,7 @@ export class Dispatcher {
   private newArena(): UniformArena {
     const reuse = this.arenaPool.pop();
     if (reuse) return reuse;
-    const bytes = UNIFORM_SLOT_BYTES * this.batchDispatches;
+    const bytes = UNIFORM_SLOT_BYTES * this.maxBatchDispatches;
     const cpu = new ArrayBuffer(bytes);
     return {
       gpu: this.device.createBuffer({ size: bytes, usage: USAGE_UNIFORM | USAGE_COPY_DST, label: 'uniforms' }),
@@ -223,6 +236,7 @@ export class Dispatcher {
   launch(kernel: string, pipeline: PipelineRef, fill: (slot: UniformSlot) => void, buffers: GPUBuffer[], groups: Groups): void {
     const dev = this.device;
     if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
+    this.emitRun();
     if (!this.encoder) {
       this.encoder = dev.createCommandEncoder({ label: 'batch' });
       this.pass = this.encoder.beginComputePass({ label: 'batch' });
@@ -247,8 +261,38 @@ export class Dispatcher {
     this.lastKernel = kernel;
     this.batchKernels.push(kernel);
     this.dispatches++;
-    if (this.slots >= this.batchDispatches) this.flush();
-    else this.scheduleFlush();
+    this.dispatchesByKernel.set(kernel, (this.dispatchesByKernel.get(kernel) ?? 0) + 1);
+    if (this.slots >= this.batchLimit) {
+      const next = Math.min(this.batchLimit * 2, this.maxBatchDispatches);
+      this.flush();
+      this.batchLimit = next;
+    } else {
+      this.scheduleFlush();
+    }
+  }
+
+  /**
+   * Defers `item` into a run of calls that one multi-tensor launch can serve: it joins the open run when that has
+   * the same `key` (compared element by element with ===), else the open run is emitted and a new one opened. A run
+   * is emitted (`emit` records its dispatches) before any other dispatch is recorded and before every submit, so
+   * the GPU sees the calls in program order; the caller must have resolved and checked its storages already.
+   */
+  coalesce<T>(key: readonly unknown[], item: T, emit: (items: T[]) => void): void {
+    const open = this.run;
+    if (open && open.key.length === key.length && open.key.every((part, i) => part === key[i])) {
+      open.items.push(item);
+    } else {
+      this.emitRun();
+      this.run = { key, items: [item], emit: emit as (items: unknown[]) => void };
+    }
+    this.scheduleFlush();
+  }
+
+  private emitRun(): void {
+    const open = this.run;
+    if (!open) return;
+    this.run = null;
+    open.emit(open.items);
   }
 
   /** Grid for n work items of `wg` each, spilling into y past the per-dimension limit. */
@@ -276,10 +320,15 @@ export class Dispatcher {
     });
   }
 
-  /** Submits the recorded batch (if any) and schedules the release of buffers freed since the last flush. */
+  /**
+   * Submits the recorded batch (if any) and schedules the release of buffers freed since the last flush. The next
+   * batch starts at `batchDispatches` again (launch raises it after a full batch).
+   */
   flush(): void {
     const dev = this.dev;
     if (!dev || this.destroyed) return;
+    this.emitRun();
+    this.batchLimit = this.batchDispatches;
     const frees = this.batchFrees;
     this.batchFrees = [];
     let arena: UniformArena | null = null;
@@ -311,6 +360,7 @@ export class Dispatcher {
 
   /** Ends recording and drops the caches; the caller destroys the device. */
   destroy(): void {
+    this.run = null;
     try {
       if (this.pass) this.pass.end();
     } catch { /* ignore */ }

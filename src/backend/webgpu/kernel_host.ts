@@ -29,6 +29,8 @@ export interface KernelHost {
   readonly maxInvocations: number;
   readonly maxWorkgroupsPerDim: number;
   readonly maxWorkgroupStorage: number;
+  /** Storage buffers one dispatch may bind (multi-tensor kernels bind several tensors at once). */
+  readonly maxStorageBuffers: number;
   /** CPU rasteriser (llvmpipe, SwiftShader, WARP): barrier-free, load-frugal kernels win there. */
   readonly software: boolean;
   /** Subgroup size when the device has the feature and a single fixed size (llvmpipe: 8); else 0. */
@@ -50,6 +52,8 @@ export interface KernelHost {
   pipeline(family: string, entry: string, tpl: Record<string, number>, kernel: string): PipelineRef;
   /** Records a dispatch; `buffers` bind at 1, 2, … after the uniform at 0. */
   launch(kernel: string, pipeline: PipelineRef, fill: (slot: UniformSlot) => void, buffers: GPUBuffer[], groups: Groups): void;
+  /** Defers `item` into a run that one launch serves (see Dispatcher.coalesce). */
+  coalesce<T>(key: readonly unknown[], item: T, emit: (items: T[]) => void): void;
   /** Grid for n work items of `wg` each, spilling into y past the per-dimension limit. */
   groups1d(n: number, kernel: string, wg?: number): [number, number, number];
   /** A temporary whose contents are unspecified (the launchers write it completely before reading). */
@@ -73,6 +77,13 @@ export interface KernelVariants {
    * invocation per row: GPUs, and devices without subgroups). Default: by adapter.
    */
   attention?: 'subgroups' | 'tiled';
+  /**
+   * Optimizer kernels: true records runs of consecutive adamw / sumSquares calls as multi-tensor dispatches
+   * (optimizer_multi.wgsl), false one launch per call. Default: true on GPUs (where the device's storage-binding
+   * limit allows), false on CPU rasterisers (cheap dispatches; the multi kernels' per-invocation tensor choice
+   * costs more there than the dispatches it saves).
+   */
+  multiTensor?: boolean;
 }
 
 /** The named storages as this backend's own (null stays null), resolved in the order given. */

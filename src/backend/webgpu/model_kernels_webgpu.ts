@@ -24,10 +24,15 @@ type RowVariant = 'rows' | 'tree';
  * Pipeline and grid of a row-wise kernel (log-softmax-gather, RMSNorm): 'rows' runs one row per invocation
  * in small workgroups, 'tree' one workgroup per row. `pipelineFor` picks the entry for the variant.
  */
+/** The row variant rowKernel picks for `rows` rows. */
+function rowVariant(host: KernelHost, rows: number): RowVariant {
+  return host.variants.rowReduce ?? (host.software && rows >= MIN_ROWS_PER_INVOCATION ? 'rows' : 'tree');
+}
+
 function rowKernel(
   host: KernelHost, kernel: string, rows: number, pipelineFor: (variant: RowVariant, WG: number) => PipelineRef,
 ): { pipeline: PipelineRef; groups: Groups } {
-  const variant = host.variants.rowReduce ?? (host.software && rows >= MIN_ROWS_PER_INVOCATION ? 'rows' : 'tree');
+  const variant = rowVariant(host, rows);
   const WG = variant === 'rows' ? Math.min(ROWS_WG, host.wg) : host.wg;
   const pipeline = pipelineFor(variant, WG);
   const groups = variant === 'rows' ? host.groups1d(rows, kernel, WG) : host.groups1d(rows, kernel, 1);
@@ -176,6 +181,10 @@ export function rmsNormBackward(
   const params = (slot: UniformSlot, rowsPerBlock = 0): void => setParams(slot, UNIFORM_LAYOUTS.norm, { rows, cols, rowsPerBlock });
   const ins = [gpu.x, gpu.weight, gpu.rstd, gpu.gOut];
   withOutputs(host, kernel, [[gpu.gx, rows * cols], [gpu.gWeight, cols]], ins, ([gxBuffer, gWeightBuffer]) => {
+    if (rows > 0 && rowVariant(host, rows) === 'tree') {
+      rmsNormBackwardTree(host, kernel, rows, cols, gxBuffer, gWeightBuffer, ins.map((input) => input.buffer));
+      return;
+    }
     if (rows > 0) {
       const { pipeline, groups } = rowKernel(host, kernel, rows, (variant, WG) =>
         host.pipeline('norm', normEntry('rms_norm_bwd_gx', variant, cols), { WG }, kernel));
@@ -201,6 +210,30 @@ export function rmsNormBackward(
       [gWeightBuffer, partialsBuffer], host.groups1d(cols, kernel));
     host.free(partials);
   });
+}
+
+/**
+ * The 'tree' variant (GPUs): gx and the gWeight column sums in one dispatch (rms_norm_bwd_tree), straight into
+ * gWeight when one row block covers the rows, else into per-block partials that one reduce dispatch sums: 1 or 2
+ * dispatches instead of 2 or 3. The block count follows the separate kernels' rule for GPUs.
+ */
+function rmsNormBackwardTree(
+  host: KernelHost, kernel: string, rows: number, cols: number, gx: GPUBuffer, gWeight: GPUBuffer, ins: GPUBuffer[],
+): void {
+  const WG = host.wg;
+  const colGroups = Math.ceil(cols / WG);
+  const blocks = Math.max(1, Math.min(Math.ceil(256 / colGroups), Math.ceil(rows / 64), host.maxWorkgroupsPerDim));
+  const rowsPerBlock = Math.ceil(rows / blocks);
+  const pipeline = host.pipeline('norm', 'rms_norm_bwd_tree', { WG }, kernel);
+  const partials = blocks > 1 ? host.alloc('float32', blocks * cols) : null;
+  const target = partials ? host.gpuStorage(partials, kernel).buffer : gWeight;
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.norm, { rows, cols, rowsPerBlock }),
+    [gx, ...ins, target], host.groups1d(rows + colGroups * blocks, kernel, 1));
+  if (!partials) return;
+  const reducePipeline = host.pipeline('reduce', 'reduce_loop', { WG, OP: 0 }, kernel);
+  host.launch(kernel, reducePipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.reduce, { outer: 1, len: blocks, inner: cols, total: cols, init: 0 }),
+    [gWeight, target], host.groups1d(cols, kernel));
+  host.free(partials);
 }
 
 // ------------------------------------------------------------------------------------------ RoPE
@@ -349,40 +382,192 @@ export function matmulLowRank(host: KernelHost, x: Storage, w: Storage, u: Stora
 
 // ------------------------------------------------------------------------------------------ optimizer
 
+// Consecutive adamw calls with the same hyper-parameters and scale (one optimizer step), and consecutive
+// sumSquares calls accumulating into one output (a global gradient norm), are coalesced (host.coalesce) and
+// recorded as multi-tensor dispatches (optimizer_multi.wgsl): a few tensors per dispatch, as many as the device
+// lets one dispatch bind. The per-element arithmetic is unchanged; only the sum of squares adds its partials in
+// a different order.
+
+/** A deferred adamw call: the buffers of one tensor, its length and its decay (1 − lr·weightDecay). */
+interface AdamwItem {
+  param: GPUBuffer;
+  m: GPUBuffer;
+  v: GPUBuffer;
+  grad: GPUBuffer;
+  n: number;
+  decay: number;
+}
+
+/**
+ * Whether to coalesce optimizer calls (variants.multiTensor; default: on GPUs, where each dispatch costs a launch
+ * and a barrier, not on CPU rasterisers, where dispatches are cheap and the per-invocation choice of tensor made
+ * the optimizer step slower on llvmpipe: 510 vs 401 ms median, see the commit message).
+ */
+function multiTensor(host: KernelHost): boolean {
+  return host.variants.multiTensor ?? !host.software;
+}
+
+/** Tensors per adamw dispatch: 4 storage bindings each plus the scale, at most 3 (adamw_multi3). */
+function adamwPerDispatch(host: KernelHost): number {
+  return Math.min(3, Math.floor((host.maxStorageBuffers - 1) / 4));
+}
+
+/**
+ * Splits `items` in order into chunks of at most `max` whose buffers are pairwise distinct and distinct from
+ * `shared` (a writable binding must not alias any other binding of its dispatch).
+ */
+function disjointChunks<T>(items: T[], max: number, buffersOf: (item: T) => GPUBuffer[], shared: GPUBuffer[]): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
+  let used = new Set<GPUBuffer>(shared);
+  for (const item of items) {
+    const buffers = buffersOf(item);
+    const clash = buffers.some((buffer, i) => used.has(buffer) || buffers.indexOf(buffer) !== i);
+    if (chunk.length === max || (chunk.length > 0 && clash)) {
+      chunks.push(chunk);
+      chunk = [];
+      used = new Set<GPUBuffer>(shared);
+    }
+    chunk.push(item);
+    for (const buffer of buffers) used.add(buffer);
+  }
+  if (chunk.length) chunks.push(chunk);
+  return chunks;
+}
+
 export function adamw(host: KernelHost, param: Storage, grad: Storage, m: Storage, v: Storage, scale: Storage, args: AdamWArgs, n: number): void {
   const kernel = host.kernel('adamw');
   const gpu = gpuStorages(host, kernel, { param, grad, m, v, scale });
   requireNoAlias(kernel, { param: gpu.param, m: gpu.m, v: gpu.v }, { grad: gpu.grad, scale: gpu.scale });
   if (n === 0) return;
-  elementwise4(host, kernel, 'adamw', 'adamw', 'adamw4', n, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, {
-    lr: args.lr, beta1: args.beta1, beta2: args.beta2, eps: args.eps, decay: 1 - args.lr * args.weightDecay,
+  const common = {
+    lr: args.lr, beta1: args.beta1, beta2: args.beta2, eps: args.eps,
     oneMinusBeta1: 1 - args.beta1, oneMinusBeta2: 1 - args.beta2,
     bc1: 1 - Math.pow(args.beta1, args.step), bc2: 1 - Math.pow(args.beta2, args.step),
-  }), [gpu.param.buffer, gpu.m.buffer, gpu.v.buffer, gpu.grad.buffer, gpu.scale.buffer]);
+  };
+  const item: AdamwItem = { param: gpu.param.buffer, m: gpu.m.buffer, v: gpu.v.buffer, grad: gpu.grad.buffer, n, decay: 1 - args.lr * args.weightDecay };
+  const scaleBuffer = gpu.scale.buffer;
+  const perDispatch = adamwPerDispatch(host);
+  if (perDispatch < 2 || !multiTensor(host)) {
+    adamwOne(host, kernel, scaleBuffer, common, item);
+    return;
+  }
+  host.coalesce(['adamw', scaleBuffer, args.lr, args.beta1, args.beta2, args.eps, args.step], item, (items: AdamwItem[]) => {
+    const chunks = disjointChunks(items, perDispatch, (t) => [t.param, t.m, t.v, t.grad], [scaleBuffer]);
+    for (const chunk of chunks) {
+      if (chunk.length === 1) {
+        adamwOne(host, kernel, scaleBuffer, common, chunk[0]);
+        continue;
+      }
+      const vec4 = chunk.every((t) => t.n % 4 === 0);
+      const ends: number[] = [];
+      for (const t of chunk) ends.push((ends.at(-1) ?? 0) + (vec4 ? t.n / 4 : t.n));
+      const pipeline = host.pipeline('optimizer_multi', `${vec4 ? 'adamw4' : 'adamw'}_multi${chunk.length}`, { WG: host.wg }, kernel);
+      host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.optimizer_multi, {
+        ...common, end0: ends[0], end1: ends[1], end2: ends[2] ?? 0,
+        decay0: chunk[0].decay, decay1: chunk[1].decay, decay2: chunk[2]?.decay ?? 0,
+      }), [scaleBuffer, ...chunk.flatMap((t) => [t.param, t.m, t.v, t.grad])], host.groups1d(ends.at(-1)!, kernel));
+    }
+  });
+}
+
+/** One tensor's update: the vec4 entry over ⌊n/4⌋·4 elements, the scalar one over the rest. */
+function adamwOne(host: KernelHost, kernel: string, scale: GPUBuffer, common: Record<string, number>, t: AdamwItem): void {
+  elementwise4(host, kernel, 'adamw', 'adamw', 'adamw4', t.n, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, { ...common, decay: t.decay }),
+    [t.param, t.m, t.v, t.grad, scale]);
 }
 
 /** Inputs up to this many elements per invocation are summed by a single workgroup. */
 const SINGLE_PASS_PER_INVOCATION = 64;
+/** Tensors per sum_squares_multi dispatch (its 7 inputs and the partials fit the default 8 storage bindings). */
+const SUM_SQUARES_PER_DISPATCH = 7;
+
+interface SumSquaresItem {
+  x: GPUBuffer;
+  n: number;
+  accumulate: boolean;
+}
 
 export function sumSquares(host: KernelHost, x: Storage, out: Storage, n: number, accumulate: boolean): void {
   const kernel = host.kernel('sumSquares');
   const gpu = gpuStorages(host, kernel, { x, out });
   requireNoAlias(kernel, { out: gpu.out }, { x: gpu.x });
+  const outBuffer = gpu.out.buffer;
+  if (host.maxStorageBuffers < SUM_SQUARES_PER_DISPATCH + 1 || !multiTensor(host)) {
+    sumSquaresOne(host, kernel, outBuffer, { x: gpu.x.buffer, n, accumulate });
+    return;
+  }
+  host.coalesce(['sumSquares', outBuffer], { x: gpu.x.buffer, n, accumulate }, (items: SumSquaresItem[]) => {
+    // A call that does not accumulate restarts the sum: each restart begins a segment of its own.
+    const segments: SumSquaresItem[][] = [];
+    for (const item of items) {
+      if (!item.accumulate || segments.length === 0) segments.push([]);
+      segments.at(-1)!.push(item);
+    }
+    for (const segment of segments) {
+      if (segment.length === 1) sumSquaresOne(host, kernel, outBuffer, segment[0]);
+      else sumSquaresMulti(host, kernel, outBuffer, segment);
+    }
+  });
+}
+
+/** Workgroups of the first pass over n elements (0: none; small inputs: one). */
+function sumSquaresGroups(host: KernelHost, n: number): number {
+  if (n === 0) return 0;
+  return Math.min(Math.ceil(n / (host.wg * SINGLE_PASS_PER_INVOCATION)), host.software ? 64 : 1024, host.maxWorkgroupsPerDim);
+}
+
+/** Σ x² over the segment's tensors into out[0] (plus out[0] when its first call accumulates): partials, one final pass. */
+function sumSquaresMulti(host: KernelHost, kernel: string, out: GPUBuffer, segment: SumSquaresItem[]): void {
+  const WG = host.wg;
+  const total = segment.reduce((sum, t) => sum + sumSquaresGroups(host, t.n), 0);
+  const partials = host.alloc('float32', Math.max(total, 1));
+  const partialsBuffer = host.gpuStorage(partials, kernel).buffer;
+  const multi = host.pipeline('optimizer_multi', 'sum_squares_multi', { WG }, kernel);
+  let base = 0;
+  for (let first = 0; first < segment.length; first += SUM_SQUARES_PER_DISPATCH) {
+    const chunk = segment.slice(first, first + SUM_SQUARES_PER_DISPATCH);
+    const ends: number[] = [];
+    const counts: number[] = [];
+    for (let t = 0; t < SUM_SQUARES_PER_DISPATCH; t++) {
+      ends.push((ends.at(-1) ?? 0) + (t < chunk.length ? sumSquaresGroups(host, chunk[t].n) : 0));
+      counts.push(t < chunk.length ? chunk[t].n : 0);
+    }
+    const groups = ends.at(-1)!;
+    const inputs = Array.from({ length: SUM_SQUARES_PER_DISPATCH }, (_, t) => chunk[Math.min(t, chunk.length - 1)].x);
+    const chunkBase = base;
+    host.launch(kernel, multi, (slot) => setParams(slot, UNIFORM_LAYOUTS.optimizer_multi, {
+      base: chunkBase,
+      end0: ends[0], end1: ends[1], end2: ends[2], end3: ends[3], end4: ends[4], end5: ends[5], end6: ends[6],
+      n0: counts[0], n1: counts[1], n2: counts[2], n3: counts[3], n4: counts[4], n5: counts[5], n6: counts[6],
+    }), [partialsBuffer, ...inputs], [groups, 1, 1]);
+    base += groups;
+  }
+  const final = host.pipeline('adamw', 'sum_squares', { WG }, kernel);
+  host.launch(kernel, final, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, {
+    n: total, final_: 1, accumulate: segment[0].accumulate ? 1 : 0, square: 0,
+  }), [out, partialsBuffer], [1, 1, 1]);
+  host.free(partials);
+}
+
+/** One tensor's Σ x²: a single workgroup for small inputs, else partials and a final pass. */
+function sumSquaresOne(host: KernelHost, kernel: string, out: GPUBuffer, item: SumSquaresItem): void {
+  const { x, n, accumulate } = item;
   const WG = host.wg;
   const pipeline = host.pipeline('adamw', 'sum_squares', { WG }, kernel);
   const finalPass = (source: GPUBuffer, count: number, square: boolean): void => {
     host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, {
       n: count, final_: 1, accumulate: accumulate ? 1 : 0, square: square ? 1 : 0,
-    }), [gpu.out.buffer, source], [1, 1, 1]);
+    }), [out, source], [1, 1, 1]);
   };
   if (n <= WG * SINGLE_PASS_PER_INVOCATION) {
-    finalPass(gpu.x.buffer, n, true);
+    finalPass(x, n, true);
     return;
   }
-  const groups = Math.min(Math.ceil(n / (WG * SINGLE_PASS_PER_INVOCATION)), host.software ? 64 : 1024, host.maxWorkgroupsPerDim);
+  const groups = sumSquaresGroups(host, n);
   const partials = host.alloc('float32', groups);
   const partialsBuffer = host.gpuStorage(partials, kernel).buffer;
-  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, { n, final_: 0, square: 1 }), [partialsBuffer, gpu.x.buffer], [groups, 1, 1]);
+  host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.adamw, { n, final_: 0, square: 1 }), [partialsBuffer, x], [groups, 1, 1]);
   finalPass(partialsBuffer, groups, false);
   host.free(partials);
 }

@@ -36,8 +36,11 @@ export interface WebGPUBackendOptions {
   /** Request the adapter's maximum for the limits that matter (default true). False keeps the defaults
    *  (compatibility adapters: 128 invocations per workgroup), which tests use to exercise small limits. */
   requestMaxLimits?: boolean;
-  /** Dispatches recorded per submit (default 24). */
+  /** Dispatches of the first batch after an idle submit (default 24). */
   batchDispatches?: number;
+  /** While recording continues, each full batch doubles the next one's size up to this (default 256; at least
+   *  batchDispatches; equal to it: fixed-size batches). */
+  maxBatchDispatches?: number;
   /** Overrides the matmul kernel choice (tuning, tests). */
   matmul?: Partial<MatmulConfig>;
   /** Overrides the choice between kernel variants of the model kernels (tests, tuning). */
@@ -114,10 +117,11 @@ export class WebGPUBackend implements Backend {
     this.wg = 2 ** Math.floor(Math.log2(maxWg));
     this.matmulConfig = { ...pickMatmulConfig(this.limits, isSoftwareAdapter(this.info), this.subgroupMinSize), ...opts.matmul };
     const batchDispatches = Math.max(1, Math.min(opts.batchDispatches ?? 24, 256));
+    const maxBatchDispatches = Math.max(batchDispatches, Math.min(opts.maxBatchDispatches ?? 256, 1024));
 
     this.storagePool = new BufferPool(device, USAGE_STORAGE | USAGE_COPY_SRC | USAGE_COPY_DST, 'storage', opts.maxPooledBytes);
     this.stagingPool = new BufferPool(device, USAGE_MAP_READ | USAGE_COPY_DST, 'readback', 64 * 1024 * 1024);
-    this.dispatcher = new Dispatcher(device, batchDispatches, this.limits.maxComputeWorkgroupsPerDimension, this.wg,
+    this.dispatcher = new Dispatcher(device, batchDispatches, maxBatchDispatches, this.limits.maxComputeWorkgroupsPerDimension, this.wg,
       (buffer) => this.storagePool.release(buffer));
     this.host = this.makeHost();
     this.kernels = validatedKernels(webgpuModelKernels(this.host));
@@ -147,6 +151,7 @@ export class WebGPUBackend implements Backend {
         attention: this.variants.attention
           ?? (software && this.subgroupMinSize >= 4 && this.subgroupMinSize === this.subgroupMaxSize ? 'subgroups' : 'tiled'),
         rowReduce: this.variants.rowReduce ?? (software ? 'rows' : 'tree'),
+        multiTensor: this.variants.multiTensor ?? !software,
         subgroupSize: this.subgroupMinSize === this.subgroupMaxSize ? this.subgroupMinSize : [this.subgroupMinSize, this.subgroupMaxSize],
       },
       source: this.source,
@@ -164,6 +169,11 @@ export class WebGPUBackend implements Backend {
       buffersCreated: this.storagePool.created, buffersReused: this.storagePool.reused,
       pooledBytes: this.storagePool.bytes, uniformArenas: this.dispatcher.uniformArenaCount, constantBytes: this.constantBytes,
     };
+  }
+
+  /** Dispatches recorded so far, by kernel name (a copy; diff two snapshots to attribute a span). */
+  dispatchCounts(): Record<string, number> {
+    return Object.fromEntries(this.dispatcher.dispatchesByKernel);
   }
 
   /** The device (tests use it to simulate loss). Throws once the backend is destroyed. */
@@ -330,6 +340,7 @@ export class WebGPUBackend implements Backend {
       maxInvocations: Math.min(this.limits.maxComputeInvocationsPerWorkgroup, this.limits.maxComputeWorkgroupSizeX),
       maxWorkgroupsPerDim: this.limits.maxComputeWorkgroupsPerDimension,
       maxWorkgroupStorage: this.limits.maxComputeWorkgroupStorageSize,
+      maxStorageBuffers: this.limits.maxStorageBuffersPerShaderStage,
       software: isSoftwareAdapter(this.info),
       fixedSubgroupSize: fixedSubgroup,
       subgroupMinSize: this.subgroupMinSize,
@@ -339,6 +350,7 @@ export class WebGPUBackend implements Backend {
       gpuStorage: (x, kernel, acceptHalf) => this.own(x, kernel, acceptHalf),
       pipeline: (family, entry, tpl, kernel) => dispatcher.pipeline(family, entry, tpl, kernel),
       launch: (kernel, pipeline, fill, buffers, groups) => dispatcher.launch(kernel, pipeline, fill, buffers, groups),
+      coalesce: (key, item, emit) => dispatcher.coalesce(key, item, emit),
       groups1d: (n, kernel, wg) => dispatcher.groups1d(n, kernel, wg),
       alloc: (dtype, size) => this.allocUninitialized(dtype, size),
       upload: (dtype, data) => this.upload(dtype, data),
