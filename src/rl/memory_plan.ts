@@ -427,7 +427,7 @@ export function pickBatchSizes(input: PlanInput): BatchPlan {
     checkpointing: asked === 'auto'
       ? checkpointing ? "auto: on, the micro-batch does not fit without it"
         : autoAllowed ? 'auto: off' : 'auto: off (LoRA dropout > 0 cannot be recomputed)'
-      : 'set',
+      : `gradientCheckpointing ${String(asked)}`,
     microBatchSize: explicit.microBatchSize ? 'set' : micro === startMicro ? 'kept' : 'lowered to fit',
     generationChunk: explicit.generationChunk ? 'set' : chunk !== startChunk ? 'lowered to fit' : rl.generationChunk > 0 ? 'kept' : 'all at once',
   };

@@ -206,7 +206,7 @@ describe('pickBatchSizes', () => {
     expect(plan.problems).toEqual([]);
     expect(plan.microBatchSize).toBe(config.rl.microBatchSize);
     expect(plan.generationChunk).toBe(plan.generationSequences);
-    expect(plan.reasons).toEqual({ microBatchSize: 'kept', generationChunk: 'all at once', checkpointing: 'set' });
+    expect(plan.reasons).toEqual({ microBatchSize: 'kept', generationChunk: 'all at once', checkpointing: 'gradientCheckpointing false' });
     expect(formatPlan(plan, model, WASM_LIMITS).at(-1)).toBe('fits');
   });
 
