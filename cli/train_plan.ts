@@ -23,7 +23,7 @@ export function plannedModelConfig(config: TrainConfig, modelDir: string | null)
 
 export interface RunPlan {
   plan: BatchPlan;
-  /** The config with the planned rl.microBatchSize and rl.generationChunk. */
+  /** The config with the planned rl.microBatchSize, rl.generationChunk and gradientCheckpointing ('auto' resolved). */
   config: TrainConfig;
   lines: string[];
 }
@@ -36,7 +36,7 @@ export function planRun(config: TrainConfig, explicit: ExplicitBatchKeys, backen
   const torchDtype = modelDir ? (JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as Record<string, unknown>).torch_dtype : undefined;
   const weightDtype = plannedWeightDType(config.lora.r > 0, config.lora.frozenDtype, torchDtype);
   const plan = pickBatchSizes({ config, model, promptLength, explicit, limits, weightDtype });
-  const planned = { ...config, rl: { ...config.rl, microBatchSize: plan.microBatchSize, generationChunk: plan.generationChunk === plan.generationSequences ? config.rl.generationChunk : plan.generationChunk } };
+  const planned = { ...config, gradientCheckpointing: plan.checkpointing, rl: { ...config.rl, microBatchSize: plan.microBatchSize, generationChunk: plan.generationChunk === plan.generationSequences ? config.rl.generationChunk : plan.generationChunk } };
   return { plan, config: planned, lines: formatPlan(plan, model, limits) };
 }
 

@@ -17,6 +17,8 @@ export interface BenchRecord {
   extra?: Record<string, number>;
   /** Where one step's time went (train and DAPO steps): see profile.ts. */
   profile?: Profile;
+  /** Train and DAPO steps at real shapes: whether the training passes ran with activation checkpointing. */
+  checkpointing?: boolean;
   runs: number;
 }
 

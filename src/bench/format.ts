@@ -20,6 +20,7 @@ export function recordJson(r: BenchRecord, vs?: BenchRecord): Record<string, unk
   if (r.gbps !== undefined) out.gbps = round(r.gbps);
   if (r.tokensPerS !== undefined) out.tokens_per_s = round(r.tokensPerS);
   for (const [k, v] of Object.entries(r.extra ?? {})) out[k] = Number.isInteger(v) ? v : round(v);
+  if (r.checkpointing !== undefined) out.checkpointing = r.checkpointing;
   if (r.profile) {
     const p = r.profile;
     out.profile = {
@@ -49,7 +50,7 @@ export function recordText(r: BenchRecord, vs?: BenchRecord): string {
     : `${fmt(r.tokensPerS ?? NaN)} tok/s`;
   const extras = Object.entries(r.extra ?? {}).map(([k, v]) => `${k}=${fmt(v)}`).join(' ');
   return `  ${r.op.padEnd(20)} ${r.shape.join('×').padEnd(16)} ${r.backend.padEnd(12)} ${fmt(r.ms).padStart(10)} ms ${figure.padStart(18)}`
-    + (extras ? `  ${extras}` : '') + (vs ? `   ${fmt(peerRatio(r, vs))}× ${vs.backend}` : '')
+    + (extras ? `  ${extras}` : '') + (r.checkpointing ? '  checkpointing' : '') + (vs ? `   ${fmt(peerRatio(r, vs))}× ${vs.backend}` : '')
     + (r.profile ? `\n      ${profileText(r.profile)}` : '');
 }
 

@@ -88,19 +88,30 @@ async function guarded(op: string, label: string, shape: readonly number[], meas
   return outcome;
 }
 
-/** Largest micro-batch ≤ `most` dividing `sequences` whose update fits; null when not even 1 fits. */
-function fittingMicroBatch(model: ModelConfig, lora: LoraShape | null, sequences: number, length: number, most: number, generation: { batch: number; prompt: number; total: number }, limits: MemoryLimits): { micro: number | null; problems: string[] } {
+/**
+ * The micro-batch of a DAPO step: the largest ≤ `most` dividing `sequences` whose update fits without activation
+ * checkpointing, unless checkpointing lets `most` itself fit (then `most` with checkpointing: the issue's shape, one
+ * micro-batch per step; see fittingMicroBatch's callers); null when not even 1 fits.
+ */
+function fittingMicroBatch(model: ModelConfig, lora: LoraShape | null, sequences: number, length: number, most: number, generation: { batch: number; prompt: number; total: number }, limits: MemoryLimits, preferCheckpointing: boolean): { micro: number | null; checkpointing: boolean; problems: string[] } {
+  const problemsAt = (k: number, checkpointing: boolean) => memoryProblems(estimateMemory(model, {
+    microBatchSize: k, trainLength: length, generationBatch: generation.batch, promptLength: generation.prompt, generationLength: generation.total,
+    reference: false, microBatchesPerStep: sequences / k, checkpointing,
+  }, { lora, limits }), limits);
+  const top = Math.min(most, sequences);
   let last: string[] = [];
-  for (let k = Math.min(most, sequences); k >= 1; k--) {
+  if (problemsAt(top, false).length === 0) return { micro: top, checkpointing: false, problems: [] };
+  if (preferCheckpointing && problemsAt(top, true).length === 0) return { micro: top, checkpointing: true, problems: [] };
+  for (let k = top; k >= 1; k--) {
     if (sequences % k !== 0) continue;
-    const e = estimateMemory(model, {
-      microBatchSize: k, trainLength: length, generationBatch: generation.batch, promptLength: generation.prompt, generationLength: generation.total,
-      reference: false, microBatchesPerStep: sequences / k,
-    }, { lora, limits });
-    last = memoryProblems(e, limits);
-    if (!last.length) return { micro: k, problems: [] };
+    last = problemsAt(k, false);
+    if (!last.length) return { micro: k, checkpointing: false, problems: [] };
   }
-  return { micro: null, problems: last };
+  for (let k = top; k >= 1; k--) {
+    if (sequences % k !== 0 || problemsAt(k, true).length) continue;
+    return { micro: k, checkpointing: true, problems: [] };
+  }
+  return { micro: null, checkpointing: false, problems: last };
 }
 
 /** A model of `shape` with AdamW over what trains (every weight, or the LoRA adapters). */
@@ -118,6 +129,16 @@ function disposeModel(model: TransformerLM, opt: AdamW): void {
   model.dispose();
 }
 
+/**
+ * Whether the DAPO step takes its whole micro-batch (shape.dapo.microBatchSize) with activation checkpointing over a
+ * smaller one without, when only the former fits. At the 163 M shape on WASM 2 threads (16 sequences of 32 + 32
+ * tokens, old log-probs + update, alternated in one process, 5 runs each, medians): micro-batch 8 plain 81.5 s
+ * (56.6–88.6; update 58.8 s, old log-probs 20.7 s) vs 16 checkpointed 81.1 s (73.8–91.0; update 64.6 s, old log-probs
+ * 16.5 s): the extra forward costs about what the larger micro-batch saves, and the checkpointed step needs
+ * 2.81 GiB of address space instead of 3.63 GiB. So the bench keeps the issue's micro-batch of 16.
+ */
+const DAPO_PREFERS_CHECKPOINTING = true;
+
 /** One DAPO step record at `shape` (full or LoRA), with the micro-batch the plan picked and the step's profile. */
 async function benchRealDapoStep(backend: Backend, label: string, shape: RealShape, lora: boolean, limits: MemoryLimits): Promise<BenchOutcome> {
   const op = `${shape.name}/dapo_step_${lora ? 'lora' : 'full'}`;
@@ -125,12 +146,14 @@ async function benchRealDapoStep(backend: Backend, label: string, shape: RealSha
   const dims = [B, G, P, N];
   const config = resolveModelConfig(shape.model);
   const sequences = B * G;
-  const fit = fittingMicroBatch(config, lora ? loraShape : null, sequences, P + N - 1, shape.dapo.microBatchSize, { batch: sequences, prompt: P, total: P + N }, limits);
+  const fit = fittingMicroBatch(config, lora ? loraShape : null, sequences, P + N - 1, shape.dapo.microBatchSize, { batch: sequences, prompt: P, total: P + N }, limits,
+    DAPO_PREFERS_CHECKPOINTING);
   if (fit.micro === null) return doesNotFit(op, label, dims, fit.problems);
   return guarded(op, label, dims, async () => {
     setBackend(backend);
     const liveBefore = backend.memory().liveBytes;
     const { model, opt } = modelAndOptimizer(shape, lora);
+    model.checkpointActivations = fit.checkpointing;
     try {
       const ids = randomInts(B * P, config.vocabSize, 71);
       const prompts = Array.from({ length: B }, (_, b) => ids.slice(b * P, (b + 1) * P));
@@ -151,6 +174,7 @@ async function benchRealDapoStep(backend: Backend, label: string, shape: RealSha
           micro_batch: fit.micro!, peak_bytes: backend.memory().peakBytes - liveBefore,
         },
         profile: profiled.profile,
+        checkpointing: fit.checkpointing,
         runs: all.length,
       };
     } finally {
@@ -164,15 +188,21 @@ async function benchRealTrainStep(backend: Backend, label: string, shape: RealSh
   const op = `${shape.name}/train_step_${lora ? 'lora' : 'full'}`;
   const { batch, seqLen } = shape.train;
   const config = resolveModelConfig(shape.model);
-  const e = estimateMemory(config, { microBatchSize: batch, trainLength: seqLen, generationBatch: 1, promptLength: 1, generationLength: 2, reference: false }, { lora: lora ? loraShape : null });
-  // A train step generates nothing: only the update's peak counts.
-  const problems = memoryProblems({ ...e, generationPeak: 0, addressSpace: wasmAddressSpace(e.trainPeak, limits.threads) }, limits);
-  if (problems.length) return doesNotFit(op, label, [batch, seqLen], problems);
+  const problemsAt = (checkpointing: boolean) => {
+    const e = estimateMemory(config, { microBatchSize: batch, trainLength: seqLen, generationBatch: 1, promptLength: 1, generationLength: 2, reference: false, checkpointing },
+      { lora: lora ? loraShape : null });
+    // A train step generates nothing: only the update's peak counts.
+    return memoryProblems({ ...e, generationPeak: 0, addressSpace: wasmAddressSpace(e.trainPeak, limits.threads) }, limits);
+  };
+  // Without activation checkpointing when that fits (no extra forward); with it when that is what makes the step fit.
+  const plain = problemsAt(false);
+  const checkpointing = plain.length > 0 && problemsAt(true).length === 0;
+  if (plain.length && !checkpointing) return doesNotFit(op, label, [batch, seqLen], plain);
   return guarded(op, label, [batch, seqLen], async () => {
     const r = await benchTrainStep(backend, label, shape.train, ONE_RUN, shape.model, {
-      lora: lora ? { ...BENCH_LORA, seed: 1 } : null, profile: true,
+      lora: lora ? { ...BENCH_LORA, seed: 1 } : null, profile: true, checkpointActivations: checkpointing,
     });
-    return { ...r, op };
+    return { ...r, op, checkpointing };
   });
 }
 

@@ -18,6 +18,8 @@ export interface TrainStepOptions {
   lora?: LoraOptions | null;
   /** Profile one more step after the timed ones (record.profile and profile_* extras). */
   profile?: boolean;
+  /** Activation checkpointing per decoder block (TransformerLM.checkpointActivations). */
+  checkpointActivations?: boolean;
 }
 
 export interface TrainStepShape {
@@ -44,6 +46,7 @@ export async function benchTrainStep(
   const model = new TransformerLM({ ...config, maxSeqLen: Math.max(config.maxSeqLen ?? DEFAULT_MODEL_CONFIG.maxSeqLen, seqLen) }, 1);
   const vocab = model.config.vocabSize;
   if (options.lora) applyLora(model, options.lora);
+  model.checkpointActivations = options.checkpointActivations ?? false;
   const optimizer = new AdamW(options.lora ? trainableParameters(model) : model.params, { lr: 1e-3, maxGradNorm: 1 });
   const ids = tensor(randomInts(tokens, vocab, 51), [batch, seqLen], 'int32');
   const targets = tensor(randomInts(tokens, vocab, 52), [tokens], 'int32');

@@ -55,9 +55,14 @@ export class DecoderStack extends Module {
     const positions = opts.positions ?? RotaryEmbedding.positions(B, Tn, opts.cache?.length ?? 0);
     let x = this.embedTokens.forward(ids);
     const checkpointed = this.checkpointActivations && !opts.cache && T.isGradEnabled();
+    // Without a tape or a cache (the log-prob passes under noGrad) a block's intermediates are garbage once it returns:
+    // freeing them block by block keeps one block's working set live instead of every layer's.
+    const blockwise = !opts.cache && !T.isGradEnabled();
     for (const block of this.layers) {
       if (!checkpointed) {
-        x = block.forward(x, { positions, keyStart: opts.keyStart, cache: opts.cache });
+        const input = x;
+        x = blockwise ? T.tidy(() => block.forward(input, { positions, keyStart: opts.keyStart }))
+          : block.forward(x, { positions, keyStart: opts.keyStart, cache: opts.cache });
         continue;
       }
       checkRecomputable(block);

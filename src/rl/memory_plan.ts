@@ -88,6 +88,9 @@ export interface StepShape {
   reference: boolean;
   /** Micro-batches per optimizer step (default 1): with more, every gradient is live while the next one runs. */
   microBatchesPerStep?: number;
+  /** Activation checkpointing per decoder block (gradientCheckpointing): the tape keeps each block's input only, and
+   *  backward recomputes one block's tape at a time. */
+  checkpointing?: boolean;
 }
 
 export interface LoraShape {
@@ -214,11 +217,18 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
   const d = model.dModel;
   const hd = headDim(model);
   const tokens = shape.microBatchSize * shape.trainLength;
-  // Final norm: its input, rstd and output stay on the tape for the head's matmul.
-  const activations = tokens * (model.nLayers * layerActivationFloats(model, lora) + 2 * d + 1) * FLOAT;
+  const checkpointing = shape.checkpointing === true;
+  // Final norm: its input, rstd and output stay on the tape for the head's matmul. Checkpointed, a layer keeps only
+  // its input (and the blocks share the positions).
+  const layerFloats = checkpointing ? d : layerActivationFloats(model, lora);
+  const activations = tokens * (model.nLayers * layerFloats + 2 * d + 1 + (checkpointing ? 1 : 0)) * FLOAT;
   // Projection outputs before RoPE/permute and the RoPE outputs are not saved, but the forward's tidy frees them only
-  // when the whole forward returns.
-  const forwardScratch = tokens * model.nLayers * unsavedLayerFloats(model) * FLOAT;
+  // when the whole forward returns. Checkpointed, a block's forward frees its intermediates when it returns; backward
+  // recomputes one block's tape at a time, with the gradients flowing into and out of it (measured:
+  // tests/rl/memory_plan.test.ts).
+  const forwardScratch = checkpointing
+    ? tokens * (layerActivationFloats(model, lora) + unsavedLayerFloats(model) + 2 * d) * FLOAT
+    : tokens * model.nLayers * unsavedLayerFloats(model) * FLOAT;
   const logitsRows = Math.min(tokens, opts.logitsRows ?? tokens);
   const logitsBytes = logitsRows * V * FLOAT;
   // The logits (saved by the log-softmax-gather) meet either the forward's scratch or, first thing in backward,
@@ -232,9 +242,13 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
   // Accumulating a gradient adds the new one into a fresh sum (backward.ts addAndFree): one tensor more, at most the
   // largest trainable one.
   const largestTrainable = lora ? lora.r * Math.max(d, model.ffnDim, model.nHeads * hd) : Math.max(V * d, d * model.ffnDim, d * model.nHeads * hd);
-  const backwardScratch = accumulating
-    ? Math.max(forwardScratch, logitsBytes) + largestTrainable * FLOAT
-    : Math.max(logitsBytes, forwardScratch + gradients);
+  // Checkpointed, the peak is either the start of backward (logits, their gradient and the head's) or a block's
+  // recomputation, by which time the logits are freed: that branch is counted net of them.
+  const backwardScratch = checkpointing
+    ? Math.max(logitsBytes + largestTrainable * FLOAT, forwardScratch + (accumulating ? largestTrainable * FLOAT : gradients) - logits)
+    : accumulating
+      ? Math.max(forwardScratch, logitsBytes) + largestTrainable * FLOAT
+      : Math.max(logitsBytes, forwardScratch + gradients);
   const trainPeak = weights + reference + liveGradients + optimizer + activations + logits + backwardScratch;
 
   const kvCache = model.nLayers * 2 * shape.generationBatch * model.nKvHeads * shape.generationLength * hd * FLOAT;
@@ -260,9 +274,13 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
     ...(reference ? [{ what: 'reference policy', bytes: reference, note: 'rl.klBeta > 0: a frozen copy' }] : []),
     { what: 'gradients', bytes: liveGradients, note: `${trainable.toLocaleString('en-US')} trainable${accumulating ? ', accumulated over micro-batches' : ' (one micro-batch: counted in the scratch)'}` },
     { what: 'optimizer', bytes: optimizer, note: 'AdamW: 2 moments per trainable parameter' },
-    { what: 'activations', bytes: activations, note: `tape of micro-batch ${shape.microBatchSize} × ${shape.trainLength} tokens, ${model.nLayers} layers` },
+    { what: 'activations', bytes: activations, note: checkpointing
+      ? `checkpointed: ${model.nLayers} block inputs of micro-batch ${shape.microBatchSize} × ${shape.trainLength} tokens`
+      : `tape of micro-batch ${shape.microBatchSize} × ${shape.trainLength} tokens, ${model.nLayers} layers` },
     { what: 'logits', bytes: logits, note: `[${logitsRows}, ${V}]` },
-    { what: 'update scratch', bytes: backwardScratch, note: accumulating ? 'forward intermediates, or the logits gradient' : 'logits gradient, or forward intermediates + gradients' },
+    { what: 'update scratch', bytes: backwardScratch, note: checkpointing
+      ? (accumulating ? 'one block recomputed in backward, or the logits gradient' : 'logits gradient, or one recomputed block + gradients')
+      : accumulating ? 'forward intermediates, or the logits gradient' : 'logits gradient, or forward intermediates + gradients' },
     { what: 'KV cache', bytes: kvCache, note: `${model.nLayers} layers × 2 × ${shape.generationBatch} seq × ${model.nKvHeads} kv heads × ${shape.generationLength} × ${hd}` },
     { what: 'generation scratch', bytes: generationScratch, note: `prefill of ${shape.generationBatch} × ${shape.promptLength} tokens` },
   ];
@@ -317,13 +335,15 @@ export function explicitBatchKeys(layers: readonly unknown[]): ExplicitBatchKeys
 
 export interface BatchPlan {
   microBatchSize: number;
+  /** Activation checkpointing in the training passes: gradientCheckpointing true, or 'auto' when nothing fits without. */
+  checkpointing: boolean;
   /** Sequences per generate() call: the whole generation batch, or a smaller chunk when that does not fit. */
   generationChunk: number;
   /** Sequences the trainer would generate at once with rl.generationChunk 0. */
   generationSequences: number;
   estimate: MemoryEstimate;
   /** Why each size is what it is ('set', 'kept', 'lowered to fit'). */
-  reasons: { microBatchSize: string; generationChunk: string };
+  reasons: { microBatchSize: string; generationChunk: string; checkpointing: string };
   problems: string[];
 }
 
@@ -363,10 +383,14 @@ export function pickBatchSizes(input: PlanInput): BatchPlan {
   const generationSequences = Math.max(rl.promptsPerStep, rl.generationBatchPrompts) * rl.groupSize;
   const perMini = (rl.promptsPerStep * rl.groupSize) / rl.miniBatches;
   const lora = loraShapeOf(config);
+  const asked = config.gradientCheckpointing;
+  // 'auto' may turn checkpointing on only where the model can recompute a block (no LoRA dropout).
+  const autoAllowed = asked === 'auto' && !(lora && lora.dropout > 0);
+  let checkpointing = asked === true;
   const estimateAt = (microBatchSize: number, generationChunk: number) => estimateMemory(model, {
     microBatchSize: Math.min(microBatchSize, perMini), trainLength: promptLength + rl.maxNewTokens - 1,
     microBatchesPerStep: Math.ceil(perMini / microBatchSize),
-    generationBatch: generationChunk, promptLength, generationLength: promptLength + rl.maxNewTokens, reference: rl.klBeta > 0,
+    generationBatch: generationChunk, promptLength, generationLength: promptLength + rl.maxNewTokens, reference: rl.klBeta > 0, checkpointing,
   }, { lora, weightDtype: input.weightDtype, logitsRows: input.logitsRows, limits });
   const fits = (e: MemoryEstimate) => memoryProblems(e, limits).length === 0;
   const need = (e: MemoryEstimate) => (limits.backend === 'wasm' ? e.addressSpace : Math.max(e.trainPeak, e.generationPeak));
@@ -381,16 +405,29 @@ export function pickBatchSizes(input: PlanInput): BatchPlan {
   const chunkCandidates = explicit.generationChunk ? [startChunk] : [startChunk, ...divisorsDown(generationSequences).filter((k) => k < startChunk)];
   let micro = microCandidates[microCandidates.length - 1];
   let chunk = chunkCandidates[chunkCandidates.length - 1];
-  search: for (const m of microCandidates) {
-    for (const c of chunkCandidates) {
-      if (fits(estimateAt(m, c))) {
-        micro = m;
-        chunk = c;
-        break search;
+  const search = (): boolean => {
+    for (const m of microCandidates) {
+      for (const c of chunkCandidates) {
+        if (fits(estimateAt(m, c))) {
+          micro = m;
+          chunk = c;
+          return true;
+        }
       }
     }
+    return false;
+  };
+  // 'auto': the largest micro-batch without checkpointing first (no extra forward); with checkpointing only when not
+  // even the smallest candidate (or the micro-batch the config sets) fits without it.
+  if (!search() && autoAllowed) {
+    checkpointing = true;
+    if (!search()) checkpointing = false;
   }
   const reasons = {
+    checkpointing: asked === 'auto'
+      ? checkpointing ? "auto: on, the micro-batch does not fit without it"
+        : autoAllowed ? 'auto: off' : 'auto: off (LoRA dropout > 0 cannot be recomputed)'
+      : `gradientCheckpointing ${String(asked)}`,
     microBatchSize: explicit.microBatchSize ? 'set' : micro === startMicro ? 'kept' : 'lowered to fit',
     generationChunk: explicit.generationChunk ? 'set' : chunk !== startChunk ? 'lowered to fit' : rl.generationChunk > 0 ? 'kept' : 'all at once',
   };
@@ -400,6 +437,13 @@ export function pickBatchSizes(input: PlanInput): BatchPlan {
     const advice: string[] = [];
     if (explicit.microBatchSize && micro > 1) advice.push(`lower rl.microBatchSize (now ${micro}; 1 needs about ${gib(need(estimateAt(1, chunk)))})`);
     if (explicit.generationChunk && chunk > 1) advice.push(`lower rl.generationChunk (now ${chunk})`);
+    if (!checkpointing && asked !== 'auto' && !(lora && lora.dropout > 0)) {
+      const on = estimateMemory(model, {
+        microBatchSize: Math.min(micro, perMini), trainLength: promptLength + rl.maxNewTokens - 1, microBatchesPerStep: Math.ceil(perMini / micro),
+        generationBatch: chunk, promptLength, generationLength: promptLength + rl.maxNewTokens, reference: rl.klBeta > 0, checkpointing: true,
+      }, { lora, weightDtype: input.weightDtype, logitsRows: input.logitsRows, limits });
+      advice.push(`turn activation checkpointing on (gradientCheckpointing true or 'auto': about ${gib(need(on))})`);
+    }
     if (config.lora.r === 0 && typeof config.model.path === 'string') advice.push('train LoRA adapters (--lora) instead of every weight');
     if (rl.klBeta > 0) advice.push('turn the reference KL off (rl.klBeta 0) to drop the reference copy');
     // When the weights, gradients and optimizer alone do not fit, shorter sequences cannot help.
@@ -411,7 +455,7 @@ export function pickBatchSizes(input: PlanInput): BatchPlan {
     }
     problems.push(`to fit: ${advice.join('; ')}`);
   }
-  return { microBatchSize: micro, generationChunk: chunk, generationSequences, estimate, reasons, problems };
+  return { microBatchSize: micro, checkpointing, generationChunk: chunk, generationSequences, estimate, reasons, problems };
 }
 
 /** The plan as the table `dapo train --dry-run` prints. */
@@ -430,6 +474,7 @@ export function formatPlan(plan: BatchPlan, model: ModelConfig, limits: MemoryLi
     ...(limits.backend === 'wasm' ? [`  ${'WASM address space'.padEnd(20)} ${gib(e.addressSpace).padStart(11)}   larger peak × ${ARENA_FRAGMENTATION} (arena holes) + matmul scratch`] : []),
     `  ${'largest tensor'.padEnd(20)} ${gib(e.largestTensor.bytes).padStart(11)}   ${e.largestTensor.what}`,
     `micro-batch size: ${plan.microBatchSize} (${plan.reasons.microBatchSize}); generation: ${plan.generationChunk} of ${plan.generationSequences} sequences per call (${plan.reasons.generationChunk})`,
+    `gradient checkpointing: ${plan.checkpointing ? 'on' : 'off'} (${plan.reasons.checkpointing})${plan.checkpointing ? '; one more forward per block in backward' : ''}`,
     plan.problems.length ? `does not fit: ${plan.problems.join('; ')}` : 'fits',
   ];
 }

@@ -141,6 +141,9 @@ export class Trainer {
       trainGroups: rl.promptsPerStep, maxGenerationBatches: rl.maxGenerationBatches, mode: rl.dynamicSampling === 'filter' ? 'filter' : 'off',
     });
     this.groupFilter.setCarried(parts.state.carried);
+    // gradientCheckpointing: the training passes (SFT, the RL update) recompute each block in backward; generation
+    // (KV cache) and the no-grad log-prob passes never checkpoint. An unresolved 'auto' (no memory plan ran) is off.
+    parts.model.checkpointActivations = config.gradientCheckpointing === true;
   }
 
   get model(): TransformerLM { return this.parts.model; }

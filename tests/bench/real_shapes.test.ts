@@ -10,6 +10,7 @@ import { BENCH_CASES, benchSizes } from '../../src/bench/cases.js';
 import { recordJson, recordText } from '../../src/bench/format.js';
 import { PROFILE_CATEGORIES, categoryOf, profileRun } from '../../src/bench/profile.js';
 import { parameterCount, resolveModelConfig } from '../../src/nn/config.js';
+import { WASM_ADDRESS_HEADROOM, estimateMemory, wasmAddressSpace } from '../../src/rl/memory_plan.js';
 import { setBackend } from '../../src/tensor/engine.js';
 import * as T from '../../src/tensor/index.js';
 
@@ -48,6 +49,22 @@ describe('real-shape bench cases', () => {
       expect(dapo.extra!.micro_batch).toBe(4);
     }, 120_000);
   }
+
+  it('train_step_full runs with activation checkpointing when that is what makes it fit, and its record says so', async () => {
+    const shape = quickShape(REAL_SHAPES.smollm2_135m);
+    const model = resolveModelConfig(shape.model);
+    const space = (checkpointing: boolean) => wasmAddressSpace(estimateMemory(model, {
+      microBatchSize: shape.train.batch, trainLength: shape.train.seqLen, generationBatch: 1, promptLength: 1, generationLength: 2, reference: false, checkpointing,
+    }).trainPeak);
+    expect(space(true)).toBeLessThan(space(false));
+    const between = { backend: 'wasm' as const, totalBytes: (space(true) + space(false)) / 2 / WASM_ADDRESS_HEADROOM, bufferBytes: null };
+    const [checkpointed] = await benchRealShape(backend, 'reference', shape, between, ['train_step_full']);
+    expect(isFailure(checkpointed), JSON.stringify(checkpointed)).toBe(false);
+    expect(recordJson(checkpointed as BenchRecord).checkpointing).toBe(true);
+    expect(recordText(checkpointed as BenchRecord)).toMatch(/ checkpointing/);
+    const [plain] = await benchRealShape(backend, 'reference', shape, undefined, ['train_step_full']);
+    expect(recordJson(plain as BenchRecord).checkpointing).toBe(false);
+  });
 
   it('a limit the shape cannot meet gives "does not fit" records naming the limit, never a raw error', async () => {
     const outcomes = await benchRealShape(backend, 'reference', REAL_SHAPES.qwen25_05b, { backend: 'wasm', totalBytes: 64 * 1024 ** 2, bufferBytes: null });

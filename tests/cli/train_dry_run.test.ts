@@ -1,6 +1,7 @@
 // `dapo train --dry-run`: the memory plan table and the batch sizes it picks, exit 0, and no run directory; for a
 // pretrained model at the 163 M SmolLM2 shape (config.json and tokenizer only: the plan reads no weights) with
-// LoRA, the unset micro-batch is lowered to what fits WASM's 4 GiB, and a set one that does not fit fails up front.
+// LoRA, the unset micro-batch is lowered to what fits WASM's 4 GiB, and a set one that does not fit fails up front;
+// full-parameter, gradientCheckpointing 'auto' makes micro-batch 8 fit and the plan says so.
 import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,7 @@ describe('dapo train --dry-run', () => {
       expect(r.stdout).toMatch(new RegExp(`^  ${row} +\\d+\\.\\d (MiB|GiB)`, 'm'));
     }
     expect(r.stdout).toMatch(/^micro-batch size: 64 \(kept\); generation: 128 of 128 sequences per call \(all at once\)$/m);
+    expect(r.stdout).toMatch(/^gradient checkpointing: off \(gradientCheckpointing false\)$/m);
     expect(r.stdout).toMatch(/^fits$/m);
     expect(existsSync(out)).toBe(false);
   });
@@ -59,6 +61,22 @@ describe('dapo train --dry-run', () => {
     expect(64 % micro).toBe(0);
     expect(r.stdout).toMatch(/^fits$/m);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it("full-parameter at the 163 M shape: micro-batch 8 fits only checkpointed; 'auto' turns it on and says so, false names the key", async () => {
+    const full = (out: string, value: string) => ['train', '--dry-run', '--model', modelDir, '--task', 'gsm8k', '--set', `task.path=${data}`, '--set', `task.testPath=${data}`,
+      '--set', 'rl.microBatchSize=8', '--set', `gradientCheckpointing=${value}`, '--out', out, '--quiet'];
+    const auto = await dapo(full(join(dir, 'ckpt-auto'), 'auto'));
+    expect(auto.code, auto.stderr).toBe(0);
+    expect(auto.stdout).toMatch(/^ {2}activations +\d+\.\d (MiB|GiB) +checkpointed: 30 block inputs of micro-batch 8 × \d+ tokens$/m);
+    expect(auto.stdout).toMatch(/^micro-batch size: 8 \(set\)/m);
+    expect(auto.stdout).toMatch(/^gradient checkpointing: on \(auto: on, the micro-batch does not fit without it\); one more forward per block in backward$/m);
+    expect(auto.stdout).toMatch(/^fits$/m);
+    const off = await dapo(full(join(dir, 'ckpt-off'), 'false'));
+    expect(off.code).not.toBe(0);
+    expect(off.stdout).toMatch(/^gradient checkpointing: off \(gradientCheckpointing false\)$/m);
+    expect(off.stderr).toMatch(/to fit: .*turn activation checkpointing on \(gradientCheckpointing true or 'auto': about \d+\.\d+ GiB\)/);
+    expect(existsSync(join(dir, 'ckpt-auto'))).toBe(false);
   });
 
   it('a set micro-batch that does not fit fails before anything runs, naming what to change', async () => {

@@ -86,7 +86,7 @@ describe('resolveTrainConfig', () => {
     expect(problems).toEqual(expect.arrayContaining([
       'seed: must be an integer ≥ 0 and ≤ 4294967295, got -1',
       "backend: must be one of 'auto', 'webgpu', 'wasm', 'reference', got \"cuda\"",
-      expect.stringMatching(/^bogus: unknown key \(allowed: seed, backend, task, model, sft, rl, eval, checkpoint, lora, init, reward\)$/),
+      expect.stringMatching(/^bogus: unknown key \(allowed: seed, backend, gradientCheckpointing, task, model, sft, rl, eval, checkpoint, lora, init, reward\)$/),
       'task.name: must be a non-empty string, got ""',
       "model.nLayer: unknown key (did you mean 'nLayers'?)",
       expect.stringMatching(/^model: dModel must be a positive integer, got 0/),

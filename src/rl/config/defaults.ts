@@ -65,6 +65,7 @@ export const GRPO_PRESET: Partial<RLConfig> = {
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   seed: 0,
   backend: 'auto',
+  gradientCheckpointing: false,
   task: { name: 'addition' },
   model: { ...DEFAULT_MODEL_CONFIG },
   sft: { steps: 1500, batchSize: 32, lr: 3e-3, warmupSteps: 20, weightDecay: 0.01, maxGradNorm: 1 },

@@ -8,7 +8,7 @@ import { closestKey } from './edit_distance.js';
 import { type PlainObject, clone, isPlainObject, mergeLayers } from './merge.js';
 import { type Rule, checkValue, formatValue } from './rules.js';
 import { CHECKPOINT_RULES, EVAL_RULES, LORA_RULES, RL_RULES, SFT_RULES, TOP_KEYS, TOP_RULES } from './schema.js';
-import { type LoraTrainConfig, type RLConfig, type TrainConfig, TrainConfigError } from './types.js';
+import { GRADIENT_CHECKPOINTING_CHOICES, type GradientCheckpointing, type LoraTrainConfig, type RLConfig, type TrainConfig, TrainConfigError } from './types.js';
 import { LORA_DEFAULTS } from './defaults.js';
 
 function unknownKeyProblem(path: string, key: string, allowed: readonly string[]): string {
@@ -150,6 +150,11 @@ export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
     if (bad) problems.push(`${key}: ${bad}`);
   }
 
+  const gradientCheckpointing = merged.gradientCheckpointing ?? DEFAULT_TRAIN_CONFIG.gradientCheckpointing;
+  if (!(GRADIENT_CHECKPOINTING_CHOICES as readonly unknown[]).includes(gradientCheckpointing)) {
+    problems.push(`gradientCheckpointing: must be true, false or 'auto' (on only when the run would not fit otherwise), got ${formatValue(gradientCheckpointing)}`);
+  }
+
   const init = merged.init ?? null;
   if (init !== null && (typeof init !== 'string' || init.trim() === '')) problems.push(`init: must be a checkpoint directory path or null, got ${formatValue(init)}`);
 
@@ -169,6 +174,11 @@ export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
     if (!isDatasetTask(task.name)) problems.push(`task.name: '${String(task.name)}' is a built-in character-level task; a pretrained model (model.path) trains on a dataset task: gsm8k or math (--task gsm8k --set task.path=FILE.jsonl)`);
   } else if (valid(problems, 'lora.r') && lora.r > 0) {
     problems.push('lora.r: LoRA adapts a pretrained model; set model.path (--model DIR) or lora.r 0');
+  }
+
+  // A checkpointed block is recomputed in backward: LoRA dropout would draw a different mask the second time.
+  if (gradientCheckpointing === true && valid(problems, 'lora.r', 'lora.dropout') && lora.r > 0 && lora.dropout > 0) {
+    problems.push(`gradientCheckpointing: true recomputes each decoder block in backward, where LoRA dropout would draw a different random mask; set lora.dropout 0 (--set lora.dropout=0) or gradientCheckpointing false, got lora.dropout ${lora.dropout}`);
   }
 
   const userRl = section(merged, 'rl', problems);
@@ -195,6 +205,7 @@ export function resolveTrainConfig(...layers: unknown[]): TrainConfig {
   return {
     seed: top.seed as number,
     backend: top.backend as BackendChoice,
+    gradientCheckpointing: gradientCheckpointing as GradientCheckpointing,
     task: task as TrainConfig['task'],
     model: pretrained ?? { ...model! },
     sft,

@@ -67,4 +67,4 @@ export const LORA_RULES: Record<Exclude<keyof LoraTrainConfig, 'targetModules'>,
   frozenDtype: oneOf(['auto', 'float32', 'bfloat16', 'float16']),
 };
 export const TOP_RULES = { seed: int(0, undefined, 0xffffffff), backend: oneOf(BACKEND_CHOICES) } satisfies Record<string, Rule>;
-export const TOP_KEYS = ['seed', 'backend', 'task', 'model', 'sft', 'rl', 'eval', 'checkpoint', 'lora', 'init', 'reward'] as const;
+export const TOP_KEYS = ['seed', 'backend', 'gradientCheckpointing', 'task', 'model', 'sft', 'rl', 'eval', 'checkpoint', 'lora', 'init', 'reward'] as const;

@@ -86,9 +86,21 @@ export interface LoraTrainConfig {
   frozenDtype: 'auto' | 'float32' | 'bfloat16' | 'float16';
 }
 
+/** `gradientCheckpointing`: on, off, or 'auto' (on only when the memory plan finds the run does not fit without it). */
+export const GRADIENT_CHECKPOINTING_CHOICES = [false, true, 'auto'] as const;
+export type GradientCheckpointing = (typeof GRADIENT_CHECKPOINTING_CHOICES)[number];
+
 export interface TrainConfig {
   seed: number;
   backend: BackendChoice;
+  /**
+   * Activation checkpointing per decoder block in the training passes (SFT warm-up and the RL update; never in
+   * generation or the no-grad log-prob passes), HF TrainingArguments' `gradient_checkpointing`: the forward keeps only
+   * each block's input and the backward recomputes the block (one extra forward, far fewer live activations). 'auto':
+   * `dapo train` turns it on only when its memory plan finds the micro-batch would not fit otherwise. Not with LoRA
+   * dropout > 0 (a fresh mask on recomputation would differ).
+   */
+  gradientCheckpointing: GradientCheckpointing;
   /** A built-in task's knobs are validated by the data layer (makeTask); a dataset task's keys (gsm8k, math:
    *  MathTaskConfig) are filled and validated here. */
   task: { name: string; [knob: string]: unknown };
