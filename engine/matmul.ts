@@ -443,6 +443,40 @@ function gemvPair(a0: usize, a1: usize, as: usize, b: usize, n: i32, k: i32, c0r
   }
 }
 
+/**
+ * Depth of the k blocks: k cut into ceil(k / KC) near-equal blocks (a multiple of 4 deep, ≤ KC), so that no block
+ * is a thin remainder (k = 576: 3 × 192, not 256 + 256 + 64) whose micro-kernel calls are dominated by loading
+ * and storing C.
+ */
+@inline function kcStep(k: i32): i32 {
+  const blocks = (k + KC - 1) / KC;
+  return min(KC, (((k + blocks - 1) / blocks) + 3) & ~3);
+}
+
+/**
+ * Mode 3 (grid): one product (batch 1) cut into gridRows × gridCols tiles, tile t = row block t / gridCols, column
+ * block t % gridCols; rows split at multiples of MR, columns at multiples of NR (as ThreadPool.split cuts). Each
+ * tile packs only its own columns of B and its own rows of A, so the host picks the grid that packs least.
+ */
+function gridTiles(a: usize, b: usize, out: usize, m: i32, n: i32, k: i32, transA: i32, transB: i32, gridRows: i32, gridCols: i32,
+  scratch: usize, start: i32, end: i32, half: i32): void {
+  for (let t = start; t < end; t++) {
+    const rb = t / gridCols;
+    const cb = t - rb * gridCols;
+    const r0 = gridCut(m, gridRows, rb, MR), r1 = gridCut(m, gridRows, rb + 1, MR);
+    const c0 = gridCut(n, gridCols, cb, NR), c1 = gridCut(n, gridCols, cb + 1, NR);
+    if (r0 < r1 && c0 < c1) gebp(a, b, out, m, n, k, transA, transB, r0, r1, c0, c1, scratch, half);
+  }
+}
+
+/** Boundary q of `parts` near-equal slices of [0, total), rounded to a multiple of align (ThreadPool.split's cut). */
+@inline function gridCut(total: i32, parts: i32, q: i32, align: i32): i32 {
+  if (q >= parts) return total;
+  if (q <= 0) return 0;
+  const unit = parts * align;
+  return min(total, (total * q + (unit >> 1)) / unit * align);
+}
+
 /** half: 0 for a float32 B, else the 16-bit kind of B (packBHalf widens it; the unpacked m == 1 path is float32 only). */
 function gebp(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32, transB: i32,
   r0: i32, r1: i32, c0: i32, c1: i32, scratch: usize, half: i32 = 0): void {
@@ -461,10 +495,11 @@ function gebp(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32,
   const bp = scratch;
   const ap = scratch + (<usize>KC * <usize>NC << 2);
   const tmp = ap + (<usize>MC * <usize>KC << 2);
+  const kStep = kcStep(k);
   for (let jc = c0; jc < c1; jc += NC) {
     const nc = min(NC, c1 - jc);
-    for (let pc = 0; pc < k; pc += KC) {
-      const kc = min(KC, k - pc);
+    for (let pc = 0; pc < k; pc += kStep) {
+      const kc = min(kStep, k - pc);
       const epi = epiRank > 0 && pc + kc == k;
       if (half) packBHalf(b, half, transB, n, k, pc, kc, jc, nc, bp);
       else packB(b, transB, n, k, pc, kc, jc, nc, bp);
@@ -561,7 +596,8 @@ export function matmul_ksplit_sum(partials: usize, out: usize, chunks: i32, mn: 
 /**
  * mode 0: [start, end) ranges over the flattened batch * m output rows; mode 1: [start, end) ranges over the n output
  * columns (every batch and row); mode 2 (skinny, m ≤ SKINNY_M): [start, end) ranges over batch · ceil(n / SKINNY_NB)
- * column blocks, batch-major. scratch: this thread's scratch area (matmul_scratch_bytes()).
+ * column blocks, batch-major; mode 3 + 16 · gridRows + 4096 · gridCols (batch 1, gridRows and gridCols < 256): [start, end)
+ * ranges over the gridRows · gridCols tiles of gridTiles. scratch: this thread's scratch area (matmul_scratch_bytes()).
  */
 export function matmul(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32, k: i32, transA: i32, transB: i32,
   strideA: i32, strideB: i32, mode: i32, scratch: usize, start: i32, end: i32): void {
@@ -614,6 +650,10 @@ function matmulRange(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32,
     }
     return;
   }
+  if ((mode & 0xf) == 3) {
+    gridTiles(a, b, out, m, n, k, transA, transB, (mode >> 4) & 0xff, mode >> 12, scratch, start, end, 0);
+    return;
+  }
   if (mode == 0) {
     if (start >= end) return;
     const bt0 = start / m;
@@ -636,7 +676,7 @@ function matmulRange(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32,
 /**
  * matmul with a 16-bit B (frozen weights). modeKind = kind + 256 · mode: kind HALF_BF16 or HALF_F16, mode 0 (work
  * over the batch · m output rows) or 1 (over the n output columns): the packed path, B widened to float32 while
- * it is packed; mode 2 (m ≤ SKINNY_M, transB, A not transposed, SKINNY_NB·k floats fit the scratch): column blocks
+ * it is packed; mode 3 (+ 16 · gridRows + 4096 · gridCols, batch 1): the packed path over the tiles of gridTiles; mode 2 (m ≤ SKINNY_M, transB, A not transposed, SKINNY_NB·k floats fit the scratch): column blocks
  * of SKINNY_NB rows of B widened into the scratch, then dotted with the A rows (decode reads 2 bytes a weight).
  * Packed into one argument so that scratch sits in the same slot as matmul's. strideB counts elements (2 bytes
  * each). A and the accumulation stay float32.
@@ -667,6 +707,10 @@ function matmulHalfRange(a: usize, b: usize, out: usize, batch: i32, m: i32, n: 
       dotRows(a + (<usize>bt * <usize>strideA << 2), ldk, m, scratch, ldk, w, k, out + (<usize>bt * mn << 2) + (<usize>j0 << 2), <usize>n << 2);
       if (epiRank > 0) lowRankBlock(0, m, j0, j0 + w);
     }
+    return;
+  }
+  if ((mode & 0xf) == 3) {
+    gridTiles(a, b, out, m, n, k, transA, transB, (mode >> 4) & 0xff, mode >> 12, scratch, start, end, kind);
     return;
   }
   if (mode == 0) {
