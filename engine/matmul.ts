@@ -313,14 +313,14 @@ function packA(a: usize, transA: i32, m: i32, k: i32, ic: i32, mc: i32, pc: i32,
  * Single-row product (m == 1, decode-style GEMV): c[j] = sum_p A(0, p) * B(p, j) for j in [c0, c1), no packing.
  * a: the row's first element; as: bytes between consecutive p of A.
  */
-function gemv(a: usize, as: usize, b: usize, transB: i32, n: i32, k: i32, c: usize, c0: i32, c1: i32): void {
+function gemv(a: usize, as: usize, b: usize, transB: i32, n: i32, k: i32, c: usize, c0: i32, c1: i32, acc: bool = false): void {
   const z = f32x4.splat(0);
   if (!transB) {
     // Stream B row by row (contiguous, TLB friendly) into the output slice, four rows of B at a time.
     const ldb = <usize>n << 2;
     const cc = c + (<usize>c0 << 2);
     const w = c1 - c0;
-    zeroFloats(cc, w);
+    if (!acc) zeroFloats(cc, w);
     let p = 0;
     for (; p < k; p += 4) {
       const rows = min(4, k - p);
@@ -406,12 +406,14 @@ function gemv(a: usize, as: usize, b: usize, transB: i32, n: i32, k: i32, c: usi
  * between consecutive p) times B [k, n]. Like gemv, B is streamed row by row, four rows at a time, so its rows
  * never compete for one L1 set (unpacked tiles of power-of-two-wide B rows do) and no packing is needed.
  */
-function gemvPair(a0: usize, a1: usize, as: usize, b: usize, n: i32, k: i32, c0r: usize, c1r: usize, c0: i32, c1: i32): void {
+function gemvPair(a0: usize, a1: usize, as: usize, b: usize, n: i32, k: i32, c0r: usize, c1r: usize, c0: i32, c1: i32, acc: bool = false): void {
   const ldb = <usize>n << 2;
   const w = c1 - c0;
   const o0 = c0r + (<usize>c0 << 2), o1 = c1r + (<usize>c0 << 2);
-  zeroFloats(o0, w);
-  zeroFloats(o1, w);
+  if (!acc) {
+    zeroFloats(o0, w);
+    zeroFloats(o1, w);
+  }
   for (let p = 0; p < k; p += 4) {
     const rows = min(4, k - p);
     const r0 = b + <usize>p * ldb + (<usize>c0 << 2);
@@ -557,18 +559,30 @@ function skinny(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i3
   if (epiRank > 0) lowRankBlock(0, m, c0, c1);
 }
 
+/** Bytes of B that skinnyRows streams past every pair of A rows before moving on: a block that stays in L2. */
+const SKINNY_B_BLOCK: i32 = 256 << 10;
+
 /**
  * C[0..m)[c0..c1) = A·B over k rows of B without transB, B streamed row by row: row pairs by gemvPair, an odd
- * last row by gemv. A(i, p) sits at a + i·rowStep + p·as (bytes).
+ * last row by gemv. A(i, p) sits at a + i·rowStep + p·as (bytes). B is taken in blocks of rows (a multiple of 4,
+ * about SKINNY_B_BLOCK bytes) that every row pair passes over while the block is in L2, instead of each pair
+ * streaming all of B from memory; each output still sums its p in the same order and groups of four.
  */
 function skinnyRows(a: usize, rowStep: usize, as: usize, m: i32, k: i32, b: usize, n: i32, c: usize, c0: i32, c1: i32): void {
   const ldc = <usize>n << 2;
-  let i = 0;
-  for (; i + 2 <= m; i += 2) {
-    const ai = a + <usize>i * rowStep;
-    gemvPair(ai, ai + rowStep, as, b, n, k, c + <usize>i * ldc, c + <usize>(i + 1) * ldc, c0, c1);
+  const kb = max(4, min(k + 3, SKINNY_B_BLOCK / (max(1, c1 - c0) << 2)) & ~3);
+  for (let p0 = 0; p0 < k; p0 += kb) {
+    const rows = min(kb, k - p0);
+    const acc = p0 > 0;
+    const ap = a + <usize>p0 * as;
+    const bp = b + <usize>p0 * ldc;
+    let i = 0;
+    for (; i + 2 <= m; i += 2) {
+      const ai = ap + <usize>i * rowStep;
+      gemvPair(ai, ai + rowStep, as, bp, n, rows, c + <usize>i * ldc, c + <usize>(i + 1) * ldc, c0, c1, acc);
+    }
+    if (i < m) gemv(ap + <usize>i * rowStep, as, bp, 0, n, rows, c + <usize>i * ldc, c0, c1, acc);
   }
-  if (i < m) gemv(a + <usize>i * rowStep, as, b, 0, n, k, c + <usize>i * ldc, c0, c1);
 }
 
 /**

@@ -1,7 +1,8 @@
 // The WASM packed matmul split into a grid of row × column tiles (engine mode 3, WasmBackend.packedGrid): each
 // tile packs only its own columns of B and rows of A. Checked on 2 threads against the float64 reference on odd
 // shapes (edge rows and columns in every tile), against the row-only split bit for bit (tiling changes no
-// element's operations), and with the LoRA epilogue (fused equals matmul then lowRankAdd, bit for bit).
+// element's operations), and with the LoRA epilogue (fused equals matmul then lowRankAdd, bit for bit). Also the
+// small-m products without transB (split-k), whose rows of B are taken in L2-sized blocks: several per k chunk.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, Storage } from '../../src/backend/backend.js';
 import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
@@ -73,4 +74,11 @@ describe('wasm packed matmul grid, 2 threads', () => {
     }
     for (const s of [x, wt, u, l]) w.free(s);
   });
+
+  it.each([[5, 3001, 600, false], [16, 3001, 600, true], [7, 2000, 9000, false], [3, 1030, 70, false]])(
+    'small m without transB, m %i k %i n %i transA %s: B rows in L2-sized blocks, close to float64', async (m, k, n, transA) => {
+      const c: Case = { m: m as number, n: n as number, k: k as number, transA: transA as boolean, transB: false, dtype: 'float32' };
+      const a = data(c.m * c.k), b = data(c.k * c.n);
+      assertClose(await product(w, c, a, b), await product(ref, c, a, b), `split-k ${JSON.stringify(c)}`, 1e-4, 1e-4);
+    });
 });
