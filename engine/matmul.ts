@@ -446,16 +446,6 @@ function gemvPair(a0: usize, a1: usize, as: usize, b: usize, n: i32, k: i32, c0r
 }
 
 /**
- * Depth of the k blocks: k cut into ceil(k / KC) near-equal blocks (a multiple of 4 deep, ≤ KC), so that no block
- * is a thin remainder (k = 576: 3 × 192, not 256 + 256 + 64) whose micro-kernel calls are dominated by loading
- * and storing C.
- */
-@inline function kcStep(k: i32): i32 {
-  const blocks = (k + KC - 1) / KC;
-  return min(KC, (((k + blocks - 1) / blocks) + 3) & ~3);
-}
-
-/**
  * Mode 3 (grid): one product (batch 1) cut into gridRows × gridCols tiles, tile t = row block t / gridCols, column
  * block t % gridCols; rows split at multiples of MR, columns at multiples of NR (as ThreadPool.split cuts). Each
  * tile packs only its own columns of B and its own rows of A, so the host picks the grid that packs least.
@@ -497,11 +487,10 @@ function gebp(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i32,
   const bp = scratch;
   const ap = scratch + (<usize>KC * <usize>NC << 2);
   const tmp = ap + (<usize>MC * <usize>KC << 2);
-  const kStep = kcStep(k);
   for (let jc = c0; jc < c1; jc += NC) {
     const nc = min(NC, c1 - jc);
-    for (let pc = 0; pc < k; pc += kStep) {
-      const kc = min(kStep, k - pc);
+    for (let pc = 0; pc < k; pc += KC) {
+      const kc = min(KC, k - pc);
       const epi = epiRank > 0 && pc + kc == k;
       if (half) packBHalf(b, half, transB, n, k, pc, kc, jc, nc, bp);
       else packB(b, transB, n, k, pc, kc, jc, nc, bp);

@@ -526,16 +526,18 @@ export class WasmBackend implements Backend {
 
   /**
    * The packed path's split of one product (batch 1) over `threads`: a grid of gridRows × gridCols tiles (engine mode
-   * 3), GRID_TILES_PER_THREAD tiles a thread, chosen to pack the least. A tile packs its own columns of B (every
+   * 3), gridTilesPerThread tiles a thread (fewer where the shape has no room), chosen to pack the least. A tile packs its own columns of B (every
    * row block packs all of B once: gridRows · n) and its rows of A once per NC-wide column panel (gridCols · m ·
    * ⌈n / gridCols / NC⌉). Splitting rows only (old mode 0) re-packed all of B per chunk: 8 times at m = 512.
-   * Null (keep the row or column split) when one thread does it all or no grid has tiles of ≥ MIN_GEBP_CHUNK.
+   * Null (keep the row or column split) when one thread does it all or no grid fits: a tile spans ≥ MIN_GEBP_CHUNK rows
+   * (columns) unless it spans all of them.
    */
   private packedGrid(m: number, n: number, threads: number):
     { mode: number; work: number; align: number; parts: number; chunks: number } | null {
     const perThread = this.gridTilesPerThread;
     if (threads <= 1 || perThread <= 0) return null;
-    const maxR = Math.min(255, Math.floor(m / MIN_GEBP_CHUNK)), maxC = Math.min(255, Math.floor(n / MIN_GEBP_CHUNK));
+    // one block of all the rows (columns) is always allowed: m = 40 against n = 1536 splits the columns only
+    const maxR = Math.max(1, Math.min(255, Math.floor(m / MIN_GEBP_CHUNK))), maxC = Math.max(1, Math.min(255, Math.floor(n / MIN_GEBP_CHUNK)));
     for (let tiles = threads * perThread; tiles >= threads; tiles -= threads) {
       let best: { r: number; c: number; cost: number } | null = null;
       for (let r = 1; r <= Math.min(tiles, maxR); r++) {
