@@ -313,14 +313,14 @@ function packA(a: usize, transA: i32, m: i32, k: i32, ic: i32, mc: i32, pc: i32,
  * Single-row product (m == 1, decode-style GEMV): c[j] = sum_p A(0, p) * B(p, j) for j in [c0, c1), no packing.
  * a: the row's first element; as: bytes between consecutive p of A.
  */
-function gemv(a: usize, as: usize, b: usize, transB: i32, n: i32, k: i32, c: usize, c0: i32, c1: i32): void {
+function gemv(a: usize, as: usize, b: usize, transB: i32, n: i32, k: i32, c: usize, c0: i32, c1: i32, acc: bool = false): void {
   const z = f32x4.splat(0);
   if (!transB) {
     // Stream B row by row (contiguous, TLB friendly) into the output slice, four rows of B at a time.
     const ldb = <usize>n << 2;
     const cc = c + (<usize>c0 << 2);
     const w = c1 - c0;
-    zeroFloats(cc, w);
+    if (!acc) zeroFloats(cc, w);
     let p = 0;
     for (; p < k; p += 4) {
       const rows = min(4, k - p);
@@ -406,12 +406,14 @@ function gemv(a: usize, as: usize, b: usize, transB: i32, n: i32, k: i32, c: usi
  * between consecutive p) times B [k, n]. Like gemv, B is streamed row by row, four rows at a time, so its rows
  * never compete for one L1 set (unpacked tiles of power-of-two-wide B rows do) and no packing is needed.
  */
-function gemvPair(a0: usize, a1: usize, as: usize, b: usize, n: i32, k: i32, c0r: usize, c1r: usize, c0: i32, c1: i32): void {
+function gemvPair(a0: usize, a1: usize, as: usize, b: usize, n: i32, k: i32, c0r: usize, c1r: usize, c0: i32, c1: i32, acc: bool = false): void {
   const ldb = <usize>n << 2;
   const w = c1 - c0;
   const o0 = c0r + (<usize>c0 << 2), o1 = c1r + (<usize>c0 << 2);
-  zeroFloats(o0, w);
-  zeroFloats(o1, w);
+  if (!acc) {
+    zeroFloats(o0, w);
+    zeroFloats(o1, w);
+  }
   for (let p = 0; p < k; p += 4) {
     const rows = min(4, k - p);
     const r0 = b + <usize>p * ldb + (<usize>c0 << 2);
@@ -441,6 +443,30 @@ function gemvPair(a0: usize, a1: usize, as: usize, b: usize, n: i32, k: i32, c0r
       store<f32>(o1 + off, load<f32>(o1 + off) + ((y0 * b0 + y1 * b1) + (y2 * b2 + y3 * b3)));
     }
   }
+}
+
+/**
+ * Mode 3 (grid): one product (batch 1) cut into gridRows × gridCols tiles, tile t = row block t / gridCols, column
+ * block t % gridCols; rows split at multiples of MR, columns at multiples of NR (as ThreadPool.split cuts). Each
+ * tile packs only its own columns of B and its own rows of A, so the host picks the grid that packs least.
+ */
+function gridTiles(a: usize, b: usize, out: usize, m: i32, n: i32, k: i32, transA: i32, transB: i32, gridRows: i32, gridCols: i32,
+  scratch: usize, start: i32, end: i32, half: i32): void {
+  for (let t = start; t < end; t++) {
+    const rb = t / gridCols;
+    const cb = t - rb * gridCols;
+    const r0 = gridCut(m, gridRows, rb, MR), r1 = gridCut(m, gridRows, rb + 1, MR);
+    const c0 = gridCut(n, gridCols, cb, NR), c1 = gridCut(n, gridCols, cb + 1, NR);
+    if (r0 < r1 && c0 < c1) gebp(a, b, out, m, n, k, transA, transB, r0, r1, c0, c1, scratch, half);
+  }
+}
+
+/** Boundary q of `parts` near-equal slices of [0, total), rounded to a multiple of align (ThreadPool.split's cut). */
+@inline function gridCut(total: i32, parts: i32, q: i32, align: i32): i32 {
+  if (q >= parts) return total;
+  if (q <= 0) return 0;
+  const unit = parts * align;
+  return min(total, (total * q + (unit >> 1)) / unit * align);
 }
 
 /** half: 0 for a float32 B, else the 16-bit kind of B (packBHalf widens it; the unpacked m == 1 path is float32 only). */
@@ -522,18 +548,30 @@ function skinny(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, transA: i3
   if (epiRank > 0) lowRankBlock(0, m, c0, c1);
 }
 
+/** Bytes of B that skinnyRows streams past every pair of A rows before moving on: a block that stays in L2. */
+const SKINNY_B_BLOCK: i32 = 256 << 10;
+
 /**
  * C[0..m)[c0..c1) = A·B over k rows of B without transB, B streamed row by row: row pairs by gemvPair, an odd
- * last row by gemv. A(i, p) sits at a + i·rowStep + p·as (bytes).
+ * last row by gemv. A(i, p) sits at a + i·rowStep + p·as (bytes). B is taken in blocks of rows (a multiple of 4,
+ * about SKINNY_B_BLOCK bytes) that every row pair passes over while the block is in L2, instead of each pair
+ * streaming all of B from memory; each output still sums its p in the same order and groups of four.
  */
 function skinnyRows(a: usize, rowStep: usize, as: usize, m: i32, k: i32, b: usize, n: i32, c: usize, c0: i32, c1: i32): void {
   const ldc = <usize>n << 2;
-  let i = 0;
-  for (; i + 2 <= m; i += 2) {
-    const ai = a + <usize>i * rowStep;
-    gemvPair(ai, ai + rowStep, as, b, n, k, c + <usize>i * ldc, c + <usize>(i + 1) * ldc, c0, c1);
+  const kb = max(4, min(k + 3, SKINNY_B_BLOCK / (max(1, c1 - c0) << 2)) & ~3);
+  for (let p0 = 0; p0 < k; p0 += kb) {
+    const rows = min(kb, k - p0);
+    const acc = p0 > 0;
+    const ap = a + <usize>p0 * as;
+    const bp = b + <usize>p0 * ldc;
+    let i = 0;
+    for (; i + 2 <= m; i += 2) {
+      const ai = ap + <usize>i * rowStep;
+      gemvPair(ai, ai + rowStep, as, bp, n, rows, c + <usize>i * ldc, c + <usize>(i + 1) * ldc, c0, c1, acc);
+    }
+    if (i < m) gemv(ap + <usize>i * rowStep, as, bp, 0, n, rows, c + <usize>i * ldc, c0, c1, acc);
   }
-  if (i < m) gemv(a + <usize>i * rowStep, as, b, 0, n, k, c + <usize>i * ldc, c0, c1);
 }
 
 /**
@@ -561,7 +599,8 @@ export function matmul_ksplit_sum(partials: usize, out: usize, chunks: i32, mn: 
 /**
  * mode 0: [start, end) ranges over the flattened batch * m output rows; mode 1: [start, end) ranges over the n output
  * columns (every batch and row); mode 2 (skinny, m ≤ SKINNY_M): [start, end) ranges over batch · ceil(n / SKINNY_NB)
- * column blocks, batch-major. scratch: this thread's scratch area (matmul_scratch_bytes()).
+ * column blocks, batch-major; mode 3 + 16 · gridRows + 4096 · gridCols (batch 1, gridRows and gridCols < 256): [start, end)
+ * ranges over the gridRows · gridCols tiles of gridTiles. scratch: this thread's scratch area (matmul_scratch_bytes()).
  */
 export function matmul(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32, k: i32, transA: i32, transB: i32,
   strideA: i32, strideB: i32, mode: i32, scratch: usize, start: i32, end: i32): void {
@@ -614,6 +653,10 @@ function matmulRange(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32,
     }
     return;
   }
+  if ((mode & 0xf) == 3) {
+    gridTiles(a, b, out, m, n, k, transA, transB, (mode >> 4) & 0xff, mode >> 12, scratch, start, end, 0);
+    return;
+  }
   if (mode == 0) {
     if (start >= end) return;
     const bt0 = start / m;
@@ -636,7 +679,7 @@ function matmulRange(a: usize, b: usize, out: usize, batch: i32, m: i32, n: i32,
 /**
  * matmul with a 16-bit B (frozen weights). modeKind = kind + 256 · mode: kind HALF_BF16 or HALF_F16, mode 0 (work
  * over the batch · m output rows) or 1 (over the n output columns): the packed path, B widened to float32 while
- * it is packed; mode 2 (m ≤ SKINNY_M, transB, A not transposed, SKINNY_NB·k floats fit the scratch): column blocks
+ * it is packed; mode 3 (+ 16 · gridRows + 4096 · gridCols, batch 1): the packed path over the tiles of gridTiles; mode 2 (m ≤ SKINNY_M, transB, A not transposed, SKINNY_NB·k floats fit the scratch): column blocks
  * of SKINNY_NB rows of B widened into the scratch, then dotted with the A rows (decode reads 2 bytes a weight).
  * Packed into one argument so that scratch sits in the same slot as matmul's. strideB counts elements (2 bytes
  * each). A and the accumulation stay float32.
@@ -667,6 +710,10 @@ function matmulHalfRange(a: usize, b: usize, out: usize, batch: i32, m: i32, n: 
       dotRows(a + (<usize>bt * <usize>strideA << 2), ldk, m, scratch, ldk, w, k, out + (<usize>bt * mn << 2) + (<usize>j0 << 2), <usize>n << 2);
       if (epiRank > 0) lowRankBlock(0, m, j0, j0 + w);
     }
+    return;
+  }
+  if ((mode & 0xf) == 3) {
+    gridTiles(a, b, out, m, n, k, transA, transB, (mode >> 4) & 0xff, mode >> 12, scratch, start, end, kind);
     return;
   }
   if (mode == 0) {

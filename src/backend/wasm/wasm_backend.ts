@@ -55,6 +55,8 @@ const MIN_PAR_ELEMS = 65536;
 const MIN_PAR_FLOPS = 2 * 64 * 64 * 64;
 /** Fewest output rows (columns) per chunk of the packed matmul path, which repacks B (A) per chunk. */
 const MIN_GEBP_CHUNK = 64;
+/** Packed-path column panel width of the engine (engine/matmul.ts NC). */
+const MATMUL_NC = 2048;
 const PARAM_BYTE = 2560; // strided-view parameter block inside the control block
 const MODEL_PARAM_BYTE = 3072; // model-kernel parameter block (engine/attention.ts) inside the control block
 /** The engine's codes of the 16-bit formats (engine/half.ts). */
@@ -99,6 +101,8 @@ export class WasmBackend implements Backend {
   private readonly nr: number;
   private readonly skinnyM: number;
   private readonly skinnyNb: number;
+  /** Packed-path tiles per thread of one product (packedGrid); 0 splits rows (or columns) only, as before the grid. */
+  private gridTilesPerThread = 2;
   readonly kernels: ModelKernels;
   /** Index of each engine export in `fns` (and in the worker pool's table). */
   private readonly engineIndex: Map<string, number>;
@@ -513,7 +517,9 @@ export class WasmBackend implements Backend {
       else if (n >= threads * this.nr * 2) { mode = 1; work = n; align = this.nr; parts = Math.min(threads, Math.ceil(n / this.nr)); }
     }
     // Every packed-path chunk packs its own copy of the other operand: keep chunks ≥ MIN_GEBP_CHUNK rows/columns.
-    const chunks = mode === 2 ? undefined : Math.max(parts, Math.min(parts * CHUNKS_PER_PART, Math.floor(work / MIN_GEBP_CHUNK)));
+    let chunks = mode === 2 ? undefined : Math.max(parts, Math.min(parts * CHUNKS_PER_PART, Math.floor(work / MIN_GEBP_CHUNK)));
+    const grid = mode !== 2 && batch === 1 ? this.packedGrid(m, n, threads) : null;
+    if (grid) ({ mode, work, align, parts, chunks } = grid);
     if (epilogue) {
       const engineArgs = [left.ptr, right.ptr, target.ptr, m, n, k, args.transB ? 1 : 0, mode, this.scratch, ...epilogueArgs(epilogue)];
       this.exec('matmul', 'matmul_low_rank', engineArgs, work, parts, { align, scratchSlot: 8, chunks });
@@ -524,6 +530,34 @@ export class WasmBackend implements Backend {
     ];
     this.exec('matmul', 'matmul', engineArgs, work, parts, { align, scratchSlot: 12, chunks });
     return true;
+  }
+
+  /**
+   * The packed path's split of one product (batch 1) over `threads`: a grid of gridRows × gridCols tiles (engine mode
+   * 3), gridTilesPerThread tiles a thread (fewer where the shape has no room), chosen to pack the least. A tile packs its own columns of B (every
+   * row block packs all of B once: gridRows · n) and its rows of A once per NC-wide column panel (gridCols · m ·
+   * ⌈n / gridCols / NC⌉). Splitting rows only (old mode 0) re-packed all of B per chunk: 8 times at m = 512.
+   * Null (keep the row or column split) when one thread does it all or no grid fits: a tile spans ≥ MIN_GEBP_CHUNK rows
+   * (columns) unless it spans all of them.
+   */
+  private packedGrid(m: number, n: number, threads: number):
+    { mode: number; work: number; align: number; parts: number; chunks: number } | null {
+    const perThread = this.gridTilesPerThread;
+    if (threads <= 1 || perThread <= 0) return null;
+    // one block of all the rows (columns) is always allowed: m = 40 against n = 1536 splits the columns only
+    const maxR = Math.max(1, Math.min(255, Math.floor(m / MIN_GEBP_CHUNK))), maxC = Math.max(1, Math.min(255, Math.floor(n / MIN_GEBP_CHUNK)));
+    for (let tiles = threads * perThread; tiles >= threads; tiles -= threads) {
+      let best: { r: number; c: number; cost: number } | null = null;
+      for (let r = 1; r <= Math.min(tiles, maxR); r++) {
+        if (tiles % r !== 0) continue;
+        const c = tiles / r;
+        if (c > maxC) continue;
+        const cost = r * n + c * m * Math.ceil(n / c / MATMUL_NC);
+        if (!best || cost < best.cost) best = { r, c, cost };
+      }
+      if (best) return { mode: 3 + 16 * best.r + 4096 * best.c, work: tiles, align: 1, parts: threads, chunks: tiles };
+    }
+    return null;
   }
 
   /**
@@ -547,7 +581,9 @@ export class WasmBackend implements Backend {
       else if (n >= threads * this.nr * 2) { mode = 1; work = n; align = this.nr; parts = Math.min(threads, Math.ceil(n / this.nr)); }
       else if (rows >= threads * this.mr * 2) parts = Math.min(threads, Math.ceil(rows / this.mr));
     }
-    const chunks = mode === 2 ? undefined : Math.max(parts, Math.min(parts * CHUNKS_PER_PART, Math.floor(work / MIN_GEBP_CHUNK)));
+    let chunks = mode === 2 ? undefined : Math.max(parts, Math.min(parts * CHUNKS_PER_PART, Math.floor(work / MIN_GEBP_CHUNK)));
+    const grid = mode !== 2 && batch === 1 ? this.packedGrid(m, n, threads) : null;
+    if (grid) ({ mode, work, align, parts, chunks } = grid);
     const modeKind = HALF_KIND[right.dtype as HalfDType] + 256 * mode;
     if (epilogue) {
       const engineArgs = [left.ptr, right.ptr, target.ptr, m, n, k, args.transB ? 1 : 0, modeKind, this.scratch, ...epilogueArgs(epilogue)];
