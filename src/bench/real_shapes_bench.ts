@@ -131,13 +131,13 @@ function disposeModel(model: TransformerLM, opt: AdamW): void {
 
 /**
  * Whether the DAPO step takes its whole micro-batch (shape.dapo.microBatchSize) with activation checkpointing over a
- * smaller one without, when only the former fits. At the 163 M shape on WASM 2 threads (16 sequences of 32 + 32
- * tokens, old log-probs + update, alternated in one process, 5 runs each, medians): micro-batch 8 plain 81.5 s
- * (56.6–88.6; update 58.8 s, old log-probs 20.7 s) vs 16 checkpointed 81.1 s (73.8–91.0; update 64.6 s, old log-probs
- * 16.5 s): the extra forward costs about what the larger micro-batch saves, and the checkpointed step needs
- * 2.81 GiB of address space instead of 3.63 GiB. So the bench keeps the issue's micro-batch of 16.
+ * smaller one without, when only the former fits. No: this step is on-policy (1 epoch, 1 mini-batch), so it has no
+ * old-log-prob pass (oldLogprobsNeeded), where the larger micro-batch used to win back what checkpointing's extra
+ * forward costs (163 M, WASM 2 threads, with that pass: micro-batch 8 plain 81.5 s vs 16 checkpointed 81.1 s, medians
+ * of 5 alternated runs); without it the extra forward is pure cost. The bench now does what `gradientCheckpointing:
+ * 'auto'` does in dapo train: the largest micro-batch that fits without, checkpointing only when nothing fits.
  */
-const DAPO_PREFERS_CHECKPOINTING = true;
+const DAPO_PREFERS_CHECKPOINTING = false;
 
 /** One DAPO step record at `shape` (full or LoRA), with the micro-batch the plan picked and the step's profile. */
 async function benchRealDapoStep(backend: Backend, label: string, shape: RealShape, lora: boolean, limits: MemoryLimits): Promise<BenchOutcome> {
