@@ -2,19 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MODEL_CONFIG } from '../../src/nn/config.js';
 import {
-  DAPO_DEFAULTS, DEFAULT_TRAIN_CONFIG, GRPO_PRESET, PAGE_QUICK_PRESET, QUICK_PRESET, TrainConfigError, closestKey, configLayersFrom, modelConfigOf,
+  DAPO_DEFAULTS, DEFAULT_TRAIN_CONFIG, GRPO_PRESET, PAGE_QUICK_PRESET, QUICK_PRESET, closestKey, configLayersFrom, modelConfigOf,
   parseOverrides, resolveTrainConfig,
 } from '../../src/rl/config.js';
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TrainConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a TrainConfigError');
-}
+import { problemsOf } from '../support/config_problems.js';
 
 describe('resolveTrainConfig', () => {
   it('resolves the defaults: DAPO as in the paper (arXiv 2503.14476) and the default model', () => {

@@ -7,19 +7,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../src/backend/reference/reference_backend.js';
 import * as T from '../../src/tensor/index.js';
-import { TrainConfigError, resolveTrainConfig } from '../../src/rl/config.js';
+import { resolveTrainConfig } from '../../src/rl/config.js';
 import { Trainer, buildTaskAndModel, freshParts } from '../../src/rl/trainer.js';
 import { NodeRunStore, readJsonl } from '../../src/rl/run_dir_node.js';
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TrainConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a TrainConfigError');
-}
+import { problemsOf } from '../support/config_problems.js';
 
 describe('gradientCheckpointing config key', () => {
   it("is off by default and takes true, false or 'auto' (also as --set gradientCheckpointing=…)", () => {

@@ -24,7 +24,7 @@ const hooks = { onSkip: () => { throw new Error('unexpected skip'); }, onApplied
 async function firstStep(seqs: TrainSequence[], opts: UpdateOptions, model: TransformerLM) {
   const opt = new AdamW(model.params, { lr: 0, weightDecay: 0 });
   const step = opt.step.bind(opt);
-  const grads: Promise<Float32Array>[] = [];
+  const grads: Promise<Float32Array | Float64Array | Int32Array>[] = [];
   opt.step = (lr?: number) => {
     if (grads.length === 0) for (const p of model.parameters()) grads.push(p.grad!.read());
     return step(lr);
