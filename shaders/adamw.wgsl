@@ -40,17 +40,17 @@ struct Params {
 
 //#include grid.wgsl
 
+//#include adamw_step.wgsl
+
 @compute @workgroup_size(WG)
 fn adamw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
   let i = P.start + linearId(wid, nwg, lid);
   if (i >= P.n) { return; }
-  let g = grad[i] * scale[0];
-  let m = P.beta1 * mom[i] + P.oneMinusBeta1 * g;
-  let v = P.beta2 * vel[i] + P.oneMinusBeta2 * g * g;
-  mom[i] = m;
-  vel[i] = v;
-  param[i] = param[i] * P.decay - (P.lr * (m / P.bc1)) / (sqrt(v / P.bc2) + P.eps);
+  let r = adamwStep(vec4<f32>(param[i]), vec4<f32>(mom[i]), vec4<f32>(vel[i]), vec4<f32>(grad[i]), P.decay);
+  mom[i] = r[1].x;
+  vel[i] = r[2].x;
+  param[i] = r[0].x;
 }
 
 @compute @workgroup_size(WG)
@@ -58,12 +58,10 @@ fn adamw4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_index) lid: u32) {
   let i = linearId(wid, nwg, lid);
   if (i >= P.n / 4u) { return; }
-  let g = grad4[i] * scale[0];
-  let m = P.beta1 * mom4[i] + P.oneMinusBeta1 * g;
-  let v = P.beta2 * vel4[i] + P.oneMinusBeta2 * g * g;
-  mom4[i] = m;
-  vel4[i] = v;
-  param4[i] = param4[i] * P.decay - (P.lr * (m / P.bc1)) / (sqrt(v / P.bc2) + P.eps);
+  let r = adamwStep(param4[i], mom4[i], vel4[i], grad4[i], P.decay);
+  mom4[i] = r[1];
+  vel4[i] = r[2];
+  param4[i] = r[0];
 }
 
 var<workgroup> red: array<f32, WG>;

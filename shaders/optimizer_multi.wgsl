@@ -80,29 +80,16 @@ struct Params {
 
 //#include grid.wgsl
 
-// The updated (param, m, v) of one element (adamw.wgsl's arithmetic, term for term).
-fn adamwUpdate(p: f32, m0: f32, v0: f32, grad: f32, decay: f32) -> vec3<f32> {
-  let g = grad * scale[0];
-  let m = P.beta1 * m0 + P.oneMinusBeta1 * g;
-  let v = P.beta2 * v0 + P.oneMinusBeta2 * g * g;
-  return vec3<f32>(p * decay - (P.lr * (m / P.bc1)) / (sqrt(v / P.bc2) + P.eps), m, v);
+//#include adamw_step.wgsl
+
+// Tensor k's element i (scalar; the vec4 versions below): adamw.wgsl's arithmetic through the shared step.
+//#unroll k 3
+fn adamw{k}(i: u32) {
+  let r = adamwStep(vec4<f32>(param{k}[i]), vec4<f32>(mom{k}[i]), vec4<f32>(vel{k}[i]), vec4<f32>(grad{k}[i]), P.decay{k});
+  param{k}[i] = r[0].x; mom{k}[i] = r[1].x; vel{k}[i] = r[2].x;
 }
 
-fn adamw0(i: u32) {
-  let r = adamwUpdate(param0[i], mom0[i], vel0[i], grad0[i], P.decay0);
-  param0[i] = r.x; mom0[i] = r.y; vel0[i] = r.z;
-}
-
-fn adamw1(i: u32) {
-  let r = adamwUpdate(param1[i], mom1[i], vel1[i], grad1[i], P.decay1);
-  param1[i] = r.x; mom1[i] = r.y; vel1[i] = r.z;
-}
-
-fn adamw2(i: u32) {
-  let r = adamwUpdate(param2[i], mom2[i], vel2[i], grad2[i], P.decay2);
-  param2[i] = r.x; mom2[i] = r.y; vel2[i] = r.z;
-}
-
+//#end
 @compute @workgroup_size(WG)
 fn adamw_multi2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
@@ -118,28 +105,13 @@ fn adamw_multi3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // vec4 versions, for chunks whose tensors all have a multiple of 4 elements (`end0..2` then count vec4s).
-fn adamwUpdate4(p: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, grad: vec4<f32>, decay: f32) -> array<vec4<f32>, 3> {
-  let g = grad * scale[0];
-  let m = P.beta1 * m0 + P.oneMinusBeta1 * g;
-  let v = P.beta2 * v0 + P.oneMinusBeta2 * g * g;
-  return array<vec4<f32>, 3>(p * decay - (P.lr * (m / P.bc1)) / (sqrt(v / P.bc2) + P.eps), m, v);
+//#unroll k 3
+fn adamw4{k}(i: u32) {
+  let r = adamwStep(param4{k}[i], mom4{k}[i], vel4{k}[i], grad4{k}[i], P.decay{k});
+  param4{k}[i] = r[0]; mom4{k}[i] = r[1]; vel4{k}[i] = r[2];
 }
 
-fn adamw40(i: u32) {
-  let r = adamwUpdate4(param40[i], mom40[i], vel40[i], grad40[i], P.decay0);
-  param40[i] = r[0]; mom40[i] = r[1]; vel40[i] = r[2];
-}
-
-fn adamw41(i: u32) {
-  let r = adamwUpdate4(param41[i], mom41[i], vel41[i], grad41[i], P.decay1);
-  param41[i] = r[0]; mom41[i] = r[1]; vel41[i] = r[2];
-}
-
-fn adamw42(i: u32) {
-  let r = adamwUpdate4(param42[i], mom42[i], vel42[i], grad42[i], P.decay2);
-  param42[i] = r[0]; mom42[i] = r[1]; vel42[i] = r[2];
-}
-
+//#end
 @compute @workgroup_size(WG)
 fn adamw4_multi2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {

@@ -12,8 +12,8 @@ import { generate } from '../nn/generate.js';
 import { AdamW } from '../optim/adamw.js';
 import { DAPO_DEFAULTS } from '../rl/config.js';
 import { groupAdvantages } from '../rl/advantages.js';
-import { type TrainSequence, responseLogprobs } from '../rl/sequences.js';
-import { type UpdateOptions, type UpdateStats, oldLogprobsNeeded, updatePolicy } from '../rl/policy_update.js';
+import type { TrainSequence } from '../rl/sequences.js';
+import { type UpdateOptions, type UpdateStats, recordOldLogprobs, updatePolicy } from '../rl/policy_update.js';
 import { type BenchRecord, type TimingOptions, median, randomInts, repeatAsync, tokensPerSOf } from './common.js';
 import { profileRun } from './profile.js';
 
@@ -110,11 +110,7 @@ export async function runDapoStep(
     epsLow: d.epsLow, epsHigh: d.epsHigh, dualClip: d.dualClip, klBeta: 0, padId: 0, seed: mix32(seed), lr: d.lr,
   };
   // As the trainer: old log-probs only for sequences that train after an optimizer step (none here: one step).
-  const needed = oldLogprobsNeeded(seqs.length, options);
-  const scored = seqs.filter((_, i) => needed[i]);
-  const old = await responseLogprobs(model, scored, 0, microBatchSize);
-  seqs.forEach((s) => { s.oldLogp = null; });
-  scored.forEach((s, i) => { s.oldLogp = old[i]; });
+  await recordOldLogprobs(model, seqs, options);
   const update = await updatePolicy(model, opt, seqs, options, {
     onSkip: (what) => { throw new Error(`dapo_step: the optimizer step was skipped (${what})`); },
     onApplied: () => {},

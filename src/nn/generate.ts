@@ -51,23 +51,7 @@ export async function generate(model: TransformerLM, prompts: readonly (readonly
   const stops = new Set(opts.stopTokens ?? []);
   const key = mix32(opts.seed ?? 0);
 
-  const temperature = opts.temperature ?? 1;
   const onDevice = (opts.sampleOn ?? 'device') === 'device' && (opts.topK ?? 0) === 0 && (opts.topP ?? 1) >= 1;
-  /** Draws every row on the backend: [B, 2] (token, log-prob) read back. */
-  const sampleOnDevice = async (logits: T.Tensor, step: number) => {
-    const uniforms = T.tensor(Array.from({ length: B }, (_, b) => Math.min(Math.fround(uniformAt(key, step * B + b)), BELOW_ONE_F32)), [B]);
-    const picked = T.noGrad(() => T.tidy(() => T.sampleRows(T.reshape(logits, [B, V]), uniforms, temperature)));
-    logits.dispose();
-    uniforms.dispose();
-    const values = await picked.read();
-    picked.dispose();
-    return Array.from({ length: B }, (_, b) => ({ token: values[2 * b], logprob: values[2 * b + 1] }));
-  };
-  const sampleOnHost = async (logits: T.Tensor, step: number) => {
-    const rows = await logits.read();
-    logits.dispose();
-    return Array.from({ length: B }, (_, b) => (done[b] ? { token: pad, logprob: 0 } : sampleToken(rows.subarray(b * V, (b + 1) * V), opts, uniformAt(key, step * B + b))));
-  };
 
   const start = prompts.map((p) => P - p.length);
   const ids: number[] = [];
@@ -90,7 +74,8 @@ export async function generate(model: TransformerLM, prompts: readonly (readonly
       const logits = T.noGrad(() => model.forward(idsT, { positions: posT, keyStart, cache, lastOnly: true }));
       idsT.dispose();
       posT.dispose();
-      const picks = onDevice ? await sampleOnDevice(logits, step) : await sampleOnHost(logits, step);
+      const uniforms = Array.from({ length: B }, (_, b) => uniformAt(key, step * B + b));
+      const picks = await drawTokens(logits, uniforms, opts, onDevice, done);
       const next: number[] = [];
       for (let b = 0; b < B; b++) {
         if (done[b]) { next.push(pad); continue; }
@@ -111,4 +96,29 @@ export async function generate(model: TransformerLM, prompts: readonly (readonly
     cache.dispose();
   }
   return out;
+}
+
+/**
+ * The token and log-prob of each row of logits [B, 1, V], drawn with uniforms[b]: on the backend (sampleRows, 2 floats
+ * a row read back) or from the read-back rows with sampleToken (rows of finished sequences skipped). Frees logits.
+ */
+async function drawTokens(
+  logits: T.Tensor, uniforms: readonly number[], opts: GenerateOptions, onDevice: boolean, done: readonly boolean[],
+): Promise<{ token: number; logprob: number }[]> {
+  const [B, , V] = logits.shape;
+  if (!onDevice) {
+    const rows = await logits.read();
+    logits.dispose();
+    return uniforms.map((u, b) => (done[b] ? { token: 0, logprob: 0 } : sampleToken(rows.subarray(b * V, (b + 1) * V), opts, u)));
+  }
+  const u = T.tensor(uniforms.map((x) => Math.min(Math.fround(x), BELOW_ONE_F32)), [B]);
+  const picked = T.noGrad(() => T.tidy(() => T.sampleRows(T.reshape(logits, [B, V]), u, opts.temperature ?? 1)));
+  logits.dispose();
+  u.dispose();
+  try {
+    const values = await picked.read();
+    return uniforms.map((_, b) => ({ token: values[2 * b], logprob: values[2 * b + 1] }));
+  } finally {
+    picked.dispose();
+  }
 }

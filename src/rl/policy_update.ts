@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor/index.js';
 import type { TransformerLM } from '../nn/transformer.js';
 import type { AdamW } from '../optim/adamw.js';
 import { type LossAggregation, tokenWeights } from './aggregation.js';
-import { type PackedBatch, type TrainSequence, pack, scatterRows, tokenLogprobs } from './sequences.js';
+import { type PackedBatch, type TrainSequence, pack, responseLogprobs, scatterRows, tokenLogprobs } from './sequences.js';
 
 export interface UpdateOptions {
   epochs: number;
@@ -80,6 +80,18 @@ export function oldLogprobsNeeded(count: number, options: Pick<UpdateOptions, 'e
   if (options.epochs !== 1) return needed;
   for (const i of miniBatchesOf(Array.from({ length: count }, (_, j) => j), options, 0)[0]) needed[i] = false;
   return needed;
+}
+
+/**
+ * Sets each sequence's oldLogp before the update: a no-tape forward pass (responseLogprobs, in micro-batches) for the
+ * sequences oldLogprobsNeeded marks, null for the rest (they use their own detached log-probs).
+ */
+export async function recordOldLogprobs(model: TransformerLM, sequences: readonly TrainSequence[], options: UpdateOptions): Promise<void> {
+  const needed = oldLogprobsNeeded(sequences.length, options);
+  const scored = sequences.filter((_, i) => needed[i]);
+  const old = await responseLogprobs(model, scored, options.padId, options.microBatchSize);
+  sequences.forEach((sequence) => { sequence.oldLogp = null; });
+  scored.forEach((sequence, i) => { sequence.oldLogp = old[i]; });
 }
 
 /** Loss and detached statistics of one micro-batch; the loss carries the tape. */

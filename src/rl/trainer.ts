@@ -14,7 +14,7 @@ import { groupAdvantages } from './advantages.js';
 import type { TrainConfig } from './config.js';
 import { GroupFilter, type FillReport, resampleFlatGroups } from './dynamic_sampling.js';
 import { type EvalResult, evaluate } from './evaluate.js';
-import { type UpdateOptions, type UpdateStats, oldLogprobsNeeded, updatePolicy } from './policy_update.js';
+import { type UpdateOptions, type UpdateStats, recordOldLogprobs, updatePolicy } from './policy_update.js';
 import { type RolloutGroup, callSeed, flatnessRewards, groupKindOf, rollout } from './rollout.js';
 import { type RunStore, type TrainerState, TrainingStopped, initialState } from './run_store.js';
 import { learningRate } from './schedule.js';
@@ -312,11 +312,7 @@ export class Trainer {
       seed: callSeed(this.config.seed, SEED_STREAM.shuffle, step), lr,
     };
     // Old log-probs only where the policy will have stepped before the sequence trains (the rest use their own).
-    const needed = oldLogprobsNeeded(sequences.length, options);
-    const scored = sequences.filter((_, i) => needed[i]);
-    const oldLogprobs = await responseLogprobs(this.model, scored, padId, rl.microBatchSize);
-    sequences.forEach((sequence) => { sequence.oldLogp = null; });
-    scored.forEach((sequence, i) => { sequence.oldLogp = oldLogprobs[i]; });
+    await recordOldLogprobs(this.model, sequences, options);
     if (rl.klBeta > 0) {
       const referenceLogprobs = await responseLogprobs(this.parts.reference!, sequences, padId, rl.microBatchSize);
       sequences.forEach((sequence, i) => { sequence.refLogp = referenceLogprobs[i]; });

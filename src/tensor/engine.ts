@@ -54,19 +54,17 @@ export function nextNodeId(): number {
 
 /** Runs fn with gradient recording off (generation, optimizer updates, metrics). */
 export function noGrad<T>(fn: () => T): T {
-  const wasEnabled = state.gradEnabled;
-  state.gradEnabled = false;
-  try {
-    return fn();
-  } finally {
-    state.gradEnabled = wasEnabled;
-  }
+  return withGradEnabled(false, fn);
 }
 
 /** Runs fn with gradient recording on, even inside noGrad (recomputing a checkpointed segment in backward). */
 export function withGrad<T>(fn: () => T): T {
+  return withGradEnabled(true, fn);
+}
+
+function withGradEnabled<T>(enabled: boolean, fn: () => T): T {
   const wasEnabled = state.gradEnabled;
-  state.gradEnabled = true;
+  state.gradEnabled = enabled;
   try {
     return fn();
   } finally {

@@ -56,6 +56,21 @@ async function logitsOf(model: TransformerLM, ids = IDS, batch = 2): Promise<num
 
 const host = async (t: Tensor): Promise<number[]> => Array.from(await t.read());
 
+/** Gradchecks m.proj wrt x [3, 5], A [2, 5] and B [4, 2] (the adapter's tensors swapped in, then restored); returns the inputs. */
+async function gradcheckAdapter(m: OneLinear, adapter: LoraLinear): Promise<Tensor[]> {
+  const saved = [adapter.loraA, adapter.loraB];
+  const fn = (x: Tensor, a: Tensor, b: Tensor) => {
+    adapter.loraA = a;
+    adapter.loraB = b;
+    return m.proj.forward(x);
+  };
+  const inputs = [T.tensor(hostRandom(15, 6), [3, 5]), T.tensor(hostRandom(10, 7), [2, 5]), T.tensor(hostRandom(8, 8), [4, 2])];
+  const result = await T.gradcheck(fn, inputs);
+  expect(result.ok, JSON.stringify(result.worst)).toBe(true);
+  [adapter.loraA, adapter.loraB] = saved;
+  return inputs;
+}
+
 describe('the adapted Linear', () => {
   it('computes x Wᵀ + b + (alpha/r) · x Aᵀ Bᵀ (float64 host formula, 3-D input, odd sizes)', async () => {
     const m = new OneLinear(5, 7, true);
@@ -85,16 +100,7 @@ describe('the adapted Linear', () => {
   it('gradchecks wrt A, B and x; the frozen W and bias get no gradient', async () => {
     const m = new OneLinear(5, 4, true);
     const [adapter] = applyLora(m, { r: 2, alpha: 3, targetModules: ['proj'] });
-    const saved = [adapter.loraA, adapter.loraB];
-    const fn = (x: Tensor, a: Tensor, b: Tensor) => {
-      adapter.loraA = a;
-      adapter.loraB = b;
-      return m.proj.forward(x);
-    };
-    const inputs = [T.tensor(hostRandom(15, 6), [3, 5]), T.tensor(hostRandom(10, 7), [2, 5]), T.tensor(hostRandom(8, 8), [4, 2])];
-    const result = await T.gradcheck(fn, inputs);
-    expect(result.ok, JSON.stringify(result.worst)).toBe(true);
-    [adapter.loraA, adapter.loraB] = saved;
+    (await gradcheckAdapter(m, adapter)).forEach((t) => t.dispose());
 
     expect(m.proj.weight.requiresGrad).toBe(false);
     expect(m.proj.bias!.requiresGrad).toBe(false);
@@ -105,7 +111,7 @@ describe('the adapted Linear', () => {
     expect(m.proj.bias!.grad).toBeNull();
     expect(adapter.loraA.grad).not.toBeNull();
     expect(adapter.loraB.grad).not.toBeNull();
-    for (const t of [...inputs, x, loss]) t.dispose();
+    for (const t of [x, loss]) t.dispose();
     removeLora(m);
     expect(m.proj.weight.requiresGrad, 'removeLora makes the base trainable again').toBe(true);
     m.dispose();
@@ -439,17 +445,7 @@ describe('frozen base weights stored in 16 bits', () => {
     const [adapter] = applyLora(m, { r: 2, alpha: 3, targetModules: ['proj'] });
     await storeFrozenWeights(m, 'bfloat16');
     expect(m.proj.weight.dtype).toBe('bfloat16');
-    const saved = [adapter.loraA, adapter.loraB];
-    const fn = (x: Tensor, a: Tensor, b: Tensor) => {
-      adapter.loraA = a;
-      adapter.loraB = b;
-      return m.proj.forward(x);
-    };
-    const inputs = [T.tensor(hostRandom(15, 6), [3, 5]), T.tensor(hostRandom(10, 7), [2, 5]), T.tensor(hostRandom(8, 8), [4, 2])];
-    const result = await T.gradcheck(fn, inputs);
-    expect(result.ok, JSON.stringify(result.worst)).toBe(true);
-    [adapter.loraA, adapter.loraB] = saved;
-    inputs.forEach((t) => t.dispose());
+    (await gradcheckAdapter(m, adapter)).forEach((t) => t.dispose());
     removeLora(m);
     expect(m.proj.weight.dtype, 'removeLora widens the base back to trainable float32').toBe('float32');
     expect(m.proj.weight.requiresGrad).toBe(true);
