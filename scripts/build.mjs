@@ -4,7 +4,7 @@
 // (src/backend/webgpu/uniform_layouts.gen.ts); AssemblyScript → .wasm → TS base64 module; TypeScript → dist/;
 // the browser page bundles. Generated modules let Node and browsers load kernels without fs.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -173,7 +173,11 @@ if (want('engine')) {
   }
 }
 
-if (want('ts')) run(bin('tsc'), ['-p', 'tsconfig.json']);
+if (want('ts')) {
+  run(bin('tsc'), ['-p', 'tsconfig.json']);
+  // package.json's bin: `npx dapo` executes the file itself (tsc writes it 0644: "dapo: Permission denied").
+  chmodSync(join(root, 'dist/cli/main.js'), 0o755);
+}
 
 // The browser pages, one line each: web/<name>.ts → dist/web/<name>.js, served with web/<name>.html by
 // scripts/serve-web.mjs. A page not in this checkout is skipped.
