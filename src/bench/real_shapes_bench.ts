@@ -93,9 +93,9 @@ async function guarded(op: string, label: string, shape: readonly number[], meas
  * checkpointing, unless checkpointing lets `most` itself fit (then `most` with checkpointing: the issue's shape, one
  * micro-batch per step; see fittingMicroBatch's callers); null when not even 1 fits.
  */
-function fittingMicroBatch(model: ModelConfig, lora: LoraShape | null, sequences: number, length: number, most: number, generation: { batch: number; prompt: number; total: number }, limits: MemoryLimits, preferCheckpointing: boolean): { micro: number | null; checkpointing: boolean; problems: string[] } {
+function fittingMicroBatch(model: ModelConfig, lora: LoraShape | null, sequences: number, length: number, most: number, generation: { batch: number; prompts: number; prompt: number; total: number }, limits: MemoryLimits, preferCheckpointing: boolean): { micro: number | null; checkpointing: boolean; problems: string[] } {
   const problemsAt = (k: number, checkpointing: boolean) => memoryProblems(estimateMemory(model, {
-    microBatchSize: k, trainLength: length, generationBatch: generation.batch, promptLength: generation.prompt, generationLength: generation.total,
+    microBatchSize: k, trainLength: length, generationBatch: generation.batch, generationPrompts: generation.prompts, promptLength: generation.prompt, generationLength: generation.total,
     reference: false, microBatchesPerStep: sequences / k, checkpointing,
   }, { lora, limits }), limits);
   const top = Math.min(most, sequences);
@@ -146,7 +146,7 @@ async function benchRealDapoStep(backend: Backend, label: string, shape: RealSha
   const dims = [B, G, P, N];
   const config = resolveModelConfig(shape.model);
   const sequences = B * G;
-  const fit = fittingMicroBatch(config, lora ? loraShape : null, sequences, P + N - 1, shape.dapo.microBatchSize, { batch: sequences, prompt: P, total: P + N }, limits,
+  const fit = fittingMicroBatch(config, lora ? loraShape : null, sequences, P + N - 1, shape.dapo.microBatchSize, { batch: sequences, prompts: shape.dapo.prompts, prompt: P, total: P + N }, limits,
     DAPO_PREFERS_CHECKPOINTING);
   if (fit.micro === null) return doesNotFit(op, label, dims, fit.problems);
   return guarded(op, label, dims, async () => {

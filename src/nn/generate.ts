@@ -19,6 +19,12 @@ export interface GenerateOptions extends SamplingOptions {
    * rounding of a token boundary. Top-k/top-p always sample on the host.
    */
   sampleOn?: 'device' | 'host';
+  /**
+   * Sequences with the same prompt (the G responses of a group) prefill it once and then decode from copies of its
+   * KV cache (default true; vLLM's prefix caching for the common case of whole identical prompts). The same
+   * tokens as prefilling every copy, up to float rounding where fewer prefill rows change the matmul path.
+   */
+  sharePrompts?: boolean;
 }
 
 /** The largest float32 below 1: a uniform rounded to float32 must stay < 1 (u = 1 would pick past the last token). */
@@ -54,26 +60,40 @@ export async function generate(model: TransformerLM, prompts: readonly (readonly
   const onDevice = (opts.sampleOn ?? 'device') === 'device' && (opts.topK ?? 0) === 0 && (opts.topP ?? 1) >= 1;
 
   const start = prompts.map((p) => P - p.length);
+  // Prefill runs over the distinct prompts only; `rows[b]` is sequence b's prompt among them.
+  const { distinct, rows } = (opts.sharePrompts ?? true) ? distinctPrompts(prompts) : { distinct: prompts, rows: prompts.map((_, b) => b) };
+  const shared = distinct.length < B;
   const ids: number[] = [];
   const pos: number[] = [];
-  prompts.forEach((p, b) => {
+  distinct.forEach((p) => {
     for (let t = 0; t < P; t++) {
-      ids.push(t < start[b] ? pad : p[t - start[b]]);
-      pos.push(Math.max(0, t - start[b]));
+      const s = P - p.length;
+      ids.push(t < s ? pad : p[t - s]);
+      pos.push(Math.max(0, t - s));
     }
   });
 
   const out: Generation = { tokens: prompts.map(() => []), logprobs: prompts.map(() => []), truncated: prompts.map(() => true), promptLength: P };
   const done = prompts.map(() => false);
-  const cache = model.newCache(B, total);
+  let cache = model.newCache(distinct.length, total);
   const keyStart = T.tensor(start, [B], 'int32');
-  let idsT = T.tensor(ids, [B, P], 'int32');
-  let posT = T.tensor(pos, [B, P], 'int32');
+  const prefillKeyStart = shared ? T.tensor(distinct.map((p) => P - p.length), [distinct.length], 'int32') : keyStart;
+  let idsT = T.tensor(ids, [distinct.length, P], 'int32');
+  let posT = T.tensor(pos, [distinct.length, P], 'int32');
   try {
     for (let step = 0; step < opts.maxNewTokens; step++) {
-      const logits = T.noGrad(() => model.forward(idsT, { positions: posT, keyStart, cache, lastOnly: true }));
+      let logits = T.noGrad(() => model.forward(idsT, { positions: posT, keyStart: step === 0 ? prefillKeyStart : keyStart, cache, lastOnly: true }));
       idsT.dispose();
       posT.dispose();
+      if (step === 0 && shared) {
+        // every sequence continues from its own copy of its prompt's cache and last-position logits
+        const prefilled = cache;
+        cache = prefilled.selectRows(rows);
+        prefilled.dispose();
+        const perPrompt = logits;
+        logits = selectRows(perPrompt, rows);
+        perPrompt.dispose();
+      }
       const uniforms = Array.from({ length: B }, (_, b) => uniformAt(key, step * B + b));
       const picks = await drawTokens(logits, uniforms, opts, onDevice, done);
       const next: number[] = [];
@@ -93,9 +113,38 @@ export async function generate(model: TransformerLM, prompts: readonly (readonly
     idsT.dispose(); // no-ops unless a step threw
     posT.dispose();
     keyStart.dispose();
+    if (shared) prefillKeyStart.dispose();
     cache.dispose();
   }
   return out;
+}
+
+/** The distinct prompts in order of first appearance, and each prompt's index among them. */
+function distinctPrompts(prompts: readonly (readonly number[])[]): { distinct: (readonly number[])[]; rows: number[] } {
+  const seen = new Map<string, number>();
+  const distinct: (readonly number[])[] = [];
+  const rows = prompts.map((p) => {
+    const key = p.join(',');
+    let row = seen.get(key);
+    if (row === undefined) {
+      row = distinct.length;
+      seen.set(key, row);
+      distinct.push(p);
+    }
+    return row;
+  });
+  return { distinct, rows };
+}
+
+/** logits [U, 1, V] → [rows.length, 1, V], row b a copy of row rows[b]. */
+function selectRows(logits: T.Tensor, rows: readonly number[]): T.Tensor {
+  const [U, , V] = logits.shape;
+  const index = T.tensor([...rows], [rows.length], 'int32');
+  try {
+    return T.noGrad(() => T.tidy(() => T.reshape(T.gather(T.reshape(logits, [U, V]), index), [rows.length, 1, V])));
+  } finally {
+    index.dispose();
+  }
 }
 
 /**

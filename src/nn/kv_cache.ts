@@ -7,10 +7,34 @@ export class KVCache {
   private readonly layers: { k: Tensor; v: Tensor }[] = [];
   private filled = 0;
 
-  constructor(nLayers: number, readonly batch: number, kvHeads: number, readonly maxLen: number, headDim: number) {
+  constructor(nLayers: number, readonly batch: number, private readonly kvHeads: number, readonly maxLen: number, private readonly headDim: number) {
     for (let i = 0; i < nLayers; i++) {
       this.layers.push({ k: T.keep(T.zeros([batch, kvHeads, maxLen, headDim])), v: T.keep(T.zeros([batch, kvHeads, maxLen, headDim])) });
     }
+  }
+
+  /**
+   * A new cache of `rows.length` sequences, sequence i a copy of sequence rows[i] of this one, as filled as this one:
+   * sequences that share a prompt prefill it once and then each continue from their own copy (generate()).
+   */
+  selectRows(rows: readonly number[]): KVCache {
+    for (const r of rows) {
+      if (!(Number.isInteger(r) && r >= 0 && r < this.batch)) throw new RangeError(`KVCache.selectRows: row ${r} outside [0, ${this.batch})`);
+    }
+    const copy = new KVCache(0, rows.length, this.kvHeads, this.maxLen, this.headDim);
+    copy.filled = this.filled;
+    const index = T.tensor([...rows], [rows.length], 'int32');
+    try {
+      const pick = (t: Tensor) => T.keep(T.noGrad(() => T.tidy(() => T.reshape(
+        T.gather(T.reshape(t, [this.batch, t.size / this.batch]), index), [rows.length, this.kvHeads, this.maxLen, this.headDim]))));
+      for (const { k, v } of this.layers) copy.layers.push({ k: pick(k), v: pick(v) });
+    } catch (e) {
+      copy.dispose();
+      throw e;
+    } finally {
+      index.dispose();
+    }
+    return copy;
   }
 
   /** Positions already cached. */

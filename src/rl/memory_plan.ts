@@ -80,6 +80,9 @@ export interface StepShape {
   trainLength: number;
   /** Sequences per generate() call. */
   generationBatch: number;
+  /** Distinct prompts among them (default generationBatch): generate() prefills each once and copies its KV cache to
+   *  the sequences that share it (a group's G responses). */
+  generationPrompts?: number;
   /** Longest prompt (the prefill). */
   promptLength: number;
   /** Positions of the KV cache: longest prompt + maxNewTokens. */
@@ -251,11 +254,18 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
       : Math.max(logitsBytes, forwardScratch + gradients);
   const trainPeak = weights + reference + liveGradients + optimizer + activations + logits + backwardScratch;
 
-  const kvCache = model.nLayers * 2 * shape.generationBatch * model.nKvHeads * shape.generationLength * hd * FLOAT;
-  const prefillTokens = shape.generationBatch * shape.promptLength;
+  const cacheOf = (sequences: number) => model.nLayers * 2 * sequences * model.nKvHeads * shape.generationLength * hd * FLOAT;
+  const kvCache = cacheOf(shape.generationBatch);
+  const prompts = Math.min(shape.generationPrompts ?? shape.generationBatch, shape.generationBatch);
+  const prefillTokens = prompts * shape.promptLength;
   // Without a tape the same intermediates exist, and the forward's tidy frees them only when the prefill returns.
   const prefillFloats = model.nLayers * (layerActivationFloats(model) + unsavedLayerFloats(model)) + 2 * d;
-  const generationScratch = (prefillTokens * prefillFloats + shape.generationBatch * V * 2) * FLOAT;
+  const prefillScratch = (prefillTokens * prefillFloats + prompts * V * 2) * FLOAT;
+  // Shared prompts: the prefill runs on the prompts' own cache, then (both caches live) every sequence gets its copy
+  // and its prompt's logits; decode then holds the whole batch's cache and logits.
+  const generationScratch = prompts < shape.generationBatch
+    ? Math.max(cacheOf(prompts) + prefillScratch, cacheOf(prompts) + kvCache + (prompts + shape.generationBatch) * V * FLOAT, kvCache + shape.generationBatch * V * 2 * FLOAT) - kvCache
+    : (prefillTokens * prefillFloats + shape.generationBatch * V * 2) * FLOAT;
   const generationPeak = weights + reference + optimizer + kvCache + generationScratch;
 
   const addressSpace = wasmAddressSpace(Math.max(trainPeak, generationPeak), opts.limits?.threads ?? 1);
@@ -282,7 +292,7 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
       ? (accumulating ? 'one block recomputed in backward, or the logits gradient' : 'logits gradient, or one recomputed block + gradients')
       : accumulating ? 'forward intermediates, or the logits gradient' : 'logits gradient, or forward intermediates + gradients' },
     { what: 'KV cache', bytes: kvCache, note: `${model.nLayers} layers × 2 × ${shape.generationBatch} seq × ${model.nKvHeads} kv heads × ${shape.generationLength} × ${hd}` },
-    { what: 'generation scratch', bytes: generationScratch, note: `prefill of ${shape.generationBatch} × ${shape.promptLength} tokens` },
+    { what: 'generation scratch', bytes: generationScratch, note: `prefill of ${prompts} × ${shape.promptLength} tokens${prompts < shape.generationBatch ? ` (${prompts} distinct prompts, cache copied to ${shape.generationBatch} sequences)` : ''}` },
   ];
   return {
     parameters: params, trainableParameters: trainable, weights, reference, gradients, optimizer, activations, logits, backwardScratch,
@@ -371,6 +381,11 @@ function loraShapeOf(config: TrainConfig): LoraShape | null {
   return { r, targets, dropout };
 }
 
+/** Distinct prompts at most in a generate() call of `chunk` sequences cut from groups of `groupSize` in order. */
+export function promptsPerChunk(chunk: number, groupSize: number): number {
+  return chunk % groupSize === 0 ? chunk / groupSize : Math.min(chunk, Math.ceil(chunk / groupSize) + 1);
+}
+
 /**
  * The micro-batch and generation chunk of a run: a key the config sets is kept (and reported when it does not fit);
  * an unset one keeps today's value when it fits, else the largest that fits (micro-batches divide the mini-batch, so
@@ -390,7 +405,7 @@ export function pickBatchSizes(input: PlanInput): BatchPlan {
   const estimateAt = (microBatchSize: number, generationChunk: number) => estimateMemory(model, {
     microBatchSize: Math.min(microBatchSize, perMini), trainLength: promptLength + rl.maxNewTokens - 1,
     microBatchesPerStep: Math.ceil(perMini / microBatchSize),
-    generationBatch: generationChunk, promptLength, generationLength: promptLength + rl.maxNewTokens, reference: rl.klBeta > 0, checkpointing,
+    generationBatch: generationChunk, generationPrompts: promptsPerChunk(generationChunk, rl.groupSize), promptLength, generationLength: promptLength + rl.maxNewTokens, reference: rl.klBeta > 0, checkpointing,
   }, { lora, weightDtype: input.weightDtype, logitsRows: input.logitsRows, limits });
   const fits = (e: MemoryEstimate) => memoryProblems(e, limits).length === 0;
   const need = (e: MemoryEstimate) => (limits.backend === 'wasm' ? e.addressSpace : Math.max(e.trainPeak, e.generationPeak));
@@ -440,7 +455,7 @@ export function pickBatchSizes(input: PlanInput): BatchPlan {
     if (!checkpointing && asked !== 'auto' && !(lora && lora.dropout > 0)) {
       const on = estimateMemory(model, {
         microBatchSize: Math.min(micro, perMini), trainLength: promptLength + rl.maxNewTokens - 1, microBatchesPerStep: Math.ceil(perMini / micro),
-        generationBatch: chunk, promptLength, generationLength: promptLength + rl.maxNewTokens, reference: rl.klBeta > 0, checkpointing: true,
+        generationBatch: chunk, generationPrompts: promptsPerChunk(chunk, rl.groupSize), promptLength, generationLength: promptLength + rl.maxNewTokens, reference: rl.klBeta > 0, checkpointing: true,
       }, { lora, weightDtype: input.weightDtype, logitsRows: input.logitsRows, limits });
       advice.push(`turn activation checkpointing on (gradientCheckpointing true or 'auto': about ${gib(need(on))})`);
     }

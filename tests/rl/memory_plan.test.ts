@@ -79,7 +79,7 @@ describe('memory estimate against the WASM backend', () => {
           const measured = wasm.memory().peakBytes - startLive;
           const sequences = c.prompts * c.groupSize;
           const estimate = estimateMemory(model.config, {
-            microBatchSize: c.micro, trainLength: c.promptLen + c.newTokens - 1, generationBatch: sequences, promptLength: c.promptLen,
+            microBatchSize: c.micro, trainLength: c.promptLen + c.newTokens - 1, generationBatch: sequences, generationPrompts: c.prompts, promptLength: c.promptLen,
             generationLength: c.promptLen + c.newTokens, reference: false, microBatchesPerStep: sequences / c.micro, checkpointing,
           }, { lora: lora ? { r: 4, targets: LORA_TARGET_MODULES, dropout } : null });
           const ratio = measured / estimate.peak;
@@ -106,6 +106,9 @@ describe('generation estimate against the WASM backend', () => {
   const GEN_CASES = [
     { model: { vocabSize: 500, dModel: 64, nLayers: 3, nHeads: 4, nKvHeads: 2, ffnDim: 160, maxSeqLen: 96 }, batch: 8, promptLen: 40, newTokens: 6 },
     { model: { vocabSize: 3000, dModel: 96, nLayers: 2, nHeads: 6, nKvHeads: 2, ffnDim: 256, maxSeqLen: 96 }, batch: 16, promptLen: 20, newTokens: 10 },
+    // groups: 2 prompts × 8 responses, prefilled once per prompt (the cache copies and the decode dominate)
+    { model: { vocabSize: 3000, dModel: 96, nLayers: 2, nHeads: 6, nKvHeads: 2, ffnDim: 256, maxSeqLen: 96 }, batch: 16, promptLen: 40, newTokens: 30, groups: 2 },
+    { model: { vocabSize: 500, dModel: 64, nLayers: 3, nHeads: 4, nKvHeads: 2, ffnDim: 160, maxSeqLen: 96 }, batch: 8, promptLen: 60, newTokens: 6, groups: 4 },
   ];
   for (const [i, c] of GEN_CASES.entries()) {
     it(`generate(), shape ${i + 1}: weights + KV cache + prefill scratch within ${UNDER}–${OVER}× of the measured peak`, async () => {
@@ -113,11 +116,12 @@ describe('generation estimate against the WASM backend', () => {
       try {
         setBackend(wasm);
         const model = new TransformerLM(c.model, 1);
-        const prompts = Array.from({ length: c.batch }, (_, b) => Array.from({ length: c.promptLen }, (_, t) => (b + t * 3) % c.model.vocabSize));
+        const distinct = c.groups ?? c.batch;
+        const prompts = Array.from({ length: c.batch }, (_, b) => Array.from({ length: c.promptLen }, (_, t) => ((b % distinct) + t * 3) % c.model.vocabSize));
         await generate(model, prompts, { maxNewTokens: c.newTokens, temperature: 1, seed: 1, padId: 0 });
         const measured = wasm.memory().peakBytes;
         const e = estimateMemory(model.config, {
-          microBatchSize: 1, trainLength: 1, generationBatch: c.batch, promptLength: c.promptLen, generationLength: c.promptLen + c.newTokens, reference: false,
+          microBatchSize: 1, trainLength: 1, generationBatch: c.batch, generationPrompts: distinct, promptLength: c.promptLen, generationLength: c.promptLen + c.newTokens, reference: false,
         });
         const estimate = e.weights + e.kvCache + e.generationScratch;
         expect(measured / estimate, `measured ${measured} B, estimated ${estimate} B`).toBeGreaterThan(1 / OVER);
