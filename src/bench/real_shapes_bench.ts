@@ -95,7 +95,7 @@ async function guarded(op: string, label: string, shape: readonly number[], meas
  */
 function fittingMicroBatch(model: ModelConfig, lora: LoraShape | null, sequences: number, length: number, most: number, generation: { batch: number; prompts: number; prompt: number; total: number }, limits: MemoryLimits, preferCheckpointing: boolean): { micro: number | null; checkpointing: boolean; problems: string[] } {
   const problemsAt = (k: number, checkpointing: boolean) => memoryProblems(estimateMemory(model, {
-    microBatchSize: k, trainLength: length, generationBatch: generation.batch, generationPrompts: generation.prompts, promptLength: generation.prompt, generationLength: generation.total,
+    microBatchSize: k, trainLength: length, responseLength: generation.total - generation.prompt, generationBatch: generation.batch, generationPrompts: generation.prompts, promptLength: generation.prompt, generationLength: generation.total,
     reference: false, microBatchesPerStep: sequences / k, checkpointing,
   }, { lora, limits }), limits);
   const top = Math.min(most, sequences);

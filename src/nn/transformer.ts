@@ -182,15 +182,25 @@ export class TransformerLM extends Module {
    * Log-probs and entropies of int32 targets [B·T] (−1: ignored) after ids [B, T], flattened to [B·T], from
    * the hidden states and the head in row chunks (linearLogSoftmaxGather): no [B·T, V] logits exist, in the
    * forward or the backward. Falls back to full logits only when lm_head has an adapter.
+   * With `rows` (int32 [R], positions in [0, B·T)), only those positions go through the head: targets are then
+   * theirs, [R], and so are the outputs (an RL batch's response tokens: the prompt positions cost no head work).
    */
-  tokenLogprobs(ids: Tensor, targets: Tensor, opts: { chunkRows?: number } = {}): { logp: Tensor; entropy: Tensor } {
+  tokenLogprobs(ids: Tensor, targets: Tensor, opts: { chunkRows?: number; rows?: Tensor } = {}): { logp: Tensor; entropy: Tensor } {
     return T.tidy(() => {
-      const rows = ids.size;
+      const all = ids.size;
+      const picked = opts.rows ?? null;
+      const rows = picked ? picked.size : all;
+      if (targets.size !== rows) {
+        throw new RangeError(`TransformerLM.tokenLogprobs: ${targets.size} targets for ${rows} ${picked ? 'picked rows' : 'positions of ids'}`);
+      }
       const { vocabSize, dModel } = this.config;
       const head = this.headWeight();
-      if (!head) return T.logSoftmaxGather(T.reshape(this.forward(ids), [rows, vocabSize]), targets);
-      const hidden = T.reshape(this.forwardHidden(ids), [rows, dModel]);
-      return T.linearLogSoftmaxGather(hidden, head.weight, targets, { bias: head.bias, chunkRows: opts.chunkRows });
+      if (!head) {
+        const logits = T.reshape(this.forward(ids), [all, vocabSize]);
+        return T.logSoftmaxGather(picked ? T.gather(logits, picked) : logits, targets);
+      }
+      const hidden = T.reshape(this.forwardHidden(ids), [all, dModel]);
+      return T.linearLogSoftmaxGather(picked ? T.gather(hidden, picked) : hidden, head.weight, targets, { bias: head.bias, chunkRows: opts.chunkRows });
     }, 'TransformerLM.tokenLogprobs');
   }
 

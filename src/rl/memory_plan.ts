@@ -5,6 +5,7 @@
 // are the largest that fit (pickBatchSizes). Browser-safe: no Node imports.
 import type { Backend } from '../backend/backend.js';
 import { type ModelConfig, headDim, parameterCount } from '../nn/config.js';
+import { defaultChunkRows } from '../tensor/linear_logprob_ops.js';
 import type { TrainConfig } from './config.js';
 
 export const GIB = 1024 ** 3;
@@ -78,6 +79,8 @@ export interface StepShape {
   microBatchSize: number;
   /** Tokens of a packed training row: longest prompt + maxNewTokens − 1. */
   trainLength: number;
+  /** Response tokens per sequence (maxNewTokens): only they go through the output head (default trainLength). */
+  responseLength?: number;
   /** Sequences per generate() call. */
   generationBatch: number;
   /** Distinct prompts among them (default generationBatch): generate() prefills each once and copies its KV cache to
@@ -109,8 +112,8 @@ export interface MemoryOptions {
   /** Storage of the frozen weights (LoRA's base): 16-bit halves them; trainable weights stay float32. */
   weightDtype?: WeightDtype;
   /**
-   * Rows of the [rows, vocabulary] logits that exist at once: null = every token of the micro-batch (today's head);
-   * a chunked fused head passes its chunk.
+   * Rows of the [rows, vocabulary] logits that exist at once (default: the fused head's chunk of the micro-batch's
+   * response tokens, linearLogSoftmaxGather's defaultChunkRows).
    */
   logitsRows?: number | null;
   limits?: MemoryLimits;
@@ -232,25 +235,27 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
   const forwardScratch = checkpointing
     ? tokens * (layerActivationFloats(model, lora) + unsavedLayerFloats(model) + 2 * d) * FLOAT
     : tokens * model.nLayers * unsavedLayerFloats(model) * FLOAT;
-  const logitsRows = Math.min(tokens, opts.logitsRows ?? tokens);
+  const headRows = shape.microBatchSize * Math.min(shape.responseLength ?? shape.trainLength, shape.trainLength);
+  const logitsRows = Math.min(headRows, opts.logitsRows ?? defaultChunkRows(headRows, V));
   const logitsBytes = logitsRows * V * FLOAT;
   // The logits (saved by the log-softmax-gather) meet either the forward's scratch or, first thing in backward,
-  // their own gradient; lse, entropy and log-probs take a few floats per row.
-  const logits = logitsBytes + 4 * tokens * FLOAT;
+  // their own gradient; lse, entropy and log-probs take a few floats per row, and the head's input is the response
+  // rows' hidden states, gathered [headRows, d].
+  const logits = logitsBytes + (4 * tokens + headRows * d) * FLOAT;
   // Gradients accumulate over the micro-batches of an optimizer step, so with several they are all live at the peak.
   // With one they appear as backward consumes the tape; measured peaks then sit either at the start of backward
   // (logits and their gradient) or with the forward's scratch and every gradient live: the larger of the two.
   const accumulating = (shape.microBatchesPerStep ?? 1) > 1;
   const liveGradients = accumulating ? gradients : 0;
-  // Accumulating a gradient adds the new one into a fresh sum (backward.ts addAndFree): one tensor more, at most the
-  // largest trainable one.
+  // Accumulating a gradient adds the new one into a fresh sum (backward.ts addAndFree): the new gradient and the sum
+  // beside the running one, two tensors more, at most the largest trainable one each.
   const largestTrainable = lora ? lora.r * Math.max(d, model.ffnDim, model.nHeads * hd) : Math.max(V * d, d * model.ffnDim, d * model.nHeads * hd);
   // Checkpointed, the peak is either the start of backward (logits, their gradient and the head's) or a block's
   // recomputation, by which time the logits are freed: that branch is counted net of them.
   const backwardScratch = checkpointing
-    ? Math.max(logitsBytes + largestTrainable * FLOAT, forwardScratch + (accumulating ? largestTrainable * FLOAT : gradients) - logits)
+    ? Math.max(logitsBytes + largestTrainable * FLOAT, forwardScratch + (accumulating ? 2 * largestTrainable * FLOAT : gradients) - logits)
     : accumulating
-      ? Math.max(forwardScratch, logitsBytes) + largestTrainable * FLOAT
+      ? Math.max(forwardScratch, logitsBytes) + 2 * largestTrainable * FLOAT
       : Math.max(logitsBytes, forwardScratch + gradients);
   const trainPeak = weights + reference + liveGradients + optimizer + activations + logits + backwardScratch;
 
@@ -271,7 +276,7 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
   const addressSpace = wasmAddressSpace(Math.max(trainPeak, generationPeak), opts.limits?.threads ?? 1);
 
   const candidates: { what: string; bytes: number }[] = [
-    { what: `logits [${logitsRows}, ${V}] (micro-batch ${shape.microBatchSize} × ${shape.trainLength} tokens)`, bytes: logitsRows * V * FLOAT },
+    { what: `logits [${logitsRows}, ${V}] (a chunk of micro-batch ${shape.microBatchSize} × ${headRows / shape.microBatchSize} response tokens)`, bytes: logitsRows * V * FLOAT },
     { what: `embedding [${V}, ${d}]`, bytes: V * d * (lora ? bytesPerWeight(weightDtype) : FLOAT) },
     { what: `KV cache layer [${shape.generationBatch}, ${model.nKvHeads}, ${shape.generationLength}, ${hd}]`, bytes: shape.generationBatch * model.nKvHeads * shape.generationLength * hd * FLOAT },
     { what: `MLP activation [${tokens}, ${model.ffnDim}]`, bytes: tokens * model.ffnDim * FLOAT },
@@ -403,7 +408,7 @@ export function pickBatchSizes(input: PlanInput): BatchPlan {
   const autoAllowed = asked === 'auto' && !(lora && lora.dropout > 0);
   let checkpointing = asked === true;
   const estimateAt = (microBatchSize: number, generationChunk: number) => estimateMemory(model, {
-    microBatchSize: Math.min(microBatchSize, perMini), trainLength: promptLength + rl.maxNewTokens - 1,
+    microBatchSize: Math.min(microBatchSize, perMini), trainLength: promptLength + rl.maxNewTokens - 1, responseLength: rl.maxNewTokens,
     microBatchesPerStep: Math.ceil(perMini / microBatchSize),
     generationBatch: generationChunk, generationPrompts: promptsPerChunk(generationChunk, rl.groupSize), promptLength, generationLength: promptLength + rl.maxNewTokens, reference: rl.klBeta > 0, checkpointing,
   }, { lora, weightDtype: input.weightDtype, logitsRows: input.logitsRows, limits });
@@ -454,7 +459,7 @@ export function pickBatchSizes(input: PlanInput): BatchPlan {
     if (explicit.generationChunk && chunk > 1) advice.push(`lower rl.generationChunk (now ${chunk})`);
     if (!checkpointing && asked !== 'auto' && !(lora && lora.dropout > 0)) {
       const on = estimateMemory(model, {
-        microBatchSize: Math.min(micro, perMini), trainLength: promptLength + rl.maxNewTokens - 1, microBatchesPerStep: Math.ceil(perMini / micro),
+        microBatchSize: Math.min(micro, perMini), trainLength: promptLength + rl.maxNewTokens - 1, responseLength: rl.maxNewTokens, microBatchesPerStep: Math.ceil(perMini / micro),
         generationBatch: chunk, generationPrompts: promptsPerChunk(chunk, rl.groupSize), promptLength, generationLength: promptLength + rl.maxNewTokens, reference: rl.klBeta > 0, checkpointing: true,
       }, { lora, weightDtype: input.weightDtype, logitsRows: input.logitsRows, limits });
       advice.push(`turn activation checkpointing on (gradientCheckpointing true or 'auto': about ${gib(need(on))})`);

@@ -97,7 +97,7 @@ export async function recordOldLogprobs(model: TransformerLM, sequences: readonl
 /** Loss and detached statistics of one micro-batch; the loss carries the tape. */
 function microBatchLoss(model: TransformerLM, sequences: readonly TrainSequence[], options: UpdateOptions, firstStep: boolean): { loss: Tensor; stats: Tensor } {
   const packed: PackedBatch = pack(sequences, options.padId);
-  const rows = packed.batch * packed.length;
+  const rows = packed.rows;
   const recorded = sequences.filter((sequence) => sequence.oldLogp !== null).length;
   if (recorded < sequences.length && !(firstStep && recorded === 0)) {
     throw new Error(`updatePolicy: ${sequences.length - recorded} of ${sequences.length} sequences have no old log-probs, but they train ${firstStep ? 'beside recorded ones' : 'after an optimizer step'} (compute them for every sequence oldLogprobsNeeded marks)`);

@@ -25,13 +25,21 @@ export interface TrainSequence {
 
 /**
  * Right-padded inputs [B, L] and next-token targets [B·L] (−1 outside the responses), where L is the longest
- * prompt+response minus one. Response token j of sequence b is predicted at row b·L + (prompt length − 1 + j).
+ * prompt+response minus one. Response token j of sequence b is predicted at position b·L + (prompt length − 1 + j).
+ * Only those positions go through the output head: the response tokens, sequence by sequence, are the batch's
+ * `rows` (log-probs, advantages, weights and masks are all laid out that way).
  */
 export interface PackedBatch {
   batch: number;
   length: number;
   ids: number[];
   targets: number[];
+  /** Response tokens in the batch. */
+  rows: number;
+  /** Position in [0, B·L) that predicts each response token (row order). */
+  positions: number[];
+  /** The response token of each row. */
+  responseTargets: number[];
   /** Row of response token j of sequence b. */
   row(b: number, j: number): number;
 }
@@ -40,39 +48,51 @@ export function pack(sequences: readonly Pick<TrainSequence, 'promptIds' | 'resp
   const length = Math.max(1, ...sequences.map((sequence) => sequence.promptIds.length + sequence.responseIds.length - 1));
   const ids: number[] = [];
   const targets: number[] = [];
-  for (const sequence of sequences) {
+  const positions: number[] = [];
+  const responseTargets: number[] = [];
+  const firstRow: number[] = [];
+  sequences.forEach((sequence, b) => {
     const full = [...sequence.promptIds, ...sequence.responseIds];
     const promptLength = sequence.promptIds.length;
+    firstRow.push(positions.length);
     for (let t = 0; t < length; t++) {
       ids.push(t < full.length ? full[t] : padId);
       // Position t predicts token t+1; only response tokens are targets.
-      targets.push(t + 1 >= promptLength && t + 1 < full.length ? full[t + 1] : -1);
+      const response = t + 1 >= promptLength && t + 1 < full.length;
+      targets.push(response ? full[t + 1] : -1);
+      if (response) {
+        positions.push(b * length + t);
+        responseTargets.push(full[t + 1]);
+      }
     }
-  }
+  });
   return {
-    batch: sequences.length, length, ids, targets,
-    row: (b, j) => b * length + sequences[b].promptIds.length - 1 + j,
+    batch: sequences.length, length, ids, targets, rows: positions.length, positions, responseTargets,
+    row: (b, j) => firstRow[b] + j,
   };
 }
 
-/** Host values per response token, scattered onto the packed rows (0 elsewhere). */
+/** Host values per response token, in row order. */
 export function scatterRows(packed: PackedBatch, sequences: readonly { responseIds: readonly number[] }[], value: (b: number, j: number) => number): Float32Array {
-  const out = new Float32Array(packed.batch * packed.length);
+  const out = new Float32Array(packed.rows);
   sequences.forEach((sequence, b) => { for (let j = 0; j < sequence.responseIds.length; j++) out[packed.row(b, j)] = value(b, j); });
   return out;
 }
 
 /**
- * Token log-probs and entropies of the packed targets [B·L]: hidden states of the model → the head fused with
- * log-softmax-gather in row chunks, so no [B·L, V] logits exist (TransformerLM.tokenLogprobs).
+ * Token log-probs and entropies of the batch's response tokens [rows]: hidden states of the model at the positions
+ * that predict them → the head fused with log-softmax-gather in row chunks, so no [rows, V] logits exist
+ * (TransformerLM.tokenLogprobs).
  */
 export function tokenLogprobs(model: TransformerLM, p: PackedBatch): { logp: Tensor; entropy: Tensor } {
   const ids = T.tensor(p.ids, [p.batch, p.length], 'int32');
-  const targets = T.tensor(p.targets, [p.batch * p.length], 'int32');
+  const positions = T.tensor(p.positions, [p.rows], 'int32');
+  const targets = T.tensor(p.responseTargets, [p.rows], 'int32');
   try {
-    return model.tokenLogprobs(ids, targets);
+    return model.tokenLogprobs(ids, targets, { rows: positions });
   } finally {
     ids.dispose();
+    positions.dispose();
     targets.dispose();
   }
 }

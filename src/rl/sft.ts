@@ -19,11 +19,11 @@ export function sftBatch(task: Task, step: number, batchSize: number): { promptI
 export async function sftStep(model: TransformerLM, optimizer: AdamW, task: Task, step: number, batchSize: number, lr: number): Promise<{ loss: number; gradNorm: number; skipped: boolean }> {
   const packed = pack(sftBatch(task, step, batchSize), task.tokenizer.padId);
   const ids = T.tensor(packed.ids, [packed.batch, packed.length], 'int32');
-  const targets = T.tensor(packed.targets, [packed.batch * packed.length], 'int32');
-  // Cross-entropy = −logp of the fused head (no [tokens, vocabulary] logits), averaged over response tokens.
-  const loss = T.tidy(() => T.meanTokenNll(model.tokenLogprobs(ids, targets).logp, targets));
-  ids.dispose();
-  targets.dispose();
+  const positions = T.tensor(packed.positions, [packed.rows], 'int32');
+  const targets = T.tensor(packed.responseTargets, [packed.rows], 'int32');
+  // Cross-entropy = −logp of the fused head (no [tokens, vocabulary] logits) at the response positions only, averaged.
+  const loss = T.tidy(() => T.meanTokenNll(model.tokenLogprobs(ids, targets, { rows: positions }).logp, targets));
+  for (const tensor of [ids, positions, targets]) tensor.dispose();
   T.backward(loss);
   const norm = T.noGrad(() => optimizer.gradNorm());
   // One readback for both scalars.

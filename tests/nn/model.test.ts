@@ -111,17 +111,11 @@ describe('token log-probs through the fused head (no [B·T, V] logits)', () => {
 
   /** Σ logp·a + Σ entropy·b and the gradient of every parameter, through `path`. */
   async function lossAndGrads(m: TransformerLM, path: (ids: Tensor, t: Tensor) => { logp: Tensor; entropy: Tensor }) {
-    const [xi, t, a, b] = [x(), targets(), weights(1), weights(2)];
-    const out = T.tidy(() => path(xi, t));
-    const loss = T.tidy(() => T.add(T.sum(T.mul(out.logp, a)), T.sum(T.mul(out.entropy, b))));
-    T.backward(loss);
-    const result = {
-      logp: await out.logp.toArray(), entropy: await out.entropy.toArray(),
-      grads: new Map(await Promise.all([...m.params].map(async ([n, p]) => [n, p.grad ? await p.grad.toArray() : null] as const))),
-    };
-    for (const p of m.params.values()) { p.grad?.dispose(); p.grad = null; }
-    for (const tensor of [xi, t, a, b, out.logp, out.entropy, loss]) tensor.dispose();
-    return result;
+    const [a, b] = [weights(1), weights(2)];
+    const [ah, bh] = [await a.toArray(), await b.toArray()];
+    a.dispose();
+    b.dispose();
+    return lossAndGradsWith(m, [2, 3, 4, -1, 5, 0, 1, 2], ah as number[], bh as number[], path);
   }
   const unfused = (m: TransformerLM) => (xi: Tensor, t: Tensor) => T.logSoftmaxGather(T.reshape(m.forward(xi), [8, m.config.vocabSize]), t);
 
@@ -141,6 +135,51 @@ describe('token log-probs through the fused head (no [B·T, V] logits)', () => {
         m.dispose();
       }
     });
+  }
+
+  it('rows: only the picked positions go through the head, with the values and gradients of the full pass there', async () => {
+    const picked = [0, 1, 2, 4, 6, 7];
+    const fullTargets = [2, 3, 4, -1, 5, 0, 1, 2];
+    for (const variant of ['untied', 'tied', 'lora-head'] as const) {
+      const m = new TransformerLM({ ...tiny, tieEmbeddings: variant === 'tied' }, 9);
+      if (variant === 'lora-head') applyLora(m, { r: 2, alpha: 4, targetModules: ['lm_head'] });
+      try {
+        const a = await weights(1).toArray();
+        const b = await weights(2).toArray();
+        // the full pass, weighted by zero off the picked rows
+        const keep = (w: number[]) => w.map((v, i) => (picked.includes(i) ? v : 0));
+        const full = await lossAndGradsWith(m, fullTargets, keep(a), keep(b), (xi, t) => m.tokenLogprobs(xi, t, { chunkRows: 3 }));
+        const rows = T.tensor(picked, [picked.length], 'int32');
+        const some = await lossAndGradsWith(m, picked.map((i) => fullTargets[i]), picked.map((i) => a[i]), picked.map((i) => b[i]),
+          (xi, t) => m.tokenLogprobs(xi, t, { rows, chunkRows: 4 }));
+        rows.dispose();
+        assertClose(some.logp, picked.map((i) => full.logp[i]), `${variant}: logp`, 1e-12, 1e-10);
+        assertClose(some.entropy, picked.map((i) => full.entropy[i]), `${variant}: entropy`, 1e-12, 1e-10);
+        for (const [name, g] of full.grads) if (g) assertClose(some.grads.get(name)!, g, `${variant}: gradient of ${name}`, 1e-12, 1e-10);
+      } finally {
+        m.dispose();
+      }
+    }
+    const m = new TransformerLM(tiny, 9);
+    const [xi, t] = [x(), T.tensor([1, 2], [2], 'int32')];
+    expect(() => m.tokenLogprobs(xi, t)).toThrow(/2 targets for 8 positions of ids/);
+    for (const tensor of [xi, t]) tensor.dispose();
+    m.dispose();
+  });
+
+  /** lossAndGrads with given targets and weights (host arrays). */
+  async function lossAndGradsWith(m: TransformerLM, targetIds: number[], a: number[], b: number[], path: (ids: Tensor, t: Tensor) => { logp: Tensor; entropy: Tensor }) {
+    const [xi, t, at, bt] = [x(), T.tensor(targetIds, [targetIds.length], 'int32'), T.tensor(a, [a.length]), T.tensor(b, [b.length])];
+    const out = T.tidy(() => path(xi, t));
+    const loss = T.tidy(() => T.add(T.sum(T.mul(out.logp, at)), T.sum(T.mul(out.entropy, bt))));
+    T.backward(loss);
+    const result = {
+      logp: await out.logp.toArray(), entropy: await out.entropy.toArray(),
+      grads: new Map(await Promise.all([...m.params].map(async ([n, p]) => [n, p.grad ? await p.grad.toArray() : null] as const))),
+    };
+    for (const p of m.params.values()) { p.grad?.dispose(); p.grad = null; }
+    for (const tensor of [xi, t, at, bt, out.logp, out.entropy, loss]) tensor.dispose();
+    return result;
   }
 
   it('gradcheck through forwardHidden and the fused head (tied embeddings: both uses of the table)', async () => {
