@@ -1,7 +1,7 @@
 // A/B of the WASM matmul on the batched-decode shapes (16 rows against [n, k] weights, transB) between two builds,
 // interleaved in one process so that both see the same machine load:
 //   cp -r dist /tmp/dist-old   # before the change; rebuild after it
-//   node scripts/bench_decode_matmul.mjs /tmp/dist-old ./dist [reps]
+//   node scripts/bench-decode-matmul.mjs /tmp/dist-old ./dist [reps]
 // Env: SHAPES (mxnxk,… default the SmolLM2-135M decode shapes), DT (float32,bfloat16), TA / TB (threads of A / B,
 // default 2), COLD=1 (rotate over ≥ 96 MB of weight copies, so B comes from memory as in generate()), ADAPT=0
 // (no adaptive solo mode). Prints median [min–max] GFLOP/s of wall time and of process CPU time (less sensitive
@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const [distA, distB] = [process.argv[2], process.argv[3]].map((d) => pathToFileURL(resolve(d)).href);
-if (!process.argv[3]) throw new Error('usage: node scripts/bench_decode_matmul.mjs <distA> <distB> [reps]');
+if (!process.argv[3]) throw new Error('usage: node scripts/bench-decode-matmul.mjs <distA> <distB> [reps]');
 const REPS = Number(process.argv[4] ?? 7);
 const dtypes = (process.env.DT ?? 'float32,bfloat16').split(',');
 const shapes = (process.env.SHAPES ?? '16x1536x576,16x576x1536,16x576x576,16x192x576,16x49152x576').split(',').map((s) => s.split('x').map(Number));
