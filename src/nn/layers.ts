@@ -183,6 +183,20 @@ export interface AttentionCallOptions {
    * The caller advances the cache once every layer has appended.
    */
   cache?: KVCache;
+  /**
+   * Shared prompts, differentiable (the training forward of a group's responses): `collect` receives this layer's
+   * keys/values [B, Hkv, T, hd] (after RoPE) at index layerIndex (the prompts' pass); `prefix` prepends row
+   * prefix.rows[b] of its layer's collected keys/values to sequence b's own, and the queries sit after them
+   * (the responses' pass; keyStart then masks the prompts' left padding).
+   */
+  collect?: { k: Tensor; v: Tensor }[];
+  prefix?: { kv: readonly { k: Tensor; v: Tensor }[]; rows: Tensor };
+}
+
+/** Row rows[b] of a [U, ...] tensor for every b: [rows.length, ...] (gather over the flattened rest). */
+function pickRows(t: Tensor, rows: Tensor): Tensor {
+  const [U, ...rest] = t.shape;
+  return T.reshape(T.gather(T.reshape(t, [U, t.size / U]), rows), [rows.size, ...rest]);
 }
 
 /** Causal multi-head self-attention with grouped-query heads, RoPE on queries and keys, and a KV cache. */
@@ -248,6 +262,16 @@ export class SelfAttention extends Module {
     let k = heads(this.kProj, this.nKvHeads, true);
     let v = heads(this.vProj, this.nKvHeads, false);
     let kvLength: number | undefined;
+    if (opts.collect) opts.collect[this.layerIndex] = { k, v };
+    if (opts.prefix) {
+      const shared = opts.prefix.kv[this.layerIndex];
+      if (!shared) throw new RangeError(`SelfAttention.forward: no prefix keys/values for layer ${this.layerIndex}`);
+      const prefixLength = shared.k.shape[2];
+      k = T.concat([pickRows(shared.k, opts.prefix.rows), k], 2);
+      v = T.concat([pickRows(shared.v, opts.prefix.rows), v], 2);
+      const attendedAfter = T.attention(q, k, v, { causal: true, qOffset: prefixLength, keyStart: opts.keyStart ?? null });
+      return this.oProj.forward(T.reshape(T.permute(attendedAfter, [0, 2, 1, 3]), [B, Tn, this.nHeads * hd]));
+    }
     if (opts.cache) {
       const layer = opts.cache.layer(this.layerIndex);
       if (!layer) throw new RangeError(`SelfAttention.forward: the cache has no layer ${this.layerIndex}`);

@@ -22,6 +22,9 @@ export interface ForwardOptions {
   cache?: KVCache;
   /** Only compute logits of the last position (generation): returns [B, 1, V]. */
   lastOnly?: boolean;
+  /** Shared prompts in training (AttentionCallOptions.collect / prefix): no activation checkpointing then. */
+  collect?: { k: Tensor; v: Tensor }[];
+  prefix?: { kv: readonly { k: Tensor; v: Tensor }[]; rows: Tensor };
 }
 
 /** Hugging Face's `model`: embed_tokens → layers → norm (hidden states, no head). */
@@ -54,15 +57,15 @@ export class DecoderStack extends Module {
     const [B, Tn] = ids.shape;
     const positions = opts.positions ?? RotaryEmbedding.positions(B, Tn, opts.cache?.length ?? 0);
     let x = this.embedTokens.forward(ids);
-    const checkpointed = this.checkpointActivations && !opts.cache && T.isGradEnabled();
+    const checkpointed = this.checkpointActivations && !opts.cache && !opts.collect && !opts.prefix && T.isGradEnabled();
     // Without a tape or a cache (the log-prob passes under noGrad) a block's intermediates are garbage once it returns:
     // freeing them block by block keeps one block's working set live instead of every layer's.
-    const blockwise = !opts.cache && !T.isGradEnabled();
+    const blockwise = !opts.cache && !opts.collect && !T.isGradEnabled();
     for (const block of this.layers) {
       if (!checkpointed) {
         const input = x;
         x = blockwise ? T.tidy(() => block.forward(input, { positions, keyStart: opts.keyStart }))
-          : block.forward(x, { positions, keyStart: opts.keyStart, cache: opts.cache });
+          : block.forward(x, { positions, keyStart: opts.keyStart, cache: opts.cache, collect: opts.collect, prefix: opts.prefix });
         continue;
       }
       checkRecomputable(block);
@@ -202,6 +205,31 @@ export class TransformerLM extends Module {
       const hidden = T.reshape(this.forwardHidden(ids), [all, dModel]);
       return T.linearLogSoftmaxGather(picked ? T.gather(hidden, picked) : hidden, head.weight, targets, { bias: head.bias, chunkRows: opts.chunkRows });
     }, 'TransformerLM.tokenLogprobs');
+  }
+
+  /**
+   * tokenLogprobs for responses that share prompts (a DAPO group's G responses): each prompt's positions run once.
+   * Prompts [U, P] left-padded (promptKeyStart [U]: first real token; promptPositions from 0 at it); responses [B, R]
+   * continue prompt rows[b] (responsePositions from that prompt's length; responseKeyStart[b] = its prompt's
+   * keyStart) and attend over its keys/values, with gradients flowing back into the prompt from every response.
+   * `pick` (int32 [N]) indexes the concatenated positions [U·P prompt, B·R response] whose next token is targets[i].
+   */
+  sharedPromptLogprobs(p: {
+    promptIds: Tensor; promptPositions: Tensor; promptKeyStart: Tensor;
+    responseIds: Tensor; responsePositions: Tensor; responseKeyStart: Tensor; rows: Tensor; pick: Tensor; targets: Tensor;
+  }, opts: { chunkRows?: number } = {}): { logp: Tensor; entropy: Tensor } {
+    return T.tidy(() => {
+      const { dModel } = this.config;
+      const head = this.headWeight();
+      if (!head) throw new RangeError('TransformerLM.sharedPromptLogprobs: needs a plain output head (no adapter on lm_head)');
+      const kv: { k: Tensor; v: Tensor }[] = [];
+      // DecoderStack.forward directly: forwardHidden's own scope would free the collected keys/values on return
+      this.assertAlive();
+      const promptHidden = this.model.forward(p.promptIds, { positions: p.promptPositions, keyStart: p.promptKeyStart, collect: kv });
+      const responseHidden = this.model.forward(p.responseIds, { positions: p.responsePositions, keyStart: p.responseKeyStart, prefix: { kv, rows: p.rows } });
+      const hidden = T.concat([T.reshape(promptHidden, [p.promptIds.size, dModel]), T.reshape(responseHidden, [p.responseIds.size, dModel])], 0);
+      return T.linearLogSoftmaxGather(T.gather(hidden, p.pick), head.weight, p.targets, { bias: head.bias, chunkRows: opts.chunkRows });
+    }, 'TransformerLM.sharedPromptLogprobs');
   }
 
   /** Activation checkpointing per decoder block in training passes (DecoderStack.checkpointActivations). */

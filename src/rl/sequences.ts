@@ -72,8 +72,80 @@ export function pack(sequences: readonly Pick<TrainSequence, 'promptIds' | 'resp
   };
 }
 
+/**
+ * The same response-token rows as pack(), laid out for TransformerLM.sharedPromptLogprobs: distinct prompts once,
+ * left-padded [U, P]; each sequence's response inputs (all but its last token) right-padded [B, R]. Null when no two
+ * sequences share a prompt or no response has a second token (then pack() is the layout).
+ */
+export interface SharedPromptBatch {
+  rows: number;
+  row(b: number, j: number): number;
+  prompts: number;
+  promptLength: number;
+  responseLength: number;
+  promptIds: number[];
+  promptPositions: number[];
+  promptKeyStart: number[];
+  responseIds: number[];
+  responsePositions: number[];
+  responseKeyStart: number[];
+  /** Prompt of each sequence. */
+  promptRow: number[];
+  pick: number[];
+  targets: number[];
+}
+
+export function packSharedPrompts(sequences: readonly Pick<TrainSequence, 'promptIds' | 'responseIds'>[], padId: number): SharedPromptBatch | null {
+  const seen = new Map<string, number>();
+  const distinct: (readonly number[])[] = [];
+  const promptRow = sequences.map((sequence) => {
+    const key = sequence.promptIds.join(',');
+    let row = seen.get(key);
+    if (row === undefined) {
+      row = distinct.length;
+      seen.set(key, row);
+      distinct.push(sequence.promptIds);
+    }
+    return row;
+  });
+  const R = Math.max(0, ...sequences.map((sequence) => sequence.responseIds.length - 1));
+  if (distinct.length === sequences.length || R === 0 || distinct.some((p) => p.length === 0)) return null;
+  const U = distinct.length;
+  const P = Math.max(...distinct.map((p) => p.length));
+  const promptIds: number[] = [], promptPositions: number[] = [], promptKeyStart: number[] = [];
+  for (const p of distinct) {
+    const start = P - p.length;
+    promptKeyStart.push(start);
+    for (let t = 0; t < P; t++) {
+      promptIds.push(t < start ? padId : p[t - start]);
+      promptPositions.push(Math.max(0, t - start));
+    }
+  }
+  const responseIds: number[] = [], responsePositions: number[] = [], responseKeyStart: number[] = [];
+  const pick: number[] = [], targets: number[] = [], firstRow: number[] = [];
+  sequences.forEach((sequence, b) => {
+    const u = promptRow[b];
+    const length = distinct[u].length;
+    responseKeyStart.push(promptKeyStart[u]);
+    for (let j = 0; j < R; j++) {
+      responseIds.push(j < sequence.responseIds.length ? sequence.responseIds[j] : padId);
+      responsePositions.push(length + j);
+    }
+    firstRow.push(pick.length);
+    sequence.responseIds.forEach((token, j) => {
+      // token j is predicted by the prompt's last position (j = 0) or by response input j − 1
+      pick.push(j === 0 ? u * P + P - 1 : U * P + b * R + j - 1);
+      targets.push(token);
+    });
+  });
+  return {
+    rows: pick.length, row: (b, j) => firstRow[b] + j, prompts: U, promptLength: P, responseLength: R,
+    promptIds, promptPositions, promptKeyStart, responseIds, responsePositions, responseKeyStart, promptRow, pick, targets,
+  };
+}
+
 /** Host values per response token, in row order. */
-export function scatterRows(packed: PackedBatch, sequences: readonly { responseIds: readonly number[] }[], value: (b: number, j: number) => number): Float32Array {
+export function scatterRows(packed: Pick<PackedBatch, 'rows' | 'row'>, sequences: readonly { responseIds: readonly number[] }[], value: (b: number, j: number) => number): Float32Array {
   const out = new Float32Array(packed.rows);
   sequences.forEach((sequence, b) => { for (let j = 0; j < sequence.responseIds.length; j++) out[packed.row(b, j)] = value(b, j); });
   return out;
@@ -94,6 +166,22 @@ export function tokenLogprobs(model: TransformerLM, p: PackedBatch): { logp: Ten
     ids.dispose();
     positions.dispose();
     targets.dispose();
+  }
+}
+
+/** tokenLogprobs over a packSharedPrompts layout: each shared prompt's positions run once. */
+export function sharedPromptTokenLogprobs(model: TransformerLM, s: SharedPromptBatch, batch: number): { logp: Tensor; entropy: Tensor } {
+  const int = (values: number[], shape: number[]) => T.tensor(values, shape, 'int32');
+  const tensors = {
+    promptIds: int(s.promptIds, [s.prompts, s.promptLength]), promptPositions: int(s.promptPositions, [s.prompts, s.promptLength]),
+    promptKeyStart: int(s.promptKeyStart, [s.prompts]),
+    responseIds: int(s.responseIds, [batch, s.responseLength]), responsePositions: int(s.responsePositions, [batch, s.responseLength]),
+    responseKeyStart: int(s.responseKeyStart, [batch]), rows: int(s.promptRow, [batch]), pick: int(s.pick, [s.rows]), targets: int(s.targets, [s.rows]),
+  };
+  try {
+    return model.sharedPromptLogprobs(tensors);
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
   }
 }
 
