@@ -4,6 +4,7 @@ import { mix32, uniformAt } from '../backend/rng.js';
 import * as T from '../tensor/index.js';
 import { type SamplingOptions, checkSamplingOptions, sampleToken } from './sampling.js';
 import type { TransformerLM } from './transformer.js';
+import { distinctPrompts, pickRows } from './prompt_rows.js';
 
 export interface GenerateOptions extends SamplingOptions {
   maxNewTokens: number;
@@ -91,7 +92,9 @@ export async function generate(model: TransformerLM, prompts: readonly (readonly
         cache = prefilled.selectRows(rows);
         prefilled.dispose();
         const perPrompt = logits;
-        logits = selectRows(perPrompt, rows);
+        const index = T.tensor(rows, [B], 'int32');
+        logits = T.noGrad(() => T.tidy(() => pickRows(perPrompt, index)));
+        index.dispose();
         perPrompt.dispose();
       }
       const uniforms = Array.from({ length: B }, (_, b) => uniformAt(key, step * B + b));
@@ -117,34 +120,6 @@ export async function generate(model: TransformerLM, prompts: readonly (readonly
     cache.dispose();
   }
   return out;
-}
-
-/** The distinct prompts in order of first appearance, and each prompt's index among them. */
-function distinctPrompts(prompts: readonly (readonly number[])[]): { distinct: (readonly number[])[]; rows: number[] } {
-  const seen = new Map<string, number>();
-  const distinct: (readonly number[])[] = [];
-  const rows = prompts.map((p) => {
-    const key = p.join(',');
-    let row = seen.get(key);
-    if (row === undefined) {
-      row = distinct.length;
-      seen.set(key, row);
-      distinct.push(p);
-    }
-    return row;
-  });
-  return { distinct, rows };
-}
-
-/** logits [U, 1, V] → [rows.length, 1, V], row b a copy of row rows[b]. */
-function selectRows(logits: T.Tensor, rows: readonly number[]): T.Tensor {
-  const [U, , V] = logits.shape;
-  const index = T.tensor([...rows], [rows.length], 'int32');
-  try {
-    return T.noGrad(() => T.tidy(() => T.reshape(T.gather(T.reshape(logits, [U, V]), index), [rows.length, 1, V])));
-  } finally {
-    index.dispose();
-  }
 }
 
 /**

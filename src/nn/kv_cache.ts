@@ -2,6 +2,7 @@
 // right; attention reads the first `length` rows.
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
+import { pickRows } from './prompt_rows.js';
 
 export class KVCache {
   private readonly layers: { k: Tensor; v: Tensor }[] = [];
@@ -25,8 +26,7 @@ export class KVCache {
     copy.filled = this.filled;
     const index = T.tensor([...rows], [rows.length], 'int32');
     try {
-      const pick = (t: Tensor) => T.keep(T.noGrad(() => T.tidy(() => T.reshape(
-        T.gather(T.reshape(t, [this.batch, t.size / this.batch]), index), [rows.length, this.kvHeads, this.maxLen, this.headDim]))));
+      const pick = (t: Tensor) => T.keep(T.noGrad(() => T.tidy(() => pickRows(t, index))));
       for (const { k, v } of this.layers) copy.layers.push({ k: pick(k), v: pick(v) });
     } catch (e) {
       copy.dispose();

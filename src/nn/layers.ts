@@ -5,6 +5,7 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { ConfigError, type RopeScaling } from './config.js';
 import type { KVCache } from './kv_cache.js';
+import { pickRows } from './prompt_rows.js';
 import { Module, type ModuleInit } from './module.js';
 import { ropeInverseFrequencies } from './rope.js';
 
@@ -191,12 +192,6 @@ export interface AttentionCallOptions {
    */
   collect?: { k: Tensor; v: Tensor }[];
   prefix?: { kv: readonly { k: Tensor; v: Tensor }[]; rows: Tensor };
-}
-
-/** Row rows[b] of a [U, ...] tensor for every b: [rows.length, ...] (gather over the flattened rest). */
-function pickRows(t: Tensor, rows: Tensor): Tensor {
-  const [U, ...rest] = t.shape;
-  return T.reshape(T.gather(T.reshape(t, [U, t.size / U]), rows), [rows.size, ...rest]);
 }
 
 /** Causal multi-head self-attention with grouped-query heads, RoPE on queries and keys, and a KV cache. */

@@ -3,6 +3,7 @@
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import type { TransformerLM } from '../nn/transformer.js';
+import { distinctPrompts } from '../nn/prompt_rows.js';
 
 export interface TrainSequence {
   promptIds: readonly number[];
@@ -96,18 +97,7 @@ export interface SharedPromptBatch {
 }
 
 export function packSharedPrompts(sequences: readonly Pick<TrainSequence, 'promptIds' | 'responseIds'>[], padId: number): SharedPromptBatch | null {
-  const seen = new Map<string, number>();
-  const distinct: (readonly number[])[] = [];
-  const promptRow = sequences.map((sequence) => {
-    const key = sequence.promptIds.join(',');
-    let row = seen.get(key);
-    if (row === undefined) {
-      row = distinct.length;
-      seen.set(key, row);
-      distinct.push(sequence.promptIds);
-    }
-    return row;
-  });
+  const { distinct, rows: promptRow } = distinctPrompts(sequences.map((sequence) => sequence.promptIds));
   const R = Math.max(0, ...sequences.map((sequence) => sequence.responseIds.length - 1));
   if (distinct.length === sequences.length || R === 0 || distinct.some((p) => p.length === 0)) return null;
   const U = distinct.length;
