@@ -1,10 +1,14 @@
 // One full training step of the policy model: forward, mean token cross-entropy, backward, AdamW update
-// (with gradient clipping, as the trainer runs it) on a batch of random tokens.
+// (with gradient clipping, as the trainer runs it) on a batch of random tokens. The cross-entropy comes from full
+// [tokens, vocabulary] logits (the toy case, as its TF.js peer computes it) or, with fusedHead, from the output head
+// fused with the log-softmax over row chunks (TransformerLM.tokenLogprobs: how SFT and the RL update train).
 import type { Backend } from '../backend/backend.js';
 import { setBackend, tidy } from '../tensor/engine.js';
 import { tensor } from '../tensor/creation.js';
 import { reshape } from '../tensor/layout.js';
 import { crossEntropy } from '../tensor/model_ops.js';
+import { neg } from '../tensor/elementwise.js';
+import { mean } from '../tensor/reduce.js';
 import { backward } from '../autograd/backward.js';
 import { DEFAULT_MODEL_CONFIG, type ModelConfig } from '../nn/config.js';
 import { TransformerLM } from '../nn/transformer.js';
@@ -20,6 +24,8 @@ export interface TrainStepOptions {
   profile?: boolean;
   /** Activation checkpointing per decoder block (TransformerLM.checkpointActivations). */
   checkpointActivations?: boolean;
+  /** The loss from the fused head (tokenLogprobs: no [tokens, vocabulary] logits) instead of full logits. */
+  fusedHead?: boolean;
 }
 
 export interface TrainStepShape {
@@ -52,7 +58,8 @@ export async function benchTrainStep(
   const targets = tensor(randomInts(tokens, vocab, 52), [tokens], 'int32');
   try {
     const step = () => {
-      const loss = tidy(() => crossEntropy(reshape(model.forward(ids), [tokens, vocab]), targets));
+      const loss = tidy(() => (options.fusedHead ? neg(mean(model.tokenLogprobs(ids, targets).logp))
+        : crossEntropy(reshape(model.forward(ids), [tokens, vocab]), targets)));
       backward(loss);
       optimizer.step().gradNorm.dispose();
       loss.dispose();

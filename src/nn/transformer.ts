@@ -64,7 +64,7 @@ export class DecoderStack extends Module {
     for (const block of this.layers) {
       if (!checkpointed) {
         const input = x;
-        x = blockwise ? T.tidy(() => block.forward(input, { positions, keyStart: opts.keyStart }))
+        x = blockwise ? T.tidy(() => block.forward(input, { positions, keyStart: opts.keyStart, prefix: opts.prefix }))
           : block.forward(x, { positions, keyStart: opts.keyStart, cache: opts.cache, collect: opts.collect, prefix: opts.prefix });
         continue;
       }

@@ -54,6 +54,9 @@ export interface MemoryLimits {
   totalBytes: number | null;
   /** Bytes of the largest single tensor; null = no limit. */
   bufferBytes: number | null;
+  /** Bytes one kernel binding may cover (WebGPU's maxStorageBufferBindingSize), when below bufferBytes: only frozen
+   *  weight tables (bound in windows by matmul and gather) may be larger; null/unset = bufferBytes. */
+  bindingBytes?: number | null;
   /** WASM worker threads (each holds a matmul scratch); unset = 1. */
   threads?: number;
 }
@@ -61,9 +64,13 @@ export interface MemoryLimits {
 export const WASM_LIMITS: MemoryLimits = { backend: 'wasm', totalBytes: WASM_ADDRESS_SPACE, bufferBytes: WASM_ADDRESS_SPACE };
 export const REFERENCE_LIMITS: MemoryLimits = { backend: 'reference', totalBytes: null, bufferBytes: null };
 
-/** A WebGPU device's limits: no total, one buffer at most min(maxBufferSize, maxStorageBufferBindingSize). */
+/**
+ * A WebGPU device's limits: no total; one buffer at most maxBufferSize, and at most maxStorageBufferBindingSize for
+ * every tensor but a frozen weight table (the backend binds those in windows: windows_webgpu.ts).
+ */
 export function webgpuLimits(limits: { maxBufferSize: number; maxStorageBufferBindingSize: number }): MemoryLimits {
-  return { backend: 'webgpu', totalBytes: null, bufferBytes: Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize) };
+  const binding = Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize);
+  return { backend: 'webgpu', totalBytes: null, bufferBytes: limits.maxBufferSize, bindingBytes: binding < limits.maxBufferSize ? binding : null };
 }
 
 /** The limits of a live backend: WASM's address space, a WebGPU device's buffer limits, none for the reference. */
@@ -152,6 +159,8 @@ export interface MemoryEstimate {
   addressSpace: number;
   /** The largest single tensor and what it is (WebGPU's per-buffer limit). */
   largestTensor: { what: string; bytes: number };
+  /** The largest tensor a kernel must bind whole (all but frozen weight tables: WebGPU's per-binding limit). */
+  largestBound: { what: string; bytes: number };
   lines: MemoryLine[];
 }
 
@@ -275,14 +284,20 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
 
   const addressSpace = wasmAddressSpace(Math.max(trainPeak, generationPeak), opts.limits?.threads ?? 1);
 
-  const candidates: { what: string; bytes: number }[] = [
+  // windowed: a frozen table that WebGPU binds piecewise (the embedding's gather and the tied head's matmul)
+  const candidates: { what: string; bytes: number; windowed?: boolean }[] = [
     { what: `logits [${logitsRows}, ${V}] (a chunk of micro-batch ${shape.microBatchSize} × ${headRows / shape.microBatchSize} response tokens)`, bytes: logitsRows * V * FLOAT },
-    { what: `embedding [${V}, ${d}]`, bytes: V * d * (lora ? bytesPerWeight(weightDtype) : FLOAT) },
+    { what: `embedding [${V}, ${d}]`, bytes: V * d * (lora ? bytesPerWeight(weightDtype) : FLOAT), windowed: lora !== null },
     { what: `KV cache layer [${shape.generationBatch}, ${model.nKvHeads}, ${shape.generationLength}, ${hd}]`, bytes: shape.generationBatch * model.nKvHeads * shape.generationLength * hd * FLOAT },
     { what: `MLP activation [${tokens}, ${model.ffnDim}]`, bytes: tokens * model.ffnDim * FLOAT },
     { what: `MLP weight [${model.ffnDim}, ${d}]`, bytes: model.ffnDim * d * (lora ? bytesPerWeight(weightDtype) : FLOAT) },
   ];
-  const largestTensor = candidates.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  const largest = (list: typeof candidates) => {
+    const { what, bytes } = list.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+    return { what, bytes };
+  };
+  const largestTensor = largest(candidates);
+  const largestBound = largest(candidates.filter((c) => !c.windowed));
 
   const lines: MemoryLine[] = [
     { what: 'weights', bytes: weights, note: `${params.toLocaleString('en-US')} parameters${lora ? `, frozen ${weightDtype} + ${adapters.toLocaleString('en-US')} LoRA float32` : ', float32'}` },
@@ -301,7 +316,7 @@ export function estimateMemory(model: ModelConfig, shape: StepShape, opts: Memor
   ];
   return {
     parameters: params, trainableParameters: trainable, weights, reference, gradients, optimizer, activations, logits, backwardScratch,
-    kvCache, generationScratch, trainPeak, generationPeak, peak: Math.max(trainPeak, generationPeak), addressSpace, largestTensor, lines,
+    kvCache, generationScratch, trainPeak, generationPeak, peak: Math.max(trainPeak, generationPeak), addressSpace, largestTensor, largestBound, lines,
   };
 }
 
@@ -323,6 +338,11 @@ export function memoryProblems(estimate: MemoryEstimate, limits: MemoryLimits): 
   }
   if (limits.bufferBytes !== null && estimate.largestTensor.bytes > limits.bufferBytes) {
     problems.push(`the largest tensor, ${estimate.largestTensor.what}, takes ${gib(estimate.largestTensor.bytes)}, over the ${gib(limits.bufferBytes)} one buffer may hold on ${limits.backend}`);
+  }
+  const binding = limits.bindingBytes ?? null;
+  if (binding !== null && estimate.largestBound.bytes > binding) {
+    problems.push(`the largest tensor a kernel binds whole, ${estimate.largestBound.what}, takes ${gib(estimate.largestBound.bytes)}, over the ${gib(binding)} one binding `
+      + `may cover on ${limits.backend} (maxStorageBufferBindingSize; only frozen weight tables are bound in windows)`);
   }
   return problems;
 }
@@ -485,7 +505,8 @@ export function formatPlan(plan: BatchPlan, model: ModelConfig, limits: MemoryLi
   const limit = limits.totalBytes === null ? 'no total known'
     : limits.backend === 'wasm' ? `${gib(limits.totalBytes)} address space (plan ≤ ${Math.round(WASM_ADDRESS_HEADROOM * 100)} %)`
       : `${gib(limits.totalBytes)} (plan ≤ ${Math.round(PLAN_HEADROOM * 100)} %)`;
-  const buffer = limits.bufferBytes !== null ? `, ≤ ${gib(limits.bufferBytes)} per buffer` : '';
+  const buffer = (limits.bufferBytes !== null ? `, ≤ ${gib(limits.bufferBytes)} per buffer` : '')
+    + (limits.bindingBytes ? `, ≤ ${gib(limits.bindingBytes)} per binding but for frozen tables` : '');
   return [
     `memory plan (${limits.backend}: ${limit}${buffer}); model dModel ${model.dModel}, ${model.nLayers} layers, vocabulary ${model.vocabSize}`,
     ...rows,

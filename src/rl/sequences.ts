@@ -175,15 +175,20 @@ export function sharedPromptTokenLogprobs(model: TransformerLM, s: SharedPromptB
   }
 }
 
-/** Log-probs of every response token, without a tape, in micro-batches of `microBatch` sequences. */
+/**
+ * Log-probs of every response token, without a tape, in micro-batches of `microBatch` sequences. Responses of a
+ * micro-batch that share a prompt (a group's) run its positions once (sharedPromptTokenLogprobs) unless lm_head
+ * carries an adapter.
+ */
 export async function responseLogprobs(
   model: TransformerLM, sequences: readonly Pick<TrainSequence, 'promptIds' | 'responseIds'>[], padId: number, microBatch: number,
 ): Promise<number[][]> {
   const out: number[][] = [];
   for (let start = 0; start < sequences.length; start += microBatch) {
     const micro = sequences.slice(start, start + microBatch);
-    const packed = pack(micro, padId);
-    const { logp, entropy } = T.noGrad(() => tokenLogprobs(model, packed));
+    const shared = model.headWeight() ? packSharedPrompts(micro, padId) : null;
+    const packed: Pick<PackedBatch, 'row'> = shared ?? pack(micro, padId);
+    const { logp, entropy } = T.noGrad(() => (shared ? sharedPromptTokenLogprobs(model, shared, micro.length) : tokenLogprobs(model, packed as PackedBatch)));
     entropy.dispose();
     const host = await logp.read();
     logp.dispose();

@@ -194,10 +194,19 @@ describe('estimateMemory', () => {
     expect(memoryProblems(at(16), WASM_LIMITS).join()).toMatch(/the run needs about \d+\.\d+ GiB of WASM address space \(update peak \d+\.\d\d GiB, generation peak \d\.\d+ GiB, .*\), over 3\.80 GiB \(95 % of the 4 GiB a WebAssembly instance can address\)/);
   });
 
-  it('names a tensor over WebGPU\'s per-buffer limit', () => {
+  it('names a tensor over WebGPU\'s per-binding and per-buffer limits; a frozen embedding may pass the binding', () => {
     const limits = webgpuLimits({ maxBufferSize: 256 * 1024 ** 2, maxStorageBufferBindingSize: 128 * 1024 ** 2 });
-    expect(limits.bufferBytes).toBe(128 * 1024 ** 2);
-    expect(memoryProblems(estimateMemory(smol, shape, { logitsRows: 1008 }), limits).join()).toMatch(/largest tensor, logits \[1008, 49152\].*over the 128\.0 MiB one buffer may hold on webgpu/);
+    expect(limits.bufferBytes).toBe(256 * 1024 ** 2);
+    expect(limits.bindingBytes).toBe(128 * 1024 ** 2);
+    expect(memoryProblems(estimateMemory(smol, shape, { logitsRows: 1008 }), limits).join()).toMatch(/largest tensor a kernel binds whole, logits \[1008, 49152\].*over the 128\.0 MiB one binding may cover on webgpu/);
+    // Qwen2.5-0.5B's tied embedding [151936, 896]: 519 MiB in float32 — bound in windows when frozen (LoRA), not when trained
+    const qwen = resolveModelConfig({ vocabSize: 151936, dModel: 896, nLayers: 24, nHeads: 14, nKvHeads: 2, ffnDim: 4864, tieEmbeddings: true });
+    const gpu = webgpuLimits({ maxBufferSize: 4 * 1024 ** 3 - 1, maxStorageBufferBindingSize: 128 * 1024 ** 2 });
+    const small = { ...shape, microBatchSize: 2, generationBatch: 2 };
+    expect(memoryProblems(estimateMemory(qwen, small, { lora: { r: 16, targets: ['q_proj'], dropout: 0 } }), gpu)).toEqual([]);
+    expect(memoryProblems(estimateMemory(qwen, small), gpu).join()).toMatch(/embedding \[151936, 896\], takes 519\.\d MiB, over the 128\.0 MiB one binding/);
+    const small4 = webgpuLimits({ maxBufferSize: 256 * 1024 ** 2, maxStorageBufferBindingSize: 128 * 1024 ** 2 });
+    expect(memoryProblems(estimateMemory(qwen, small, { lora: { r: 16, targets: ['q_proj'], dropout: 0 } }), small4).join()).toMatch(/largest tensor, embedding .* over the 256\.0 MiB one buffer/);
   });
 });
 

@@ -60,6 +60,19 @@ describe('old log-probs on-policy', () => {
     model.dispose();
   });
 
+  it('responseLogprobs runs a shared prompt once and gives what one sequence at a time gives (float64)', async () => {
+    T.setBackend(new ReferenceBackend());
+    const model = new TransformerLM(CFG, 5);
+    const seqs = sequences(); // prompts repeat every 3 sequences: micro-batches of 8 share them
+    const together = await responseLogprobs(model, seqs, 0, 8);
+    const alone = await responseLogprobs(model, seqs, 0, 1);
+    together.forEach((row, i) => {
+      expect(row).toHaveLength(LENS[i]);
+      row.forEach((v, j) => expect(v, `seq ${i} token ${j}`).toBeCloseTo(alone[i][j], 10));
+    });
+    model.dispose();
+  });
+
   it('two mini-batches: the second one trains on the recorded values, and a missing record is a clear error', async () => {
     T.setBackend(new ReferenceBackend());
     const model = new TransformerLM(CFG, 5);

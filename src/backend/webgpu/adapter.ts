@@ -30,6 +30,7 @@ export interface DeviceLimits {
   maxStorageBufferBindingSize: number;
   maxBufferSize: number;
   maxComputeWorkgroupStorageSize: number;
+  minStorageBufferOffsetAlignment: number;
 }
 
 export function readLimits(device: GPUDevice): DeviceLimits {
@@ -43,6 +44,7 @@ export function readLimits(device: GPUDevice): DeviceLimits {
     maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
     maxBufferSize: limits.maxBufferSize,
     maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+    minStorageBufferOffsetAlignment: limits.minStorageBufferOffsetAlignment ?? 256,
   };
 }
 

@@ -47,7 +47,7 @@ export class BufferPool {
     return this.device.createBuffer({ size: bytes, usage: this.usage, label: this.label });
   }
 
-  /** Returns a buffer whose last use has completed. */
+  /** Returns a buffer whose last use has been submitted (the queue orders any reuse after that work; destroy() is deferred by the implementation until it completes). */
   release(buf: GPUBuffer): void {
     if (this.pooledBytes + buf.size > this.maxPooledBytes) {
       buf.destroy();

@@ -9,13 +9,13 @@ import {
   type HalfDType, KernelError, type MatmulArgs, type RandomArgs, type Storage, type View, coalesce, isHalfDType, sizeOf,
   storageBytes,
 } from '../types.js';
-import type { GPUStorageRef, KernelHost, UniformSlot } from './kernel_host.js';
+import { type GPUStorageRef, type KernelHost, type UniformSlot, bindingOf } from './kernel_host.js';
 import { matmulSmall, smallMatmulProblem } from './matmul_small_webgpu.js';
 import { UNIFORM_LAYOUTS, setParams } from './uniform_params.js';
 
 const ELEMENTWISE = UNIFORM_LAYOUTS.elementwise;
 /** The shaders' codes of the 16-bit formats (include/half_widen.wgsl). */
-const HALF_KIND: Record<HalfDType, number> = { bfloat16: 1, float16: 2 };
+export const HALF_KIND: Record<HalfDType, number> = { bfloat16: 1, float16: 2 };
 
 /**
  * The strided uniform block of shaders/elementwise.wgsl (STRIDED_UNIFORM): n, rank, then shape[d], the
@@ -230,6 +230,12 @@ export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, a
   const left = host.gpuStorage(a, kernel);
   const right = host.gpuStorage(b, kernel, true);
   const target = host.gpuStorage(out, kernel);
+  return matmulRefs(host, kernel, left, right, target, args, lowRank);
+}
+
+/** matmul on resolved operands (B may be a window of a larger storage: windows_webgpu.ts). */
+export function matmulRefs(host: KernelHost, kernel: string, left: GPUStorageRef, right: GPUStorageRef, target: GPUStorageRef,
+  args: MatmulArgs, lowRank: LowRankStore | null = null): boolean {
   const { batch, m, n } = args;
   if (lowRank && batch !== 1) throw new KernelError(kernel, 'the low-rank epilogue takes one product (batch 1)');
   if (batch * m * n === 0) return true;
@@ -270,7 +276,7 @@ export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, a
       // matmul.wgsl and matmul_subgroups.wgsl share their uniform struct (include/matmul_params.wgsl).
       host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.matmul, {
         m, n, k: args.k, batchOffset: firstBatch, strideA: args.strideA, strideB: args.strideB, ...epilogue.params,
-      }), [outBuffer, left.buffer, right.buffer, ...epilogue.buffers], rowsFirst ? [rowGroups, colGroups, batches] : [colGroups, rowGroups, batches]);
+      }), [outBuffer, left.buffer, bindingOf(right), ...epilogue.buffers], rowsFirst ? [rowGroups, colGroups, batches] : [colGroups, rowGroups, batches]);
     }
   });
   return true;
@@ -298,7 +304,7 @@ function matmulHalfB(host: KernelHost, kernel: string, left: GPUStorageRef, righ
       const batches = Math.min(maxDim, batch - firstBatch);
       host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.matmul_half, {
         m, n, k: args.k, batchOffset: firstBatch, strideA: args.strideA, strideB: args.strideB, ...epilogue.params,
-      }), [outBuffer, left.buffer, right.buffer, ...epilogue.buffers], [colGroups, rowGroups, batches]);
+      }), [outBuffer, left.buffer, bindingOf(right), ...epilogue.buffers], [colGroups, rowGroups, batches]);
     }
   });
 }

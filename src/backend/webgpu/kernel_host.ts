@@ -1,12 +1,21 @@
 // What the kernel launcher modules (core kernels, model kernels, attention, small-M matmul) need from
 // WebGPUBackend, without reaching into its private state: the backend's own storages, the pipeline cache,
 // dispatch recording and the device facts that pick kernel variants.
-import { type DType, KernelError, type Storage } from '../types.js';
+import { type DType, KernelError, type Storage, storageBytes } from '../types.js';
 
 export interface GPUStorageRef {
   readonly dtype: DType;
   readonly size: number;
   readonly buffer: GPUBuffer;
+  /** A window into a larger storage (windows_webgpu.ts windowOf): where it starts in the buffer, in bytes. */
+  readonly byteOffset?: number;
+}
+
+/** What a launch binds for a storage: the whole buffer, or the window a gpuWindow ref covers. */
+export function bindingOf(ref: GPUStorageRef): GPUBuffer | GPUBufferBinding {
+  if (ref.byteOffset === undefined) return ref.buffer;
+  const bytes = storageBytes(ref.dtype, ref.size);
+  return { buffer: ref.buffer, offset: ref.byteOffset, size: Math.max(4, bytes) };
 }
 
 export interface PipelineRef {
@@ -41,6 +50,11 @@ export interface KernelHost {
   readonly subgroupMinSize: number;
   /** The matmul kernel choice (adapter.ts pickMatmulConfig, overridable). */
   readonly matmul: MatmulConfig;
+  /** The most bytes one binding may cover (maxStorageBufferBindingSize, or a smaller test override): larger
+   *  storages (up to maxBufferSize) are bound in windows by the kernels that can (windows_webgpu.ts). */
+  readonly maxBindingBytes: number;
+  /** Byte alignment of a binding's offset (minStorageBufferOffsetAlignment). */
+  readonly bindingAlignment: number;
 
   /** Checks the backend is usable and registers `name` for error attribution; returns it. */
   kernel(name: string): string;
@@ -49,9 +63,14 @@ export interface KernelHost {
    * (bfloat16 / float16) one only with `acceptHalf` (matmul's B, gather's table, cast).
    */
   gpuStorage(x: Storage, kernel: string, acceptHalf?: boolean): GPUStorageRef;
+  /**
+   * Like gpuStorage, but also for a storage larger than one binding may cover (only the windowed kernels ask:
+   * they bind it in windows, windows_webgpu.ts); `oversized` says which it is.
+   */
+  gpuStorageAnySize(x: Storage, kernel: string, acceptHalf?: boolean): GPUStorageRef & { oversized: boolean };
   pipeline(family: string, entry: string, tpl: Record<string, number>, kernel: string): PipelineRef;
-  /** Records a dispatch; `buffers` bind at 1, 2, … after the uniform at 0. */
-  launch(kernel: string, pipeline: PipelineRef, fill: (slot: UniformSlot) => void, buffers: GPUBuffer[], groups: Groups): void;
+  /** Records a dispatch; `buffers` bind at 1, 2, … after the uniform at 0 (whole, or a window: bindingOf). */
+  launch(kernel: string, pipeline: PipelineRef, fill: (slot: UniformSlot) => void, buffers: (GPUBuffer | GPUBufferBinding)[], groups: Groups): void;
   /** Defers `item` into a run that one launch serves (see Dispatcher.coalesce). */
   coalesce<T>(key: readonly unknown[], item: T, emit: (items: T[]) => void): void;
   /** Grid for n work items of `wg` each, spilling into y past the per-dimension limit. */

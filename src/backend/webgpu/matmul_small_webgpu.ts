@@ -4,7 +4,7 @@
 // leave the device idle when the output is small; this path sizes its rows to m and splits k across
 // workgroups, summing the partials with the reduce kernel.
 import { type MatmulArgs, KernelError } from '../backend.js';
-import type { GPUStorageRef, KernelHost } from './kernel_host.js';
+import { type GPUStorageRef, type KernelHost, bindingOf } from './kernel_host.js';
 import { UNIFORM_LAYOUTS, setParams } from './uniform_params.js';
 
 /** Row buckets of the kernel (registers per invocation grow with it). */
@@ -79,7 +79,7 @@ export function matmulSmall(
     host.launch(kernel, pipeline, (slot) => setParams(slot, UNIFORM_LAYOUTS.matmul_small, {
       m: problem.m, n: problem.n, k, batchOffset: firstBatch, strideA: problem.strideA, strideB: problem.strideB,
       kSplit, rowStride, colStride, batchStride: args.m * args.n, splitStride: total,
-    }), [destination, first.buffer, second.buffer], [colBlocks, splits, batches]);
+    }), [destination, bindingOf(first), bindingOf(second)], [colBlocks, splits, batches]);
   }
   if (partials) {
     // Sum the split-k partials: a reduce over `splits` rows of `total` columns.

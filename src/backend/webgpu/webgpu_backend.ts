@@ -3,8 +3,9 @@
 // the kernel launchers in core_kernels_webgpu.ts, model_kernels_webgpu.ts and attention_webgpu.ts. This
 // class owns the device and the storages, and hands the launchers a KernelHost.
 //
-// Uploads go into buffers that no pending work can reference (freed buffers come back only after their
-// last submit completes), so queue.writeBuffer never overtakes encoded work.
+// Uploads go into buffers that no unsubmitted work can reference (freed buffers come back when the batch that last
+// used them is submitted, and the queue orders a later writeBuffer after it), so queue.writeBuffer never overtakes
+// encoded work.
 import type { Backend, BinaryOp, ReduceOp, UnaryOp } from '../backend.js';
 import { type ModelKernels, validatedKernels } from '../model_kernels.js';
 import { packHalf, unpackHalf } from '../half.js';
@@ -20,6 +21,7 @@ import * as core from './core_kernels_webgpu.js';
 import { Dispatcher } from './dispatch.js';
 import type { KernelHost, KernelVariants, MatmulConfig } from './kernel_host.js';
 import { webgpuModelKernels } from './model_kernels_webgpu.js';
+import * as windowed from './windows_webgpu.js';
 
 export { type AdapterInfoLike, isSoftwareAdapter } from './adapter.js';
 export type { MatmulConfig } from './kernel_host.js';
@@ -45,6 +47,9 @@ export interface WebGPUBackendOptions {
   matmul?: Partial<MatmulConfig>;
   /** Overrides the choice between kernel variants of the model kernels (tests, tuning). */
   variants?: KernelVariants;
+  /** Caps the bytes one binding may cover below the device's maxStorageBufferBindingSize (tests: exercises the
+   *  windowed kernels that bind larger storages piecewise at small sizes). */
+  maxBindingBytes?: number;
   /** Upper bound of bytes kept in the free pool (default 512 MiB). */
   maxPooledBytes?: number;
   /** Informational: how the adapter was obtained (Dawn flags, 'navigator.gpu'). */
@@ -112,7 +117,13 @@ export class WebGPUBackend implements Backend {
     this.subgroupMaxSize = facts.subgroupMaxSize;
     this.variants = { ...opts.variants };
     this.source = opts.source;
-    this.limits = readLimits(device);
+    const deviceLimits = readLimits(device);
+    const bindingCap = opts.maxBindingBytes;
+    if (bindingCap !== undefined && !(Number.isInteger(bindingCap) && bindingCap >= 256 && bindingCap % 4 === 0)) {
+      throw new KernelError('createWebGPUBackend', `maxBindingBytes must be a multiple of 4 of at least 256, got ${bindingCap}`);
+    }
+    this.limits = bindingCap === undefined ? deviceLimits
+      : { ...deviceLimits, maxStorageBufferBindingSize: Math.min(deviceLimits.maxStorageBufferBindingSize, bindingCap) };
     const maxWg = Math.min(256, this.limits.maxComputeInvocationsPerWorkgroup, this.limits.maxComputeWorkgroupSizeX);
     this.wg = 2 ** Math.floor(Math.log2(maxWg));
     this.matmulConfig = { ...pickMatmulConfig(this.limits, isSoftwareAdapter(this.info), this.subgroupMinSize), ...opts.matmul };
@@ -182,11 +193,21 @@ export class WebGPUBackend implements Backend {
     return this.dev;
   }
 
-  private own(x: Storage, kernel: string, acceptHalf = false): WebGPUStorage {
+  /** The storage as this backend's own, live one; one larger than a binding only with `anySize` (windowed kernels). */
+  private own(x: Storage, kernel: string, acceptHalf = false, anySize = false): WebGPUStorage {
     if (!(x instanceof WebGPUStorage)) throw new KernelError(kernel, 'storage belongs to another backend');
     if (x.freed) throw new KernelError(kernel, 'storage was freed');
     if (!acceptHalf && isHalfDType(x.dtype)) throw new KernelError(kernel, halfStorageMessage(x.dtype));
+    if (!anySize && this.oversized(x)) {
+      throw new KernelError(kernel, `a ${x.dtype} storage of ${x.size} elements (${storageBytes(x.dtype, x.size)} bytes) exceeds the device's `
+        + `maxStorageBufferBindingSize (${this.limits.maxStorageBufferBindingSize} bytes), and ${kernel} binds its operands whole; only `
+        + `matmul's B operand, gather's table, fill, random, cast and read take storages that large (in windows)`);
+    }
     return x;
+  }
+
+  private oversized(x: WebGPUStorage): boolean {
+    return storageBytes(x.dtype, x.size) > this.limits.maxStorageBufferBindingSize;
   }
 
   // ---------------------------------------------------------------- storage
@@ -195,7 +216,7 @@ export class WebGPUBackend implements Backend {
    *  dispatch recorded before any later use (core.zeroFill says why not queue.writeBuffer). */
   alloc(dtype: DType, size: number): Storage {
     const storage = this.allocUninitialized(dtype, size) as WebGPUStorage;
-    if (size > 0) core.zeroFill(this.host, storage);
+    if (size > 0) windowed.zeroFill(this.host, storage);
     return storage;
   }
 
@@ -204,12 +225,14 @@ export class WebGPUBackend implements Backend {
     this.dispatcher.check('alloc');
     if (!Number.isInteger(size) || size < 0) throw new KernelError('alloc', `invalid size ${size}`);
     const bytes = storageBytes(dtype, size);
-    const cap = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+    // Past one binding, storages are bound in windows by the kernels that can (windows_webgpu.ts), so the cap is
+    // the buffer size; such a buffer gets its exact size (the pool's size classes would round 544 MiB up to 640).
+    const binding = this.limits.maxStorageBufferBindingSize;
+    const cap = this.limits.maxBufferSize;
     if (bytes > cap) {
-      throw new KernelError('alloc', `storage of ${size} ${dtype} elements (${bytes} bytes) exceeds the adapter's `
-        + `maxStorageBufferBindingSize/maxBufferSize (${cap} bytes)`);
+      throw new KernelError('alloc', `storage of ${size} ${dtype} elements (${bytes} bytes) exceeds the adapter's maxBufferSize (${cap} bytes)`);
     }
-    const buffer = this.storagePool.acquire(sizeClass(bytes, cap));
+    const buffer = this.storagePool.acquire(sizeClass(bytes, bytes > binding ? bytes : binding));
     this.live += bytes;
     this.liveCount++;
     if (this.live > this.peak) this.peak = this.live;
@@ -242,7 +265,7 @@ export class WebGPUBackend implements Backend {
   }
 
   free(x: Storage): void {
-    const storage = this.own(x, 'free', true);
+    const storage = this.own(x, 'free', true, true);
     storage.freed = true;
     this.live -= storageBytes(storage.dtype, storage.size);
     this.liveCount--;
@@ -254,7 +277,7 @@ export class WebGPUBackend implements Backend {
   async read(x: Storage): Promise<Float32Array | Int32Array> {
     await this.dispatcher.settleIfFailed();
     const dev = this.dispatcher.check('read');
-    const storage = this.own(x, 'read', true);
+    const storage = this.own(x, 'read', true, true);
     const bytes = storageBytes(storage.dtype, storage.size);
     if (bytes === 0) return storage.dtype === 'int32' ? new Int32Array(0) : new Float32Array(0);
     this.dispatcher.flush();
@@ -306,10 +329,10 @@ export class WebGPUBackend implements Backend {
 
   // ---------------------------------------------------------------- core kernels (core_kernels_webgpu.ts)
 
-  fill(out: Storage, value: number): void { core.fill(this.host, out, value); }
+  fill(out: Storage, value: number): void { windowed.fill(this.host, out, value); }
   arange(out: Storage, start: number, step: number): void { core.arange(this.host, out, start, step); }
-  random(out: Storage, args: RandomArgs): void { core.random(this.host, out, args); }
-  cast(x: Storage, out: Storage): void { core.cast(this.host, x, out); }
+  random(out: Storage, args: RandomArgs): void { windowed.random(this.host, out, args); }
+  cast(x: Storage, out: Storage): void { windowed.cast(this.host, x, out); }
   unary(op: UnaryOp, x: Storage, xView: View, out: Storage, shape: readonly number[], scalar: number): void {
     core.unary(this.host, op, x, xView, out, shape, scalar);
   }
@@ -325,9 +348,9 @@ export class WebGPUBackend implements Backend {
   reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
     core.reduce(this.host, op, x, out, outer, len, inner);
   }
-  matmul(a: Storage, b: Storage, out: Storage, args: MatmulArgs): void { core.matmul(this.host, a, b, out, args); }
+  matmul(a: Storage, b: Storage, out: Storage, args: MatmulArgs): void { windowed.matmul(this.host, a, b, out, args); }
   softmax(x: Storage, out: Storage, rows: number, cols: number, log: boolean): void { core.softmax(this.host, x, out, rows, cols, log); }
-  gather(table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void { core.gather(this.host, table, ids, out, nIds, rowLen); }
+  gather(table: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void { windowed.gather(this.host, table, ids, out, nIds, rowLen); }
   scatterAdd(src: Storage, ids: Storage, out: Storage, nIds: number, rowLen: number): void {
     core.scatterAdd(this.host, src, ids, out, nIds, rowLen);
   }
@@ -347,7 +370,13 @@ export class WebGPUBackend implements Backend {
       matmul: this.matmulConfig,
       variants: this.variants,
       kernel: (name) => dispatcher.kernel(name),
+      maxBindingBytes: this.limits.maxStorageBufferBindingSize,
+      bindingAlignment: this.limits.minStorageBufferOffsetAlignment,
       gpuStorage: (x, kernel, acceptHalf) => this.own(x, kernel, acceptHalf),
+      gpuStorageAnySize: (x, kernel, acceptHalf) => {
+        const storage = this.own(x, kernel, acceptHalf, true);
+        return { dtype: storage.dtype, size: storage.size, buffer: storage.buffer, oversized: this.oversized(storage) };
+      },
       pipeline: (family, entry, tpl, kernel) => dispatcher.pipeline(family, entry, tpl, kernel),
       launch: (kernel, pipeline, fill, buffers, groups) => dispatcher.launch(kernel, pipeline, fill, buffers, groups),
       coalesce: (key, item, emit) => dispatcher.coalesce(key, item, emit),
