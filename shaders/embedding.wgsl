@@ -1,7 +1,7 @@
 // Embedding kernels. gather: out[r, c] = table[ids[r], c], one invocation per output element
 // (out-of-range ids write NaN; a table window, windowed = 1, holds rows [base, base + rows) and leaves the output
-// rows of other ids alone, so the windows of a table larger than one binding fill the output between them); gather_half: the same from a 16-bit table (__KIND__ 1 bfloat16, 2 float16),
-// widened; widen_half: a 16-bit storage cast to f32. scatter_add: out[ids[r], c] += src[r, c], one invocation per column c
+// rows of other ids alone, so the windows of a table larger than one binding fill the output between them);
+// gather_half: the same from a 16-bit table (__KIND__ 1 bfloat16, 2 float16), widened; widen_half: a 16-bit storage cast to f32. scatter_add: out[ids[r], c] += src[r, c], one invocation per column c
 // looping over r in order, so duplicate ids accumulate deterministically without float atomics
 // (out-of-range ids are skipped).
 
@@ -29,7 +29,8 @@ const KIND: u32 = __KIND__u;
 fn halfAt(i: u32) -> f32 { return widenHalf(KIND, halfBits(srcH[i >> 1u], i)); }
 
 /** Source element of output element i of a gather (the row its id names, same column), or -1 for an id out of range
- *  (the output is NaN then), -2 for one outside a window (another window writes it). Shared by the float32 and the 16-bit table. */
+ *  (the output is NaN then), -2 for one outside a window (another window writes it). Shared by the float32 and the
+ *  16-bit table. */
 fn gatheredIndex(i: u32) -> i32 {
   let id = ids[i / P.rowLen] - i32(P.base);
   if (id < 0 || u32(id) >= P.rows) { return select(-1, -2, P.windowed == 1u); }

@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor/index.js';
 import type { TransformerLM } from '../nn/transformer.js';
 import type { AdamW } from '../optim/adamw.js';
 import { type LossAggregation, tokenWeights } from './aggregation.js';
-import { type PackedBatch, type TrainSequence, pack, packSharedPrompts, responseLogprobs, scatterRows, sharedPromptTokenLogprobs, tokenLogprobs } from './sequences.js';
+import { type TrainSequence, logprobBatch, responseLogprobs, scatterRows } from './sequences.js';
 
 export interface UpdateOptions {
   epochs: number;
@@ -96,10 +96,8 @@ export async function recordOldLogprobs(model: TransformerLM, sequences: readonl
 
 /** Loss and detached statistics of one micro-batch; the loss carries the tape. */
 function microBatchLoss(model: TransformerLM, sequences: readonly TrainSequence[], options: UpdateOptions, firstStep: boolean): { loss: Tensor; stats: Tensor } {
-  // Responses that share a prompt (a group's) run its positions once, unless activation checkpointing is on (the
-  // shared forward keeps every block's tape) or lm_head carries an adapter.
-  const shared = model.checkpointActivations || !model.headWeight() ? null : packSharedPrompts(sequences, options.padId);
-  const packed: Pick<PackedBatch, 'rows' | 'row'> = shared ?? pack(sequences, options.padId);
+  // A shared prompt runs once, unless activation checkpointing is on (the shared forward keeps every block's tape).
+  const packed = logprobBatch(model, sequences, options.padId, !model.checkpointActivations);
   const rows = packed.rows;
   const recorded = sequences.filter((sequence) => sequence.oldLogp !== null).length;
   if (recorded < sequences.length && !(firstStep && recorded === 0)) {
@@ -116,7 +114,7 @@ function microBatchLoss(model: TransformerLM, sequences: readonly TrainSequence[
     const advantage = T.tensor(host.advantage, [rows]);
     const weight = T.tensor(host.weight, [rows]);
     const mask = T.tensor(host.mask, [rows]);
-    const { logp, entropy } = shared ? sharedPromptTokenLogprobs(model, shared, sequences.length) : tokenLogprobs(model, packed as PackedBatch);
+    const { logp, entropy } = packed.logprobs();
     // Not recorded: the policy has not stepped yet, so the old log-probs are these, detached.
     const oldLogp = host.oldLogp ? T.tensor(host.oldLogp, [rows]) : T.noGrad(() => T.mulScalar(logp, 1));
     const clipped = T.clippedTokenLoss(logp, oldLogp, advantage, weight, { epsLow: options.epsLow, epsHigh: options.epsHigh, dualClip: options.dualClip });

@@ -135,7 +135,7 @@ export function packSharedPrompts(sequences: readonly Pick<TrainSequence, 'promp
 }
 
 /** Host values per response token, in row order. */
-export function scatterRows(packed: Pick<PackedBatch, 'rows' | 'row'>, sequences: readonly { responseIds: readonly number[] }[], value: (b: number, j: number) => number): Float32Array {
+export function scatterRows(packed: Pick<LogprobBatch, 'rows' | 'row'>, sequences: readonly { responseIds: readonly number[] }[], value: (b: number, j: number) => number): Float32Array {
   const out = new Float32Array(packed.rows);
   sequences.forEach((sequence, b) => { for (let j = 0; j < sequence.responseIds.length; j++) out[packed.row(b, j)] = value(b, j); });
   return out;
@@ -175,10 +175,27 @@ export function sharedPromptTokenLogprobs(model: TransformerLM, s: SharedPromptB
   }
 }
 
+/** A micro-batch's response-token rows and the pass that gives their log-probs and entropies, in row order. */
+export interface LogprobBatch {
+  rows: number;
+  row(b: number, j: number): number;
+  logprobs(): { logp: Tensor; entropy: Tensor };
+}
+
 /**
- * Log-probs of every response token, without a tape, in micro-batches of `microBatch` sequences. Responses of a
- * micro-batch that share a prompt (a group's) run its positions once (sharedPromptTokenLogprobs) unless lm_head
- * carries an adapter.
+ * The layout for `sequences`: responses that share a prompt (a group's) run its positions once (packSharedPrompts)
+ * when `share` and lm_head carries no adapter; otherwise each sequence is packed whole (pack).
+ */
+export function logprobBatch(model: TransformerLM, sequences: readonly Pick<TrainSequence, 'promptIds' | 'responseIds'>[], padId: number, share = true): LogprobBatch {
+  const shared = share && model.headWeight() ? packSharedPrompts(sequences, padId) : null;
+  if (shared) return { rows: shared.rows, row: shared.row, logprobs: () => sharedPromptTokenLogprobs(model, shared, sequences.length) };
+  const packed = pack(sequences, padId);
+  return { rows: packed.rows, row: packed.row, logprobs: () => tokenLogprobs(model, packed) };
+}
+
+/**
+ * Log-probs of every response token, without a tape, in micro-batches of `microBatch` sequences (logprobBatch: a
+ * shared prompt runs once).
  */
 export async function responseLogprobs(
   model: TransformerLM, sequences: readonly Pick<TrainSequence, 'promptIds' | 'responseIds'>[], padId: number, microBatch: number,
@@ -186,9 +203,8 @@ export async function responseLogprobs(
   const out: number[][] = [];
   for (let start = 0; start < sequences.length; start += microBatch) {
     const micro = sequences.slice(start, start + microBatch);
-    const shared = model.headWeight() ? packSharedPrompts(micro, padId) : null;
-    const packed: Pick<PackedBatch, 'row'> = shared ?? pack(micro, padId);
-    const { logp, entropy } = T.noGrad(() => (shared ? sharedPromptTokenLogprobs(model, shared, micro.length) : tokenLogprobs(model, packed as PackedBatch)));
+    const packed = logprobBatch(model, micro, padId);
+    const { logp, entropy } = T.noGrad(() => packed.logprobs());
     entropy.dispose();
     const host = await logp.read();
     logp.dispose();

@@ -6,7 +6,7 @@ import { BINARY_CODE, type BinaryOp, type ReduceOp, UNARY_CODE, type UnaryOp } f
 import { STRIDED_UNIFORM, stridedUniformStride } from '../kernel_layouts.js';
 import { mix32 } from '../rng.js';
 import {
-  type HalfDType, KernelError, type MatmulArgs, type RandomArgs, type Storage, type View, coalesce, isHalfDType, sizeOf,
+  type DType, type HalfDType, KernelError, type MatmulArgs, type RandomArgs, type Storage, type View, coalesce, isHalfDType, sizeOf,
   storageBytes,
 } from '../types.js';
 import { type GPUStorageRef, type KernelHost, type UniformSlot, bindingOf } from './kernel_host.js';
@@ -57,10 +57,15 @@ export function aliasGuard(host: KernelHost, kernel: string, out: GPUStorageRef,
   host.free(temp);
 }
 
+/** The 32-bit word fill writes for `value` in a storage of `dtype` (int32 truncated, else float32 bits). */
+export function fillBits(dtype: DType, value: number): number {
+  return dtype === 'int32' ? (Math.trunc(value) | 0) >>> 0 : new Uint32Array(new Float32Array([value]).buffer)[0];
+}
+
 export function fill(host: KernelHost, out: Storage, value: number): void {
   const kernel = host.kernel('fill');
   const target = host.gpuStorage(out, kernel);
-  const bits = target.dtype === 'int32' ? (Math.trunc(value) | 0) >>> 0 : new Uint32Array(new Float32Array([value]).buffer)[0];
+  const bits = fillBits(target.dtype, value);
   const pipeline = host.pipeline('elementwise', 'fill', { WG: host.wg, OP: 0 }, kernel);
   host.launch(kernel, pipeline, (slot) => setParams(slot, ELEMENTWISE, { n: target.size, flag: bits }), [target.buffer], host.groups1d(target.size, kernel));
 }

@@ -11,7 +11,7 @@ export interface GPUStorageRef {
   readonly byteOffset?: number;
 }
 
-/** What a launch binds for a storage: the whole buffer, or the window a gpuWindow ref covers. */
+/** What a launch binds for a storage: the whole buffer, or the window a windowOf ref covers. */
 export function bindingOf(ref: GPUStorageRef): GPUBuffer | GPUBufferBinding {
   if (ref.byteOffset === undefined) return ref.buffer;
   const bytes = storageBytes(ref.dtype, ref.size);

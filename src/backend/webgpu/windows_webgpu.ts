@@ -7,18 +7,17 @@
 // (WebGPUBackend.own): a trainable weight that large would need its gradient and optimizer kernels windowed too.
 // The exported fill / zeroFill / random / cast / gather / matmul are those of core_kernels_webgpu.ts for storages
 // of any size: WebGPUBackend calls them.
-import { KernelError, type MatmulArgs, type RandomArgs, type Storage, isHalfDType, storageBytes } from '../types.js';
-import { type GPUStorageRef, type KernelHost, bindingOf } from './kernel_host.js';
-import * as core from './core_kernels_webgpu.js';
 import { mix32 } from '../rng.js';
-
-const { binary, copy, matmulRefs, HALF_KIND } = core;
+import { KernelError, type MatmulArgs, type RandomArgs, type Storage, isHalfDType, storageBytes } from '../types.js';
+import * as core from './core_kernels_webgpu.js';
+import { HALF_KIND, binary, copy, fillBits, matmulRefs } from './core_kernels_webgpu.js';
+import { type GPUStorageRef, type KernelHost, bindingOf } from './kernel_host.js';
+import { UNIFORM_LAYOUTS, setParams } from './uniform_params.js';
 
 export function fill(host: KernelHost, out: Storage, value: number): void {
   const target = host.gpuStorageAnySize(out, 'fill');
   if (!target.oversized) return core.fill(host, out, value);
-  const bits = target.dtype === 'int32' ? (Math.trunc(value) | 0) >>> 0 : new Uint32Array(new Float32Array([value]).buffer)[0];
-  fillWordsWindowed(host, host.kernel('fill'), target, target.size, bits);
+  fillWordsWindowed(host, host.kernel('fill'), target, target.size, fillBits(target.dtype, value));
 }
 
 export function zeroFill(host: KernelHost, out: Storage): void {
@@ -66,10 +65,9 @@ export function matmul(host: KernelHost, a: Storage, b: Storage, out: Storage, a
   if (right.dtype === 'int32') throw new KernelError(kernel, 'expects a float32 or 16-bit B, got int32');
   matmulWindowedB(host, kernel, a, right, out, args);
 }
-import { UNIFORM_LAYOUTS, setParams } from './uniform_params.js';
 
 /** Units [first, first + count) of a storage one binding covers. */
-export interface Window {
+interface Window {
   first: number;
   count: number;
 }
@@ -84,7 +82,7 @@ function gcd(a: number, b: number): number {
  * `unitBytes[i]` bytes starts at an offset aligned to the device's minStorageBufferOffsetAlignment and covers at most
  * maxBindingBytes. Windows are as large as those allow; a single unit too large for a binding is an error.
  */
-export function planWindows(host: KernelHost, kernel: string, units: number, unitBytes: readonly number[], what: string): Window[] {
+function planWindows(host: KernelHost, kernel: string, units: number, unitBytes: readonly number[], what: string): Window[] {
   const align = host.bindingAlignment;
   let multiple = 1;
   let most = Infinity;
@@ -104,7 +102,7 @@ export function planWindows(host: KernelHost, kernel: string, units: number, uni
 }
 
 /** Elements [first, first + count) of `ref` as a window (16-bit storages: `first` even, two elements a word). */
-export function windowOf(ref: GPUStorageRef, first: number, count: number): GPUStorageRef {
+function windowOf(ref: GPUStorageRef, first: number, count: number): GPUStorageRef {
   const half = isHalfDType(ref.dtype);
   if (half && first % 2 !== 0) throw new KernelError('window', `a 16-bit window must start at an even element, got ${first}`);
   if (first < 0 || count < 0 || first + count > ref.size) throw new KernelError('window', `elements [${first}, ${first + count}) outside a storage of ${ref.size}`);
@@ -114,7 +112,7 @@ export function windowOf(ref: GPUStorageRef, first: number, count: number): GPUS
 const ELEMENTWISE = UNIFORM_LAYOUTS.elementwise;
 
 /** The fill kernel over `words` 32-bit words of `target` with `bits` (zeroFill: any dtype; fill: by element). */
-export function fillWordsWindowed(host: KernelHost, kernel: string, target: GPUStorageRef, words: number, bits: number): void {
+function fillWordsWindowed(host: KernelHost, kernel: string, target: GPUStorageRef, words: number, bits: number): void {
   const pipeline = host.pipeline('elementwise', 'fill', { WG: host.wg, OP: 0 }, kernel);
   const wordRef: GPUStorageRef = { dtype: 'float32', size: words, buffer: target.buffer, byteOffset: target.byteOffset };
   for (const w of planWindows(host, kernel, words, [4], 'word')) {
@@ -124,7 +122,7 @@ export function fillWordsWindowed(host: KernelHost, kernel: string, target: GPUS
 }
 
 /** random() into a float32 storage larger than one binding: each window numbers its elements from its offset. */
-export function randomWindowed(host: KernelHost, kernel: string, target: GPUStorageRef, args: RandomArgs, key: number): void {
+function randomWindowed(host: KernelHost, kernel: string, target: GPUStorageRef, args: RandomArgs, key: number): void {
   const pipeline = host.pipeline('random', 'random', { WG: host.wg }, kernel);
   for (const w of planWindows(host, kernel, target.size, [4], 'element')) {
     host.launch(kernel, pipeline, (slot) => {
@@ -137,7 +135,7 @@ export function randomWindowed(host: KernelHost, kernel: string, target: GPUStor
  * cast() where either side is larger than one binding: the same element windows of both (a 16-bit source widens
  * with widen_half, other casts run cast_dtype with `mode`).
  */
-export function castWindowed(host: KernelHost, kernel: string, source: GPUStorageRef, target: GPUStorageRef, mode: number, halfKind: number): void {
+function castWindowed(host: KernelHost, kernel: string, source: GPUStorageRef, target: GPUStorageRef, mode: number, halfKind: number): void {
   const half = isHalfDType(source.dtype);
   if (source.buffer === target.buffer) throw new KernelError(kernel, 'out must not alias x when a storage exceeds one binding');
   const pipeline = half
@@ -155,7 +153,7 @@ export function castWindowed(host: KernelHost, kernel: string, source: GPUStorag
  * gather() from a table larger than one binding: the output starts as NaN (what an out-of-range id gives), then
  * each window of table rows writes the output rows whose ids fall in it.
  */
-export function gatherWindowed(host: KernelHost, kernel: string, table: GPUStorageRef, ids: GPUStorageRef, target: GPUStorageRef,
+function gatherWindowed(host: KernelHost, kernel: string, table: GPUStorageRef, ids: GPUStorageRef, target: GPUStorageRef,
   nIds: number, rowLen: number, halfKind: number): void {
   const total = nIds * rowLen;
   fillWordsWindowed(host, kernel, target, total, 0x7fc00000);
@@ -179,7 +177,7 @@ export function gatherWindowed(host: KernelHost, kernel: string, table: GPUStora
  *     are copied contiguous and the slices' products summed into out.
  * The extra copies move m·n or m·k floats against the product's m·n·k multiply-adds.
  */
-export function matmulWindowedB(host: KernelHost, kernel: string, a: Storage, b: GPUStorageRef, out: Storage, args: MatmulArgs): void {
+function matmulWindowedB(host: KernelHost, kernel: string, a: Storage, b: GPUStorageRef, out: Storage, args: MatmulArgs): void {
   const { n, k, transA, transB } = args;
   let m = args.m;
   if (args.batch > 1) {
